@@ -1,0 +1,77 @@
+"""The ``geocnn`` command line: wiring only.
+
+Each command declares its options and calls one library function. User errors
+(:class:`geocnn.errors.GeocnnError`) are caught here, once, and printed as one line on stderr
+with exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import typer
+
+from geocnn import __version__
+from geocnn.cli import console
+from geocnn.errors import GeocnnError
+
+app = typer.Typer(
+    name="geocnn",
+    help="Train and apply convolutional neural networks on gridded earth data "
+    "(SEG-Y volumes, sections, traces; NumPy grids), declared in YAML.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out.print(f"geocnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                 callback=_version, is_eager=True),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
+) -> None:
+    console.setup_logging(verbose)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn a :class:`GeocnnError` into one stderr line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GeocnnError as exc:
+            console.print_error(exc.message)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+# Command modules, one per concept; each exposes COMMANDS = [(name, function), ...].
+COMMAND_MODULES = ("model",)
+
+
+def _register() -> None:
+    import importlib
+
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"geocnn.cli.{module_name}")
+        for name, fn in module.COMMANDS:
+            app.command(name)(user_errors(fn))
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,119 @@
+"""Terminal output for the command line: rich consoles, log handler, progress bars, errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from geocnn.progress import Reporter, Task
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+def is_main_rank() -> bool:
+    """Under torchrun only rank 0 talks to the terminal."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Route the library's log records to stderr through rich (rank 0 only)."""
+    root = logging.getLogger("geocnn")
+    root.handlers[:] = [h for h in root.handlers if isinstance(h, logging.NullHandler)]
+    if is_main_rank():
+        handler = RichHandler(console=err, show_path=False, show_time=False, markup=False,
+                              rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, no markup interpretation, no wrapping."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+class _RichTask:
+    def __init__(self, progress: Progress, task_id: int) -> None:
+        self._progress = progress
+        self._id = task_id
+
+    def advance(self, n: float = 1, **fields: object) -> None:
+        self._progress.update(self._id, advance=n, **fields)
+
+    def close(self) -> None:
+        self._progress.update(self._id, visible=True)
+        self._progress.stop_task(self._id)
+
+
+class RichReporter:
+    """Progress bars with rate and ETA on stderr; one live display shared by all tasks."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=err,
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._started = False
+
+    def task(self, description: str, total: float | None, unit: str = "it") -> Task:
+        if not self._started:
+            self._progress.start()
+            self._started = True
+        task_id = self._progress.add_task(description, total=total, rate="", info="", unit=unit)
+        return _RateTask(self._progress, task_id, unit)
+
+    def stop(self) -> None:
+        if self._started:
+            self._progress.stop()
+            self._started = False
+
+
+class _RateTask(_RichTask):
+    """Shows ``n unit/s`` from rich's own speed estimate."""
+
+    def __init__(self, progress: Progress, task_id: int, unit: str) -> None:
+        super().__init__(progress, task_id)
+        self._unit = unit
+
+    def advance(self, n: float = 1, **fields: object) -> None:
+        task = self._progress.tasks[self._id] if self._id < len(self._progress.tasks) else None
+        speed = task.speed if task is not None else None
+        rate = f"{speed:,.1f} {self._unit}/s" if speed else ""
+        info = str(fields.pop("info", "")) if "info" in fields else None
+        upd: dict = {"advance": n, "rate": rate}
+        if info is not None:
+            upd["info"] = info
+        self._progress.update(self._id, **upd)
+
+
+def reporter() -> Reporter:
+    """The progress reporter for this process: rich bars on rank 0 when stderr is a terminal-ish."""
+    from geocnn.progress import SILENT
+
+    return RichReporter() if is_main_rank() else SILENT
