@@ -44,10 +44,12 @@ class ShapeError(ConfigError):
     """Shapes do not fit; carries the layer records computed before the failure."""
 
     def __init__(self, problem: str, *, where: str | None = None, fix: str | None = None,
-                 records: list | None = None, failed_index: int | None = None) -> None:
+                 records: list | None = None, failed_index: int | None = None,
+                 failed_layer: tuple[str, str] | None = None) -> None:
         super().__init__(problem, where=where, fix=fix)
         self.records = records or []
         self.failed_index = failed_index
+        self.failed_layer = failed_layer  # (name, kind)
 
 
 class DataError(GeocnnError):

@@ -231,7 +231,10 @@ class PerAxis(Type):
                 raise ctx.error(f"{ctx.label().split('.')[-1]} has {len(value)} values but the model has "
                                 f"{dims} spatial axes", f"give one value or {dims}")
             return tuple(self.item.check(v, ctx.at(i)) for i, v in enumerate(value))
-        return (self.item.check(value, ctx),) * dims
+        try:
+            return (self.item.check(value, ctx),) * dims
+        except ConfigError:
+            raise self.fail(value, ctx) from None
 
     def json(self) -> dict:
         return {"oneOf": [self.item.json(), {"type": "array", "items": self.item.json(), "minItems": 1,
@@ -340,7 +343,8 @@ class Record(Type):
             elif f.required:
                 raise ctx.error(f"missing required key '{f.name}'", f.help or None)
             else:
-                out[f.name] = f.default
+                # Defaults go through the type too, so per-axis defaults become tuples.
+                out[f.name] = f.default if f.default is None else f.type.check(f.default, sub)
         if self.validate is not None:
             self.validate(out, ctx)
         return out

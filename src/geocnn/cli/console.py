@@ -20,8 +20,9 @@ from rich.progress import (
 
 from geocnn.progress import Reporter, Task
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+# Wide tables stay readable when piped to a file or a pager (a terminal keeps its own width).
+out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
 def is_main_rank() -> bool:

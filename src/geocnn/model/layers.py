@@ -1,0 +1,562 @@
+"""The closed registry of layer kinds.
+
+Each :class:`Kind` says, for one YAML layer kind, which arguments it takes (a
+:class:`geocnn.schema.Record`), what it does to shapes, parameters, multiply-adds and receptive
+field (``infer`` — pure arithmetic, the lecture's formulas), and which torch module implements it
+(``build``). The summary and the builder both read ``infer``, so they cannot disagree.
+
+Output size of a window operation (conv, pool) along one axis, from the lecture:
+N_y = floor((N_x + 2·pad − N_h) / stride + 1), with N_h = dilation·(kernel − 1) + 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from geocnn.errors import ShapeError
+from geocnn.model import modules as M
+from geocnn.model import tensor as T
+from geocnn.model.tensor import Tensor, fmt_shape
+from geocnn.schema import REQUIRED, Bool, Choice, Field, Float, Int, ListOf, OneOf, PerAxis, Record, Str
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "softmax")
+
+
+@dataclass
+class LayerCtx:
+    """The layer being inferred: for error messages and axis names."""
+
+    index: int
+    name: str
+    kind: str
+    where: str
+    axes: tuple[str, ...]
+
+    def fail(self, problem: str, fix: str | None = None) -> ShapeError:
+        return ShapeError(f"layer {self.index} '{self.name}' {self.kind}: {problem}", where=self.where,
+                          fix=fix, failed_index=self.index, failed_layer=(self.name, self.kind))
+
+
+@dataclass
+class Outcome:
+    """What one layer does: output tensor, parameters (with formula), multiply-adds, notes."""
+
+    out: Tensor
+    params: int = 0
+    macs: int = 0
+    formula: str = ""
+    note: str = ""
+    warnings: list[str] = field(default_factory=list)  # samples dropped by a stride
+
+    @property
+    def dropped(self) -> bool:
+        return bool(self.warnings)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One layer kind of the YAML grammar."""
+
+    name: str
+    help: str
+    args: Record
+    infer: Callable[[dict, list[Tensor], LayerCtx], Outcome]
+    build: Callable[[dict, list[Tensor], int], nn.Module]
+    merge: bool = False  # reads the previous output plus the outputs named in `with`
+
+
+# ----------------------------------------------------------------------------- shared arithmetic
+
+def _prod(xs) -> int:
+    return math.prod(int(x) for x in xs)
+
+
+def _spatial_input(x: Tensor, ctx: LayerCtx) -> None:
+    if x.flat:
+        raise ctx.fail(f"needs a (channels × {' × '.join(ctx.axes)}) input but gets the flat vector "
+                       f"({x.channels},)", "move this layer before flatten/global_pool/dense")
+
+
+def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: str = "kernel"
+            ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], list[str]]:
+    """Output sizes, (before, after) padding and dropped-sample warnings of a window operation."""
+    sizes, pads, warns = [], [], []
+    for axis, n, k, s, d in zip(ctx.axes, x.spatial, kernel, stride, dilation):
+        k_eff = d * (k - 1) + 1
+        if padding == "same":
+            before, after = M.same_pads(n, k_eff, s)
+        else:
+            before = after = padding[len(sizes)]
+        span = n + before + after - k_eff
+        if span < 0:
+            padded = f" + padding {before + after}" if before + after else ""
+            dil = f" (kernel {k} dilated {d})" if d > 1 else ""
+            raise ctx.fail(f"{axis} {n}{padded} < {what} {k_eff}{dil}",
+                           "use padding: same, a smaller kernel, or a larger input")
+        out = span // s + 1
+        if span % s:
+            warns.append(f"stride {s} drops the last {span % s} sample(s) along {axis} ({n} → {out}): "
+                         "those samples are never seen")
+        sizes.append(out)
+        pads.append((before, after))
+    return tuple(sizes), tuple(pads), warns
+
+
+def _after_window(x: Tensor, channels: int, sizes, kernel, stride, dilation, pads) -> Tensor:
+    """The output of a window operation: sizes, jump × stride, exact receptive extents."""
+    lo, hi = T.window(x, sizes, kernel, stride, dilation, [b for b, _ in pads])
+    return Tensor(channels, tuple(sizes), tuple(j * s for j, s in zip(x.jump, stride)), lo, hi)
+
+
+def _check_groups(ctx: LayerCtx, cin: int, cout: int, groups: int) -> None:
+    if cin % groups or cout % groups:
+        raise ctx.fail(f"groups {groups} must divide both input channels {cin} and output channels {cout}",
+                       "choose groups that divides both")
+
+
+def _pad_note(padding, pads) -> str:
+    if padding != "same":
+        return ""
+    asym = [f"{b}|{a}" for b, a in pads if b != a]
+    return "same padding" + (f" (asymmetric {', '.join(asym)})" if asym else "")
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+# ----------------------------------------------------------------------------- argument types
+
+_POS = Int(min=1)
+_PADDING = OneOf(Choice("same", "valid"), PerAxis(Int(min=0)))
+
+
+def _norm_padding(a: dict, dims: int) -> str | tuple[int, ...]:
+    p = a["padding"]
+    return (0,) * dims if p == "valid" else p
+
+
+# ----------------------------------------------------------------------------- conv
+
+CONV_ARGS = Record([
+    Field("out", _POS, default=REQUIRED, help="output channels N_ch,y (number of filters)"),
+    Field("kernel", PerAxis(_POS), default=3, help="kernel size N_h per axis (1 = 1×1 convolution)"),
+    Field("stride", PerAxis(_POS), default=1, help="stride per axis"),
+    Field("padding", _PADDING, default="valid",
+          help="'valid' (0), 'same' (keeps ceil(N/stride), asymmetric for even kernels), or samples per side"),
+    Field("dilation", PerAxis(_POS), default=1, help="dilation per axis"),
+    Field("groups", _POS, default=1, help="grouped convolution (channels split into groups)"),
+    Field("bias", Bool(), default=True, help="learn one bias per output channel"),
+    Field("padding_mode", Choice("zeros", "reflect", "replicate", "circular"), default="zeros",
+          help="what the padded samples hold"),
+], title="conv", shorthand="out")
+
+
+def _conv_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    _spatial_input(x, ctx)
+    dims = len(x.spatial)
+    padding = _norm_padding(a, dims)
+    cin, cout, g = x.channels, a["out"], a["groups"]
+    _check_groups(ctx, cin, cout, g)
+    sizes, pads, warns = _window(x, ctx, a["kernel"], a["stride"], a["dilation"], padding)
+    if a["padding_mode"] == "reflect" and any(max(p) >= n for p, n in zip(pads, x.spatial)):
+        raise ctx.fail(f"reflect padding {max(max(p) for p in pads)} needs more than that many samples "
+                       f"(input {fmt_shape(x.shape)})", "use padding_mode: replicate or zeros")
+    out = _after_window(x, cout, sizes, a["kernel"], a["stride"], a["dilation"], pads)
+    per_filter = [*a["kernel"], cin // g, cout]
+    weights = _prod(per_filter)
+    params = weights + (cout if a["bias"] else 0)
+    formula = "·".join(str(f) for f in per_filter) + (f" + {cout}" if a["bias"] else "") + f" = {params:,}"
+    macs = _prod(sizes) * cout * (cin // g) * _prod(a["kernel"])
+    one = "1×1 conv (mixes channels only)" if all(k == 1 for k in a["kernel"]) else ""
+    notes = _join(one, _pad_note(padding, pads), f"groups {g}" if g > 1 else "",
+                  f"dilation {'×'.join(map(str, a['dilation']))}" if any(d > 1 for d in a["dilation"]) else "",
+                  f"stride {'×'.join(map(str, a['stride']))}" if any(s > 1 for s in a["stride"]) else "")
+    return Outcome(out, params, macs, formula, notes, warns)
+
+
+def _conv_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    return M.Conv(dims, xs[0].channels, a["out"], a["kernel"], a["stride"], _norm_padding(a, dims),
+                  a["dilation"], a["groups"], a["bias"], a["padding_mode"])
+
+
+# ----------------------------------------------------------------------------- transposed conv
+
+CONV_T_ARGS = Record([
+    Field("out", _POS, default=REQUIRED, help="output channels"),
+    Field("kernel", PerAxis(_POS), default=2, help="kernel size per axis"),
+    Field("stride", PerAxis(_POS), default=2, help="upsampling factor per axis"),
+    Field("padding", OneOf(Choice("same"), PerAxis(Int(min=0))), default=0,
+          help="'same' gives exactly N·stride, or samples cropped per side"),
+    Field("output_padding", PerAxis(Int(min=0)), default=0, help="extra samples added on one side"),
+    Field("dilation", PerAxis(_POS), default=1, help="dilation per axis"),
+    Field("groups", _POS, default=1, help="grouped transposed convolution"),
+    Field("bias", Bool(), default=True, help="learn one bias per output channel"),
+], title="conv_transpose", shorthand="out")
+
+
+def _conv_t_pads(a: dict, ctx: LayerCtx | None, dims: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(padding, output_padding) per axis; ``same`` solves them for an output of N·stride."""
+    if a["padding"] != "same":
+        return a["padding"], a["output_padding"]
+    pads, extra = [], []
+    for k, s, d in zip(a["kernel"], a["stride"], a["dilation"]):
+        total = d * (k - 1) + 1 - s
+        if total < 0:
+            raise ctx.fail(f"padding 'same' needs kernel ≥ stride (kernel {k}, stride {s})",
+                           "use kernel equal to stride")
+        p = (total + 1) // 2
+        op = 2 * p - total
+        if op >= max(s, d):
+            raise ctx.fail(f"padding 'same' cannot be reached with kernel {k} and stride {s}",
+                           "use an odd kernel with stride 1, or kernel = stride")
+        pads.append(p)
+        extra.append(op)
+    return tuple(pads), tuple(extra)
+
+
+def _conv_t_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    _spatial_input(x, ctx)
+    cin, cout, g = x.channels, a["out"], a["groups"]
+    _check_groups(ctx, cin, cout, g)
+    pad, opad = _conv_t_pads(a, ctx, len(x.spatial))
+    sizes = []
+    for axis, n, k, s, d, p, op in zip(ctx.axes, x.spatial, a["kernel"], a["stride"], a["dilation"], pad, opad):
+        if op >= max(s, d):
+            raise ctx.fail(f"output_padding {op} must be smaller than stride {s} or dilation {d}")
+        size = (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+        if size < 1:
+            raise ctx.fail(f"{axis} would be {size} after cropping padding {p}", "use less padding")
+        sizes.append(size)
+    lo, hi = T.transposed(x, sizes, a["kernel"], a["stride"], a["dilation"], pad)
+    jump = tuple(j / s for j, s in zip(x.jump, a["stride"]))
+    per_filter = [*a["kernel"], cin, cout // g]
+    params = _prod(per_filter) + (cout if a["bias"] else 0)
+    formula = "·".join(map(str, per_filter)) + (f" + {cout}" if a["bias"] else "") + f" = {params:,}"
+    macs = _prod(x.spatial) * cin * (cout // g) * _prod(a["kernel"])
+    note = f"upsamples ×{'×'.join(map(str, a['stride']))}"
+    return Outcome(Tensor(cout, tuple(sizes), jump, lo, hi), params, macs, formula, note)
+
+
+def _conv_t_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    pad, opad = _conv_t_pads(a, None, dims)
+    return M.ConvTranspose(dims, xs[0].channels, a["out"], a["kernel"], a["stride"], pad, opad,
+                           a["dilation"], a["groups"], a["bias"])
+
+
+# ----------------------------------------------------------------------------- upsample
+
+UPSAMPLE_ARGS = Record([
+    Field("scale", PerAxis(_POS), default=2, help="integer factor per axis"),
+    Field("mode", Choice("nearest", "linear"), default="nearest",
+          help="nearest repeats samples; linear interpolates (bi/trilinear in 2D/3D)"),
+], title="upsample", shorthand="scale")
+
+
+def _upsample_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    _spatial_input(x, ctx)
+    sizes = tuple(n * s for n, s in zip(x.spatial, a["scale"]))
+    lo, hi = T.upsample(x, a["scale"], a["mode"] == "linear")
+    jump = tuple(j / s for j, s in zip(x.jump, a["scale"]))
+    return Outcome(Tensor(x.channels, sizes, jump, lo, hi), note=f"{a['mode']} ×{'×'.join(map(str, a['scale']))}")
+
+
+def _upsample_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    mode = a["mode"] if a["mode"] == "nearest" else ("linear", "bilinear", "trilinear")[dims - 1]
+    kw = {} if mode == "nearest" else {"align_corners": False}
+    return nn.Upsample(scale_factor=tuple(float(s) for s in a["scale"]), mode=mode, **kw)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+POOL_ARGS = Record([
+    Field("kind", Choice("max", "mean"), default="max", help="max or mean of each window, per channel"),
+    Field("size", PerAxis(_POS), default=2, help="window size per axis"),
+    Field("stride", PerAxis(_POS), default=None, help="stride per axis (default: the window size)"),
+    Field("padding", _PADDING, default="valid", help="'valid', 'same' (ceil(N/stride)) or samples per side"),
+], title="pool", shorthand="kind")
+
+
+def _pool_stride(a: dict) -> tuple[int, ...]:
+    return a["stride"] if a["stride"] is not None else a["size"]
+
+
+def _pool_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    _spatial_input(x, ctx)
+    dims = len(x.spatial)
+    padding, stride = _norm_padding(a, dims), _pool_stride(a)
+    if padding != "same" and any(p > k // 2 for p, k in zip(padding, a["size"])):
+        raise ctx.fail(f"padding {padding} is more than half the window {a['size']}",
+                       "use at most size // 2, or padding: same")
+    ones = (1,) * dims
+    sizes, pads, warns = _window(x, ctx, a["size"], stride, ones, padding, what="window")
+    out = _after_window(x, x.channels, sizes, a["size"], stride, ones, pads)
+    note = _join(f"{a['kind']} pool, per channel, no parameters", _pad_note(padding, pads))
+    return Outcome(out, note=note, warnings=warns)
+
+
+def _pool_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    return M.Pool(dims, a["kind"], a["size"], _pool_stride(a), _norm_padding(a, dims))
+
+
+GLOBAL_POOL_ARGS = Record([
+    Field("kind", Choice("max", "mean"), default="mean", help="max or mean over all positions, per channel"),
+], title="global_pool", shorthand="kind")
+
+
+def _whole(x: Tensor, channels: int) -> Tensor:
+    """A flat vector whose values see every position of ``x``."""
+    return Tensor(channels, (), x.jump, *T.whole(x))
+
+
+def _global_pool_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    _spatial_input(x, ctx)
+    return Outcome(_whole(x, x.channels),
+                   note=f"global {a['kind']} over {fmt_shape(x.spatial)} → flat vector")
+
+
+def _global_pool_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    return M.GlobalPool(a["kind"])
+
+
+# ----------------------------------------------------------------------------- norm
+
+NORM_ARGS = Record([
+    Field("kind", Choice("batch", "instance", "group"), default=REQUIRED, help="normalisation kind"),
+    Field("groups", _POS, default=8, help="channel groups (group norm)"),
+    Field("eps", Float(min=0, exclusive_min=True), default=1e-5, help="added to the variance"),
+    Field("momentum", Float(min=0, max=1), default=0.1, help="running statistics update (batch norm)"),
+    Field("affine", Bool(), default=True, help="learn a scale γ and shift β per channel"),
+], title="norm", shorthand="kind")
+
+
+def _norm_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    if x.flat and a["kind"] != "batch":
+        raise ctx.fail(f"{a['kind']} norm needs spatial axes but gets a flat vector ({x.channels},)",
+                       "use norm: batch after dense layers")
+    if a["kind"] == "group" and x.channels % a["groups"]:
+        raise ctx.fail(f"groups {a['groups']} does not divide {x.channels} channels",
+                       f"set groups to a divisor of {x.channels}")
+    params = 2 * x.channels if a["affine"] else 0
+    formula = f"2·{x.channels} = {params:,}" if params else ""
+    note = f"{a['kind']} norm" + (f", {a['groups']} groups" if a["kind"] == "group" else "")
+    return Outcome(x, params, 0, formula, note + (" (γ, β per channel)" if params else ""))
+
+
+def _norm_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    c = xs[0].channels
+    if a["kind"] == "group":
+        return nn.GroupNorm(a["groups"], c, eps=a["eps"], affine=a["affine"])
+    if a["kind"] == "batch":
+        cls = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1]
+        return cls(c, eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
+    cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[dims - 1]
+    return cls(c, eps=a["eps"], affine=a["affine"])
+
+
+# ----------------------------------------------------------------------------- activations
+
+def _same_infer(note: str) -> Callable[[dict, list[Tensor], LayerCtx], Outcome]:
+    def infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+        return Outcome(xs[0], note=note)
+    return infer
+
+
+def activation_module(name: str, a: dict | None = None) -> nn.Module:
+    """The torch module of an activation kind (also used for residual blocks)."""
+    a = a or {}
+    if name == "leaky_relu":
+        return nn.LeakyReLU(a.get("slope", 0.01))
+    if name == "elu":
+        return nn.ELU(a.get("alpha", 1.0))
+    if name == "softmax":
+        return M.Softmax()
+    return {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+            "none": nn.Identity}[name]()
+
+
+_NO_ARGS = Record([], title="no arguments")
+_ACT_ARGS = {
+    "leaky_relu": Record([Field("slope", Float(min=0), default=0.01, help="slope for negative inputs")],
+                         title="leaky_relu", shorthand="slope"),
+    "elu": Record([Field("alpha", Float(min=0), default=1.0, help="saturation value for negative inputs")],
+                  title="elu", shorthand="alpha"),
+}
+_ACT_HELP = {
+    "relu": "max(0, x)", "leaky_relu": "x, or slope·x below 0", "elu": "x, or α(eˣ − 1) below 0",
+    "gelu": "x·Φ(x)", "silu": "x·sigmoid(x)", "tanh": "tanh(x)", "sigmoid": "1 / (1 + e⁻ˣ)",
+    "softmax": "softmax over channels (class probabilities)",
+}
+
+# ----------------------------------------------------------------------------- dropout, flatten, dense
+
+DROPOUT_ARGS = Record([
+    Field("p", Float(min=0, max=1), default=0.5, help="probability of zeroing a value during training"),
+    Field("spatial", Bool(), default=False, help="drop whole channels instead of single values"),
+], title="dropout", shorthand="p")
+
+
+def _dropout_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    if a["spatial"] and not xs[0].flat:
+        return (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)[dims - 1](a["p"])
+    return nn.Dropout(a["p"])
+
+
+def _flatten_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    _spatial_input(x, ctx)
+    return Outcome(_whole(x, x.numel), note=f"{fmt_shape(x.shape)} → {x.numel:,}")
+
+
+DENSE_ARGS = Record([
+    Field("out", _POS, default=REQUIRED, help="output features"),
+    Field("bias", Bool(), default=True, help="learn one bias per output"),
+], title="dense", shorthand="out")
+
+
+def _dense_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    if not x.flat:
+        raise ctx.fail(f"needs a flat input but gets {fmt_shape(x.shape)}",
+                       "add flatten or global_pool before it")
+    params = x.channels * a["out"] + (a["out"] if a["bias"] else 0)
+    formula = f"{x.channels}·{a['out']}" + (f" + {a['out']}" if a["bias"] else "") + f" = {params:,}"
+    return Outcome(Tensor(a["out"], (), x.jump, x.lo, x.hi), params, x.channels * a["out"], formula)
+
+
+def _dense_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    return nn.Linear(xs[0].channels, a["out"], bias=a["bias"])
+
+
+# ----------------------------------------------------------------------------- merges
+
+MERGE_ARGS = Record([
+    Field("with", OneOf(Str(), ListOf(Str(), min_len=1)), default=REQUIRED,
+          help="name(s) of earlier layer outputs merged with the previous output"),
+], title="merge", shorthand="with")
+
+
+def merged(xs: list[Tensor], channels: int) -> Tensor:
+    """Exact through branches: each value sees the union of what the merged paths see."""
+    jump = tuple(min(j) for j in zip(*(x.jump for x in xs)))
+    return Tensor(channels, xs[0].spatial, jump, *T.merge(xs))
+
+
+def _concat_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    first = xs[0]
+    for x in xs[1:]:
+        if x.spatial != first.spatial:
+            raise ctx.fail(f"cannot concatenate {fmt_shape(first.shape)} with {fmt_shape(x.shape)}: "
+                           "spatial sizes differ", "make both branches reach the same size "
+                           "(padding: same; input sizes the network accepts, see summarize)")
+    channels = sum(x.channels for x in xs)
+    note = " + ".join(str(x.channels) for x in xs) + f" = {channels} channels"
+    return Outcome(merged(xs, channels), note=note)
+
+
+def _add_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    first = xs[0]
+    for x in xs[1:]:
+        if x.shape != first.shape:
+            raise ctx.fail(f"cannot add {fmt_shape(first.shape)} and {fmt_shape(x.shape)}: shapes differ",
+                           "add needs equal channels and sizes (use a 1×1 conv or concat)")
+    return Outcome(merged(xs, first.channels), note=f"sum of {len(xs)} tensors")
+
+
+# ----------------------------------------------------------------------------- projection shortcut
+
+def projection_infer(body_out: Tensor, x: Tensor, ctx: LayerCtx) -> tuple[Outcome, tuple[int, ...] | None]:
+    """``shortcut: auto``: identity when shapes agree, else a learned 1×1 projection.
+
+    Returns the outcome and the projection's stride (None for identity).
+    """
+    if body_out.shape == x.shape:
+        return Outcome(x, note="identity shortcut: body keeps the shape"), None
+    if x.flat or body_out.flat:
+        raise ctx.fail(f"cannot project {fmt_shape(x.shape)} onto {fmt_shape(body_out.shape)}",
+                       "residual blocks need spatial tensors on both paths")
+    stride = []
+    for axis, n, m in zip(ctx.axes, x.spatial, body_out.spatial):
+        s = max(1, round(n / m))
+        if (n - 1) // s + 1 != m:
+            raise ctx.fail(f"no 1×1 projection maps {axis} {n} onto {m} (body output "
+                           f"{fmt_shape(body_out.shape)})",
+                           "use padding: same in the body, or give shortcut layers explicitly")
+        stride.append(s)
+    stride_t = tuple(stride)
+    a = {"out": body_out.channels, "kernel": (1,) * len(stride), "stride": stride_t, "padding": "valid",
+         "dilation": (1,) * len(stride), "groups": 1, "bias": True, "padding_mode": "zeros"}
+    res = _conv_infer(a, [x], ctx)
+    why = []
+    if x.channels != body_out.channels:
+        why.append(f"channels {x.channels}→{body_out.channels}")
+    if any(s > 1 for s in stride_t):
+        why.append(f"stride {'×'.join(map(str, stride_t))}")
+    res.note = "projection shortcut, learned 1×1 conv: " + ", ".join(why)
+    return res, stride_t
+
+
+def projection_build(cin: int, cout: int, stride: tuple[int, ...], dims: int) -> nn.Module:
+    return M.Conv(dims, cin, cout, (1,) * dims, stride, (0,) * dims, (1,) * dims, 1, True, "zeros")
+
+
+# ----------------------------------------------------------------------------- the registry
+
+def _module(cls: type[nn.Module]) -> Callable[[dict, list[Tensor], int], nn.Module]:
+    return lambda a, xs, dims: cls()
+
+
+_KINDS: list[Kind] = [
+    Kind("conv", "convolution: N_y = floor((N_x + 2·pad − N_h)/stride + 1)", CONV_ARGS, _conv_infer, _conv_build),
+    Kind("conv_transpose", "transposed convolution (learned upsampling)", CONV_T_ARGS, _conv_t_infer,
+         _conv_t_build),
+    Kind("upsample", "parameter-free upsampling", UPSAMPLE_ARGS, _upsample_infer, _upsample_build),
+    Kind("pool", "max or mean pooling, per channel, no parameters", POOL_ARGS, _pool_infer, _pool_build),
+    Kind("global_pool", "max or mean over all positions → flat vector", GLOBAL_POOL_ARGS,
+         _global_pool_infer, _global_pool_build),
+    Kind("norm", "batch, instance or group normalisation", NORM_ARGS, _norm_infer, _norm_build),
+    Kind("dropout", "randomly zero values while training", DROPOUT_ARGS, _same_infer("dropout"),
+         _dropout_build),
+    Kind("flatten", "(C, ...) → flat vector", _NO_ARGS, _flatten_infer, _module(M.Flatten)),
+    Kind("dense", "fully connected layer: N_in·N_out + N_out parameters", DENSE_ARGS, _dense_infer,
+         _dense_build),
+    Kind("concat", "concatenate channels with earlier outputs (U-Net skip)", MERGE_ARGS, _concat_infer,
+         _module(M.Concat), merge=True),
+    Kind("add", "sum with earlier outputs of the same shape", MERGE_ARGS, _add_infer, _module(M.Add),
+         merge=True),
+]
+_KINDS += [
+    Kind(name, _ACT_HELP[name], _ACT_ARGS.get(name, _NO_ARGS), _same_infer(name),
+         (lambda n: (lambda a, xs, dims: activation_module(n, a)))(name))
+    for name in ACTIVATIONS
+]
+
+KINDS: dict[str, Kind] = {k.name: k for k in _KINDS}
+"""Every built-in layer kind, by its YAML name. Closed: YAML cannot add to it."""
+
+COMPOSITE = ("residual", "repeat")
+"""Kinds that hold other layers; expanded by :mod:`geocnn.model.spec`."""
+
+
+def arg_value_names(kind: str) -> list[str]:
+    """The argument keys a kind accepts (for did-you-mean)."""
+    return list(KINDS[kind].args.by_name) if kind in KINDS else []
+
+
+def describe_kinds() -> dict[str, Any]:
+    """Name → one-line help for every kind, composite ones included."""
+    out = {k.name: k.help for k in _KINDS}
+    out["residual"] = "a = σ(f_θ(a) + shortcut(a)): body layers plus identity/auto/explicit shortcut"
+    out["repeat"] = "the same layers several times"
+    return out

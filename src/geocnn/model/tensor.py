@@ -1,0 +1,130 @@
+"""What the analytic shape walk knows about one tensor: shape, and which input samples each value sees.
+
+The receptive field is tracked exactly, as the interval of network-input samples [lo, hi] that can
+influence each value along each axis (NumPy arrays, one entry per position). Each layer maps
+intervals through its own index arithmetic (window, stride, dilation, padding, upsampling), and
+merges take the union over paths — so the receptive field is exact through residual blocks, skips
+and uneven upsampling, where the usual closed-form recursion is not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+_EMPTY_LO = np.iinfo(np.int64).max // 4
+_EMPTY_HI = -_EMPTY_LO
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    """A tensor of the network, for one sample of the batch.
+
+    ``spatial`` is empty once the tensor has been flattened (dense part of the network).
+    ``jump`` is the distance between neighbouring values in input samples (a Fraction: upsampling
+    makes it smaller than one); ``lo``/``hi`` hold, per axis, the first and last input sample each
+    position sees (a single position once flattened).
+    """
+
+    channels: int
+    spatial: tuple[int, ...]
+    jump: tuple[Fraction, ...]
+    lo: tuple[np.ndarray, ...]
+    hi: tuple[np.ndarray, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.channels, *self.spatial)
+
+    @property
+    def flat(self) -> bool:
+        return not self.spatial
+
+    @property
+    def numel(self) -> int:
+        n = self.channels
+        for s in self.spatial:
+            n *= s
+        return n
+
+    @property
+    def rf(self) -> tuple[int, ...]:
+        """Receptive field per axis: the most input samples any one value sees."""
+        return tuple(max(int((h - lo).max()) + 1, 0) for lo, h in zip(self.lo, self.hi))
+
+
+def input_tensor(channels: int, spatial: tuple[int, ...]) -> Tensor:
+    """The network input: every value sees one sample, neighbours one sample apart."""
+    pos = tuple(np.arange(n, dtype=np.int64) for n in spatial)
+    return Tensor(channels, tuple(spatial), (Fraction(1),) * len(spatial), pos, pos)
+
+
+def _gather(lo: np.ndarray, hi: np.ndarray, idx: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Union of the intervals at ``idx`` (rows: output positions), ignoring invalid entries."""
+    safe = np.where(valid, idx, 0)
+    return (np.where(valid, lo[safe], _EMPTY_LO).min(axis=1),
+            np.where(valid, hi[safe], _EMPTY_HI).max(axis=1))
+
+
+def window(x: Tensor, sizes, kernel, stride, dilation, before) -> tuple:
+    """Extents after a window operation (conv, pool): output o reads o·s − pad + j·d."""
+    lo, hi = [], []
+    for a, n_out in enumerate(sizes):
+        o = np.arange(n_out, dtype=np.int64)[:, None]
+        idx = o * stride[a] - before[a] + np.arange(kernel[a], dtype=np.int64)[None, :] * dilation[a]
+        valid = (idx >= 0) & (idx < x.spatial[a])
+        lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, valid)
+        lo.append(lo_a)
+        hi.append(hi_a)
+    return tuple(lo), tuple(hi)
+
+
+def transposed(x: Tensor, sizes, kernel, stride, dilation, padding) -> tuple:
+    """Extents after a transposed conv: output o receives input i when i·s − p + j·d = o."""
+    lo, hi = [], []
+    for a, n_out in enumerate(sizes):
+        o = np.arange(n_out, dtype=np.int64)[:, None]
+        num = o + padding[a] - np.arange(kernel[a], dtype=np.int64)[None, :] * dilation[a]
+        idx = np.floor_divide(num, stride[a])
+        valid = (num % stride[a] == 0) & (idx >= 0) & (idx < x.spatial[a])
+        lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, valid)
+        lo.append(lo_a)
+        hi.append(hi_a)
+    return tuple(lo), tuple(hi)
+
+
+def upsample(x: Tensor, scale, linear: bool) -> tuple:
+    """Extents after nearest (o // s) or linear (two neighbours, align_corners=False) upsampling."""
+    lo, hi = [], []
+    for a, s in enumerate(scale):
+        n_in = x.spatial[a]
+        o = np.arange(n_in * s, dtype=np.int64)
+        if linear:
+            src = np.maximum((o + 0.5) / s - 0.5, 0.0)
+            i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+            idx = np.stack([i0, np.minimum(i0 + 1, n_in - 1)], axis=1)
+        else:
+            idx = (o // s)[:, None]
+        lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, np.ones(idx.shape, bool))
+        lo.append(lo_a)
+        hi.append(hi_a)
+    return tuple(lo), tuple(hi)
+
+
+def whole(x: Tensor) -> tuple:
+    """Extents of a value that sees every position of ``x`` (global pool, flatten)."""
+    return (tuple(np.array([v.min()]) for v in x.lo), tuple(np.array([v.max()]) for v in x.hi))
+
+
+def merge(xs: list[Tensor]) -> tuple:
+    """Union over paths, position by position (add, concat, residual sum)."""
+    lo = tuple(np.minimum.reduce([x.lo[a] for x in xs]) for a in range(len(xs[0].lo)))
+    hi = tuple(np.maximum.reduce([x.hi[a] for x in xs]) for a in range(len(xs[0].hi)))
+    return lo, hi
+
+
+def fmt_shape(shape: tuple[int, ...]) -> str:
+    """``16 × 64 × 64`` (channels first)."""
+    return " × ".join(str(s) for s in shape)

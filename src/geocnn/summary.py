@@ -1,0 +1,176 @@
+"""Totals and documents of a model summary: what ``geocnn summarize`` shows and writes.
+
+Rows come from the analytic records (:mod:`geocnn.model.shapes`); this module adds the totals
+(parameters, multiply-adds, memory for a batch), the valid input sizes, the receptive field in
+physical units, and renders the JSON and Markdown documents. The rich table lives in the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from geocnn.errors import ShapeError
+from geocnn.model import ModelSpec, infer, size_rules
+from geocnn.model.shapes import Inference, LayerRecord
+from geocnn.model.tensor import fmt_shape
+
+BYTES_PER_VALUE = 4  # float32
+ADAM_STATES = 2  # Adam keeps two running moments per parameter
+
+
+@dataclass
+class Summary:
+    """A model summary for one input shape and batch size; ``error`` is set when shapes fail."""
+
+    spec: ModelSpec
+    input_shape: tuple[int, ...]  # (C, ...spatial)
+    batch_size: int
+    records: list[LayerRecord]
+    inference: Inference | None = None
+    error: ShapeError | None = None
+    size_rules: list[str] = field(default_factory=list)
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        return self.inference.output.shape if self.inference else None
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.records)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(r.params for r in self.records if r.trainable)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.records)
+
+    @property
+    def activation_values(self) -> int:
+        """Values of all layer outputs for the batch (what the forward pass keeps for backward)."""
+        return self.batch_size * sum(r.numel for r in self.records if r.new_tensor)
+
+    @property
+    def memory(self) -> dict[str, int]:
+        """Bytes: parameters, forward activations, forward+backward, and training with Adam."""
+        params = self.total_params * BYTES_PER_VALUE
+        forward = self.activation_values * BYTES_PER_VALUE
+        return {
+            "parameters": params,
+            "activations_forward": forward,
+            "activations_forward_backward": 2 * forward,
+            "training_adam": params * (2 + ADAM_STATES) + 2 * forward,
+        }
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"layer {r.index} '{r.name}': {w}" for r in self.records for w in r.warnings]
+
+    def receptive_field_text(self) -> str | None:
+        """Receptive field of the output in samples, and in physical units when spacing is known."""
+        if self.inference is None:
+            return None
+        rf = self.records[-1].receptive_field
+        text = " × ".join(f"{n} {axis}" for n, axis in zip(rf, self.spec.axes)) + " samples"
+        if self.spec.spacing:
+            phys = [f"{_num(n * step)} {unit}".strip() for n, (step, unit) in zip(rf, self.spec.spacing)]
+            text += " = " + " × ".join(phys)
+        return text
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:g}"
+
+
+def summarize(spec: ModelSpec, input_shape: tuple[int, ...], batch_size: int = 1) -> Summary:
+    """Records and totals of ``spec`` for ``input_shape`` = (C, ...spatial).
+
+    Never raises for shape problems: they are returned in ``error`` with the records computed
+    before the failing layer, so the table can still be shown up to it.
+    """
+    spatial = tuple(input_shape[1:])
+    rules = size_rules(spec, spatial) if _has_stride(spec) or _has_flatten(spec) else []
+    try:
+        inf = infer(spec, spatial)
+    except ShapeError as exc:
+        return Summary(spec, tuple(input_shape), batch_size, list(exc.records), None, exc, rules)
+    return Summary(spec, tuple(input_shape), batch_size, inf.records, inf, None, rules)
+
+
+def _has_stride(spec: ModelSpec) -> bool:
+    return any(node.kind in ("pool", "conv_transpose", "upsample") or
+               (node.kind == "conv" and any(s > 1 for s in node.args["stride"]))
+               for node in spec.nodes())
+
+
+def _has_flatten(spec: ModelSpec) -> bool:
+    return any(node.kind == "flatten" for node in spec.nodes())
+
+
+def to_json(s: Summary) -> dict:
+    """The summary document; the schema is fixed (tests and other tools read it)."""
+    return {
+        "input_shape": list(s.input_shape),
+        "output_shape": list(s.output_shape) if s.output_shape else None,
+        "total_params": s.total_params,
+        "trainable_params": s.trainable_params,
+        "total_macs": s.total_macs,
+        "layers": [
+            {"index": r.index, "name": r.name, "kind": r.kind, "output_shape": list(r.output_shape),
+             "params": r.params, "macs": r.macs, "receptive_field": r.receptive_field, "jump": r.jumps}
+            for r in s.records
+        ],
+    }
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def display_name(r: LayerRecord) -> str:
+    """Indented name showing residual structure (body and shortcut under their block)."""
+    mark = "↳ " if r.role == "shortcut" else ("│ " if r.depth else "")
+    return "  " * max(r.depth - 1, 0) + mark + r.name
+
+
+def totals_lines(s: Summary) -> list[str]:
+    """The totals under the table, as plain text lines."""
+    mem = s.memory
+    lines = [
+        f"parameters: {s.total_params:,} (trainable {s.trainable_params:,}); "
+        f"multiply-adds per sample: {s.total_macs:,}",
+        f"memory for batch {s.batch_size}: parameters {human_bytes(mem['parameters'])}, "
+        f"activations forward {human_bytes(mem['activations_forward'])}, "
+        f"forward+backward {human_bytes(mem['activations_forward_backward'])}, "
+        f"training with Adam ≈ {human_bytes(mem['training_adam'])}",
+    ]
+    rf = s.receptive_field_text()
+    if rf:
+        lines.append(f"receptive field of the output: {rf}")
+    if s.size_rules:
+        lines.append("valid input sizes: " + "; ".join(s.size_rules))
+    return lines
+
+
+def to_markdown(s: Summary) -> str:
+    """The summary as a Markdown document (table, totals, warnings)."""
+    title = s.spec.name or "model"
+    head = [f"# {title}", "", f"input {fmt_shape(s.input_shape)} (channels × {' × '.join(s.spec.axes)})", "",
+            "| # | layer | kind | output | params | formula | mult-adds | RF | jump | notes |",
+            "|---|---|---|---|---:|---|---:|---|---|---|"]
+    rows = [
+        f"| {r.index} | {display_name(r).replace('|', '¦')} | {r.kind} | {fmt_shape(r.output_shape)} | "
+        f"{r.params:,} | {r.formula} | {r.macs:,} | {'×'.join(map(str, r.receptive_field))} | "
+        f"{'×'.join(map(str, r.jumps))} | {r.note} |"
+        for r in s.records
+    ]
+    tail = [""] + [f"- {line}" for line in totals_lines(s)]
+    tail += [f"- warning: {w}" for w in s.warnings]
+    if s.error is not None:
+        tail.append(f"- **error**: {s.error.message}")
+    return "\n".join(head + rows + tail) + "\n"

@@ -1,0 +1,43 @@
+"""Shared fixtures: YAML specs written to temporary files, and the CLI runner."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from geocnn.model import parse_model
+from geocnn.yamlsource import loads
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spec_from(text: str, label: str = "model.yaml"):
+    """Parse a YAML snippet (dedented) holding a ``model:`` section."""
+    data, src = loads(textwrap.dedent(text), label)
+    return parse_model(data["model"], src)
+
+
+@pytest.fixture
+def write_yaml(tmp_path):
+    def write(text: str, name: str = "model.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli():
+    """Invoke the geocnn CLI; returns the click Result (stdout, stderr, exit_code)."""
+    from geocnn.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
