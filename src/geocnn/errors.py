@@ -11,6 +11,8 @@ from __future__ import annotations
 class GeocnnError(Exception):
     """A user's mistake: bad config, bad data, bad command-line value.
 
+    The command line prints :attr:`message` and exits with :attr:`exit_code` (2).
+
     Parameters
     ----------
     problem
@@ -20,6 +22,8 @@ class GeocnnError(Exception):
     fix
         What to do about it; printed after an em dash.
     """
+
+    exit_code = 2
 
     def __init__(self, problem: str, *, where: str | None = None, fix: str | None = None) -> None:
         self.problem = problem

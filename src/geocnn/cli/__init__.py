@@ -51,13 +51,13 @@ def user_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except GeocnnError as exc:
             console.print_error(exc.message)
-            raise typer.Exit(code=2) from None
+            raise typer.Exit(code=exc.exit_code) from None
 
     return wrapper
 
 
 # Command modules, one per concept; each exposes COMMANDS = [(name, function), ...].
-COMMAND_MODULES = ("model",)
+COMMAND_MODULES = ("model", "grid")
 
 
 def _register() -> None:

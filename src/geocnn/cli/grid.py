@@ -1,0 +1,134 @@
+"""``geocnn inspect`` and ``geocnn convert``: what geocnn sees in data files, and format conversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from geocnn import atomic
+from geocnn.cli import console
+from geocnn.convert import convert
+from geocnn.errors import ConfigError
+from geocnn.grid import InputSpec, inspect_inputs
+
+
+def _spec(path: Path, iline: int, xline: int, offset: int, endian: str, structured: str,
+          axes: str | None, key: str | None, fmt: str = "auto") -> InputSpec:
+    names = tuple(a.strip() for a in axes.split(",") if a.strip()) if axes else None
+    return InputSpec(path=str(path), format=fmt, key=key, axes=names, iline=iline, xline=xline, offset=offset,
+                     endian=endian, structured=structured)
+
+
+# Options shared by both commands (help= becomes --help).
+ILINE = typer.Option(189, "--iline", min=1, max=237, help="SEG-Y trace header byte of the inline number.")
+XLINE = typer.Option(193, "--xline", min=1, max=237, help="SEG-Y trace header byte of the crossline number.")
+OFFSET = typer.Option(37, "--offset", min=1, max=237, help="SEG-Y trace header byte of the offset number.")
+ENDIAN = typer.Option("auto", "--endian",
+                      help="SEG-Y byte order: auto (from the binary header), big, little.")
+STRUCTURED = typer.Option("auto", "--structured",
+                          help="SEG-Y geometry: auto, yes (grid even sparse surveys), "
+                               "no (unstructured traces).")
+AXES = typer.Option(None, "--axes", help="NumPy axis names, comma-separated, e.g. inline,crossline,sample.")
+KEY = typer.Option(None, "--key", help="Array name inside a .npz file.")
+
+
+def inspect_cmd(
+    files: list[Path] = typer.Argument(..., help="SEG-Y (.sgy/.segy), .npy or .npz files."),
+    json_path: Path | None = typer.Option(None, "--json",
+                                          help="Also write what is shown as JSON to this file."),
+    stats_traces: int = typer.Option(200, "--stats-traces", min=1,
+                                     help="Random traces read for the value statistics."),
+    stack: bool = typer.Option(False, "--stack",
+                               help="Open the files stacked as channels, as training does "
+                                    "(fails if they do not match)."),
+    iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
+    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY,
+) -> None:
+    """Show what geocnn sees in data files: format, geometry, ranges, value statistics, stackability."""
+    _choice("--endian", endian, ("auto", "big", "little"))
+    _choice("--structured", structured, ("auto", "yes", "no"))
+    specs = [_spec(f, iline, xline, offset, endian, structured, axes, key) for f in files]
+    infos = inspect_inputs(specs, stats_traces, stack)
+    for info in infos:
+        console.out.print(_table(info))
+    if json_path is not None:
+        atomic.write_json(json_path, infos[0] if len(infos) == 1 else infos)
+
+
+def convert_cmd(
+    src: Path = typer.Argument(..., help="Input: SEG-Y, or .npy/.npz (then --template is needed)."),
+    dst: Path = typer.Argument(..., help="Output: .npy (from SEG-Y) or .sgy/.segy."),
+    template: Path | None = typer.Option(None, "--template",
+                                         help="SEG-Y whose headers and geometry a NumPy input is "
+                                              "written with."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+    iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
+    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY,
+) -> None:
+    """Convert SEG-Y to a memory-mappable .npy (grid axis order), or .npy back to SEG-Y with a template."""
+    _choice("--endian", endian, ("auto", "big", "little"))
+    _choice("--structured", structured, ("auto", "yes", "no"))
+    spec = _spec(src, iline, xline, offset, endian, structured, axes, key)
+    template_spec = (_spec(template, iline, xline, offset, endian, structured, None, None)
+                     if template else None)
+    reporter = console.reporter()
+    try:
+        result = convert(src, dst, template=template, force=force, spec=spec, template_spec=template_spec,
+                         reporter=reporter)
+    finally:
+        if isinstance(reporter, console.RichReporter):
+            reporter.stop()
+    shape = " × ".join(f"{n} {a}" for a, n in zip(result.axes, result.shape))
+    console.out.print(f"wrote {result.output}: {shape} ({result.traces} traces)")
+
+
+def _choice(option: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ConfigError(f"{option} must be one of {', '.join(valid)}, got {value!r}")
+
+
+def _numbers(r: dict | None) -> str:
+    if not r:
+        return "—"
+    step = f" step {r['step']}" if r["step"] is not None else " (uneven)"
+    return f"{r['first']} – {r['last']}{step} ({r['count']})"
+
+
+def _table(info: dict) -> Table:
+    """One file's description as a two-column table."""
+    t = Table(title=Text(str(info["path"])), show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    shape = " × ".join(f"{n} {a}" for a, n in zip(info["axes"], info["shape"]))
+    dead, interval = info["dead_traces"], info["sample_interval_us"]
+    rows = [
+        ("format", f"{info['format']} ({info['kind']})"),
+        ("shape", shape),
+        ("channels", f"{info['channels']}: {', '.join(info['channel_names'])}"),
+        ("sample format", f"{info['sample_format']}, {info['endian']}-endian"
+         if info["endian"] not in ("", "n/a") else info["sample_format"]),
+        ("traces", f"{info['n_traces']}" + (f" ({dead} dead positions)" if dead else "")),
+        ("sample interval", f"{interval / 1000:g} ms" if interval else "unknown"),
+        ("first sample", f"{info['sample_start_ms']:g} ms"),
+        ("inlines", _numbers(info["ilines"])),
+        ("crosslines", _numbers(info["xlines"])),
+        ("offsets", _numbers(info["offsets"])),
+        ("spacing", ", ".join(f"{a} {s['value']:g} {s['unit']}" for a, s in info["spacing"].items())
+         or "unknown"),
+    ]
+    stats = info.get("stats")
+    if stats:
+        rows.append(("values", f"min {stats['min']:.4g}, max {stats['max']:.4g}, mean {stats['mean']:.4g}, "
+                               f"std {stats['std']:.4g}, p1 {stats['p1']:.4g}, p99 {stats['p99']:.4g} "
+                               f"({stats['traces_sampled']} traces)"))
+    if "stackable" in info:
+        rows.append(("stackable", "yes" if info["stackable"] else f"no: {info['stack_problem']}"))
+    for name, value in rows:
+        t.add_row(name, Text(value))  # Text: file names and messages are not rich markup
+    return t
+
+
+COMMANDS = [("inspect", inspect_cmd), ("convert", convert_cmd)]

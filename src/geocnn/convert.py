@@ -1,0 +1,145 @@
+"""``geocnn convert``: SEG-Y -> ``.npy`` and ``.npy`` -> SEG-Y, block by block in bounded memory.
+
+* SEG-Y -> ``.npy``: the grid's axis order (inline, crossline, [offset,] sample; or trace, sample),
+  float32 values equal to what segyio reads, dead traces of irregular surveys as zeros, plus the
+  JSON sidecar (axes, sample interval, source).
+* ``.npy``/``.npz`` -> SEG-Y: headers from ``template`` (a SEG-Y file with the same geometry),
+  samples as IEEE float.
+* SEG-Y -> SEG-Y: the same traces and headers re-encoded as IEEE float (e.g. from IBM float).
+
+Memory is one block of whole rows of the first axis (about :data:`BLOCK_BYTES`), whatever the
+file size: reads and writes map only the block they touch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geocnn import writer
+from geocnn.errors import DataError
+from geocnn.grid import Grid, InputSpec, format_from_suffix, open_grid
+from geocnn.progress import SILENT, Reporter
+
+log = logging.getLogger(__name__)
+
+BLOCK_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What :func:`convert` wrote."""
+
+    source: str
+    output: str
+    format: str  # npy | segy
+    axes: tuple[str, ...]
+    shape: tuple[int, ...]
+    traces: int
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | os.PathLike | None = None,
+            force: bool = False, spec: InputSpec | None = None, template_spec: InputSpec | None = None,
+            reporter: Reporter = SILENT, block_bytes: int = BLOCK_BYTES) -> ConvertResult:
+    """Convert ``src`` to ``dst`` (format from the suffixes).
+
+    Parameters
+    ----------
+    src, dst
+        Input and output files: SEG-Y -> ``.npy``, ``.npy``/``.npz`` -> SEG-Y (needs ``template``),
+        or SEG-Y -> SEG-Y (IEEE float).
+    template
+        SEG-Y whose headers and geometry the output SEG-Y takes (NumPy input only).
+    force
+        Replace an existing output.
+    spec, template_spec
+        Reading options for the input and the template (header bytes, endian, axes, npz key);
+        their ``path`` is replaced by ``src``/``template``.
+    reporter
+        Progress (``convert`` task, in traces).
+
+    Example
+    -------
+    >>> convert("volume.sgy", "volume.npy")                              # doctest: +SKIP
+    >>> convert("pred.npy", "pred.sgy", template="volume.sgy")          # doctest: +SKIP
+    """
+    src_spec = _with_path(spec, src)
+    src_fmt, dst_fmt = src_spec.resolved_format, writer.output_format(dst)
+    if src_fmt == "segy":
+        if template is not None:
+            raise DataError("--template is for NumPy inputs; a SEG-Y input is its own template",
+                            where=str(src))
+        grid = open_grid(src_spec)
+        return _copy(grid, grid, dst, force, reporter, block_bytes, dst_fmt)
+    if dst_fmt != "segy":
+        raise DataError(f"nothing to convert: {src_fmt} to .npy", where=str(dst),
+                        fix="convert SEG-Y to .npy, or .npy to SEG-Y with --template")
+    if template is None:
+        raise DataError("writing SEG-Y from a NumPy array needs a template SEG-Y for its headers",
+                        where=str(src), fix="pass --template SEGY (the survey the array came from)")
+    if format_from_suffix(template) != "segy":
+        raise DataError("the template must be a SEG-Y file", where=str(template))
+    like = open_grid(_with_path(template_spec, template))
+    grid = open_grid(src_spec)
+    _check_against_template(grid, like, str(template))
+    return _copy(grid, like, dst, force, reporter, block_bytes, dst_fmt)
+
+
+def _with_path(spec: InputSpec | None, path: str | os.PathLike) -> InputSpec:
+    base = spec if spec is not None else InputSpec(path=os.fspath(path))
+    fields = {**base.__dict__, "path": os.fspath(path)}
+    return InputSpec(**fields)
+
+
+def _check_against_template(grid: Grid, like: Grid, template: str) -> None:
+    """The array must have the template's trace axes (the sample count may differ)."""
+    where = grid.sources[0]
+    name = Path(template).name
+    if grid.channels != 1:
+        raise DataError(f"array has {grid.channels} channels; a SEG-Y holds one value per sample",
+                        where=where, fix="write one channel per file")
+    if grid.ndim != like.ndim or grid.shape[:-1] != like.shape[:-1]:
+        raise DataError(f"array shape {grid.shape} does not match the template {name} "
+                        f"({' × '.join(f'{n} {a}' for a, n in zip(like.axes, like.shape))})", where=where,
+                        fix="give the template the array was made from, or name its axes with --axes")
+    if grid.explicit_axes and grid.axes != like.axes:
+        raise DataError(f"array axes ({', '.join(grid.axes)}) differ from the template {name}'s "
+                        f"({', '.join(like.axes)})", where=where,
+                        fix="transpose the array to the template's order")
+    if grid.shape[-1] != like.shape[-1]:
+        log.warning("%s: %d samples per trace, the template has %d: the output's headers say %d",
+                    where, grid.shape[-1], like.shape[-1], grid.shape[-1])
+
+
+def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter: Reporter, block_bytes: int,
+          dst_fmt: str) -> ConvertResult:
+    """Stream ``grid`` into an output shaped like ``like``, a block of first-axis rows at a time."""
+    n_samples = grid.shape[-1] if grid.shape[-1] != like.shape[-1] else None
+    interval = grid.meta.sample_interval_us if n_samples else None
+    pending = writer.prepare(dst, like, 1, "float32", force, n_samples=n_samples, sample_interval_us=interval,
+                             channel_names=grid.channel_names)
+    row_bytes = 4 * int(np.prod(grid.shape[1:], dtype=np.int64))
+    rows = max(1, block_bytes // max(row_bytes, 1))
+    traces_per_row = int(np.prod(grid.shape[1:-1], dtype=np.int64))
+    task = reporter.task("convert", int(np.prod(grid.shape[:-1], dtype=np.int64)), unit="traces")
+    try:
+        with pending.open() as out:
+            for start in range(0, grid.shape[0], rows):
+                stop = min(start + rows, grid.shape[0])
+                window = (slice(start, stop), *(slice(0, n) for n in grid.shape[1:]))
+                out.write(window, grid.read(window))
+                grid.release()  # what this block mapped leaves memory with it
+                task.advance((stop - start) * traces_per_row)
+        final = pending.commit()
+    except BaseException:
+        pending.abort()
+        raise
+    finally:
+        task.close()
+        grid.release()
+    return ConvertResult(grid.sources[0], str(final), dst_fmt, pending.axes, pending.shape,
+                         int(np.prod(pending.shape[:-1], dtype=np.int64)))

@@ -1,0 +1,385 @@
+"""Outputs: SEG-Y with the source's headers, or ``.npy`` with a JSON sidecar, written in parts.
+
+Writing is split in three steps so that prediction can write slab by slab, and several processes
+(torchrun ranks) can fill disjoint parts of one output:
+
+1. :func:`prepare` (one process, e.g. rank 0) creates the complete output as a temporary file in the
+   destination folder and returns a small, picklable :class:`PendingOutput` (send it to the other
+   ranks, e.g. with ``torch.distributed.broadcast_object_list``);
+2. any process calls :meth:`PendingOutput.open` and :meth:`OutputWriter.write` for its windows;
+3. :meth:`PendingOutput.commit` (one process, after a barrier) renames the file into place;
+   :meth:`PendingOutput.abort` removes it instead.
+
+SEG-Y outputs copy the source's textual, binary (and extended textual) headers, and every trace
+header in bulk (NumPy copies of the 240-byte header column, 16 MB of file at a time — never
+one header at a time in Python); samples are zero until written, as IEEE float (format code 5)
+in the source's byte order. When the sample count or interval differs from the source, the
+binary header and every trace header say so (one vectorised assignment per chunk).
+
+Values are converted with an explicit ``astype('>f4')`` (or ``'<f4'``) into a new array and
+written through a memory map, never through segyio: segyio writing into an IBM-float file
+converts the caller's array in place, a trap this path cannot fall into.
+
+Example
+-------
+>>> pending = prepare("pred.sgy", like=grid, force=True)     # doctest: +SKIP
+>>> with pending.open() as out:                               # doctest: +SKIP
+...     out.write((slice(0, 10), slice(None), slice(None)), values)
+>>> pending.commit()                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geocnn import atomic
+from geocnn.errors import DataError, OutputExistsError
+from geocnn.grid import SIDECAR_MARK, Grid, number_range
+from geocnn.segy import BIN_FORMAT, BIN_INTERVAL, BIN_SAMPLES, HEADER_BYTES, TR_INTERVAL, TR_SAMPLES, Geometry
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 16 << 20  # file span mapped per bulk header copy (bounds resident memory)
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """``segy`` or ``npy`` from the output file name."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if any(s in (".sgy", ".segy") for s in suffixes):
+        return "segy"
+    if suffixes and suffixes[-1] == ".npy":
+        return "npy"
+    raise DataError(f"cannot tell the output format from the name (suffix {''.join(suffixes) or 'none'})",
+                    where=str(path), fix="name the output .sgy/.segy (SEG-Y) or .npy (NumPy)")
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``out.npy`` -> ``out.json``."""
+    return Path(path).with_suffix(".json")
+
+
+@dataclass(frozen=True, eq=False)
+class PendingOutput:
+    """An output being written: a complete temporary file beside its final ``path``.
+
+    Small and picklable (paths, shapes, the SEG-Y trace geometry), so it can be sent to other
+    processes, which :meth:`open` it to write their parts.
+    """
+
+    path: str
+    tmp: str
+    kind: str  # segy | npy
+    axes: tuple[str, ...]  # spatial axes of the output
+    shape: tuple[int, ...]  # spatial shape (sample axis may differ from the source's)
+    channels: int
+    dtype: str  # NumPy dtype of the stored values ('>f4'/'<f4' for SEG-Y)
+    force: bool = False
+    # SEG-Y only: where traces are and which trace each position writes.
+    data_offset: int = 0
+    n_traces: int = 0
+    geometry: Geometry | None = None
+    channel_axis: int | None = None  # trace axis the channels are written along (offsets)
+    sidecar: dict = field(default_factory=dict)
+
+    @property
+    def array_shape(self) -> tuple[int, ...]:
+        """Shape of the stored ``.npy`` array: no channel axis for one channel."""
+        return self.shape if self.channels == 1 else (self.channels, *self.shape)
+
+    def open(self) -> OutputWriter:
+        """A writer for this output, usable in any process (each maps only what it writes)."""
+        if not Path(self.tmp).exists():
+            raise DataError("temporary output is gone (committed, aborted or removed)", where=self.tmp)
+        return SegyWriter(self) if self.kind == "segy" else NpyWriter(self)
+
+    def commit(self) -> Path:
+        """Flush and rename the temporary file onto :attr:`path` (and write the sidecar)."""
+        final = atomic.check_new(self.path, self.force)
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if self.kind == "npy":
+            atomic.write_json(sidecar_path(final), self.sidecar, force=True)
+        os.replace(self.tmp, final)
+        log.info("wrote %s", final)
+        return final
+
+    def abort(self) -> None:
+        """Remove the temporary file; the final path is untouched."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+class OutputWriter:
+    """Writes windows of values into a :class:`PendingOutput`."""
+
+    def __init__(self, pending: PendingOutput) -> None:
+        self.pending = pending
+
+    def __enter__(self) -> OutputWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing stays mapped between writes; kept for symmetry and future buffering."""
+
+    def _check(self, window: tuple[slice, ...], values: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
+        p = self.pending
+        if len(window) != len(p.shape):
+            raise ValueError(f"window has {len(window)} slices for an output of {len(p.shape)} axes")
+        window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, p.shape))
+        sizes = tuple(max(s.stop - s.start, 0) for s in window)
+        values = np.asarray(values)
+        if values.shape == sizes and p.channels == 1:
+            values = values[None]
+        if values.shape != (p.channels, *sizes):
+            raise ValueError(f"values shaped {values.shape} for a window of {sizes} "
+                             f"with {p.channels} channels")
+        return window, values
+
+    def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
+        """Write ``values`` shaped ``(channels, *window sizes)`` (or the window's shape for one channel)."""
+        raise NotImplementedError
+
+
+class NpyWriter(OutputWriter):
+    """Maps just the rows a write touches (per channel), so memory stays at the window's size."""
+
+    def __init__(self, pending: PendingOutput) -> None:
+        super().__init__(pending)
+        with open(pending.tmp, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                np.lib.format.read_array_header_1_0(fh)
+            else:
+                np.lib.format.read_array_header_2_0(fh)
+            self.offset = fh.tell()  # where the values start
+        self.dtype = np.dtype(pending.dtype)
+
+    def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
+        window, values = self._check(window, values)
+        p = self.pending
+        rows = window[0]
+        if rows.stop <= rows.start:
+            return
+        row_items = int(np.prod(p.shape[1:], dtype=np.int64))
+        for c in range(p.channels):
+            first_row = c * p.shape[0] + rows.start
+            block = np.memmap(p.tmp, dtype=self.dtype, mode="r+",
+                              offset=self.offset + first_row * row_items * self.dtype.itemsize,
+                              shape=(rows.stop - rows.start, *p.shape[1:]))
+            block[(slice(None), *window[1:])] = values[c].astype(self.dtype, copy=False)
+            del block
+
+
+class SegyWriter(OutputWriter):
+    """Writes samples of the traces at the window's positions, as IEEE float."""
+
+    def __init__(self, pending: PendingOutput) -> None:
+        super().__init__(pending)
+        self.dtype = np.dtype(pending.dtype)
+        ns = pending.shape[-1]
+        self.record = np.dtype([("header", np.uint8, (HEADER_BYTES,)), ("samples", self.dtype, (ns,))])
+
+    def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
+        window, values = self._check(window, values)
+        p = self.pending
+        for c in range(p.channels):
+            trace_window = list(window[:-1])
+            if p.channel_axis is not None:
+                trace_window.insert(p.channel_axis, slice(c, c + 1))
+            numbers = p.geometry.trace_numbers(tuple(trace_window)).reshape(-1)
+            block = values[c].reshape(len(numbers), -1)
+            live = numbers >= 0
+            if not live.any():
+                continue
+            # A new big/little-endian float32 array: the caller's values are never converted in place.
+            self._write_traces(numbers[live], window[-1], block[live].astype(self.dtype))
+
+    def _write_traces(self, numbers: np.ndarray, samples: slice, block: np.ndarray) -> None:
+        p = self.pending
+        lo, hi = int(numbers.min()), int(numbers.max())
+        mm = np.memmap(p.tmp, dtype=self.record, mode="r+", offset=p.data_offset + lo * self.record.itemsize,
+                       shape=(hi - lo + 1,))
+        mm["samples"][numbers - lo, samples] = block
+        del mm
+
+
+# --------------------------------------------------------------------------------------------
+# prepare
+# --------------------------------------------------------------------------------------------
+
+def prepare(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = "float32",
+            force: bool = False, *, n_samples: int | None = None, sample_interval_us: float | None = None,
+            channel_names: tuple[str, ...] | None = None) -> PendingOutput:
+    """Create the complete output for a grid shaped like ``like`` in a temporary file.
+
+    Parameters
+    ----------
+    out
+        Final path: ``.sgy``/``.segy`` (needs a SEG-Y input in ``like`` for its headers) or ``.npy``.
+    like
+        The grid the output lines up with (its axes, shape, geometry, metadata).
+    channels
+        Output channels. SEG-Y takes one, or one per offset when ``like`` used offsets as channels.
+    dtype
+        ``.npy`` value type (``float32``, ``uint8`` for labels...). SEG-Y is always IEEE float32.
+    force
+        Replace an existing output (checked now and again at :meth:`PendingOutput.commit`).
+    n_samples, sample_interval_us
+        Output sample axis when it differs from the input's (the headers are rewritten).
+
+    Returns
+    -------
+    PendingOutput
+        Call ``.open().write(window, values)`` (any process), then ``.commit()``.
+    """
+    fmt = output_format(out)
+    final = atomic.check_new(out, force)
+    shape = (*like.shape[:-1], n_samples or like.shape[-1])
+    if fmt == "npy":
+        return _prepare_npy(final, like, shape, channels, dtype, force, sample_interval_us, channel_names)
+    return _prepare_segy(final, like, shape, channels, force, sample_interval_us)
+
+
+def _temp(final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.tmp-", suffix=final.suffix, dir=final.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _prepare_npy(final: Path, like: Grid, shape: tuple[int, ...], channels: int, dtype: str, force: bool,
+                 sample_interval_us: float | None, channel_names: tuple[str, ...] | None) -> PendingOutput:
+    side = sidecar_path(final)
+    if side.exists() and not force:
+        raise OutputExistsError("the output's JSON sidecar already exists", where=str(side),
+                                fix="choose another output name or pass --force")
+    axes = like.axes if channels == 1 else ("channel", *like.axes)
+    interval = sample_interval_us if sample_interval_us is not None else like.meta.sample_interval_us
+    m = like.meta
+    names = list(channel_names) if channel_names else [f"channel {c}" for c in range(channels)]
+    sidecar = {
+        "geocnn": SIDECAR_MARK, "axes": list(axes),
+        "shape": list(shape if channels == 1 else (channels, *shape)),
+        "dtype": str(np.dtype(dtype)), "channel_names": names, "sample_interval_us": interval,
+        "sample_start_ms": m.sample_start_ms, "kind": m.kind, "source": list(like.sources),
+        "ilines": number_range(m.ilines), "xlines": number_range(m.xlines),
+        "offsets": number_range(m.offsets),
+    }
+    tmp = _temp(final)
+    try:
+        stored = shape if channels == 1 else (channels, *shape)
+        created = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=stored)
+        del created  # header written, values zero (sparse); writers map what they write
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return PendingOutput(str(final), str(tmp), "npy", like.axes, shape, channels, str(np.dtype(dtype)), force,
+                         sidecar=sidecar)
+
+
+def _prepare_segy(final: Path, like: Grid, shape: tuple[int, ...], channels: int, force: bool,
+                  sample_interval_us: float | None) -> PendingOutput:
+    template = like.segy_template()
+    if template is None:
+        raise DataError("a SEG-Y output takes its headers from a SEG-Y input, and this input has none",
+                        where=str(final), fix="write a .npy output instead")
+    src, channel_axis_name = template
+    channel_axis = None
+    if channel_axis_name is not None:
+        channel_axis = src.geometry.axes.index(channel_axis_name)
+        wanted = src.geometry.shape[channel_axis]
+        if channels != wanted:
+            raise DataError(f"a SEG-Y output of this pre-stack input holds one channel per offset "
+                            f"({wanted}), not {channels}", where=str(final), fix="write a .npy output instead")
+    elif channels != 1:
+        raise DataError(f"a SEG-Y output holds one value per sample, but there are {channels} channels",
+                        where=str(final), fix="write a .npy output, or one SEG-Y per channel")
+    if shape[-1] > 65535:
+        raise DataError(f"{shape[-1]} samples per trace do not fit the SEG-Y sample count field (≤ 65535)",
+                        where=str(final))
+    tmp = _temp(final)
+    try:
+        _copy_headers(src, tmp, shape[-1], sample_interval_us)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    order = ">" if src.layout.endian == "big" else "<"
+    return PendingOutput(str(final), str(tmp), "segy", like.axes, shape, channels, order + "f4", force,
+                         data_offset=src.layout.data_offset, n_traces=src.layout.n_traces,
+                         geometry=src.geometry, channel_axis=channel_axis)
+
+
+def _copy_headers(src: Any, tmp: Path, n_samples: int, sample_interval_us: float | None) -> None:
+    """Textual/binary headers byte for byte, trace headers in bulk, zero samples, IEEE format code."""
+    layout = src.layout
+    order = ">" if layout.endian == "big" else "<"
+    out_trace = HEADER_BYTES + 4 * n_samples
+    with open(src.path, "rb") as fin, open(tmp, "wb") as fout:
+        fout.write(fin.read(layout.data_offset))  # textual, binary and extended textual headers
+        fout.truncate(layout.data_offset + layout.n_traces * out_trace)  # sparse zeros
+    resized = n_samples != layout.n_samples
+    interval = None
+    if sample_interval_us is not None and sample_interval_us != src.sample_interval_us:
+        interval = int(round(sample_interval_us))
+        if not 0 < interval <= 65535:
+            raise DataError(f"sample interval {sample_interval_us} µs does not fit the SEG-Y field",
+                            where=str(tmp))
+    with open(tmp, "rb+") as fh:  # binary header: IEEE float, and the new sample axis
+        _put(fh, BIN_FORMAT, 5, order)
+        if resized:
+            _put(fh, BIN_SAMPLES, n_samples, order)
+        if interval is not None:
+            _put(fh, BIN_INTERVAL, interval, order)
+    out_record = np.dtype([("header", np.uint8, (HEADER_BYTES,)), ("samples", order + "f4", (n_samples,))])
+    chunk = max(1, CHUNK_BYTES // max(layout.trace_bytes, out_trace))
+    for a in range(0, layout.n_traces, chunk):
+        b = min(a + chunk, layout.n_traces)
+        src_part = np.memmap(src.path, dtype=layout.record_dtype, mode="r",
+                             offset=layout.data_offset + a * layout.trace_bytes, shape=(b - a,))
+        out_part = np.memmap(tmp, dtype=out_record, mode="r+", offset=layout.data_offset + a * out_trace,
+                             shape=(b - a,))
+        out_part["header"] = src_part["header"]
+        if resized or interval is not None:
+            raw = out_part["header"]  # (traces, 240) bytes
+            if resized:
+                raw[:, TR_SAMPLES:TR_SAMPLES + 2] = _word(n_samples, order)
+            if interval is not None:
+                raw[:, TR_INTERVAL:TR_INTERVAL + 2] = _word(interval, order)
+        del src_part, out_part
+
+
+def _word(value: int, order: str) -> np.ndarray:
+    """A 2-byte header word as bytes, in the file's byte order."""
+    return np.frombuffer(np.array(value, order + "u2").tobytes(), dtype=np.uint8)
+
+
+def _put(fh: Any, pos: int, value: int, order: str) -> None:
+    fh.seek(pos)
+    fh.write(_word(value, order).tobytes())
+
+
+def write_array(out: str | os.PathLike, like: Grid, values: np.ndarray, *, force: bool = False,
+                dtype: str = "float32", channel_names: tuple[str, ...] | None = None) -> Path:
+    """Write a whole in-memory array shaped like ``like`` (``(C, *shape)`` or ``shape``) in one go."""
+    values = np.asarray(values)
+    channels = 1 if values.shape == like.shape else values.shape[0]
+    pending = prepare(out, like, channels, dtype, force, n_samples=values.shape[-1],
+                      channel_names=channel_names)
+    try:
+        with pending.open() as w:
+            w.write(tuple(slice(0, n) for n in pending.shape), values)
+        return pending.commit()
+    except BaseException:
+        pending.abort()
+        raise
