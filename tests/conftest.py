@@ -41,3 +41,15 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture(autouse=True)
+def _reset_geocnn_logging():
+    """The CLI installs a rich handler on the 'geocnn' logger; undo it so caplog works in every test."""
+    import logging
+
+    yield
+    logger = logging.getLogger("geocnn")
+    logger.handlers[:] = [h for h in logger.handlers if isinstance(h, logging.NullHandler)]
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)

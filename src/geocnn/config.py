@@ -1,20 +1,225 @@
-"""Config files: a model YAML or a full config (``data``, ``model``, ``train``), validated up front.
+"""Config files: a model YAML or a full config (``task``, ``data``, ``model``, ``train``).
 
 Everything a run needs is checked here, in one step, before any data is read or any module is
-built; errors name the YAML ``file:line:col``.
+built; errors name the YAML ``file:line:col`` (or the ``--set`` option that gave the value).
+Relative paths in ``data`` are relative to the config file's folder, so a config runs from
+anywhere; the effective config written into a run folder holds absolute paths.
+
+A full config::
+
+    name: denoise
+    task: regression            # regression | segmentation | classification | scalar
+    data:
+      inputs: [../data_samples/seismic_noisy.sgy]     # stacked as channels, in order
+      target: ../data_samples/seismic_clean.sgy
+      patch: [48, 48]
+      section: inline           # 2D patches from a 3D volume: inline | crossline | time
+    model: {...}                # see geocnn.model.spec
+    train: {epochs: 10, batch_size: 16, lr: 0.001, loss: mse}
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from geocnn.errors import ConfigError
+from geocnn.grid import INPUT_SPEC, InputSpec, input_spec
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS
+from geocnn.schema import (
+    REQUIRED,
+    AnyValue,
+    Bool,
+    Choice,
+    Ctx,
+    Field,
+    Float,
+    Int,
+    ListOf,
+    OneOf,
+    Record,
+    Str,
+    suggest,
+)
 from geocnn.yamlsource import KeyPath, Source, load
 
+TASKS = ("regression", "segmentation", "classification", "scalar")
+DENSE_TASKS = ("regression", "segmentation")
+LOSSES = {
+    "regression": ("mse", "l1", "huber"),
+    "scalar": ("mse", "l1", "huber"),
+    "segmentation": ("cross_entropy", "bce_balanced", "dice", "focal"),
+    "classification": ("cross_entropy", "focal"),
+}
+DEFAULT_LOSS = {"regression": "mse", "scalar": "mse", "segmentation": "cross_entropy",
+                "classification": "cross_entropy"}
+SECTIONS = {"inline": ("crossline", "sample"), "crossline": ("inline", "sample"), "time": ("inline", "crossline")}
+METRICS_LOWER_IS_BETTER = ("val_loss", "mse", "mae")
+
+NORMALIZE = Record([
+    Field("method", Choice("standard", "robust", "none"), "standard",
+          "standard: mean/std; robust: median and (p99 − p1)/2; none"),
+    Field("max_traces", Int(min=1), 2000, "traces sampled (seeded) to estimate the statistics"),
+], title="normalize", shorthand="method")
+
+SPLIT = Record([
+    Field("axis", Str(), None, "grid axis split into train and validation blocks (default: the first)"),
+    Field("fraction", Float(min=0, max=0.9), 0.2, "share of the axis held out for validation (at its end)"),
+    Field("gap", OneOf(Choice("auto"), Int(min=0)), "auto",
+          "samples left out between the blocks; auto = the patch extent along the axis (0 for labelled traces)"),
+], title="split")
+
+SAMPLING = Record([
+    Field("patches_per_epoch", Int(min=1), 1024, "training patches drawn per epoch (all processes together)"),
+    Field("val_patches", Int(min=1), 256, "validation patches, fixed for the whole run"),
+    Field("balance", Float(min=0, max=1), 0.0,
+          "share of patches centred on a rare-class sample (segmentation) or drawn class-balanced "
+          "(classification)"),
+    Field("rare_class", Int(min=0), None, "the rare class for balance (default: the least frequent)"),
+    Field("min_live", Float(min=0, max=1), 0.8, "least share of live (non-missing) traces in a patch"),
+], title="sampling")
+
+AUGMENT = Record([
+    Field("flip", ListOf(Str()), [], "patch axes that may be reversed (e.g. crossline; never sample/time)"),
+    Field("transpose", ListOf(Str(), min_len=2, max_len=2), None,
+          "two patch axes of equal size that may be swapped (e.g. [inline, crossline])"),
+    Field("noise", Float(min=0), 0.0, "std of Gaussian noise added to the normalised input"),
+], title="augment")
+
+DATA = Record([
+    Field("inputs", ListOf(AnyValue(), min_len=1), REQUIRED,
+          "input files stacked as channels, in order: a path, or a mapping (see input)"),
+    Field("target", AnyValue(), None,
+          "target grid: clean data (regression), class labels (segmentation), or a grid read under "
+          "each patch (classification, scalar)"),
+    Field("labels", AnyValue(), None,
+          "classification/scalar: one label per trace position (.npy, or .csv with a label column)"),
+    Field("patch", ListOf(Int(min=1), min_len=1, max_len=3), REQUIRED, "patch size, one per model axis"),
+    Field("patch_axes", ListOf(Str(), min_len=1, max_len=3), None,
+          "grid axes the patch spans, e.g. [crossline, sample]; default: the last ones"),
+    Field("section", Choice(*SECTIONS), None,
+          "2D models on 3D volumes: inline (crossline × sample), crossline or time slices"),
+    Field("target_from_patch", Choice("center", "mean", "max"), "center",
+          "classification/scalar with a target grid: the patch's label is the target at its centre, "
+          "its mean, or its max (e.g. 'a fault is in this patch')"),
+    Field("normalize", NORMALIZE, {}, "per-channel input normalisation"),
+    Field("target_normalize", Choice("auto", "input", "own", "none"), "auto",
+          "regression targets: input (same numbers as the input: denoising), own, none; "
+          "auto = input when channel counts match"),
+    Field("split", SPLIT, {}, "train/validation split by spatial blocks"),
+    Field("sampling", SAMPLING, {}, "how patches are drawn"),
+    Field("augment", AUGMENT, {}, "random flips, transposes and noise (training only)"),
+    Field("classes", Int(min=2), None, "number of classes (default: the model's output channels)"),
+], title="data")
+
+LOSS = Record([
+    Field("kind", Choice(*sorted({k for v in LOSSES.values() for k in v})), None,
+          "default: mse (regression, scalar), cross_entropy (segmentation, classification)"),
+    Field("class_weights", OneOf(Choice("auto", "none"), ListOf(Float(min=0), min_len=2)), "none",
+          "cross_entropy/focal: auto = from label frequencies (rare classes weigh more), or one per class"),
+    Field("ignore_index", Int(), None, "label value that is not scored (unlabelled samples)"),
+    Field("delta", Float(min=0, exclusive_min=True), 1.0, "huber: where the loss turns linear"),
+    Field("gamma", Float(min=0), 2.0, "focal: focusing exponent"),
+], title="loss", shorthand="kind")
+
+TRAIN = Record([
+    Field("epochs", Int(min=1), 10, "passes over patches_per_epoch patches"),
+    Field("batch_size", Int(min=1), 16, "patches per step and process (global batch = batch_size × processes)"),
+    Field("lr", Float(min=0, exclusive_min=True), 1e-3, "learning rate"),
+    Field("optimizer", Choice("adam", "adamw", "sgd"), "adam", "optimizer"),
+    Field("weight_decay", Float(min=0), 0.0, "L2 penalty (decoupled for adamw)"),
+    Field("momentum", Float(min=0, max=1), 0.9, "sgd momentum"),
+    Field("scheduler", Choice("none", "cosine", "step"), "cosine", "learning-rate schedule over the run"),
+    Field("step_epochs", Int(min=1), 10, "step scheduler: epochs between decays"),
+    Field("step_gamma", Float(min=0, exclusive_min=True), 0.5, "step scheduler: decay factor"),
+    Field("loss", LOSS, {}, "loss function"),
+    Field("grad_clip", Float(min=0, exclusive_min=True), None, "clip the gradient norm to this value"),
+    Field("best_metric", Str(), "val_loss", "validation metric that selects best.pt (e.g. val_loss, f1, miou, snr_db)"),
+    Field("device", Choice("auto", "cpu", "cuda", "mps"), "auto", "auto: cuda, then mps, then cpu"),
+    Field("amp", Choice("auto", "off", "bf16", "fp16"), "auto", "mixed precision on CUDA (auto: bf16 when supported)"),
+    Field("compile", Bool(), False, "torch.compile the model"),
+    Field("channels_last", Choice("auto", "on", "off"), "auto", "channels-last memory layout (auto: on for 2D/3D)"),
+    Field("workers", OneOf(Choice("auto"), Int(min=0)), "auto", "DataLoader worker processes"),
+    Field("seed", Int(min=0), 0, "seed of weights, patch draws and augmentation"),
+    Field("max_steps", Int(min=1), None, "stop after this many optimizer steps"),
+    Field("examples", Int(min=0, max=16), 4, "validation patches drawn in examples.png"),
+], title="train")
+
+CONFIG = Record([
+    Field("name", Str(), None, "run name (default: the config file name); runs/<name>/"),
+    Field("task", Choice(*TASKS), REQUIRED, "regression | segmentation | classification | scalar"),
+    Field("data", DATA, REQUIRED, "data section"),
+    Field("model", AnyValue(), REQUIRED, "model section"),
+    Field("train", TRAIN, {}, "training section"),
+], title="geocnn config")
+
+
+@dataclass
+class Config:
+    """A validated full config."""
+
+    path: str
+    name: str
+    task: str
+    data: dict
+    model: ModelSpec
+    train: dict
+    raw: dict  # effective config as plain data (absolute paths), written into the run
+    inputs: list[InputSpec]
+    target: InputSpec | None
+    labels: str | None
+
+    @property
+    def patch(self) -> tuple[int, ...]:
+        return tuple(self.data["patch"])
+
+    @property
+    def dense(self) -> bool:
+        return self.task in DENSE_TASKS
+
+    def hash(self) -> str:
+        """Hash of the effective config (provenance in checkpoints)."""
+        return config_hash(self.raw)
+
+
+def config_hash(raw: dict) -> str:
+    text = json.dumps(raw, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- overrides
+
+def apply_overrides(data: dict, source: Source, overrides: list[str]) -> None:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set '{item}' is not key=value", fix="write e.g. --set train.lr=0.0005")
+        key, text = item.split("=", 1)
+        path = [p for p in key.strip().split(".") if p]
+        if not path:
+            raise ConfigError(f"--set '{item}' has no key", fix="write e.g. --set train.lr=0.0005")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: '{text}' is not a valid YAML value") from None
+        node = data
+        for i, part in enumerate(path[:-1]):
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(f"--set {key}: '{'.'.join(path[:i + 1])}' is not a section")
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        source.labels[tuple(path)] = f"--set {key}"
+
+
+# ----------------------------------------------------------------------------- loading
 
 def model_section(data: Any, source: Source) -> tuple[Any, KeyPath]:
     """The model mapping of a document and its key path: ``model:`` of a config, or the document."""
@@ -34,11 +239,124 @@ def read_model(path: str | Path) -> ModelSpec:
     return parse_model(section, source, base)
 
 
+def _resolve_path(value: Any, folder: Path) -> Any:
+    """Make the ``path`` of an input entry absolute (relative to the config's folder)."""
+    if isinstance(value, str):
+        return str((folder / value).resolve()) if not Path(value).is_absolute() else value
+    if isinstance(value, dict) and isinstance(value.get("path"), str):
+        return {**value, "path": _resolve_path(value["path"], folder)}
+    return value
+
+
+def _absolute(raw: dict, folder: Path) -> None:
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    if isinstance(data.get("inputs"), list):
+        data["inputs"] = [_resolve_path(v, folder) for v in data["inputs"]]
+    for key in ("target", "labels"):
+        if data.get(key) is not None:
+            data[key] = _resolve_path(data[key], folder)
+
+
+def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
+    task, data, train = cfg["task"], cfg["data"], cfg["train"]
+    d = ctx.at("data")
+    if len(data["patch"]) != spec.dims:
+        raise d.at("patch").error(f"patch has {len(data['patch'])} sizes but the model has dims {spec.dims}",
+                                  f"give {spec.dims} sizes")
+    if data["patch_axes"] is not None:
+        if len(data["patch_axes"]) != spec.dims:
+            raise d.at("patch_axes").error(f"patch_axes names {len(data['patch_axes'])} axes but the model "
+                                           f"has dims {spec.dims}")
+        if data["section"] is not None:
+            raise d.at("section").error("give section or patch_axes, not both")
+    if data["section"] is not None and spec.dims != 2:
+        raise d.at("section").error(f"section is for 2D models on 3D volumes, but the model has dims {spec.dims}",
+                                    "use patch_axes")
+    if task in DENSE_TASKS and data["target"] is None:
+        raise d.error(f"task {task} needs data.target (a grid with the same geometry as the inputs)")
+    if task in ("classification", "scalar") and (data["target"] is None) == (data["labels"] is None):
+        raise d.error(f"task {task} needs exactly one of data.target (a grid read under each patch) "
+                          "or data.labels (one label per trace position)")
+    if data["labels"] is not None and task in DENSE_TASKS:
+        raise d.at("labels").error(f"labels (one per trace) are for classification/scalar tasks, not {task}",
+                                   "use data.target")
+    loss = train["loss"]
+    if loss["kind"] is None:
+        loss["kind"] = DEFAULT_LOSS[task]
+    elif loss["kind"] not in LOSSES[task]:
+        raise ctx.at("train").at("loss").error(f"loss {loss['kind']} does not fit task {task}",
+                                               suggest(loss["kind"], list(LOSSES[task])))
+    last = spec.layers[-1]
+    if last.kind in ("softmax", "sigmoid") and task != "regression":
+        raise ConfigError(f"the model ends with {last.kind}, but geocnn's losses take raw scores (logits)",
+                          where=last.where, fix=f"remove the final {last.kind}; predict applies it to "
+                          "give probabilities")
+
+
+def parse_config(data: Any, source: Source, overrides: list[str] | None = None) -> Config:
+    """Validate a full config document (after ``--set`` overrides)."""
+    if not isinstance(data, dict):
+        raise ConfigError("a config must be a mapping with task, data, model and train",
+                          where=source.where(()), fix="see configs/ for examples")
+    data = copy.deepcopy(data)
+    apply_overrides(data, source, overrides or [])
+    _absolute(data, Path(source.path).resolve().parent)
+    ctx = Ctx(source)
+    cfg = CONFIG.check(data, ctx)
+    spec = parse_model(data["model"], source, ("model",))
+    _check_task(cfg, spec, ctx)
+    d = cfg["data"]
+    inputs = [input_spec(v, ctx.at("data").at("inputs").at(i)) for i, v in enumerate(d["inputs"])]
+    target = input_spec(d["target"], ctx.at("data").at("target")) if d["target"] is not None else None
+    labels = None
+    if d["labels"] is not None:
+        lab = d["labels"]
+        labels = lab if isinstance(lab, str) else (lab.get("path") if isinstance(lab, dict) else None)
+        if not isinstance(labels, str):
+            raise ctx.at("data").at("labels").error("labels must be a file path (.npy or .csv)")
+    name = cfg["name"] or Path(source.path).stem
+    raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
+    return Config(source.path, name, cfg["task"], d, spec, cfg["train"], _plain(raw), inputs, target, labels)
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples → lists, so the config round-trips through YAML and JSON."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read and validate a full config file."""
+    data, source = load(path)
+    if isinstance(data, dict) and "model" not in data and "layers" in data:
+        raise ConfigError("this is a model file; training needs a full config with task, data, model and train",
+                          where=source.where(()), fix="see configs/ for examples")
+    return parse_config(data, source, overrides)
+
+
 def resolve_model_source(path: str | Path) -> tuple[ModelSpec, tuple[int, ...] | None]:
-    """The model of ``path`` and its default input shape (C, ...spatial) if the config gives one."""
-    spec = read_model(path)
-    shape = (spec.in_channels, *spec.input_shape) if spec.input_shape else None
-    return spec, shape
+    """The model of a YAML file, run folder or checkpoint, and its default input shape (C, ...)."""
+    p = Path(path)
+    if p.is_dir() or p.suffix == ".pt":
+        from geocnn.runs import load_checkpoint, resolve_checkpoint
+
+        ckpt = load_checkpoint(resolve_checkpoint(p))
+        cfg = parse_config(ckpt["config"], Source(str(p)))
+        return cfg.model, (cfg.model.in_channels, *cfg.patch)
+    data, source = load(p)
+    section, base = model_section(data, source)
+    spec = parse_model(section, source, base)
+    if spec.input_shape:
+        return spec, (spec.in_channels, *spec.input_shape)
+    patch = data.get("data", {}).get("patch") if isinstance(data, dict) and isinstance(data.get("data"), dict) else None
+    if isinstance(patch, list) and len(patch) == spec.dims and all(isinstance(n, int) and n > 0 for n in patch):
+        return spec, (spec.in_channels, *patch)
+    return spec, None
 
 
 # ----------------------------------------------------------------------------- JSON Schema
@@ -80,12 +398,20 @@ def model_json_schema() -> dict:
 
 def json_schema() -> dict:
     """JSON Schema of a geocnn config file, for editors (validation and completion)."""
-    return {
+    schema = CONFIG.json()
+    schema["properties"]["model"] = model_json_schema()
+    data = schema["properties"]["data"]
+    item = {"anyOf": [{"type": "string", "description": "path"}, INPUT_SPEC.json()]}
+    data["properties"]["inputs"] = {"type": "array", "items": item, "minItems": 1,
+                                    "description": DATA.by_name["inputs"].help}
+    data["properties"]["target"] = {**item, "description": DATA.by_name["target"].help}
+    data["properties"]["labels"] = {"type": "string", "description": DATA.by_name["labels"].help}
+    schema.update({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://geocnn.dev/schema/config.json",
-        "title": "geocnn config",
-        "type": "object",
-        "properties": {"model": model_json_schema()},
-        "required": ["model"],
         "$defs": _layer_schema(),
-    }
+        # a model-only file (what `geocnn summarize` also reads) validates against this too
+        "anyOf": [{"required": ["task", "data", "model"]}, {"required": ["model"]}],
+    })
+    schema.pop("required", None)
+    return schema

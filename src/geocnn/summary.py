@@ -71,8 +71,8 @@ class Summary:
         """Receptive field of the output in samples, and in physical units when spacing is known."""
         if self.inference is None:
             return None
-        rf = self.records[-1].receptive_field
-        text = " × ".join(f"{n} {axis}" for n, axis in zip(rf, self.spec.axes)) + " samples"
+        rf = self.inference.output_record.receptive_field
+        text = " × ".join(map(str, rf)) + f" samples ({' × '.join(self.spec.axes)})"
         if self.spec.spacing:
             phys = [f"{_num(n * step)} {unit}".strip() for n, (step, unit) in zip(rf, self.spec.spacing)]
             text += " = " + " × ".join(phys)

@@ -25,11 +25,14 @@ class Source:
 
     path: str
     positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    labels: dict[KeyPath, str] = field(default_factory=dict)  # values set on the command line
 
     def where(self, keypath: KeyPath = ()) -> str:
         """``file:line:col`` of ``keypath``, or of its nearest ancestor that has a position."""
         kp = tuple(keypath)
         while kp:
+            if kp in self.labels:
+                return self.labels[kp]
             if kp in self.positions:
                 line, col = self.positions[kp]
                 return f"{self.path}:{line}:{col}"
@@ -43,7 +46,8 @@ class Source:
         """A view whose key paths are relative to ``prefix`` (for a section of a config)."""
         n = len(prefix)
         pos = {kp[n:]: v for kp, v in self.positions.items() if kp[:n] == tuple(prefix)}
-        return Source(self.path, pos)
+        labels = {kp[n:]: v for kp, v in self.labels.items() if kp[:n] == tuple(prefix)}
+        return Source(self.path, pos, labels)
 
     def set(self, keypath: KeyPath, line: int, col: int) -> None:
         self.positions[tuple(keypath)] = (line, col)

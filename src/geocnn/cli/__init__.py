@@ -57,7 +57,7 @@ def user_errors(fn: Callable) -> Callable:
 
 
 # Command modules, one per concept; each exposes COMMANDS = [(name, function), ...].
-COMMAND_MODULES = ("model", "grid")
+COMMAND_MODULES = ("model", "grid", "train")
 
 
 def _register() -> None:

@@ -498,6 +498,7 @@ def projection_infer(body_out: Tensor, x: Tensor, ctx: LayerCtx) -> tuple[Outcom
     a = {"out": body_out.channels, "kernel": (1,) * len(stride), "stride": stride_t, "padding": "valid",
          "dilation": (1,) * len(stride), "groups": 1, "bias": True, "padding_mode": "zeros"}
     res = _conv_infer(a, [x], ctx)
+    res.warnings = []  # a 1×1 stride-s projection skips samples by design; the body sees them
     why = []
     if x.channels != body_out.channels:
         why.append(f"channels {x.channels}→{body_out.channels}")

@@ -74,6 +74,12 @@ class Inference:
         return [f"layer {r.index} '{r.name}': {w}" for r in self.records for w in r.warnings]
 
     @property
+    def output_record(self) -> LayerRecord:
+        """The record of the layer whose output is the network's output."""
+        last = self.spec.layers[-1].name
+        return next(r for r in self.records if r.name == last)
+
+    @property
     def dropped(self) -> bool:
         return any(r.warnings for r in self.records)
 

@@ -1,0 +1,436 @@
+"""Training data: grids + labels → checked, normalised, split patches as torch datasets.
+
+Everything about the data is checked here before the first step — channel counts, geometries,
+label ranges, NaN/inf, patch sizes — so a run fails in seconds with a one-line error, not
+after an hour. Patches are read lazily (memmap) in DataLoader workers; per-item randomness
+(augmentation) comes from (seed, epoch, index), so runs and resumes are reproducible whatever
+the number of workers.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from geocnn.config import Config
+from geocnn.errors import ConfigError, DataError
+from geocnn.grid import Grid, open_grid, open_stack
+from geocnn.model import infer
+from geocnn.model.tensor import fmt_shape
+from geocnn.normalize import Normalization, estimate, sample_traces
+from geocnn.patches import PatchGeometry, Split, fixed_origins, make_split, patch_geometry, sample_origins
+
+log = logging.getLogger(__name__)
+
+LATERAL_ONLY = ("sample", "time", "depth", "twt")  # axes that may not be flipped or swapped
+
+
+@dataclass
+class TrainingData:
+    """What the training loop needs to draw patches, plus what the checkpoint must remember."""
+
+    cfg: Config
+    grid: Grid
+    target: Grid | None
+    labels: np.ndarray | None
+    geom: PatchGeometry
+    split: Split
+    norm: Normalization
+    target_norm: Normalization | None
+    classes: int | None
+    class_freq: np.ndarray | None
+    centres: np.ndarray | None
+    live: np.ndarray | None
+    train_mean: float | None
+    val_origins: np.ndarray
+
+    @property
+    def task(self) -> str:
+        return self.cfg.task
+
+    @property
+    def majority(self) -> int:
+        return int(np.argmax(self.class_freq)) if self.class_freq is not None else 0
+
+    def epoch_origins(self, epoch: int, rank: int = 0, world: int = 1) -> np.ndarray:
+        """This process's training windows for ``epoch`` (the same on every run and resume)."""
+        s = self.cfg.data["sampling"]
+        n = s["patches_per_epoch"] - s["patches_per_epoch"] % world
+        rng = np.random.default_rng([self.cfg.train["seed"], epoch, 1])
+        if self.labels is not None and s["balance"] > 0:
+            origins = self._balanced_by_label(n, rng)
+        else:
+            origins = sample_origins(self.geom, self.split.region(self.geom, "train"), n, rng, self.live,
+                                     s["min_live"], self.centres, s["balance"])
+        return origins[rank::world]
+
+    def _balanced_by_label(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Per-trace labels: draw traces so each class is equally likely (share = balance)."""
+        s = self.cfg.data["sampling"]
+        region = self.split.region(self.geom, "train")
+        origins = sample_origins(self.geom, region, n, rng, self.live, s["min_live"])
+        fixed = self.geom.fixed_axes
+        inside = np.zeros(self.labels.shape, bool)
+        inside[tuple(slice(*region[a]) for a in fixed)] = True
+        by_class = [np.argwhere(inside & (self.labels == c)) for c in range(self.classes or 0)]
+        by_class = [c for c in by_class if len(c)]
+        pick = rng.random(n) < s["balance"]
+        for i in np.flatnonzero(pick):
+            members = by_class[rng.integers(len(by_class))]
+            pos = members[rng.integers(len(members))]
+            for a, p in zip(fixed, pos):
+                origins[i, a] = p
+        return origins
+
+    def dataset(self, origins: np.ndarray, epoch: int, augment: bool) -> PatchDataset:
+        return PatchDataset(self, origins, epoch, augment)
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """(input, target) patches at fixed origins; reading happens in ``__getitem__`` (workers)."""
+
+    def __init__(self, data: TrainingData, origins: np.ndarray, epoch: int, augment: bool) -> None:
+        self.data, self.origins, self.epoch = data, origins, epoch
+        self.augment = data.cfg.data["augment"] if augment else None
+
+    def __len__(self) -> int:
+        return len(self.origins)
+
+    def __getitem__(self, i: int):
+        d, origin = self.data, self.origins[i]
+        x = d.norm.apply(d.geom.read(d.grid, origin))
+        y = target_of(d, origin)
+        if self.augment is not None:
+            x, y = _augment(x, y, self.augment, d.geom, np.random.default_rng([d.cfg.train["seed"], self.epoch, 2, i]))
+        y = np.ascontiguousarray(y) if y.ndim else y  # ascontiguousarray would make a scalar 1-D
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(y)
+
+
+def target_of(d: TrainingData, origin: np.ndarray) -> np.ndarray:
+    """The training target of the patch at ``origin``."""
+    if d.labels is not None:
+        value = d.labels[tuple(origin[a] for a in d.geom.fixed_axes)]
+        return np.asarray(value, dtype=np.int64 if d.task == "classification" else np.float32)
+    block = d.geom.read(d.target, origin)
+    if d.task == "regression":
+        return d.target_norm.apply(block) if d.target_norm is not None else block
+    if d.task == "segmentation":
+        return block[0].astype(np.int64)
+    value = _reduce(block[0], d.cfg.data["target_from_patch"])
+    if d.task == "classification":
+        return np.asarray(int(value), dtype=np.int64)
+    return np.asarray((value - d.target_norm.center[0]) / d.target_norm.scale[0], dtype=np.float32)
+
+
+def _reduce(block: np.ndarray, how: str) -> float:
+    if how == "center":
+        return float(block[tuple(n // 2 for n in block.shape)])
+    return float(block.mean() if how == "mean" else block.max())
+
+
+def _augment(x: np.ndarray, y: np.ndarray, aug: dict, geom: PatchGeometry, rng: np.random.Generator):
+    dense = y.ndim == x.ndim - 1 or y.shape[1:] == x.shape[1:]
+    axes = geom.model_axes
+    for name in aug["flip"]:
+        if rng.random() < 0.5:
+            a = axes.index(name) + 1
+            x = np.flip(x, a)
+            if dense and y.ndim:
+                y = np.flip(y, a - (x.ndim - y.ndim))
+    if aug["transpose"] and rng.random() < 0.5:
+        a, b = (axes.index(n) + 1 for n in aug["transpose"])
+        x = np.swapaxes(x, a, b)
+        if dense and y.ndim:
+            shift = x.ndim - y.ndim
+            y = np.swapaxes(y, a - shift, b - shift)
+    if aug["noise"] > 0:
+        x = x + rng.normal(0, aug["noise"], x.shape).astype(np.float32)
+    return x, y
+
+
+# ----------------------------------------------------------------------------- building
+
+def _read_labels(path: str, expected: tuple[int, ...], task: str) -> np.ndarray:
+    """Per-trace labels from .npy or .csv (a 'label' column, else the last column)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("labels file not found", where=path, fix="check data.labels")
+    if p.suffix.lower() == ".npy":
+        try:
+            labels = np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise DataError(f"not a readable .npy file ({exc})", where=path) from None
+    elif p.suffix.lower() == ".csv":
+        labels = _read_csv_labels(p)
+    else:
+        raise DataError(f"labels must be .npy or .csv, not '{p.suffix}'", where=path)
+    if labels.shape != expected:
+        raise DataError(f"labels have shape {labels.shape} but the grid has {expected} trace positions "
+                        "(one label per position of the axes the patch does not span)", where=path,
+                        fix="give one label per trace")
+    if not np.all(np.isfinite(labels.astype(np.float64))):
+        raise DataError("labels contain NaN or inf", where=path)
+    if task == "classification":
+        if not np.all(labels == np.round(labels)):
+            raise DataError("classification labels must be whole numbers (class indices)", where=path)
+        labels = labels.astype(np.int64)
+    return labels.astype(np.int64) if task == "classification" else labels.astype(np.float32)
+
+
+def _read_csv_labels(p: Path) -> np.ndarray:
+    with p.open(newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise DataError("labels CSV is empty", where=str(p))
+    header = [c.strip().lower() for c in rows[0]]
+    has_header = not _is_number(rows[0][-1])
+    col = header.index("label") if has_header and "label" in header else len(rows[0]) - 1
+    values = []
+    for line, row in enumerate(rows[1:] if has_header else rows, start=2 if has_header else 1):
+        try:
+            values.append(float(row[col]))
+        except (ValueError, IndexError):
+            raise DataError(f"line {line}: '{','.join(row)}' has no number in column {col + 1}",
+                            where=str(p)) from None
+    return np.asarray(values)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_finite(grid: Grid, what: str, max_traces: int) -> None:
+    values = sample_traces(grid, min(max_traces, 500), seed=1)
+    if values.size and not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).sum())
+        raise DataError(f"{what} contain NaN or inf ({bad} values in {values.shape[1]} sampled traces)",
+                        where=grid.sources[0], fix="clean the data (replace NaN/inf) before training")
+
+
+def _scan_classes(target: Grid, classes: int | None, ignore: int | None, where: str) -> np.ndarray:
+    """Class counts of a label grid, slab by slab (bounded memory); checks the values."""
+    counts: dict[int, int] = {}
+    step = max(1, int(2**24 // max(1, int(np.prod(target.shape[1:])))))
+    for start in range(0, target.shape[0], step):
+        window = (slice(start, min(start + step, target.shape[0])),) + tuple(slice(0, n) for n in target.shape[1:])
+        block = target.read(window)[0]
+        if not np.isfinite(block).all():
+            raise DataError("labels contain NaN or inf", where=where)
+        if not np.all(block == np.round(block)):
+            raise DataError("segmentation labels must be whole numbers (class indices)", where=where)
+        vals, n = np.unique(block.astype(np.int64), return_counts=True)
+        for v, c in zip(vals.tolist(), n.tolist()):
+            counts[v] = counts.get(v, 0) + c
+    present = sorted(v for v in counts if v != ignore)
+    if present and (present[0] < 0 or (classes is not None and present[-1] >= classes)):
+        bad = [v for v in present if v < 0 or (classes is not None and v >= classes)]
+        raise DataError(f"label value(s) {bad[:5]} out of range for {classes} classes (0..{(classes or 1) - 1})",
+                        where=where, fix="set data.classes, the model's output channels, or loss.ignore_index")
+    k = classes or (present[-1] + 1 if present else 2)
+    return np.array([counts.get(c, 0) for c in range(k)], dtype=np.float64)
+
+
+def _rare_centres(target: Grid, rare: int, limit: int, seed: int) -> np.ndarray:
+    """Up to ``limit`` random grid positions of the rare class (for balanced sampling)."""
+    rng = np.random.default_rng([seed, 3])
+    found: list[np.ndarray] = []
+    step = max(1, int(2**24 // max(1, int(np.prod(target.shape[1:])))))
+    for start in range(0, target.shape[0], step):
+        window = (slice(start, min(start + step, target.shape[0])),) + tuple(slice(0, n) for n in target.shape[1:])
+        pos = np.argwhere(target.read(window)[0] == rare)
+        pos[:, 0] += start
+        if len(pos) > limit:
+            pos = pos[rng.choice(len(pos), limit, replace=False)]
+        found.append(pos)
+    allpos = np.concatenate(found) if found else np.zeros((0, target.ndim), np.int64)
+    if len(allpos) > limit:
+        allpos = allpos[rng.choice(len(allpos), limit, replace=False)]
+    return allpos
+
+
+def output_classes(cfg: Config, out_channels: int) -> int | None:
+    if cfg.task in ("regression", "scalar"):
+        return None
+    if cfg.data["classes"] is not None:
+        return cfg.data["classes"]
+    return 2 if out_channels == 1 else out_channels
+
+
+def _check_model_output(cfg: Config, target_channels: int | None, classes: int | None) -> None:
+    spec = cfg.model
+    inf = infer(spec, cfg.patch, receptive=False)
+    out = inf.output
+    where = spec.layers[-1].where
+    if cfg.dense:
+        if out.spatial != cfg.patch:
+            raise ConfigError(f"the model turns a {fmt_shape(cfg.patch)} patch into {fmt_shape(out.shape)}, "
+                              f"but task {cfg.task} needs the patch size back", where=where,
+                              fix="use padding: same (or matching upsampling) so output size = input size")
+        if cfg.task == "regression" and out.channels != target_channels:
+            raise ConfigError(f"the model outputs {out.channels} channel(s) but the target has {target_channels}",
+                              where=where, fix=f"end the model with out: {target_channels}")
+    else:
+        if not out.flat:
+            raise ConfigError(f"task {cfg.task} needs one vector per patch, but the model outputs "
+                              f"{fmt_shape(out.shape)}", where=where,
+                              fix="end with global_pool or flatten and dense")
+        if cfg.task == "scalar" and out.channels != 1:
+            raise ConfigError(f"task scalar needs 1 output, the model gives {out.channels}", where=where,
+                              fix="end with dense: 1")
+    if classes is not None and out.channels not in (1, classes) or (classes == 2 and out.channels > 2):
+        raise ConfigError(f"the model outputs {out.channels} channels for {classes} classes", where=where,
+                          fix=f"end the model with {classes} channels (or 1 for a binary problem)")
+    if classes is not None and classes > 2 and out.channels == 1:
+        raise ConfigError(f"one output channel cannot score {classes} classes", where=where,
+                          fix=f"end the model with {classes} channels")
+
+
+def _check_augment(cfg: Config, geom: PatchGeometry) -> None:
+    aug = cfg.data["augment"]
+    names = [*aug["flip"], *(aug["transpose"] or [])]
+    for name in names:
+        if name not in geom.model_axes:
+            raise ConfigError(f"augment names axis '{name}', which the patch does not span "
+                              f"({', '.join(geom.model_axes)})", where=cfg.path)
+        if name in LATERAL_ONLY:
+            raise ConfigError(f"augment would flip or swap the {name} axis, which reverses time/depth: "
+                              "not physically valid", where=cfg.path, fix="augment lateral axes only")
+    if aug["transpose"]:
+        a, b = aug["transpose"]
+        if geom.size[geom.model_axes.index(a)] != geom.size[geom.model_axes.index(b)]:
+            raise ConfigError(f"transpose {a}/{b} needs equal patch sizes along both", where=cfg.path)
+
+
+def build(cfg: Config, stored: dict | None = None) -> TrainingData:
+    """Open and check everything; ``stored`` (from a checkpoint) reuses its normalisation."""
+    where = cfg.path
+    grid = open_stack(cfg.inputs)
+    if grid.channels != cfg.model.in_channels:
+        raise ConfigError(f"data.inputs give {grid.channels} channel(s) ({', '.join(grid.channel_names)}) but "
+                          f"model.in_channels is {cfg.model.in_channels}", where=where,
+                          fix="make them agree (channels_from, more input files, or in_channels)")
+    d = cfg.data
+    geom = patch_geometry(grid.axes, grid.shape, cfg.patch, d["patch_axes"], d["section"], where)
+    _check_augment(cfg, geom)
+    target = labels = None
+    if cfg.target is not None:
+        target = open_grid(cfg.target)
+        if target.shape != grid.shape:
+            raise DataError(f"target has shape {fmt_shape(target.shape)} ({', '.join(target.axes)}) but the inputs "
+                            f"have {fmt_shape(grid.shape)} ({', '.join(grid.axes)})", where=cfg.target.path,
+                            fix="give a target on the same grid as the inputs")
+        if cfg.task != "regression" and target.channels != 1:
+            raise DataError(f"a label grid must have one channel, this one has {target.channels}",
+                            where=cfg.target.path)
+    if cfg.labels is not None:
+        labels = _read_labels(cfg.labels, tuple(grid.shape[a] for a in geom.fixed_axes), cfg.task)
+    gap = d["split"]["gap"]
+    if gap == "auto" and labels is not None:
+        gap = 0
+    split = make_split(geom, d["split"]["axis"], d["split"]["fraction"], gap, where)
+    _check_finite(grid, "inputs", d["normalize"]["max_traces"])
+    seed = cfg.train["seed"]
+    if stored is not None:
+        norm = Normalization.from_dict(stored["inputs"])
+        target_norm = Normalization.from_dict(stored["target"]) if stored.get("target") else None
+    else:
+        norm = estimate(grid, d["normalize"]["method"], d["normalize"]["max_traces"], seed)
+        target_norm = _target_norm(cfg, grid, target, labels, norm, split, geom)
+    out_channels = infer(cfg.model, cfg.patch, receptive=False).output.channels
+    classes = output_classes(cfg, out_channels)
+    _check_model_output(cfg, target.channels if target is not None else None, classes)
+    class_freq = centres = None
+    ignore = cfg.train["loss"]["ignore_index"]
+    if cfg.task == "segmentation":
+        class_freq = _scan_classes(target, classes, ignore, cfg.target.path)
+    elif cfg.task == "classification":
+        values = labels if labels is not None else None
+        if values is None:
+            class_freq = _scan_classes(target, classes, ignore, cfg.target.path)
+        else:
+            bad = values[(values < 0) | (values >= classes)]
+            if ignore is not None:
+                bad = bad[bad != ignore]
+            if len(bad):
+                raise DataError(f"label value {int(bad[0])} out of range for {classes} classes", where=cfg.labels,
+                                fix="set data.classes or the model's output size")
+            class_freq = np.bincount(values[values >= 0].reshape(-1), minlength=classes)[:classes].astype(float)
+    if cfg.task == "segmentation" and d["sampling"]["balance"] > 0:
+        rare = d["sampling"]["rare_class"]
+        if rare is None:
+            rare = int(np.argmin(np.where(class_freq > 0, class_freq, np.inf)))
+        centres = _rare_centres(target, rare, 100_000, seed)
+        log.info("balanced sampling: %.0f%% of patches centred on class %d (%d positions known)",
+                 100 * d["sampling"]["balance"], rare, len(centres))
+    live = grid.live()
+    train_mean = None
+    if cfg.task == "scalar":
+        train_mean = target_norm.center[0]
+    val_origins = np.zeros((0, grid.ndim), np.int64)
+    if split.val[1] > split.val[0]:
+        val_origins = fixed_origins(geom, split.region(geom, "val"), d["sampling"]["val_patches"], seed, live,
+                                    d["sampling"]["min_live"])
+    return TrainingData(cfg, grid, target, labels, geom, split, norm, target_norm, classes, class_freq,
+                        centres, live, train_mean, val_origins)
+
+
+def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarray | None, norm: Normalization,
+                 split: Split, geom: PatchGeometry) -> Normalization | None:
+    d = cfg.data
+    if cfg.task == "regression":
+        how = d["target_normalize"]
+        if how == "auto":
+            how = "input" if target.channels == grid.channels else "own"
+        if how == "input":
+            if target.channels != grid.channels:
+                raise ConfigError(f"target_normalize: input needs as many target channels ({target.channels}) "
+                                  f"as input channels ({grid.channels})", where=cfg.path, fix="use own")
+            return norm
+        if how == "none":
+            return None
+        _check_finite(target, "target", d["normalize"]["max_traces"])
+        return estimate(target, d["normalize"]["method"], d["normalize"]["max_traces"], cfg.train["seed"])
+    if cfg.task == "scalar":
+        if labels is not None:
+            train = labels[tuple(slice(*split.region(geom, "train")[a]) for a in geom.fixed_axes)]
+            values = train.astype(np.float64).reshape(-1)
+        else:
+            origins = fixed_origins(geom, split.region(geom, "train"), 512, cfg.train["seed"] + 1)
+            values = np.array([_reduce(geom.read(target, o)[0], d["target_from_patch"]) for o in origins])
+        if not np.isfinite(values).all():
+            raise DataError("scalar targets contain NaN or inf", where=cfg.labels or cfg.target.path)
+        std = float(values.std()) or 1.0
+        return Normalization("standard", (float(values.mean()),), (std,), len(values))
+    return None
+
+
+def describe_split(data: TrainingData) -> str:
+    """The split in the grid's own numbers (e.g. inline numbers), for the log and split.json."""
+    s, g = data.split, data.grid
+    axis = g.axes[s.axis]
+    numbers = {"inline": g.meta.ilines, "crossline": g.meta.xlines}.get(axis)
+
+    def label(lo: int, hi: int) -> str:
+        if hi <= lo:
+            return "none"
+        if numbers is not None and len(numbers) == g.shape[s.axis]:
+            return f"{axis} {numbers[lo]}–{numbers[hi - 1]} ({hi - lo})"
+        return f"{axis} index {lo}–{hi - 1} ({hi - lo})"
+
+    return f"train {label(*s.train)}, gap {s.gap}, validation {label(*s.val)}"
+
+
+def split_record(data: TrainingData) -> dict:
+    s = data.split
+    return {"axis": data.grid.axes[s.axis], "train": list(s.train), "validation": list(s.val), "gap": s.gap,
+            "description": describe_split(data), "val_patches": len(data.val_origins),
+            "patch_axes": list(data.geom.model_axes), "patch": list(data.geom.size)}

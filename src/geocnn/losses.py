@@ -1,0 +1,118 @@
+"""Losses of the four tasks, selected in YAML (``train.loss``).
+
+Dense and patch outputs share one convention: class scores are logits with the class axis at 1
+— K ≥ 2 channels for K classes, or a single channel for a binary problem (the score of class 1).
+Targets are class indices (int64) or values (float32).
+
+- ``mse``, ``l1``, ``huber``: regression of values (dense or one per patch).
+- ``cross_entropy``: with optional class weights (``auto`` = median-frequency balancing from the
+  training labels) and an ``ignore_index``.
+- ``bce_balanced``: FaultSeg3D's class-balanced binary cross-entropy, β = share of negatives in the
+  batch, so the rare fault class is not drowned.
+- ``dice``: 1 − mean soft Dice over classes.
+- ``focal``: (1 − p_t)^γ-weighted cross-entropy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def class_weights_from_frequencies(freq: np.ndarray) -> list[float]:
+    """Median-frequency balancing: w_k = median(f) / f_k (absent classes get the largest weight)."""
+    freq = np.asarray(freq, dtype=np.float64)
+    present = freq > 0
+    if not present.any():
+        return [1.0] * len(freq)
+    w = np.zeros_like(freq)
+    w[present] = np.median(freq[present]) / freq[present]
+    w[~present] = w[present].max()
+    return [float(v) for v in w]
+
+
+def _two_class_logits(out: torch.Tensor) -> torch.Tensor:
+    """(B, 1, ...) binary logits → (B, 2, ...) so softmax-based losses treat both cases alike."""
+    return torch.cat([torch.zeros_like(out), out], dim=1) if out.shape[1] == 1 else out
+
+
+def _valid(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    return torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+
+
+class ClassLoss(nn.Module):
+    """Cross-entropy, focal or dice on class scores; ``bce_balanced`` for binary problems."""
+
+    def __init__(self, kind: str, weights: list[float] | None, ignore_index: int | None, gamma: float) -> None:
+        super().__init__()
+        self.kind, self.ignore_index, self.gamma = kind, ignore_index, gamma
+        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32) if weights else None)
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        out = out.float()
+        if self.kind == "bce_balanced":
+            return self._balanced_bce(out, target)
+        logits = _two_class_logits(out)
+        ignore = -100 if self.ignore_index is None else self.ignore_index
+        if self.kind == "cross_entropy":
+            return F.cross_entropy(logits, target, weight=self.weights, ignore_index=ignore)
+        if self.kind == "focal":
+            logp = F.log_softmax(logits, dim=1)
+            valid = _valid(target, self.ignore_index)
+            t = torch.where(valid, target, torch.zeros_like(target))
+            logp_t = logp.gather(1, t.unsqueeze(1)).squeeze(1)
+            loss = -((1 - logp_t.exp()) ** self.gamma) * logp_t
+            if self.weights is not None:
+                loss = loss * self.weights[t]
+            return (loss * valid).sum() / valid.sum().clamp(min=1)
+        return self._dice(logits, target)
+
+    def _balanced_bce(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logit = out[:, 0] if out.shape[1] == 1 else out[:, 1] - out[:, 0]
+        valid = _valid(target, self.ignore_index)
+        y = (target == 1) & valid
+        n_valid = valid.sum().clamp(min=1)
+        beta = ((~y) & valid).sum() / n_valid  # share of negatives
+        loss = -(beta * y * F.logsigmoid(logit) + (1 - beta) * ((~y) & valid) * F.logsigmoid(-logit))
+        return loss.sum() / n_valid
+
+    def _dice(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        valid = _valid(target, self.ignore_index).unsqueeze(1)
+        prob = torch.softmax(logits, dim=1) * valid
+        t = torch.where(valid.squeeze(1), target, torch.zeros_like(target))
+        onehot = F.one_hot(t, logits.shape[1]).movedim(-1, 1).to(prob.dtype) * valid
+        dims = (0, *range(2, logits.ndim))
+        inter = (prob * onehot).sum(dims)
+        denom = prob.sum(dims) + onehot.sum(dims)
+        dice = (2 * inter + 1.0) / (denom + 1.0)
+        return 1 - dice.mean()
+
+
+class ValueLoss(nn.Module):
+    """mse, l1 or huber on values (dense maps or one value per patch)."""
+
+    def __init__(self, kind: str, delta: float) -> None:
+        super().__init__()
+        self.kind, self.delta = kind, delta
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        out = out.float().reshape(target.shape)
+        if self.kind == "mse":
+            return F.mse_loss(out, target)
+        if self.kind == "l1":
+            return F.l1_loss(out, target)
+        return F.huber_loss(out, target, delta=self.delta)
+
+
+def make_loss(task: str, cfg: dict, class_freq: np.ndarray | None = None) -> nn.Module:
+    """The loss of ``train.loss`` for ``task``; ``class_freq`` feeds ``class_weights: auto``."""
+    if task in ("regression", "scalar"):
+        return ValueLoss(cfg["kind"], cfg["delta"])
+    weights = cfg["class_weights"]
+    if weights == "auto":
+        weights = class_weights_from_frequencies(class_freq) if class_freq is not None else None
+    elif weights == "none":
+        weights = None
+    return ClassLoss(cfg["kind"], weights, cfg["ignore_index"], cfg["gamma"])

@@ -1,0 +1,144 @@
+"""Validation metrics of each task, each next to the trivial baseline it must beat.
+
+Accumulators hold float64 sums (summed over processes under torchrun), so metrics are exact
+over the whole validation set, not averages of batch averages.
+
+- regression: MSE and SNR in dB against the clean target; baseline = the input itself.
+- segmentation, binary: precision, recall, F1, IoU of the positive class (e.g. faults);
+  multi-class: the facies benchmark set — pixel accuracy, class accuracy, mean class accuracy,
+  frequency-weighted IoU, mean IoU; baseline = every sample the training majority class.
+- classification: accuracy, precision/recall/F1 (positive class if binary, else macro), confusion
+  matrix; baseline = majority class.
+- scalar: MSE, MAE, R²; baseline = the training mean.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def _db(signal: float, noise: float) -> float:
+    if noise <= 0:
+        return float("inf")
+    if signal <= 0:
+        return float("-inf")
+    return 10.0 * math.log10(signal / noise)
+
+
+class RegressionMetrics:
+    """MSE and SNR (dB) of predictions against targets, in target units."""
+
+    def __init__(self) -> None:
+        # [Σ target², Σ (pred − target)², Σ (input − target)², n, baseline available]
+        self.sums = torch.zeros(5, dtype=torch.float64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor | None) -> None:
+        t = target.double()
+        self.sums[0] += (t * t).sum()
+        self.sums[1] += ((pred.double() - t) ** 2).sum()
+        self.sums[3] += t.numel()
+        if baseline is not None:
+            self.sums[2] += ((baseline.double() - t) ** 2).sum()
+            self.sums[4] = 1
+
+    def compute(self) -> dict:
+        sig, err, base, n, has_base = self.sums.tolist()
+        n = max(n, 1)
+        out = {"mse": err / n, "snr_db": _db(sig, err)}
+        if has_base:
+            out["baseline"] = {"mse": base / n, "snr_db": _db(sig, base)}
+        return out
+
+
+class ConfusionMetrics:
+    """Metrics from a K × K confusion matrix (rows: truth, columns: prediction)."""
+
+    def __init__(self, classes: int, majority: int, per_patch: bool, ignore_index: int | None = None) -> None:
+        self.k, self.majority, self.per_patch, self.ignore_index = classes, majority, per_patch, ignore_index
+        self.sums = torch.zeros(classes * classes, dtype=torch.float64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        p, t = pred.reshape(-1).long(), target.reshape(-1).long()
+        keep = (t >= 0) & (t < self.k)
+        if self.ignore_index is not None:
+            keep &= t != self.ignore_index
+        idx = t[keep] * self.k + p[keep].clamp(0, self.k - 1)
+        self.sums += torch.bincount(idx.cpu(), minlength=self.k * self.k).double()
+
+    @property
+    def confusion(self) -> np.ndarray:
+        return self.sums.numpy().reshape(self.k, self.k)
+
+    def compute(self) -> dict:
+        cm = self.confusion
+        out = _scores(cm, self.per_patch)
+        base = np.zeros_like(cm)
+        base[:, self.majority] = cm.sum(axis=1)
+        out["baseline"] = _scores(base, self.per_patch, with_matrix=False)
+        return out
+
+
+def _safe(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else 0.0
+
+
+def _scores(cm: np.ndarray, per_patch: bool, with_matrix: bool = True) -> dict:
+    k = cm.shape[0]
+    total = cm.sum()
+    tp = np.diag(cm)
+    truth, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    iou = np.array([_safe(tp[i], truth[i] + predicted[i] - tp[i]) for i in range(k)])
+    recall = np.array([_safe(tp[i], truth[i]) for i in range(k)])
+    precision = np.array([_safe(tp[i], predicted[i]) for i in range(k)])
+    f1 = np.array([_safe(2 * p * r, p + r) for p, r in zip(precision, recall)])
+    present = truth > 0
+    out: dict = {"accuracy": _safe(tp.sum(), total)}
+    if k == 2:
+        out.update(precision=float(precision[1]), recall=float(recall[1]), f1=float(f1[1]), iou=float(iou[1]))
+    if k > 2 or not per_patch:
+        freq = truth / total if total else truth
+        out.update(
+            pixel_accuracy=out["accuracy"],
+            class_accuracy=[float(v) for v in recall],
+            mean_class_accuracy=float(recall[present].mean()) if present.any() else 0.0,
+            fw_iou=float((freq * iou).sum()),
+            miou=float(iou[present].mean()) if present.any() else 0.0,
+        )
+    if per_patch and k > 2:
+        out.update(precision_macro=float(precision[present].mean()) if present.any() else 0.0,
+                   recall_macro=float(recall[present].mean()) if present.any() else 0.0,
+                   f1_macro=float(f1[present].mean()) if present.any() else 0.0)
+    if per_patch and with_matrix:
+        out["confusion"] = cm.astype(np.int64).tolist()
+    return out
+
+
+class ScalarMetrics:
+    """MSE, MAE and R² of one value per patch; baseline = the training mean."""
+
+    def __init__(self, train_mean: float) -> None:
+        self.mean = train_mean
+        # [n, Σ y, Σ y², Σ (ŷ − y)², Σ |ŷ − y|, Σ (mean − y)², Σ |mean − y|]
+        self.sums = torch.zeros(7, dtype=torch.float64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        y, p = target.double().reshape(-1), pred.double().reshape(-1)
+        e, b = p - y, self.mean - y
+        self.sums += torch.stack([torch.tensor(float(y.numel()), dtype=torch.float64), y.sum(), (y * y).sum(),
+                                  (e * e).sum(), e.abs().sum(), (b * b).sum(), b.abs().sum()])
+
+    def compute(self) -> dict:
+        n, sy, syy, see, sae, sbb, sab = self.sums.tolist()
+        n = max(n, 1.0)
+        var = syy - sy * sy / n
+        r2 = 1 - see / var if var > 0 else 0.0
+        r2_base = 1 - sbb / var if var > 0 else 0.0
+        return {"mse": see / n, "mae": sae / n, "r2": r2,
+                "baseline": {"mse": sbb / n, "mae": sab / n, "r2": r2_base}}
+
+
+HIGHER_IS_BETTER = {"snr_db", "accuracy", "pixel_accuracy", "precision", "recall", "f1", "iou", "miou",
+                    "fw_iou", "mean_class_accuracy", "r2", "f1_macro", "precision_macro", "recall_macro"}

@@ -1,0 +1,420 @@
+"""``geocnn train``: the training loop, top to bottom.
+
+setup (device, run folder, data, model, optimizer) → for each epoch: draw patches, step,
+validate against the baseline, log a line, draw pictures, checkpoint → done. The same code runs
+on one CPU, one GPU, or many processes under ``torchrun`` (DistributedDataParallel; the batch
+size is per process, so the global batch is ``batch_size × processes``; ``patches_per_epoch``
+is the total over all processes, each drawing a different share of one seeded draw).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from geocnn import data as data_mod
+from geocnn import device, plots, runs, summary
+from geocnn.atomic import write_json
+from geocnn.config import METRICS_LOWER_IS_BETTER, Config
+from geocnn.errors import ConfigError, GeocnnError
+from geocnn.losses import make_loss
+from geocnn.metrics import HIGHER_IS_BETTER, ConfusionMetrics, RegressionMetrics, ScalarMetrics
+from geocnn.model import build
+from geocnn.progress import SILENT, Reporter
+
+log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(GeocnnError):
+    """Ctrl-C: a checkpoint was saved; the message says how to resume."""
+
+    exit_code = 130  # the shell's code for SIGINT
+
+
+class TrainingDiverged(GeocnnError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Progress:
+    """Where training stands (saved in checkpoints)."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimizer steps
+    batch_in_epoch: int = 0  # batches done in the current (unfinished) epoch
+    best: float | None = None
+    best_epoch: int | None = None
+    history: list = field(default_factory=list)
+
+
+def default_run_folder(cfg: Config) -> Path:
+    return Path("runs") / cfg.name
+
+
+def _check_folder(run: Path, resume: bool, force: bool) -> None:
+    """Refuse to clobber a run; clear an old one only with ``force`` (called before any work)."""
+    last = runs.checkpoint_dir(run) / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise ConfigError("--resume, but this run folder has no checkpoints/last.pt", where=str(run),
+                              fix="start a new run (without --resume) or give the run's --out folder")
+        return
+    if run.exists() and any(run.iterdir()) and not force:
+        raise ConfigError("run folder already exists", where=str(run),
+                          fix="continue it with --resume, choose another --out, or pass --force to start over")
+    if force and run.exists():
+        for name in ("metrics.jsonl", "loss.png", "examples.png", "summary.json", "split.json"):
+            (run / name).unlink(missing_ok=True)
+        for name in ("last.pt", "best.pt"):
+            (runs.checkpoint_dir(run) / name).unlink(missing_ok=True)
+
+
+
+def _same_run(cfg: Config, ckpt: dict, run: Path) -> None:
+    """A resumed run must train the same model on the same data."""
+    old = ckpt["config"]
+    for section in ("task", "model", "data"):
+        if old.get(section) != cfg.raw.get(section):
+            raise ConfigError(f"the config's {section} differs from the run being resumed", where=str(run),
+                              fix="resume with the run's own config (its config.yaml), or start a new run")
+
+
+def _optimizer(cfg: Config, params) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"])
+    cls = torch.optim.AdamW if t["optimizer"] == "adamw" else torch.optim.Adam
+    return cls(params, lr=t["lr"], weight_decay=t["weight_decay"])
+
+
+def _schedule(cfg: Config, steps_per_epoch: int):
+    """Learning-rate factor per optimizer step."""
+    t = cfg.train
+    # The plan is train.epochs; --max-steps and Ctrl-C stop early without changing it, so a
+    # resumed run follows the same learning rates as an uninterrupted one.
+    total = max(1, t["epochs"] * steps_per_epoch)
+    if t["scheduler"] == "cosine":
+        return lambda step: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    if t["scheduler"] == "step":
+        return lambda step: t["step_gamma"] ** ((step // max(steps_per_epoch, 1)) // t["step_epochs"])
+    return lambda step: 1.0
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _loader(dataset, cfg: Config, rt: device.Runtime, seed: int, shuffle: bool = False):
+    workers = cfg.train["workers"]
+    if workers == "auto":
+        # On a small CPU machine the workers would steal cores from the convolutions.
+        cpus = device.cpu_count()
+        workers = 0 if rt.device.type == "cpu" and cpus <= 2 else min(4, max(cpus // 2, 1))
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.train["batch_size"], shuffle=shuffle, num_workers=workers,
+        pin_memory=rt.device.type == "cuda", persistent_workers=False,
+        generator=torch.Generator().manual_seed(seed), prefetch_factor=4 if workers else None)
+
+
+def _to_device(x: torch.Tensor, rt: device.Runtime, channels_last: bool) -> torch.Tensor:
+    x = x.to(rt.device, non_blocking=True)
+    if channels_last and x.ndim in (4, 5):
+        x = x.contiguous(memory_format=device.memory_format(x.ndim - 2))
+    return x
+
+
+def _predictions(out: torch.Tensor, task: str, d: data_mod.TrainingData) -> torch.Tensor:
+    """Model output → values in target units, or class labels."""
+    out = out.float()
+    if task == "regression":
+        return d.target_norm.invert(out, channel_axis=1) if d.target_norm is not None else out
+    if task == "scalar":
+        return out.reshape(-1) * d.target_norm.scale[0] + d.target_norm.center[0]
+    return (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(dim=1)
+
+
+def _metrics(d: data_mod.TrainingData):
+    if d.task == "regression":
+        return RegressionMetrics()
+    if d.task == "scalar":
+        return ScalarMetrics(d.train_mean)
+    return ConfusionMetrics(d.classes, d.majority, per_patch=d.task == "classification",
+                            ignore_index=d.cfg.train["loss"]["ignore_index"])
+
+
+def _validate(model, d: data_mod.TrainingData, loss_fn, rt: device.Runtime, channels_last: bool,
+              n_examples: int) -> tuple[float | None, dict, tuple | None]:
+    """Validation loss and metrics (summed over processes), and a few examples for pictures."""
+    origins = d.val_origins[rt.rank::rt.world_size]
+    if len(d.val_origins) == 0:
+        return None, {}, None
+    loader = _loader(d.dataset(origins, 0, augment=False), d.cfg, rt, seed=0)
+    metric = _metrics(d)
+    loss_sum = torch.zeros(2, dtype=torch.float64)
+    examples = None
+    model.eval()
+    with torch.no_grad():
+        for x, y in loader:
+            xd, yd = _to_device(x, rt, channels_last), y.to(rt.device)
+            with rt.autocast():
+                out = model(xd)
+            loss_sum += torch.tensor([float(loss_fn(out, yd)) * len(x), len(x)], dtype=torch.float64)
+            pred = _predictions(out, d.task, d).cpu()
+            if d.task == "regression":
+                # the trivial baseline is the input itself, when it is in the target's units
+                same_units = d.target_norm is d.norm or (d.target_norm is None and d.norm.method == "none")
+                base = d.norm.invert(x, channel_axis=1) if x.shape[1] == y.shape[1] and same_units else None
+                metric.update(pred, _target_units(y, d), base)
+            elif d.task == "scalar":
+                metric.update(pred, _target_units(y, d))
+            else:
+                metric.update(pred, y)
+            if examples is None and n_examples:
+                examples = (d.norm.invert(x[:n_examples], channel_axis=1).numpy(),
+                            _target_units(y, d)[:n_examples].numpy(),
+                            _example_values(out, pred, d)[:n_examples])
+    device.all_reduce_(loss_sum, rt)
+    device.all_reduce_(metric.sums, rt)
+    model.train()
+    return float(loss_sum[0] / max(loss_sum[1], 1)), metric.compute(), examples
+
+
+def _target_units(y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor:
+    """Targets back in their own units (regression, scalar); labels unchanged."""
+    if d.task == "regression" and d.target_norm is not None:
+        return d.target_norm.invert(y, channel_axis=1)
+    if d.task == "scalar":
+        return y * d.target_norm.scale[0] + d.target_norm.center[0]
+    return y
+
+
+def _example_values(out: torch.Tensor, pred: torch.Tensor, d: data_mod.TrainingData) -> np.ndarray:
+    """What the pictures show: positive-class probability for binary segmentation, else predictions."""
+    if d.task == "segmentation" and d.classes == 2:
+        prob = torch.sigmoid(out[:, 0]) if out.shape[1] == 1 else torch.softmax(out.float(), 1)[:, 1]
+        return prob.float().cpu().numpy()
+    return pred.numpy()
+
+
+def _headline(task: str, classes: int | None) -> str:
+    if task == "regression":
+        return "snr_db"
+    if task == "scalar":
+        return "r2"
+    if task == "segmentation":
+        return "f1" if classes == 2 else "miou"
+    return "f1" if classes == 2 else "accuracy"
+
+
+def _is_better(name: str, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    lower = name in METRICS_LOWER_IS_BETTER or name not in HIGHER_IS_BETTER
+    return value < best if lower else value > best
+
+
+def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler, prog: Progress) -> dict:
+    core = model.module if isinstance(model, DistributedDataParallel) else model
+    core = getattr(core, "_orig_mod", core)  # torch.compile wrapper
+    return {
+        "config": cfg.raw, "config_hash": cfg.hash(),
+        "model_state": {k: v.detach().cpu() for k, v in core.state_dict().items()},
+        "optimizer_state": opt.state_dict(), "scheduler_state": sched.state_dict(),
+        "scaler_state": scaler.state_dict(),
+        "epoch": prog.epoch, "step": prog.step, "batch_in_epoch": prog.batch_in_epoch,
+        "best": {"metric": cfg.train["best_metric"], "value": prog.best, "epoch": prog.best_epoch},
+        "rng": _rng_state(),
+        "normalization": {"inputs": d.norm.to_dict(),
+                          "target": d.target_norm.to_dict() if d.target_norm is not None else None},
+        "channels": {"names": list(d.grid.channel_names), "sources": list(d.grid.sources),
+                     "grid_axes": list(d.grid.axes)},
+        "patch": {"size": list(d.geom.size), "axes": list(d.geom.model_axes)},
+        "classes": d.classes,
+        "class_frequencies": d.class_freq.tolist() if d.class_freq is not None else None,
+    }
+
+
+def train(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
+          reporter: Reporter = SILENT) -> Path:
+    """Train ``cfg``; returns the run folder. See the module docstring for the flow."""
+    rt = device.setup(cfg.train["device"], cfg.train["amp"])
+    run = Path(out) if out is not None else default_run_folder(cfg)
+    try:
+        return _train(cfg, run, resume, force, reporter, rt)
+    finally:
+        device.teardown(rt)
+
+
+def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter, rt: device.Runtime) -> Path:
+    # --- run folder and checkpoint to resume from (the folder is created once data and model check out)
+    if rt.main:
+        _check_folder(run, resume, force)
+    device.barrier(rt)
+    ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt") if resume else None
+    if ckpt is not None:
+        _same_run(cfg, ckpt, run)
+    seed = cfg.train["seed"]
+    torch.manual_seed(seed)
+
+    # --- data: grids, checks, split, normalisation (reused from the checkpoint on resume)
+    d = data_mod.build(cfg, stored=ckpt["normalization"] if ckpt else None)
+
+    # --- model, optimizer, schedule, loss
+    model, inf = build(cfg.model, cfg.patch)
+    channels_last = device.use_channels_last(rt, cfg.model.dims, cfg.train["channels_last"])
+    if channels_last:
+        model = model.to(memory_format=device.memory_format(cfg.model.dims))
+    model = model.to(rt.device)
+    bs = cfg.train["batch_size"]
+    per_rank = (cfg.data["sampling"]["patches_per_epoch"] // rt.world_size)
+    steps_per_epoch = max(1, math.ceil(per_rank / bs))
+    opt = _optimizer(cfg, model.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps_per_epoch))
+    scaler = rt.grad_scaler()
+    loss_fn = make_loss(cfg.task, cfg.train["loss"], d.class_freq).to(rt.device)
+    prog = Progress()
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model_state"])
+        opt.load_state_dict(ckpt["optimizer_state"])
+        sched.load_state_dict(ckpt["scheduler_state"])
+        scaler.load_state_dict(ckpt["scaler_state"])
+        prog = Progress(ckpt["epoch"], ckpt["step"], ckpt["batch_in_epoch"], ckpt["best"]["value"],
+                        ckpt["best"]["epoch"])
+        _set_rng_state(ckpt["rng"])
+    if rt.distributed:
+        model = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    if cfg.train["compile"]:
+        model = torch.compile(model)
+
+    # --- what the run folder says before the first step
+    headline = _headline(cfg.task, d.classes)
+    best_name = cfg.train["best_metric"]
+    if rt.main:
+        runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
+        runs.write_config(run, cfg.raw)
+        shape = (cfg.model.in_channels, *cfg.patch)
+        write_json(run / "summary.json", summary.to_json(summary.summarize(cfg.model, shape, bs)))
+        write_json(run / "split.json", data_mod.split_record(d))
+        if ckpt is not None:
+            runs.truncate_metrics(run, prog.epoch)
+        log.info("device: %s", rt.describe())
+        log.info("run folder: %s", run)
+        log.info("data: %s → patches %s along (%s); %s", " + ".join(d.grid.channel_names),
+                 "×".join(map(str, d.geom.size)), ", ".join(d.geom.model_axes), data_mod.describe_split(d))
+        log.info("model: %s parameters, receptive field %s", f"{sum(r.params for r in inf.records):,}",
+                 "×".join(map(str, inf.output_record.receptive_field)))
+        if ckpt is not None:
+            log.info("resuming after epoch %d (step %d)", prog.epoch, prog.step)
+
+    # --- epochs
+    model.train()
+    max_steps = cfg.train["max_steps"]
+    history = runs.read_metrics(run) if rt.main else []
+    try:
+        while prog.epoch < cfg.train["epochs"] and not (max_steps and prog.step >= max_steps):
+            epoch = prog.epoch + 1
+            origins = d.epoch_origins(epoch, rt.rank, rt.world_size)[prog.batch_in_epoch * bs:]
+            loader = _loader(d.dataset(origins, epoch, augment=True), cfg, rt, seed=seed * 1000 + epoch)
+            task = reporter.task(f"epoch {epoch}/{cfg.train['epochs']}", total=len(origins), unit="patch")
+            loss_sum, seen, wait, t0 = 0.0, 0, 0.0, time.perf_counter()
+            t_last = t0
+            stopped = False
+            for x, y in loader:
+                wait += time.perf_counter() - t_last
+                x, y = _to_device(x, rt, channels_last), y.to(rt.device, non_blocking=True)
+                with rt.autocast():
+                    out = model(x)
+                    loss = loss_fn(out, y)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"loss became {value} at epoch {epoch}, step {prog.step + 1}; training stopped, "
+                        f"checkpoints/last.pt holds the last good state (epoch {prog.epoch})", where=str(run),
+                        fix="lower train.lr, add train.grad_clip, or check the data for extreme values")
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.train["grad_clip"]:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train["grad_clip"])
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                prog.step += 1
+                prog.batch_in_epoch += 1
+                loss_sum += value * len(x)
+                seen += len(x)
+                task.advance(len(x), info=f"loss {value:.4g}")
+                t_last = time.perf_counter()
+                if max_steps and prog.step >= max_steps:
+                    # stopped inside the epoch: the checkpoint remembers where, so --resume goes on
+                    stopped = seen < len(origins)
+                    break
+            task.close()
+            elapsed = time.perf_counter() - t0
+            val_loss, val, examples = _validate(model, d, loss_fn, rt, channels_last, cfg.train["examples"])
+            if not stopped:
+                prog.epoch, prog.batch_in_epoch = epoch, 0
+            totals = torch.tensor([loss_sum, seen, elapsed, wait], dtype=torch.float64)
+            device.all_reduce_(totals, rt)
+            record = {
+                "epoch": epoch, "step": prog.step, **({"partial": True} if stopped else {}),
+                "train_loss": float(totals[0] / max(totals[1], 1)), "val_loss": val_loss, "val": val,
+                "lr": opt.param_groups[0]["lr"],
+                "patches_per_s": float(totals[1] / max(elapsed, 1e-9)),
+                "data_wait_fraction": float(totals[3] / max(totals[2], 1e-9)), "time_s": elapsed,
+            }
+            score = val_loss if best_name == "val_loss" else val.get(best_name)
+            if score is None:
+                score = record["train_loss"] if best_name == "val_loss" else None
+            improved = score is not None and _is_better(best_name, score, prog.best)
+            if improved:
+                prog.best, prog.best_epoch = score, epoch
+            if rt.main:
+                state = _checkpoint_state(cfg, d, model, opt, sched, scaler, prog)
+                runs.save_checkpoint(runs.checkpoint_dir(run) / "last.pt", state)
+                if improved:
+                    runs.save_checkpoint(runs.checkpoint_dir(run) / "best.pt", state)
+                runs.append_metrics(run, record)
+                history.append(record)
+                plots.loss_curve(history, run / "loss.png", headline if val else None)
+                if examples is not None:
+                    plots.examples(*examples, cfg.task, run / "examples.png", d.geom.model_axes)
+                log.info("epoch %d: %s", epoch, epoch_line(record, headline))
+            device.barrier(rt)
+    except KeyboardInterrupt:
+        if rt.main:
+            state = _checkpoint_state(cfg, d, model, opt, sched, scaler, prog)
+            runs.save_checkpoint(runs.checkpoint_dir(run) / "last.pt", state)
+        raise TrainingInterrupted(
+            f"interrupted at epoch {prog.epoch + 1}, step {prog.step}; saved {runs.checkpoint_dir(run) / 'last.pt'}",
+            fix=f"resume with: geocnn train {cfg.path} --out {run} --resume") from None
+    return run
+
+
+def epoch_line(record: dict, headline: str) -> str:
+    """One human line per epoch: losses, headline metric vs baseline, speed."""
+    parts = [f"train loss {record['train_loss']:.4g}"]
+    if record["val_loss"] is not None:
+        parts.append(f"val loss {record['val_loss']:.4g}")
+    val = record.get("val") or {}
+    if headline in val:
+        base = val.get("baseline", {}).get(headline)
+        parts.append(f"{headline} {val[headline]:.4g}" + (f" (baseline {base:.4g})" if base is not None else ""))
+    parts.append(f"{record['patches_per_s']:.0f} patches/s, waiting on data {100 * record['data_wait_fraction']:.0f}%")
+    return ", ".join(parts)

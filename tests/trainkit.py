@@ -1,0 +1,93 @@
+"""Small synthetic grids and configs for training/prediction tests (fast on 2 CPU cores)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def layered_volume(shape=(16, 12, 48), seed=0) -> np.ndarray:
+    """A smooth layered 'seismic' cube (inline, crossline, sample), float32."""
+    rng = np.random.default_rng(seed)
+    il, xl, t = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    dip = 0.3 * il + 0.2 * xl
+    vol = np.sin(2 * np.pi * (t + dip) / 9.0) + 0.3 * np.sin(2 * np.pi * (t - dip) / 5.0)
+    return (vol + 0.05 * rng.standard_normal(shape)).astype(np.float32)
+
+
+def write_regression(folder: Path, shape=(16, 12, 48)) -> dict:
+    clean = layered_volume(shape)
+    noisy = clean + 0.5 * np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    np.save(folder / "clean.npy", clean)
+    np.save(folder / "noisy.npy", noisy)
+    return {"inputs": ["noisy.npy"], "target": "clean.npy"}
+
+
+def write_segmentation(folder: Path, shape=(16, 12, 48), classes=2) -> dict:
+    vol = layered_volume(shape)
+    np.save(folder / "seis.npy", vol)
+    if classes == 2:
+        labels = (vol > 0.9).astype(np.uint8)
+    else:
+        labels = np.digitize(vol, np.quantile(vol, np.linspace(0, 1, classes + 1)[1:-1])).astype(np.uint8)
+    np.save(folder / "labels.npy", labels)
+    return {"inputs": ["seis.npy"], "target": "labels.npy"}
+
+
+def write_traces(folder: Path, n=64, samples=64) -> dict:
+    """3-component records (trace, component, sample); label 1 where a burst is present."""
+    rng = np.random.default_rng(2)
+    x = 0.3 * rng.standard_normal((n, 3, samples)).astype(np.float32)
+    labels = np.arange(n) % 2
+    t = np.arange(samples)
+    for i in np.flatnonzero(labels):
+        t0 = rng.integers(10, samples - 20)
+        x[i] += (np.exp(-0.5 * ((t - t0) / 3.0) ** 2) * np.sin(t / 1.5))[None] * np.array([[1.5], [1.0], [0.8]])
+    np.save(folder / "traces.npy", x)
+    with (folder / "labels.csv").open("w") as f:
+        f.write("trace,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(labels)))
+    return {"inputs": [{"path": "traces.npy", "axes": ["trace", "component", "sample"],
+                        "channels_from": "component"}], "labels": "labels.csv"}
+
+
+SMALL_2D = """
+dims: 2
+in_channels: 1
+layers:
+  - conv: {out: 4, kernel: 3, padding: same}
+  - relu
+  - conv: {out: %(out)d, kernel: 3, padding: same}
+"""
+
+SMALL_1D_CLASSIFIER = """
+dims: 1
+in_channels: 3
+layers:
+  - conv: {out: 4, kernel: 5, padding: same}
+  - relu
+  - pool: {size: 4}
+  - global_pool: max
+  - dense: 2
+"""
+
+
+def write_config(folder: Path, task: str, data: dict, model: str, train: dict | None = None,
+                 name: str = "cfg.yaml", **data_extra) -> Path:
+    cfg = {
+        "task": task,
+        "data": {**data, **data_extra},
+        "model": yaml.safe_load(textwrap.dedent(model)),
+        "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "workers": 0, **(train or {})},
+    }
+    cfg["data"].setdefault("sampling", {"patches_per_epoch": 16, "val_patches": 8})
+    path = folder / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def regression_config(folder: Path, **train) -> Path:
+    data = write_regression(folder)
+    return write_config(folder, "regression", data, SMALL_2D % {"out": 1}, train, patch=[8, 16], section="inline")
