@@ -47,6 +47,8 @@ from geocnn.segy import BIN_FORMAT, BIN_INTERVAL, BIN_SAMPLES, HEADER_BYTES, TR_
 
 log = logging.getLogger(__name__)
 
+TR_DELAY = 108  # trace header: delay recording time (ms), bytes 109-110
+
 CHUNK_BYTES = 16 << 20  # file span mapped per bulk header copy (bounds resident memory)
 
 
@@ -220,7 +222,9 @@ class SegyWriter(OutputWriter):
 
 def prepare(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = "float32",
             force: bool = False, *, n_samples: int | None = None, sample_interval_us: float | None = None,
-            channel_names: tuple[str, ...] | None = None) -> PendingOutput:
+            sample_start_ms: float | None = None, channel_names: tuple[str, ...] | None = None,
+            shape: tuple[int, ...] | None = None, sidecar_extra: dict | None = None,
+            attach: str | None = None) -> PendingOutput:
     """Create the complete output for a grid shaped like ``like`` in a temporary file.
 
     Parameters
@@ -235,8 +239,14 @@ def prepare(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = 
         ``.npy`` value type (``float32``, ``uint8`` for labels...). SEG-Y is always IEEE float32.
     force
         Replace an existing output (checked now and again at :meth:`PendingOutput.commit`).
-    n_samples, sample_interval_us
+    n_samples, sample_interval_us, sample_start_ms
         Output sample axis when it differs from the input's (the headers are rewritten).
+    shape
+        ``.npy`` only: a spatial shape other than ``like``'s (e.g. a map of window scores); its
+        axes keep ``like``'s names and ``sidecar_extra`` says how positions map back.
+    attach
+        The temporary file another process already prepared: describe it without creating
+        anything (torchrun ranks writing parts of one output).
 
     Returns
     -------
@@ -244,11 +254,16 @@ def prepare(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = 
         Call ``.open().write(window, values)`` (any process), then ``.commit()``.
     """
     fmt = output_format(out)
-    final = atomic.check_new(out, force)
-    shape = (*like.shape[:-1], n_samples or like.shape[-1])
+    final = atomic.check_new(out, force) if attach is None else Path(out)
+    if shape is not None and fmt == "segy" and tuple(shape[:-1]) != like.shape[:-1]:
+        raise DataError(f"an output of shape {'×'.join(map(str, shape))} does not line up trace for trace with "
+                        f"the input ({'×'.join(map(str, like.shape))})", where=str(out),
+                        fix="write a .npy output (its sidecar says where each value sits)")
+    shape = tuple(shape) if shape is not None else (*like.shape[:-1], n_samples or like.shape[-1])
     if fmt == "npy":
-        return _prepare_npy(final, like, shape, channels, dtype, force, sample_interval_us, channel_names)
-    return _prepare_segy(final, like, shape, channels, force, sample_interval_us)
+        return _prepare_npy(final, like, shape, channels, dtype, force, sample_interval_us, channel_names,
+                            sidecar_extra or {}, attach)
+    return _prepare_segy(final, like, shape, channels, force, sample_interval_us, sample_start_ms, attach)
 
 
 def _temp(final: Path) -> Path:
@@ -259,9 +274,10 @@ def _temp(final: Path) -> Path:
 
 
 def _prepare_npy(final: Path, like: Grid, shape: tuple[int, ...], channels: int, dtype: str, force: bool,
-                 sample_interval_us: float | None, channel_names: tuple[str, ...] | None) -> PendingOutput:
+                 sample_interval_us: float | None, channel_names: tuple[str, ...] | None, extra: dict,
+                 attach: str | None) -> PendingOutput:
     side = sidecar_path(final)
-    if side.exists() and not force:
+    if side.exists() and not force and attach is None:
         raise OutputExistsError("the output's JSON sidecar already exists", where=str(side),
                                 fix="choose another output name or pass --force")
     axes = like.axes if channels == 1 else ("channel", *like.axes)
@@ -274,8 +290,11 @@ def _prepare_npy(final: Path, like: Grid, shape: tuple[int, ...], channels: int,
         "dtype": str(np.dtype(dtype)), "channel_names": names, "sample_interval_us": interval,
         "sample_start_ms": m.sample_start_ms, "kind": m.kind, "source": list(like.sources),
         "ilines": number_range(m.ilines), "xlines": number_range(m.xlines),
-        "offsets": number_range(m.offsets),
+        "offsets": number_range(m.offsets), **extra,
     }
+    if attach is not None:
+        return PendingOutput(str(final), attach, "npy", like.axes, shape, channels, str(np.dtype(dtype)), force,
+                             sidecar=sidecar)
     tmp = _temp(final)
     try:
         stored = shape if channels == 1 else (channels, *shape)
@@ -289,7 +308,8 @@ def _prepare_npy(final: Path, like: Grid, shape: tuple[int, ...], channels: int,
 
 
 def _prepare_segy(final: Path, like: Grid, shape: tuple[int, ...], channels: int, force: bool,
-                  sample_interval_us: float | None) -> PendingOutput:
+                  sample_interval_us: float | None, sample_start_ms: float | None, attach: str | None
+                  ) -> PendingOutput:
     template = like.segy_template()
     if template is None:
         raise DataError("a SEG-Y output takes its headers from a SEG-Y input, and this input has none",
@@ -308,19 +328,23 @@ def _prepare_segy(final: Path, like: Grid, shape: tuple[int, ...], channels: int
     if shape[-1] > 65535:
         raise DataError(f"{shape[-1]} samples per trace do not fit the SEG-Y sample count field (≤ 65535)",
                         where=str(final))
-    tmp = _temp(final)
-    try:
-        _copy_headers(src, tmp, shape[-1], sample_interval_us)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    if attach is not None:
+        tmp = Path(attach)
+    else:
+        tmp = _temp(final)
+        try:
+            _copy_headers(src, tmp, shape[-1], sample_interval_us, sample_start_ms)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     order = ">" if src.layout.endian == "big" else "<"
     return PendingOutput(str(final), str(tmp), "segy", like.axes, shape, channels, order + "f4", force,
                          data_offset=src.layout.data_offset, n_traces=src.layout.n_traces,
                          geometry=src.geometry, channel_axis=channel_axis)
 
 
-def _copy_headers(src: Any, tmp: Path, n_samples: int, sample_interval_us: float | None) -> None:
+def _copy_headers(src: Any, tmp: Path, n_samples: int, sample_interval_us: float | None,
+                  sample_start_ms: float | None = None) -> None:
     """Textual/binary headers byte for byte, trace headers in bulk, zero samples, IEEE format code."""
     layout = src.layout
     order = ">" if layout.endian == "big" else "<"
@@ -335,6 +359,11 @@ def _copy_headers(src: Any, tmp: Path, n_samples: int, sample_interval_us: float
         if not 0 < interval <= 65535:
             raise DataError(f"sample interval {sample_interval_us} µs does not fit the SEG-Y field",
                             where=str(tmp))
+    delay = None
+    if sample_start_ms is not None and sample_start_ms != src.sample_start_ms:
+        delay = int(round(sample_start_ms))
+        if not -32768 <= delay <= 32767:
+            raise DataError(f"first sample time {sample_start_ms} ms does not fit the SEG-Y field", where=str(tmp))
     with open(tmp, "rb+") as fh:  # binary header: IEEE float, and the new sample axis
         _put(fh, BIN_FORMAT, 5, order)
         if resized:
@@ -350,18 +379,20 @@ def _copy_headers(src: Any, tmp: Path, n_samples: int, sample_interval_us: float
         out_part = np.memmap(tmp, dtype=out_record, mode="r+", offset=layout.data_offset + a * out_trace,
                              shape=(b - a,))
         out_part["header"] = src_part["header"]
-        if resized or interval is not None:
+        if resized or interval is not None or delay is not None:
             raw = out_part["header"]  # (traces, 240) bytes
             if resized:
                 raw[:, TR_SAMPLES:TR_SAMPLES + 2] = _word(n_samples, order)
             if interval is not None:
                 raw[:, TR_INTERVAL:TR_INTERVAL + 2] = _word(interval, order)
+            if delay is not None:
+                raw[:, TR_DELAY:TR_DELAY + 2] = _word(delay, order, signed=True)
         del src_part, out_part
 
 
-def _word(value: int, order: str) -> np.ndarray:
+def _word(value: int, order: str, signed: bool = False) -> np.ndarray:
     """A 2-byte header word as bytes, in the file's byte order."""
-    return np.frombuffer(np.array(value, order + "u2").tobytes(), dtype=np.uint8)
+    return np.frombuffer(np.array(value, order + ("i2" if signed else "u2")).tobytes(), dtype=np.uint8)
 
 
 def _put(fh: Any, pos: int, value: int, order: str) -> None:

@@ -57,7 +57,7 @@ def user_errors(fn: Callable) -> Callable:
 
 
 # Command modules, one per concept; each exposes COMMANDS = [(name, function), ...].
-COMMAND_MODULES = ("model", "grid", "train")
+COMMAND_MODULES = ("model", "grid", "train", "predict")
 
 
 def _register() -> None:

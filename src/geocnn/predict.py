@@ -1,0 +1,565 @@
+"""``geocnn predict``: a trained model over whole grids, in bounded memory, written as it goes.
+
+Dense models (regression, segmentation): windows tile the grid with the requested overlap (the
+last window of each axis is aligned to the end, so every sample is covered; a grid smaller than
+the window is reflect-padded). Window predictions are blended with Gaussian or linear weights.
+Windows are visited in order of their start along the first grid axis, and a ring buffer holds
+only the rows still open: once no later window can touch a row it is normalised and written.
+Memory is therefore one slab of window height, whatever the survey size. Because the tiling is a
+product of per-axis tilings and the weights are separable, the weight sum is a product of 1D
+sums and needs no buffer of its own.
+
+Patch/trace models (classification, scalar) give one score per window position: a map whose
+axes are the grid's, sampled at the window centres (full resolution along axes the patch does
+not span — e.g. one score per trace).
+
+Under ``torchrun`` each process takes a contiguous range of first-axis rows, computes every window
+that touches it (a few windows are computed by both neighbours) and writes its rows into the
+shared output, so the result equals a single process's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from geocnn import device, writer
+from geocnn.config import Config, parse_config
+from geocnn.errors import ConfigError, DataError
+from geocnn.grid import Grid, InputSpec, open_stack
+from geocnn.model import accepts, build
+from geocnn.normalize import Normalization
+from geocnn.patches import PatchGeometry, axis_starts, blend_weights, patch_geometry
+from geocnn.progress import SILENT, Reporter
+from geocnn.runs import load_checkpoint, resolve_checkpoint
+from geocnn.yamlsource import Source
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("auto", "probabilities", "labels", "values")
+BLENDS = ("gaussian", "linear", "none")
+
+
+@dataclass
+class Trained:
+    """What a checkpoint gives prediction: config, weights, normalisation, classes."""
+
+    cfg: Config
+    state: dict
+    norm: Normalization
+    target_norm: Normalization | None
+    classes: int | None
+    patch_axes: tuple[str, ...]
+    path: Path
+
+
+def load_trained(run_or_checkpoint: str | Path) -> Trained:
+    path = resolve_checkpoint(run_or_checkpoint)
+    ckpt = load_checkpoint(path)
+    cfg = parse_config(ckpt["config"], Source(str(path)))
+    norm = ckpt["normalization"]
+    return Trained(cfg, ckpt["model_state"], Normalization.from_dict(norm["inputs"]),
+                   Normalization.from_dict(norm["target"]) if norm.get("target") else None,
+                   ckpt.get("classes"), tuple(ckpt["patch"]["axes"]), path)
+
+
+def input_specs(trained: Trained, inputs: Sequence[str | Path]) -> list[InputSpec]:
+    """The training inputs' options (axes, channels_from, header bytes) on the new files."""
+    train_specs = trained.cfg.inputs
+    if len(inputs) != len(train_specs):
+        names = ", ".join(Path(s.path).name for s in train_specs)
+        raise ConfigError(f"the run was trained on {len(train_specs)} input file(s) stacked as channels ({names}), "
+                          f"but {len(inputs)} were given", fix="give one file per training input, in the same order")
+    return [InputSpec(**{**spec.__dict__, "path": str(p)}) for spec, p in zip(train_specs, inputs)]
+
+
+def _check_grid(trained: Trained, grid: Grid) -> None:
+    spec = trained.cfg.model
+    if grid.channels != spec.in_channels:
+        raise DataError(f"the input gives {grid.channels} channel(s) ({', '.join(grid.channel_names)}) but the "
+                        f"model was trained on {spec.in_channels}", where=grid.sources[0],
+                        fix="give the same channels as in training (files, channels_from)")
+    missing = [a for a in trained.patch_axes if a not in grid.axes]
+    if missing:
+        raise DataError(f"the model was trained on patches along {', '.join(trained.patch_axes)}, but the input's "
+                        f"axes are {', '.join(grid.axes)}", where=grid.sources[0],
+                        fix="give a grid with the training axes (geocnn inspect shows them)")
+
+
+def _output_kind(trained: Trained, output: str) -> str:
+    task = trained.cfg.task
+    if output == "auto":
+        if task in ("regression", "scalar"):
+            return "values"
+        return "probabilities" if trained.classes == 2 else "labels"
+    valid = ("values",) if task in ("regression", "scalar") else ("probabilities", "labels")
+    if output not in valid:
+        raise ConfigError(f"--output {output} does not fit a {task} model", fix=f"use {' or '.join(valid)}")
+    return output
+
+
+# ----------------------------------------------------------------------------- window plans
+
+@dataclass
+class Plan:
+    """One tiling of the grid: geometry, window starts per grid axis, weights and their sums."""
+
+    geom: PatchGeometry
+    starts: list[list[int]]
+    weight: np.ndarray  # grid-window layout (extent), float32
+    sums: list[np.ndarray]  # per grid axis: Σ of the 1D weights over the windows covering each sample
+
+    def windows(self, rows: tuple[int, int] | None = None) -> Iterator[tuple[int, ...]]:
+        """Origins in first-axis order; only windows touching ``rows`` when given."""
+        ext0 = self.geom.extent[0]
+        first = [s for s in self.starts[0] if rows is None or (s < rows[1] and s + ext0 > rows[0])]
+        rest = np.stack(np.meshgrid(*self.starts[1:], indexing="ij"), -1).reshape(-1, len(self.starts) - 1) \
+            if len(self.starts) > 1 else np.zeros((1, 0), np.int64)
+        for s in first:
+            for r in rest:
+                yield (s, *(int(v) for v in r))
+
+    def count(self, rows: tuple[int, int] | None = None) -> int:
+        ext0 = self.geom.extent[0]
+        first = [s for s in self.starts[0] if rows is None or (s < rows[1] and s + ext0 > rows[0])]
+        return len(first) * int(np.prod([len(s) for s in self.starts[1:]], dtype=np.int64))
+
+
+def make_plan(geom: PatchGeometry, overlap: float, blend: str) -> Plan:
+    starts, sums, w1d = [], [], []
+    for n, e in zip(geom.grid_shape, geom.extent):
+        st = list(range(n)) if e == 1 else axis_starts(n, e, overlap)
+        w = np.ones(1, np.float32) if e == 1 else blend_weights([e], blend)
+        total = np.zeros(max(n, e), np.float64)
+        if e == 1:
+            total[:] = 1.0
+        else:
+            for s in st:
+                total[s:s + e] += w
+        starts.append(st)
+        sums.append(total[:n])
+        w1d.append(w)
+    weight = w1d[0]
+    for w in w1d[1:]:
+        weight = np.multiply.outer(weight, w)
+    return Plan(geom, starts, weight.astype(np.float32), sums)
+
+
+def _read_window(grid: Grid, geom: PatchGeometry, origin: Sequence[int]) -> np.ndarray:
+    """(C, *extent) input window; axes shorter than the window are reflect-padded."""
+    ext = geom.extent
+    window = tuple(slice(o, min(o + e, n)) for o, e, n in zip(origin, ext, grid.shape))
+    block = grid.read(window)
+    pad = [(0, 0)] + [(0, e - (w.stop - w.start)) for w, e in zip(window, ext)]
+    if any(p[1] for p in pad):
+        mode = "reflect" if all(block.shape[i + 1] > p[1] for i, p in enumerate(pad[1:]) if p[1]) else "symmetric"
+        block = np.pad(block, pad, mode=mode)
+    return block
+
+
+# ----------------------------------------------------------------------------- streaming blend
+
+class Blender:
+    """Ring buffer over first-axis rows: accumulate weighted windows, release finished rows."""
+
+    def __init__(self, shape: tuple[int, ...], channels: int, plans: list[Plan]) -> None:
+        self.shape, self.plans = shape, plans
+        self.cap = max(p.geom.extent[0] for p in plans)
+        self.buf = np.zeros((len(plans), channels, self.cap, *shape[1:]), np.float32)
+        self.base = 0  # first row not yet released
+
+    @property
+    def nbytes(self) -> int:
+        return self.buf.nbytes
+
+    def add(self, plan_index: int, origin: Sequence[int], values: np.ndarray) -> None:
+        """Accumulate one window's (C, *extent) values × weight (clipped to the grid)."""
+        plan = self.plans[plan_index]
+        ext = plan.geom.extent
+        # rows before ``base`` belong to another process (or are released): skip them
+        skip = max(self.base - origin[0], 0)
+        valid = (slice(skip, min(ext[0], self.shape[0] - origin[0])),) + tuple(
+            slice(0, min(e, n - o)) for o, e, n in zip(origin[1:], ext[1:], self.shape[1:]))
+        weighted = (values * plan.weight)[(slice(None), *valid)]
+        rows = np.arange(origin[0] + skip, origin[0] + skip + weighted.shape[1]) % self.cap
+        rest = tuple(slice(o, o + v.stop) for o, v in zip(origin[1:], valid[1:]))
+        view = self.buf[plan_index]
+        view[(slice(None), rows, *rest)] += weighted
+
+    def release(self, upto: int) -> tuple[int, np.ndarray] | None:
+        """Rows [base, upto): blended (mean over plans), as (first row, (C, rows, ...)); ring cleared."""
+        upto = min(upto, self.shape[0])
+        if upto <= self.base:
+            return None
+        rows = np.arange(self.base, upto)
+        idx = rows % self.cap
+        out = None
+        for p, plan in enumerate(self.plans):
+            part = self.buf[p][:, idx] / _outer(plan.sums, rows)[None]
+            out = part if out is None else out + part
+            self.buf[p][:, idx] = 0
+        first, self.base = self.base, upto
+        return first, out / len(self.plans)
+
+
+def _outer(sums: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Weight sum over the rows × full other axes: product of the per-axis sums (float32)."""
+    out = sums[0][rows].astype(np.float32)
+    for s in sums[1:]:
+        out = np.multiply.outer(out, s.astype(np.float32))
+    return out
+
+
+# ----------------------------------------------------------------------------- the model
+
+class Runner:
+    """Batches windows through the model (mixed precision on CUDA), reading ahead in a thread."""
+
+    def __init__(self, trained: Trained, rt: device.Runtime, window: tuple[int, ...], batch: int) -> None:
+        spec = trained.cfg.model
+        self.model, _ = build(spec, window)
+        self.model.load_state_dict(trained.state)
+        self.channels_last = device.use_channels_last(rt, spec.dims, trained.cfg.train["channels_last"])
+        if self.channels_last:
+            self.model = self.model.to(memory_format=device.memory_format(spec.dims))
+        self.model = self.model.to(rt.device).eval()
+        self.rt, self.batch, self.trained = rt, batch, trained
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """(B, C, *window) normalised input → (B, K, *window) or (B, K): probabilities or values."""
+        t = torch.from_numpy(x)
+        if self.rt.device.type == "cuda":
+            t = t.pin_memory()
+        t = t.to(self.rt.device, non_blocking=True)
+        if self.channels_last and t.ndim in (4, 5):
+            t = t.contiguous(memory_format=device.memory_format(t.ndim - 2))
+        with torch.no_grad(), self.rt.autocast():
+            out = self.model(t).float()
+        task = self.trained.cfg.task
+        if task in ("segmentation", "classification"):
+            out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)
+        return out.cpu().numpy()
+
+    def stream(self, items: Iterator[tuple[int, tuple[int, ...]]], read) -> Iterator[tuple[list, np.ndarray]]:
+        """Yield (keys, scores) per batch; the next batch is read while the model runs."""
+        q: queue.Queue = queue.Queue(maxsize=2)
+
+        def producer() -> None:
+            keys, blocks = [], []
+            try:
+                for key in items:
+                    keys.append(key)
+                    blocks.append(read(key))
+                    if len(keys) == self.batch:
+                        q.put((keys, np.stack(blocks)))
+                        keys, blocks = [], []
+                if keys:
+                    q.put((keys, np.stack(blocks)))
+            except BaseException as exc:  # surfaced in the consumer
+                q.put(exc)
+            q.put(None)
+
+        thread = threading.Thread(target=producer, daemon=True)
+        thread.start()
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            keys, x = item
+            yield keys, self.scores(x)
+        thread.join()
+
+
+# ----------------------------------------------------------------------------- entry point
+
+@dataclass
+class Report:
+    """What a prediction did (for the CLI, tests and benchmarks)."""
+
+    output: Path
+    windows: int
+    buffer_bytes: int
+    seconds: float
+    pictures: list[Path]
+
+
+def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: str | Path, *,
+            overlap: float = 0.25, blend: str = "gaussian", batch_size: int | None = None,
+            device_name: str = "auto", output: str = "auto", force: bool = False,
+            window: Sequence[int] | None = None, both_orientations: bool = False,
+            pictures: bool = True, reporter: Reporter = SILENT) -> Report:
+    """Apply a trained model to whole grids and write the result (see the module docstring)."""
+    import time
+
+    if not 0 <= overlap < 1:
+        raise ConfigError(f"--overlap must be in [0, 1), got {overlap}")
+    if blend not in BLENDS:
+        raise ConfigError(f"--blend must be one of {', '.join(BLENDS)}, got {blend}")
+    trained = load_trained(run_or_checkpoint)
+    writer.output_format(out)  # a bad output name fails before any work
+    kind = _output_kind(trained, output)
+    rt = device.setup(device_name, trained.cfg.train["amp"])
+    try:
+        grid = open_stack(input_specs(trained, inputs))
+        _check_grid(trained, grid)
+        t0 = time.perf_counter()
+        size = _window_size(trained, window)
+        geom = patch_geometry(grid.axes, grid.shape, [min(s, 10**9) for s in size], trained.patch_axes,
+                              None, where=str(trained.path)) if _fits(grid, trained, size) else \
+            _padded_geometry(grid, trained, size)
+        runner = Runner(trained, rt, size, batch_size or trained.cfg.train["batch_size"])
+        if trained.cfg.dense:
+            report = _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force,
+                                    both_orientations, rt, reporter)
+        else:
+            report = _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, reporter)
+        report.seconds = time.perf_counter() - t0
+        if pictures and rt.main:
+            from geocnn.plots import prediction_previews
+
+            report.pictures = prediction_previews(grid, report.output, trained.cfg.task, kind)
+        return report
+    finally:
+        device.teardown(rt)
+
+
+def _window_size(trained: Trained, window: Sequence[int] | None) -> tuple[int, ...]:
+    patch = trained.cfg.patch
+    if window is None:
+        return patch
+    window = tuple(window)
+    spec = trained.cfg.model
+    if len(window) != spec.dims:
+        raise ConfigError(f"--window needs {spec.dims} sizes, got {len(window)}")
+    if not trained.cfg.dense and window != patch:
+        raise ConfigError("--window applies to dense models only; this model takes "
+                          f"{'×'.join(map(str, patch))} patches")
+    if not accepts(spec, window):
+        from geocnn.model import nearest_accepted
+
+        near = nearest_accepted(spec, window)
+        raise ConfigError(f"the model does not accept windows of {'×'.join(map(str, window))}",
+                          fix=f"use {'×'.join(map(str, near))}" if near else "use the training patch size")
+    return window
+
+
+def _fits(grid: Grid, trained: Trained, size: tuple[int, ...]) -> bool:
+    return all(grid.shape[grid.axes.index(a)] >= n for a, n in zip(trained.patch_axes, size))
+
+
+def _padded_geometry(grid: Grid, trained: Trained, size: tuple[int, ...]) -> PatchGeometry:
+    """A geometry for grids smaller than the window along some axis (windows are padded)."""
+    if not trained.cfg.dense:
+        small = [f"{a} {grid.shape[grid.axes.index(a)]} < {n}" for a, n in zip(trained.patch_axes, size)
+                 if grid.shape[grid.axes.index(a)] < n]
+        raise DataError(f"the grid is smaller than the model's patch ({', '.join(small)})", where=grid.sources[0],
+                        fix="a patch/trace classifier needs whole patches")
+    idx = tuple(grid.axes.index(a) for a in trained.patch_axes)
+    return PatchGeometry(grid.axes, grid.shape, idx, tuple(size))
+
+
+def _orientation_geoms(trained: Trained, grid: Grid, geom: PatchGeometry, both: bool) -> list[PatchGeometry]:
+    if not both:
+        return [geom]
+    axes = trained.patch_axes
+    swap = {"crossline": "inline", "inline": "crossline"}
+    if trained.cfg.model.dims != 2 or not (set(axes) & set(swap)) or any(a not in grid.axes for a in swap):
+        raise ConfigError("--both-orientations is for 2D models trained on inline or crossline sections of a 3D volume")
+    other = tuple(swap.get(a, a) for a in axes)
+    return [geom, patch_geometry(grid.axes, grid.shape, geom.size, other, None)]
+
+
+def _rank_rows(n: int, rt: device.Runtime) -> tuple[int, int]:
+    per = -(-n // rt.world_size)
+    return min(rt.rank * per, n), min((rt.rank + 1) * per, n)
+
+
+def _share_output(pending: writer.PendingOutput | None, rt: device.Runtime) -> str | None:
+    """Rank 0's temporary output path on every process (sent as bytes, nothing pickled)."""
+    if not rt.distributed:
+        return None
+    path = (pending.tmp if pending is not None else "").encode()
+    length = torch.tensor([len(path)], dtype=torch.int64)
+    dist.broadcast(length, 0)
+    buf = torch.zeros(int(length), dtype=torch.uint8)
+    if rt.main:
+        buf[:] = torch.frombuffer(bytearray(path), dtype=torch.uint8)
+    dist.broadcast(buf, 0)
+    return bytes(buf.tolist()).decode()
+
+
+def _prepare(rt: device.Runtime, make) -> writer.PendingOutput:
+    """Rank 0 creates the temporary output; the others attach to the same file."""
+    pending = make(None) if rt.main else None
+    tmp = _share_output(pending, rt)
+    if pending is None:
+        pending = make(tmp)
+    return pending
+
+
+def _finish(pending: writer.PendingOutput, rt: device.Runtime, ok: bool) -> Path:
+    if rt.distributed:
+        flag = torch.tensor([int(ok)])
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        ok = bool(flag.item())
+    if rt.main:
+        if ok:
+            pending.commit()
+        else:
+            pending.abort()
+    device.barrier(rt)  # every process leaves together, after the rename
+    return Path(pending.path)
+
+
+def _to_output(values: np.ndarray, trained: Trained, kind: str) -> np.ndarray:
+    """Blended (C, ...) scores → what is written: values in target units, probabilities or uint8 labels."""
+    if trained.cfg.task in ("regression", "scalar"):
+        if trained.target_norm is not None:
+            return trained.target_norm.invert(values).astype(np.float32)
+        return values
+    if kind == "labels":
+        return (values[0] > 0.5).astype(np.uint8)[None] if values.shape[0] == 1 else \
+            values.argmax(axis=0).astype(np.uint8)[None]
+    return values.astype(np.float32)
+
+
+def _out_channels(trained: Trained, kind: str, scores: int) -> tuple[int, str]:
+    if trained.cfg.task in ("regression", "scalar"):
+        return scores, "float32"
+    if kind == "labels":
+        return 1, "uint8"
+    return (1 if scores <= 2 else scores), "float32"
+
+
+def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force, both, rt, reporter) -> Report:
+    geoms = _orientation_geoms(trained, grid, geom, both)
+    plans = [make_plan(g, overlap, blend) for g in geoms]
+    scores = _model_channels(trained, geom.size)
+    channels, dtype = _out_channels(trained, kind, scores)
+    pending = _prepare(rt, lambda tmp: writer.prepare(out, grid, channels, dtype, force, attach=tmp))
+    rows = _rank_rows(grid.shape[0], rt)
+    blender = Blender(grid.shape, scores, plans)
+    blender.base = rows[0]
+    live = grid.live()
+    total = sum(p.count(rows) for p in plans)
+    task = reporter.task("predict", total=total, unit="window")
+    ok = False
+    try:
+        with pending.open() as w:
+            items = _merged_windows(plans, rows)
+
+            def read(key):
+                p, origin = key
+                return trained.norm.apply(plans[p].geom.to_model(_read_window(grid, plans[p].geom, origin)))
+
+            for keys, batch_scores in runner.stream(items, read):
+                for (p, origin), s in zip(keys, batch_scores):
+                    _flush(blender, origin[0], rows, w, trained, kind, live, binary=scores == 2 and channels == 1)
+                    blender.add(p, origin, plans[p].geom.to_grid(s))
+                task.advance(len(keys))
+            _flush(blender, rows[1], rows, w, trained, kind, live, binary=scores == 2 and channels == 1)
+        ok = True
+    finally:
+        task.close()
+        path = _finish(pending, rt, ok)
+    return Report(path, total, blender.nbytes, 0.0, [])
+
+
+def _model_channels(trained: Trained, size: tuple[int, ...]) -> int:
+    from geocnn.model import infer
+
+    return infer(trained.cfg.model, size, receptive=False).output.channels
+
+
+def _merged_windows(plans: list[Plan], rows: tuple[int, int]) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """Windows of all plans, in order of their first-axis start (what the ring buffer needs)."""
+    def tagged(p: int, plan: Plan) -> Iterator[tuple[int, int, tuple[int, ...]]]:
+        for origin in plan.windows(rows):
+            yield origin[0], p, origin
+
+    iters = [tagged(p, plan) for p, plan in enumerate(plans)]
+    for _, p, origin in heapq.merge(*iters, key=lambda t: (t[0], t[1])):
+        yield p, origin
+
+
+def _flush(blender: Blender, upto: int, rows: tuple[int, int], w, trained: Trained, kind: str,
+           live: np.ndarray | None, binary: bool) -> None:
+    """Write rows before ``upto`` (within this process's range); dead traces stay zero."""
+    released = blender.release(min(upto, rows[1]))
+    if released is None:
+        return
+    first, values = released
+    if binary:
+        values = values[1:2]  # probability of the positive class
+    values = _to_output(values, trained, kind)
+    if live is not None:
+        mask = live[first:first + values.shape[1]]
+        values = values * mask[(None, ...) + (None,) * (values.ndim - 1 - mask.ndim)]
+    window = (slice(first, first + values.shape[1]),) + tuple(slice(0, n) for n in blender.shape[1:])
+    w.write(window, values)
+
+
+def _map_output(out, grid: Grid, shape, channels: int, dtype: str, starts, extent, force: bool,
+                attach: str | None) -> writer.PendingOutput:
+    """The output of a score map: .npy with the window centres in its sidecar, or SEG-Y when the
+    map lines up trace for trace (its sample axis then holds one value per window along time)."""
+    centres = [[s + e // 2 for s in st] for st, e in zip(starts, extent)]
+    extra = {"map": {"window": list(extent), "centres": {grid.axes[a]: c for a, c in enumerate(centres)
+                                                         if extent[a] > 1}}}
+    if writer.output_format(out) == "segy" and tuple(shape[:-1]) == grid.shape[:-1]:
+        dt = grid.meta.sample_interval_us or 1000.0
+        last = centres[-1]
+        step = last[1] - last[0] if len(last) > 1 else 1
+        return writer.prepare(out, grid, channels, dtype, force, shape=shape, n_samples=shape[-1],
+                              sample_interval_us=dt * step,
+                              sample_start_ms=grid.meta.sample_start_ms + last[0] * dt / 1000.0, attach=attach)
+    return writer.prepare(out, grid, channels, dtype, force, shape=shape, sidecar_extra=extra, attach=attach)
+
+
+def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, reporter) -> Report:
+    """One score per window position (patch/trace models)."""
+    starts = [list(range(n)) if e == 1 else axis_starts(n, e, overlap) for n, e in zip(grid.shape, geom.extent)]
+    shape = tuple(len(s) for s in starts)
+    scores = _model_channels(trained, geom.size)
+    channels, dtype = _out_channels(trained, kind, scores)
+    pending = _prepare(rt, lambda tmp: _map_output(out, grid, shape, channels, dtype, starts, geom.extent, force,
+                                                   tmp))
+    rows = _rank_rows(shape[0], rt)
+    rest = [list(range(len(s))) for s in starts[1:]]
+    keys = [(i, *r) for i in range(*rows) for r in (np.stack(np.meshgrid(*rest, indexing="ij"), -1).reshape(
+        -1, len(rest)).tolist() if rest else [[]])]
+    task = reporter.task("predict", total=len(keys), unit="window")
+    ok = False
+    live = grid.live()
+    try:
+        with pending.open() as w:
+            def read(key):
+                origin = tuple(starts[a][k] for a, k in enumerate(key))
+                return trained.norm.apply(geom.to_model(grid.read(geom.window(origin))))
+
+            for batch_keys, batch_scores in runner.stream(iter(keys), read):
+                for key, s in zip(batch_keys, batch_scores):
+                    values = s.reshape(-1)
+                    if scores == 2 and channels == 1:
+                        values = values[1:2]
+                    values = _to_output(values.reshape(-1, *([1] * len(shape))), trained, kind)
+                    if live is not None:
+                        origin = tuple(starts[a][k] for a, k in enumerate(key))
+                        ext = geom.extent[: live.ndim]
+                        if not live[tuple(slice(o, o + e) for o, e in zip(origin[: live.ndim], ext))].any():
+                            values = values * 0
+                    w.write(tuple(slice(k, k + 1) for k in key), values)
+                task.advance(len(batch_keys))
+        ok = True
+    finally:
+        task.close()
+        path = _finish(pending, rt, ok)
+    return Report(path, len(keys), 0, 0.0, [])
