@@ -1,0 +1,248 @@
+"""The bundled sample data: committed files, their geometry and labels, and reproducibility.
+
+The values asserted here are what ``data_samples/README.md`` documents; if the generator changes
+on purpose, regenerate the files, update the README and these numbers together.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import segyio
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+FILES = (
+    "seismic_clean.sgy",
+    "seismic_noisy.sgy",
+    "faults.npy",
+    "facies.npy",
+    "impedance.npy",
+    "angles.sgy",
+    "gas.npy",
+    "traces3c.npy",
+    "traces3c_labels.npy",
+    "traces3c_labels.csv",
+)
+ILINES = np.arange(1000, 1064)
+XLINES = np.arange(2000, 2048)
+SUB_ILINES = np.arange(1016, 1048)
+SUB_XLINES = np.arange(2012, 2036)
+SAMPLE_TIMES = np.arange(100) * 4.0
+SUB_AREA = np.s_[16:48, 12:36]
+F = segyio.TraceField
+
+
+def load(name: str) -> np.ndarray:
+    return np.load(SAMPLES / name, allow_pickle=False)
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    return segyio.tools.cube(str(SAMPLES / "seismic_clean.sgy"))
+
+
+@pytest.fixture(scope="module")
+def angles() -> np.ndarray:
+    return segyio.tools.cube(str(SAMPLES / "angles.sgy"))
+
+
+def test_all_files_are_committed_and_small():
+    sizes = {name: (SAMPLES / name).stat().st_size for name in FILES}
+    assert sum(sizes.values()) < 10 * 2**20, sizes
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "ilines", "xlines", "offsets"),
+    [
+        ("seismic_clean.sgy", 1, ILINES, XLINES, [0]),
+        ("seismic_noisy.sgy", 5, ILINES, XLINES, [0]),
+        ("angles.sgy", 5, SUB_ILINES, SUB_XLINES, [5, 15, 25]),
+    ],
+)
+def test_segy_geometry(name, fmt, ilines, xlines, offsets):
+    with segyio.open(str(SAMPLES / name)) as f:
+        assert f.sorting == segyio.TraceSortingFormat.INLINE_SORTING
+        np.testing.assert_array_equal(f.ilines, ilines)
+        np.testing.assert_array_equal(f.xlines, xlines)
+        np.testing.assert_array_equal(f.offsets, offsets)
+        np.testing.assert_array_equal(f.samples, SAMPLE_TIMES)
+        assert segyio.tools.dt(f) == 4000
+        assert f.tracecount == len(ilines) * len(xlines) * len(offsets)
+        assert f.bin[segyio.BinField.Format] == fmt
+        assert f.bin[segyio.BinField.Interval] == 4000
+        assert f.bin[segyio.BinField.Samples] == 100
+        assert f.bin[segyio.BinField.MeasurementSystem] == 1
+        assert f.bin[segyio.BinField.SEGYRevision] == 1
+        assert f.bin[segyio.BinField.TraceFlag] == 1
+    # Big-endian: the format code sits in the low byte of bytes 3225-3226.
+    assert (SAMPLES / name).read_bytes()[3224:3226] == bytes([0, fmt])
+
+
+@pytest.mark.parametrize("name", ["seismic_clean.sgy", "seismic_noisy.sgy", "angles.sgy"])
+def test_textual_header(name):
+    with segyio.open(str(SAMPLES / name)) as f:
+        text = bytes(f.text[0]).decode("ascii")
+    lines = [text[n : n + 80] for n in range(0, 3200, 80)]
+    assert [line[:4] for line in lines] == [f"C{n:02d} " for n in range(1, 41)]
+    assert "geocnn synthetic" in lines[0]
+    assert lines[38].startswith("C39 SEG Y REV1")
+    assert lines[39].startswith("C40 END TEXTUAL HEADER")
+
+
+def test_trace_headers_of_the_last_trace():
+    with segyio.open(str(SAMPLES / "seismic_clean.sgy")) as f:
+        h = f.header[-1]
+    assert h[F.INLINE_3D] == h[F.FieldRecord] == 1063
+    assert h[F.CROSSLINE_3D] == h[F.TraceNumber] == 2047
+    assert h[F.TRACE_SEQUENCE_LINE] == 48
+    assert h[F.TRACE_SEQUENCE_FILE] == h[F.CDP] == 3072
+    assert h[F.offset] == h[F.DelayRecordingTime] == 0
+    assert h[F.SourceGroupScalar] == -100
+    assert h[F.TRACE_SAMPLE_COUNT] == 100
+    assert h[F.TRACE_SAMPLE_INTERVAL] == 4000
+
+
+def test_coordinates_lie_on_a_25_m_grid():
+    with segyio.open(str(SAMPLES / "seismic_clean.sgy")) as f:
+        x = f.attributes(F.CDP_X)[:].reshape(64, 48) / 100.0
+        y = f.attributes(F.CDP_Y)[:].reshape(64, 48) / 100.0
+    along_inline = np.hypot(np.diff(x, axis=1), np.diff(y, axis=1))
+    along_xline = np.hypot(np.diff(x, axis=0), np.diff(y, axis=0))
+    np.testing.assert_allclose(along_inline, 25.0, atol=0.02)
+    np.testing.assert_allclose(along_xline, 25.0, atol=0.02)
+    assert (x[0, 0], y[0, 0]) == (431250.0, 6521800.0)
+
+
+def test_noisy_file_has_the_clean_file_trace_headers():
+    fields = [F.INLINE_3D, F.CROSSLINE_3D, F.CDP, F.CDP_X, F.CDP_Y, F.TRACE_SEQUENCE_FILE, F.offset]
+    with (
+        segyio.open(str(SAMPLES / "seismic_clean.sgy")) as c,
+        segyio.open(str(SAMPLES / "seismic_noisy.sgy")) as n,
+    ):
+        for field in fields:
+            np.testing.assert_array_equal(c.attributes(field)[:], n.attributes(field)[:])
+
+
+def test_angle_traces_hold_the_angle_and_the_full_survey_cdp():
+    with segyio.open(str(SAMPLES / "angles.sgy")) as f:
+        h = f.header[4]  # inline 1016, crossline 2013, second angle
+        assert (h[F.INLINE_3D], h[F.CROSSLINE_3D], h[F.offset], h[F.CDP_TRACE]) == (1016, 2013, 15, 2)
+        assert h[F.CDP] == 16 * 48 + 13 + 1
+
+
+def test_noisy_snr(clean):
+    noisy = segyio.tools.cube(str(SAMPLES / "seismic_noisy.sgy"))
+    snr_db = 10 * np.log10(clean.var() / (noisy - clean).var())
+    assert snr_db == pytest.approx(4.18, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "shape"),
+    [
+        ("faults.npy", np.uint8, (64, 48, 100)),
+        ("facies.npy", np.uint8, (64, 48, 100)),
+        ("impedance.npy", np.float32, (64, 48, 100)),
+        ("gas.npy", np.uint8, (32, 24, 100)),
+        ("traces3c.npy", np.float32, (300, 3, 256)),
+        ("traces3c_labels.npy", np.int64, (300,)),
+    ],
+)
+def test_array_dtype_and_shape(name, dtype, shape):
+    array = load(name)
+    assert array.dtype == dtype
+    assert array.shape == shape
+
+
+def test_fault_labels_are_a_rare_binary_class():
+    faults = load("faults.npy")
+    assert set(np.unique(faults)) == {0, 1}
+    assert 0.02 < faults.mean() < 0.08
+
+
+def test_facies_has_five_classes_ordered_by_depth():
+    facies = load("facies.npy")
+    shares = np.bincount(facies.ravel(), minlength=5) / facies.size
+    assert len(shares) == 5 and shares.min() > 0.10
+    # Units stack in order: the top sample is facies 0 everywhere, the bottom never is.
+    assert (facies[:, :, 0] == 0).all()
+    assert (facies[:, :, -1] != 0).all()
+
+
+def test_impedance_is_positive_and_separates_the_carbonate():
+    impedance, facies = load("impedance.npy"), load("facies.npy")
+    assert impedance.min() > 2500 and impedance.max() < 9000
+    assert impedance[facies == 4].mean() > impedance[facies == 0].mean() + 1500
+
+
+def test_gas_sits_in_the_reservoir_unit_on_the_dome():
+    gas = load("gas.npy").astype(bool)
+    facies = load("facies.npy")[SUB_AREA]
+    assert 0.01 < gas.mean() < 0.03
+    assert set(np.unique(facies[gas])) == {3}
+    inlines = SUB_ILINES[gas.any(axis=(1, 2))]
+    assert (inlines.min(), inlines.max()) == (1018, 1043)
+
+
+def test_gas_brightens_with_angle_and_decoys_do_not(angles):
+    gas = load("gas.npy").astype(bool)
+    decoys = (load("facies.npy")[SUB_AREA] == 3) & ~gas
+
+    def far_over_near(mask):
+        near, far = angles[:, :, 0][mask], angles[:, :, 2][mask]
+        return np.sqrt((far**2).mean() / (near**2).mean())
+
+    assert far_over_near(gas) > 1.25
+    assert far_over_near(decoys) < 0.9
+
+
+def test_near_angle_matches_the_post_stack_volume(angles, clean):
+    corr = np.corrcoef(angles[:, :, 0].ravel(), clean[SUB_AREA].ravel())[0, 1]
+    assert corr > 0.95
+
+
+def test_microseismic_labels_are_balanced_and_match_the_csv():
+    labels = load("traces3c_labels.npy")
+    assert labels.sum() == 150
+    rows = (SAMPLES / "traces3c_labels.csv").read_text().splitlines()
+    assert rows[0] == "trace,label"
+    assert rows[1:] == [f"{n},{label}" for n, label in enumerate(labels)]
+
+
+def test_events_carry_more_energy_than_noise_records():
+    records, labels = load("traces3c.npy"), load("traces3c_labels.npy")
+    peak = np.abs(records).max(axis=(1, 2))
+    assert np.median(peak[labels == 1]) > 1.5 * np.median(peak[labels == 0])
+
+
+def _same_segy(a: Path, b: Path) -> None:
+    """Headers byte for byte; samples equal to float32 rounding (another numpy may differ in the last bit)."""
+    raw_a, raw_b = a.read_bytes(), b.read_bytes()
+    assert len(raw_a) == len(raw_b)
+    with segyio.open(a, ignore_geometry=True) as fa, segyio.open(b, ignore_geometry=True) as fb:
+        trace_bytes = 240 + 4 * len(fa.samples)
+        for t in range(fa.tracecount):
+            start = 3600 + t * trace_bytes
+            assert raw_a[start:start + 240] == raw_b[start:start + 240], (a.name, t)
+        np.testing.assert_allclose(fb.trace.raw[:], fa.trace.raw[:], rtol=1e-5, atol=1e-3)
+    assert raw_a[:3600] == raw_b[:3600]
+
+
+def test_script_reproduces_the_committed_files(tmp_path):
+    subprocess.run(
+        [sys.executable, str(SAMPLES / "make_samples.py"), "--out", str(tmp_path)],
+        check=True,
+        timeout=120,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
+    for name in FILES:
+        new, old = tmp_path / name, SAMPLES / name
+        if name.endswith(".sgy"):
+            _same_segy(old, new)
+        elif name.endswith(".npy") and load(name).dtype.kind == "f":
+            np.testing.assert_allclose(np.load(new), load(name), rtol=1e-5, atol=1e-3, err_msg=name)
+        else:  # labels: exactly
+            assert new.read_bytes() == old.read_bytes(), name
