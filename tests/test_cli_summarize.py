@@ -122,3 +122,17 @@ def test_help_is_complete(cli):
         assert result.exit_code == 0
     top = cli("--help")
     assert "summarize" in top.stdout and "schema" in top.stdout
+
+
+def test_summarize_a_run_folder_and_a_checkpoint(cli, tmp_path):
+    from geocnn.config import load_config
+    from geocnn.train import train
+    from tests import trainkit
+
+    run = train(load_config(trainkit.regression_config(tmp_path, epochs=1)), tmp_path / "run")
+    for source in (run, run / "checkpoints" / "last.pt"):
+        result = cli("summarize", source, "--json", tmp_path / "s.json", "--force")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads((tmp_path / "s.json").read_text())["input_shape"] == [1, 8, 16]  # the training patch
+    bad = cli("summarize", tmp_path / "nothing.pt")
+    assert bad.exit_code == 2 and "checkpoint not found" in bad.stderr

@@ -351,6 +351,9 @@ def resolve_model_source(path: str | Path) -> tuple[ModelSpec, tuple[int, ...] |
     data, source = load(p)
     section, base = model_section(data, source)
     spec = parse_model(section, source, base)
+    if spec.name is None:
+        top = data.get("name") if isinstance(data, dict) and base else None
+        spec.name = top if isinstance(top, str) else p.stem
     if spec.input_shape:
         return spec, (spec.in_channels, *spec.input_shape)
     patch = data.get("data", {}).get("patch") if isinstance(data, dict) and isinstance(data.get("data"), dict) else None
