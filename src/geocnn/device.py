@@ -118,7 +118,7 @@ def _pick(name: str, local_rank: int) -> torch.device:
 
 
 def _amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
-    if device.type != "cuda" or amp == "off":
+    if device.type != "cuda" or amp == "fp32":
         return None
     if amp == "fp16":
         return torch.float16
@@ -150,9 +150,11 @@ def teardown(rt: Runtime) -> None:
         dist.destroy_process_group()
 
 
-def use_channels_last(rt: Runtime, dims: int, setting: str) -> bool:
+def use_channels_last(rt: Runtime, dims: int, setting: str | bool) -> bool:
     """channels_last for 2D/3D convs: faster with oneDNN on CPU and with cuDNN tensor cores."""
-    return not (setting == "off" or dims == 1 or rt.device.type == "mps")
+    if dims == 1 or setting is False:
+        return False
+    return setting is True or rt.device.type != "mps"
 
 
 def memory_format(dims: int) -> torch.memory_format:

@@ -179,8 +179,10 @@ class Choice(Type):
 
     def check(self, value: Any, ctx: Ctx) -> str:
         if not isinstance(value, str) or value not in self.values:
-            raise ctx.error(f"{ctx.label().split('.')[-1]}: unknown value {describe(value)}",
-                            suggest(str(value), self.values))
+            hint = suggest(str(value), self.values)
+            if isinstance(value, bool):
+                hint += " (YAML reads on/off/yes/no as true/false: write one of these words)"
+            raise ctx.error(f"{ctx.label().split('.')[-1]}: unknown value {describe(value)}", hint)
         return value
 
     def json(self) -> dict:
