@@ -136,3 +136,26 @@ def test_summarize_a_run_folder_and_a_checkpoint(cli, tmp_path):
         assert json.loads((tmp_path / "s.json").read_text())["input_shape"] == [1, 8, 16]  # the training patch
     bad = cli("summarize", tmp_path / "nothing.pt")
     assert bad.exit_code == 2 and "checkpoint not found" in bad.stderr
+
+
+def test_markdown_matches_the_golden_file(tmp_path, cli, write_yaml):
+    # Every number in tests/golden/lecture_summary.md was checked by hand: e.g. conv1 280 parameters,
+    # 30·30·10·3·9 = 243,000 multiply-adds; 4,249 parameters in all; activations (9,000 + 9,000 + 2,250
+    # + 6 × 3,600 + 225) values × batch 4 × 4 bytes = 601.2 KiB.
+    out = tmp_path / "s.md"
+    result = cli("summarize", write_yaml(LECTURE, "lecture.yaml"), "--markdown", out, "--batch-size", "4")
+    assert result.exit_code == 0
+    from tests.conftest import ROOT
+
+    assert out.read_text() == (ROOT / "tests" / "golden" / "lecture_summary.md").read_text()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(cli, write_yaml, monkeypatch):
+    from geocnn import summary
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(summary, "summarize", interrupted)
+    result = cli("summarize", write_yaml(LECTURE))
+    assert result.exit_code == 130 and result.stderr == "error: interrupted — no output was written\n"

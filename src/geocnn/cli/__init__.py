@@ -52,6 +52,11 @@ def user_errors(fn: Callable) -> Callable:
         except GeocnnError as exc:
             console.print_error(exc.message)
             raise typer.Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            # train turns Ctrl-C into TrainingInterrupted (with a checkpoint); elsewhere outputs are
+            # temporary files until the end, so nothing half-written is left behind.
+            console.print_error("interrupted — no output was written")
+            raise typer.Exit(code=130) from None
 
     return wrapper
 
