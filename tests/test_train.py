@@ -295,3 +295,15 @@ def test_precision_and_layout_settings(tmp_path):
     assert cfg.train["amp"] == "fp32" and cfg.train["channels_last"] is False
     with pytest.raises(ConfigError, match="YAML reads on/off/yes/no as true/false"):
         load_config(path, ["train.amp=off"])
+
+
+def test_resume_is_exact_with_workers_and_dropout(tmp_path):
+    data = trainkit.write_regression(tmp_path)
+    model = trainkit.SMALL_2D.replace("  - relu\n", "  - relu\n  - dropout: 0.3\n") % {"out": 1}
+    path = trainkit.write_config(tmp_path, "regression", data, model, {"epochs": 2, "workers": 2},
+                                 patch=[8, 16], section="inline", augment={"flip": ["crossline"], "noise": 0.1})
+    straight = train(load_config(path), tmp_path / "straight")
+    train(load_config(path, ["train.max_steps=4"]), tmp_path / "split")
+    resumed = train(load_config(path), tmp_path / "split", resume=True)
+    for k, v in weights(straight).items():
+        assert torch.equal(v, weights(resumed)[k]), k

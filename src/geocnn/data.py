@@ -87,28 +87,68 @@ class TrainingData:
                 origins[i, a] = p
         return origins
 
-    def dataset(self, origins: np.ndarray, epoch: int, augment: bool) -> PatchDataset:
-        return PatchDataset(self, origins, epoch, augment)
+    def per_process(self, world: int = 1) -> int:
+        """Training windows each process draws per epoch."""
+        n = self.cfg.data["sampling"]["patches_per_epoch"]
+        return (n - n % world) // world
+
+    def training_set(self, rank: int = 0, world: int = 1) -> PatchDataset:
+        return PatchDataset(self, augment=True, rank=rank, world=world)
+
+    def validation_set(self, rank: int = 0, world: int = 1) -> PatchDataset:
+        return PatchDataset(self, augment=False, fixed=self.val_origins[rank::world])
 
 
 class PatchDataset(torch.utils.data.Dataset):
-    """(input, target) patches at fixed origins; reading happens in ``__getitem__`` (workers)."""
+    """(input, target) patches; reading happens in ``__getitem__`` (DataLoader workers).
 
-    def __init__(self, data: TrainingData, origins: np.ndarray, epoch: int, augment: bool) -> None:
-        self.data, self.origins, self.epoch = data, origins, epoch
+    Training keys are ``(epoch, i)``: the i-th window of that epoch's seeded draw, drawn in the
+    worker itself, so one set of persistent workers serves every epoch. Validation keys are
+    indices into fixed windows.
+    """
+
+    def __init__(self, data: TrainingData, augment: bool, fixed: np.ndarray | None = None,
+                 rank: int = 0, world: int = 1) -> None:
+        self.data, self.fixed, self.rank, self.world = data, fixed, rank, world
         self.augment = data.cfg.data["augment"] if augment else None
+        self._epoch, self._origins = None, None
 
     def __len__(self) -> int:
-        return len(self.origins)
+        return len(self.fixed) if self.fixed is not None else self.data.per_process(self.world)
 
-    def __getitem__(self, i: int):
-        d, origin = self.data, self.origins[i]
+    def _origin(self, key) -> tuple[np.ndarray, int, int]:
+        if self.fixed is not None:
+            return self.fixed[key], 0, int(key)
+        epoch, i = key
+        if epoch != self._epoch:
+            self._origins, self._epoch = self.data.epoch_origins(epoch, self.rank, self.world), epoch
+        return self._origins[i], epoch, i
+
+    def __getitem__(self, key):
+        d = self.data
+        origin, epoch, i = self._origin(key)
         x = d.norm.apply(d.geom.read(d.grid, origin))
         y = target_of(d, origin)
         if self.augment is not None:
-            x, y = _augment(x, y, self.augment, d.geom, np.random.default_rng([d.cfg.train["seed"], self.epoch, 2, i]))
+            x, y = _augment(x, y, self.augment, d.geom, np.random.default_rng([d.cfg.train["seed"], epoch, 2, i]))
         y = np.ascontiguousarray(y) if y.ndim else y  # ascontiguousarray would make a scalar 1-D
         return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(y)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Keys ``(epoch, i)`` for i from ``start`` (a resumed epoch skips the batches already done)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.epoch, self.start = n, 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, min(start, self.n)
+
+    def __iter__(self):
+        return ((self.epoch, i) for i in range(self.start, self.n))
+
+    def __len__(self) -> int:
+        return self.n - self.start
 
 
 def target_of(d: TrainingData, origin: np.ndarray) -> np.ndarray:

@@ -120,16 +120,34 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _loader(dataset, cfg: Config, rt: device.Runtime, seed: int, shuffle: bool = False):
+def _workers(cfg: Config, rt: device.Runtime) -> int:
     workers = cfg.train["workers"]
-    if workers == "auto":
-        # On a small CPU machine the workers would steal cores from the convolutions.
-        cpus = device.cpu_count()
-        workers = 0 if rt.device.type == "cpu" and cpus <= 2 else min(4, max(cpus // 2, 1))
+    if workers != "auto":
+        return workers
+    # On a small CPU machine workers would steal cores from the convolutions; a GPU wants several.
+    cpus = device.cpu_count()
+    if rt.device.type == "cpu":
+        return 0 if cpus <= 2 else min(4, cpus // 2)
+    return min(8, max(cpus // max(rt.world_size, 1) - 1, 1))
+
+
+def _loader(dataset, cfg: Config, rt: device.Runtime, sampler=None):
+    """One DataLoader for the whole run: persistent workers, pinned memory on CUDA."""
+    workers = _workers(cfg, rt)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.train["batch_size"], shuffle=shuffle, num_workers=workers,
-        pin_memory=rt.device.type == "cuda", persistent_workers=False,
-        generator=torch.Generator().manual_seed(seed), prefetch_factor=4 if workers else None)
+        dataset, batch_size=cfg.train["batch_size"], sampler=sampler, num_workers=workers,
+        pin_memory=rt.device.type == "cuda", persistent_workers=workers > 0,
+        prefetch_factor=4 if workers else None,
+        # its own generator: creating iterators must not draw from the global RNG (exact resume)
+        generator=torch.Generator().manual_seed(cfg.train["seed"]))
+
+
+def _close(*loaders) -> None:
+    """Stop persistent workers now (left to the garbage collector they can take seconds each)."""
+    for loader in loaders:
+        iterator = getattr(loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
 
 
 def _to_device(x: torch.Tensor, rt: device.Runtime, channels_last: bool) -> torch.Tensor:
@@ -158,13 +176,11 @@ def _metrics(d: data_mod.TrainingData):
                             ignore_index=d.cfg.train["loss"]["ignore_index"])
 
 
-def _validate(model, d: data_mod.TrainingData, loss_fn, rt: device.Runtime, channels_last: bool,
+def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runtime, channels_last: bool,
               n_examples: int) -> tuple[float | None, dict, tuple | None]:
     """Validation loss and metrics (summed over processes), and a few examples for pictures."""
-    origins = d.val_origins[rt.rank::rt.world_size]
     if len(d.val_origins) == 0:
         return None, {}, None
-    loader = _loader(d.dataset(origins, 0, augment=False), d.cfg, rt, seed=0)
     metric = _metrics(d)
     loss_sum = torch.zeros(2, dtype=torch.float64)
     examples = None
@@ -326,12 +342,14 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     model.train()
     max_steps = cfg.train["max_steps"]
     history = runs.read_metrics(run) if rt.main else []
+    sampler = data_mod.EpochSampler(d.per_process(rt.world_size))
+    loader = _loader(d.training_set(rt.rank, rt.world_size), cfg, rt, sampler)
+    val_loader = _loader(d.validation_set(rt.rank, rt.world_size), cfg, rt)
     try:
         while prog.epoch < cfg.train["epochs"] and not (max_steps and prog.step >= max_steps):
             epoch = prog.epoch + 1
-            origins = d.epoch_origins(epoch, rt.rank, rt.world_size)[prog.batch_in_epoch * bs:]
-            loader = _loader(d.dataset(origins, epoch, augment=True), cfg, rt, seed=seed * 1000 + epoch)
-            task = reporter.task(f"epoch {epoch}/{cfg.train['epochs']}", total=len(origins), unit="patch")
+            sampler.set_epoch(epoch, prog.batch_in_epoch * bs)
+            task = reporter.task(f"epoch {epoch}/{cfg.train['epochs']}", total=len(sampler), unit="patch")
             loss_sum, seen, wait, t0 = 0.0, 0, 0.0, time.perf_counter()
             t_last = t0
             stopped = False
@@ -363,11 +381,12 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                 t_last = time.perf_counter()
                 if max_steps and prog.step >= max_steps:
                     # stopped inside the epoch: the checkpoint remembers where, so --resume goes on
-                    stopped = seen < len(origins)
+                    stopped = seen < len(sampler)
                     break
             task.close()
             elapsed = time.perf_counter() - t0
-            val_loss, val, examples = _validate(model, d, loss_fn, rt, channels_last, cfg.train["examples"])
+            val_loss, val, examples = _validate(model, d, val_loader, loss_fn, rt, channels_last,
+                                                cfg.train["examples"])
             if not stopped:
                 prog.epoch, prog.batch_in_epoch = epoch, 0
             totals = torch.tensor([loss_sum, seen, elapsed, wait], dtype=torch.float64)
@@ -404,6 +423,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         raise TrainingInterrupted(
             f"interrupted at epoch {prog.epoch + 1}, step {prog.step}; saved {runs.checkpoint_dir(run) / 'last.pt'}",
             fix=f"resume with: geocnn train {cfg.path} --out {run} --resume") from None
+    finally:
+        _close(loader, val_loader)
     return run
 
 
