@@ -339,9 +339,11 @@ class ArraySource(Source):
 
     @property
     def array(self) -> np.ndarray:
-        if self._array is None:
-            self._array = self._open()
-        return self._array
+        # One read of the attribute: release() may clear it from another thread (prediction's reader).
+        array = self._array
+        if array is None:
+            array = self._array = self._open()
+        return array
 
     def _open(self) -> np.ndarray:
         p, where = Path(self.path), self.path

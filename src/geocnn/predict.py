@@ -190,7 +190,7 @@ class Blender:
         valid = (slice(skip, min(ext[0], self.shape[0] - origin[0])),) + tuple(
             slice(0, min(e, n - o)) for o, e, n in zip(origin[1:], ext[1:], self.shape[1:]))
         weighted = (values * plan.weight)[(slice(None), *valid)]
-        rows = np.arange(origin[0] + skip, origin[0] + skip + weighted.shape[1]) % self.cap
+        rows = _ring(origin[0] + skip, weighted.shape[1], self.cap)
         rest = tuple(slice(o, o + v.stop) for o, v in zip(origin[1:], valid[1:]))
         view = self.buf[plan_index]
         view[(slice(None), rows, *rest)] += weighted
@@ -201,7 +201,7 @@ class Blender:
         if upto <= self.base:
             return None
         rows = np.arange(self.base, upto)
-        idx = rows % self.cap
+        idx = _ring(self.base, upto - self.base, self.cap)
         out = None
         for p, plan in enumerate(self.plans):
             part = self.buf[p][:, idx] / _outer(plan.sums, rows)[None]
@@ -209,6 +209,15 @@ class Blender:
             self.buf[p][:, idx] = 0
         first, self.base = self.base, upto
         return first, out / len(self.plans)
+
+
+def _ring(start: int, n: int, cap: int) -> slice | np.ndarray:
+    """Ring positions of rows ``start .. start + n``: a slice (a view: no gather, no scatter)
+    unless they wrap around the end of the ring."""
+    first = start % cap
+    if first + n <= cap:
+        return slice(first, first + n)
+    return np.arange(start, start + n) % cap
 
 
 def _outer(sums: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
@@ -462,7 +471,10 @@ def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force
 
             for keys, batch_scores in runner.stream(items, read):
                 for (p, origin), s in zip(keys, batch_scores):
-                    _flush(blender, origin[0], rows, w, trained, kind, live, binary=scores == 2 and channels == 1)
+                    if _flush(blender, origin[0], rows, w, trained, kind, live, binary=scores == 2 and channels == 1):
+                        # Rows before this window are final: let their input pages leave this process
+                        # (mapped pages count in its memory; the reader maps the file again).
+                        grid.release()
                     blender.add(p, origin, plans[p].geom.to_grid(s))
                 task.advance(len(keys))
             _flush(blender, rows[1], rows, w, trained, kind, live, binary=scores == 2 and channels == 1)
@@ -491,11 +503,12 @@ def _merged_windows(plans: list[Plan], rows: tuple[int, int]) -> Iterator[tuple[
 
 
 def _flush(blender: Blender, upto: int, rows: tuple[int, int], w, trained: Trained, kind: str,
-           live: np.ndarray | None, binary: bool) -> None:
-    """Write rows before ``upto`` (within this process's range); dead traces stay zero."""
+           live: np.ndarray | None, binary: bool) -> bool:
+    """Write rows before ``upto`` (within this process's range); dead traces stay zero. True when
+    rows were written."""
     released = blender.release(min(upto, rows[1]))
     if released is None:
-        return
+        return False
     first, values = released
     if binary:
         values = values[1:2]  # probability of the positive class
@@ -505,6 +518,7 @@ def _flush(blender: Blender, upto: int, rows: tuple[int, int], w, trained: Train
         values = values * mask[(None, ...) + (None,) * (values.ndim - 1 - mask.ndim)]
     window = (slice(first, first + values.shape[1]),) + tuple(slice(0, n) for n in blender.shape[1:])
     w.write(window, values)
+    return True
 
 
 def _map_output(out, grid: Grid, shape, channels: int, dtype: str, starts, extent, force: bool,

@@ -83,6 +83,8 @@ MIN_FILL = 0.25
 SPOT_CHECKS = 256
 # Reads of more sample bytes than this map their byte range for the call only (SegyFile._buffer).
 BIG_READ = 16 << 20
+# IBM words decoded per block (1 MiB): words, scratch and result stay in a core's L2 cache.
+IBM_BLOCK = 1 << 18
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,10 +295,28 @@ def ibm_to_float32(words: np.ndarray) -> np.ndarray:
     array([-118.625], dtype=float32)
     """
     u = np.ascontiguousarray(words, dtype=np.uint32)
+    out = np.empty(u.shape, dtype=np.float32)
+    _ibm_into(u.reshape(-1), out.reshape(-1))
+    return out
+
+
+def _ibm_into(u: np.ndarray, out: np.ndarray) -> None:
+    """Decode 1-D native words into 1-D float32 ``out``, a block at a time.
+
+    Blocks of :data:`IBM_BLOCK` words keep the words, the scratch array and the result in the
+    core's cache across the ten or so NumPy passes; whole slabs would stream each pass from memory
+    (measured 2.2 times slower on a 12 MiB slab).
+    """
+    for start in range(0, u.size, IBM_BLOCK):
+        _ibm_block(u[start:start + IBM_BLOCK], out[start:start + IBM_BLOCK])
+
+
+def _ibm_block(u: np.ndarray, value: np.ndarray) -> None:
+    """One block of :func:`ibm_to_float32` (see its notes), written into ``value``."""
     tmp = np.bitwise_and(u, np.uint32(0x00FFFFFF))
-    value = tmp.astype(np.float32)
     # The mantissa's top hex digit is 0 somewhere (zeros, unnormalised words)?
-    unnormalised = value.size > 0 and value.min() < np.float32(1 << 20)
+    unnormalised = tmp.size > 0 and tmp.min() < np.uint32(1 << 20)
+    value[...] = tmp  # exact: mantissas are below 2**24
     bits = value.view(np.uint32)
     np.bitwise_and(u, np.uint32(0x7F000000), out=tmp)
     tmp <<= np.uint32(1)  # 4E << 23
@@ -304,20 +324,19 @@ def ibm_to_float32(words: np.ndarray) -> np.ndarray:
     bits -= np.uint32(280 << 23)
     # Exponents near float32's limits land outside fields 3..254 (or wrap): segyio's rules there.
     np.subtract(bits, np.uint32(3 << 23), out=tmp)
-    out_of_range = tmp >= np.uint32(252 << 23) if value.size and tmp.max() >= np.uint32(252 << 23) else None
+    out_of_range = tmp >= np.uint32(252 << 23) if tmp.size and tmp.max() >= np.uint32(252 << 23) else None
     bits |= np.bitwise_and(u, np.uint32(0x80000000), out=tmp)
     if unnormalised or out_of_range is not None:
-        special = np.bitwise_and(u, np.uint32(0x00F00000)) == 0
+        special = np.bitwise_and(u, np.uint32(0x00F00000), out=tmp) == 0
         if out_of_range is not None:
             special |= out_of_range
-        _fix_special(u.reshape(-1), bits.reshape(-1), special.reshape(-1))
-    return value
+        _fix_special(u, bits, special, tmp)
 
 
-def _fix_special(u: np.ndarray, bits: np.ndarray, special: np.ndarray) -> None:
+def _fix_special(u: np.ndarray, bits: np.ndarray, special: np.ndarray, scratch: np.ndarray) -> None:
     """Zeros in bulk, then segyio's exact rules for the remaining odd words."""
-    tiny = (u & np.uint32(0x7FFFFFFF)) < np.uint32(_IEMINIB)
-    np.copyto(bits, np.uint32(0), where=tiny)
+    tiny = np.bitwise_and(u, np.uint32(0x7FFFFFFF), out=scratch) < np.uint32(_IEMINIB)
+    bits[tiny] = 0  # a boolean-mask store: 2.5 times faster than np.copyto(where=) here
     special &= ~tiny
     if special.any():
         idx = np.flatnonzero(special)
@@ -333,7 +352,27 @@ def _native(raw: np.ndarray) -> np.ndarray:
 
 
 def decode(raw: np.ndarray, format: int) -> np.ndarray:
-    """Samples as stored (a contiguous copy the caller gives away) -> float32 values."""
+    """Samples as stored (a view of the file is fine: it is not modified) -> a new float32 array.
+
+    Up to :data:`IBM_BLOCK` samples (a 64³ patch) are gathered with one copy and swapped in
+    place: their 256-byte runs lie all over the file, and a casting gather over them was 1.6
+    times slower. Bigger reads (slabs: long runs, read in order) are gathered and swapped in one
+    ``astype`` pass, IBM words a few rows at a time so they stay in the cache while decoded:
+    2.5 (IEEE) and 3.4 (IBM) times faster than copy, swap, decode.
+    """
+    if raw.size <= IBM_BLOCK:
+        return _decode_owned(raw.copy(), format)
+    if format != 1:
+        return raw.astype(np.float32)
+    out = np.empty(raw.shape, dtype=np.float32)
+    rows = max(1, IBM_BLOCK // max(1, raw.size // raw.shape[0]))
+    for a in range(0, raw.shape[0], rows):
+        _ibm_into(raw[a:a + rows].astype(np.uint32).reshape(-1), out[a:a + rows].reshape(-1))
+    return out
+
+
+def _decode_owned(raw: np.ndarray, format: int) -> np.ndarray:
+    """Samples as stored, in an array we own (swapped in place) -> float32 values."""
     if format == 1:
         return ibm_to_float32(_native(raw))
     if format == 5:
@@ -622,17 +661,20 @@ class SegyFile:
     # -- raw access ---------------------------------------------------------------------------
     def _mapping(self) -> mmap.mmap:
         """The whole file, mapped read-only (once; small reads share it)."""
-        if self._map is None:
+        # One read of the attribute: release() may clear it from another thread (prediction's reader).
+        mapped = self._map
+        if mapped is None:
             try:
                 with open(self.path, "rb") as fh:
-                    self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                    mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
             except (OSError, ValueError) as exc:
                 raise DataError(f"cannot map the file ({exc})", where=str(self.path),
                                 fix="check the file still exists") from None
-            if len(self._map) != self.layout.file_size:
-                raise DataError(f"file is {len(self._map)} bytes now, {self.layout.file_size} when opened",
+            if len(mapped) != self.layout.file_size:
+                raise DataError(f"file is {len(mapped)} bytes now, {self.layout.file_size} when opened",
                                 where=str(self.path), fix="it changed while in use; open it again")
-        return self._map
+            self._map = mapped
+        return mapped
 
     def _buffer(self, lo: int, hi: int, n_bytes: int) -> tuple[Any, int]:
         """A buffer holding traces ``lo..hi`` and the byte position of trace ``lo`` in it.
@@ -691,7 +733,7 @@ class SegyFile:
         view = np.ndarray(sizes, layout.sample_dtype, buffer=buffer,
                           offset=pos + (first - lo) * tb + HEADER_BYTES + window[-1].start * item,
                           strides=(*(st * tb for st in geo.strides), item))
-        return decode(view.copy(), layout.format)
+        return decode(view, layout.format)
 
     def read_traces(self, traces: np.ndarray, samples: slice = slice(None)) -> np.ndarray:
         """float32 samples (n, ns) of the given trace numbers; ``-1`` gives a trace of zeros."""
@@ -706,7 +748,7 @@ class SegyFile:
         buffer, pos = self._buffer(lo, hi, len(traces) * n_samples * layout.sample_itemsize)
         table = np.ndarray((hi - lo + 1, layout.n_samples), layout.sample_dtype, buffer=buffer,
                            offset=pos + HEADER_BYTES, strides=(layout.trace_bytes, layout.sample_itemsize))
-        values = decode(table[np.where(live, traces - lo, 0), samples], layout.format)
+        values = _decode_owned(table[np.where(live, traces - lo, 0), samples], layout.format)  # a copy already
         if not live.all():
             values[~live] = 0
         return values
