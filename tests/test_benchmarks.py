@@ -1,0 +1,38 @@
+"""The benchmark scripts keep working: each runs at a tiny size and prints its table and headline.
+
+Timings are never asserted (they depend on the machine and its load); only that every script
+runs to the end, prints a table and ends with its one ``HEADLINE`` line, and leaves no files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+BENCH = ROOT / "benchmarks"
+
+TINY = {
+    "compute_limit": ["--rounds", "1", "--seconds", "0.05", "--size", "16"],
+    "train_throughput": ["--rounds", "1", "--epochs", "2", "--patches-per-epoch", "8", "--batch", "4",
+                         "--patch", "16", "--shape", "8", "24", "24", "--no-limit"],
+    "predict_throughput": ["--rounds", "1", "--size", "64", "--no-limit"],
+    "predict_scaling": ["--rounds", "1", "--inlines", "64", "--section", "64", "64"],
+    "patch_io": ["--rounds", "1", "--shape", "64", "64", "96", "--patches", "3", "--segyio-patches", "1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(TINY))
+def test_benchmark_runs_at_a_tiny_size(tmp_path, script):
+    cmd = [sys.executable, str(BENCH / f"{script}.py"), "--tmp", str(tmp_path), *TINY[script]]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1].startswith(f"HEADLINE {script}: "), done.stdout[-2000:]
+    assert any(line.startswith("machine: ") for line in lines)
+    assert any(set(line) <= {"-", " "} and "--" in line for line in lines), "no table printed"
+    assert list(tmp_path.iterdir()) == [], "the script left files behind"
