@@ -53,3 +53,9 @@ def _reset_geocnn_logging():
     logger.handlers[:] = [h for h in logger.handlers if isinstance(h, logging.NullHandler)]
     logger.propagate = True
     logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Decoded SEG-Y caches go to a temporary folder, never to the user's ~/.cache."""
+    monkeypatch.setenv("GEOCNN_CACHE", str(tmp_path_factory.mktemp("geocnn-cache")))

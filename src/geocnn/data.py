@@ -353,7 +353,7 @@ def _check_augment(cfg: Config, geom: PatchGeometry) -> None:
 def build(cfg: Config, stored: dict | None = None) -> TrainingData:
     """Open and check everything; ``stored`` (from a checkpoint) reuses its normalisation."""
     where = cfg.path
-    grid = open_stack(cfg.inputs)
+    grid = open_stack(cfg.inputs, random_access=True)
     if grid.channels != cfg.model.in_channels:
         raise ConfigError(f"data.inputs give {grid.channels} channel(s) ({', '.join(grid.channel_names)}) but "
                           f"model.in_channels is {cfg.model.in_channels}", where=where,
@@ -363,7 +363,7 @@ def build(cfg: Config, stored: dict | None = None) -> TrainingData:
     _check_augment(cfg, geom)
     target = labels = None
     if cfg.target is not None:
-        target = open_grid(cfg.target)
+        target = open_grid(cfg.target, random_access=True)
         if target.shape != grid.shape:
             raise DataError(f"target has shape {fmt_shape(target.shape)} ({', '.join(target.axes)}) but the inputs "
                             f"have {fmt_shape(grid.shape)} ({', '.join(grid.axes)})", where=cfg.target.path,

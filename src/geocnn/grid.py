@@ -71,6 +71,7 @@ class InputSpec:
     offset: int = 37
     endian: str = "auto"
     structured: str = "auto"
+    cache: str = "auto"
 
     @property
     def resolved_format(self) -> str:
@@ -133,6 +134,9 @@ INPUT_SPEC = Record(
               "SEG-Y byte order; auto = from the binary header"),
         Field("structured", Choice("auto", "yes", "no"), "auto",
               "SEG-Y geometry: auto, yes (grid even a sparse survey) or no (unstructured traces)"),
+        Field("cache", Choice("auto", "yes", "no"), "auto",
+              "SEG-Y: decode the samples once into a float32 cache ($GEOCNN_CACHE) for fast random "
+              "patches; auto = when training on IBM or integer samples"),
     ],
     title="input",
     shorthand="path",
@@ -215,9 +219,9 @@ class Source:
 
 
 class SegySource(Source):
-    """A SEG-Y file through :class:`geocnn.segy.SegyFile`."""
+    """A SEG-Y file through :class:`geocnn.segy.SegyFile` (samples from the decoded cache if any)."""
 
-    def __init__(self, spec: InputSpec) -> None:
+    def __init__(self, spec: InputSpec, random_access: bool = False) -> None:
         self.path = spec.path
         self.file = open_segy(spec.path, iline=spec.iline, xline=spec.xline, offset=spec.offset,
                               endian=spec.endian, structured=spec.structured)
@@ -229,11 +233,37 @@ class SegySource(Source):
             sample_start_ms=self.file.sample_start_ms, ilines=geo.ilines, xlines=geo.xlines,
             offsets=geo.offsets, sample_format=layout.sample_format, endian=layout.endian,
             n_traces=layout.n_traces, dead_traces=geo.n_positions - geo.n_live)
+        self.cache_path: str | None = None
+        self._cached: np.ndarray | None = None
+        decoding = layout.sample_format != "ieee-float32"
+        if spec.cache == "yes" or (spec.cache == "auto" and random_access and decoding):
+            from geocnn.cache import decoded
+
+            path = decoded(spec, self.shape, layout.sample_format)
+            self.cache_path = str(path) if path is not None else None
+
+    @property
+    def cached(self) -> np.ndarray | None:
+        """The decoded float32 copy, mapped on first use (and again after pickling)."""
+        if self.cache_path is not None and self._cached is None:
+            self._cached = np.load(self.cache_path, mmap_mode="r")
+        return self._cached
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_cached"] = None  # a memmap would be pickled by value: map it again instead
+        return state
 
     def read(self, window: tuple[slice, ...]) -> np.ndarray:
+        cached = self.cached
+        if cached is not None:
+            return np.array(cached[window], dtype=np.float32)
         return self.file.read(window)
 
     def read_traces(self, index: tuple[np.ndarray, ...]) -> np.ndarray:
+        cached = self.cached
+        if cached is not None:
+            return np.asarray(cached[index], dtype=np.float32)
         numbers = self.file.geometry.numbers_at(index)
         order = np.argsort(numbers, kind="stable")  # file order: fewer page jumps
         values = np.empty((len(numbers), self.shape[-1]), dtype=np.float32)
@@ -245,6 +275,7 @@ class SegySource(Source):
 
     def release(self) -> None:
         self.file.release()
+        self._cached = None
 
     def channel_label(self, axis: str, index: int) -> str:
         if axis == "offset" and self.meta.offsets is not None:
@@ -421,11 +452,14 @@ class ArraySource(Source):
         return state
 
 
-def open_source(spec: InputSpec) -> Source:
-    """One file, as a :class:`Source`, with errors naming it."""
+def open_source(spec: InputSpec, random_access: bool = False) -> Source:
+    """One file, as a :class:`Source`, with errors naming it.
+
+    ``random_access`` (training) lets ``cache: auto`` decode IBM/integer SEG-Y once into a cache.
+    """
     fmt = spec.resolved_format
     if fmt == "segy":
-        return SegySource(spec)
+        return SegySource(spec, random_access)
     return ArraySource(spec, fmt)
 
 
@@ -576,8 +610,8 @@ class Grid:
         return None
 
 
-def _part(spec: InputSpec) -> _Part:
-    source = open_source(spec)
+def _part(spec: InputSpec, random_access: bool = False) -> _Part:
+    source = open_source(spec, random_access)
     if spec.channels_from is None:
         if isinstance(source, ArraySource) and source.sidecar and "channel" in source.axes:
             return _channels_from(source, "channel")
@@ -596,7 +630,7 @@ def _channels_from(source: Source, axis: str) -> _Part:
     return _Part(source, a, names)
 
 
-def open_grid(spec: InputSpec | str | os.PathLike) -> Grid:
+def open_grid(spec: InputSpec | str | os.PathLike, random_access: bool = False) -> Grid:
     """Open one input as a :class:`Grid` (nothing big is read).
 
     Example
@@ -605,10 +639,10 @@ def open_grid(spec: InputSpec | str | os.PathLike) -> Grid:
     >>> g.axes, g.channel_names                                          # doctest: +SKIP
     (('inline', 'crossline', 'sample'), ('offset 5', 'offset 15', 'offset 25'))
     """
-    return Grid([_part(as_spec(spec))])
+    return Grid([_part(as_spec(spec), random_access)])
 
 
-def open_stack(specs: Sequence[InputSpec | str | os.PathLike]) -> Grid:
+def open_stack(specs: Sequence[InputSpec | str | os.PathLike], random_access: bool = False) -> Grid:
     """Several inputs stacked as channels; their geometries must match.
 
     Raises
@@ -619,7 +653,7 @@ def open_stack(specs: Sequence[InputSpec | str | os.PathLike]) -> Grid:
     """
     if not specs:
         raise ConfigError("no input files given", fix="name at least one input")
-    parts = [_part(as_spec(s)) for s in specs]
+    parts = [_part(as_spec(s), random_access) for s in specs]
     grids = [Grid([p]) for p in parts]
     for g in grids[1:]:
         problem = stack_mismatch(grids[0], g)
