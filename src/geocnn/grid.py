@@ -21,6 +21,7 @@ Example
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import os
@@ -191,7 +192,7 @@ def number_range(values: np.ndarray | None) -> dict | None:
 # Sources: one file each
 # --------------------------------------------------------------------------------------------
 
-class Source:
+class Source(abc.ABC):
     """One file's data with its own axes (the channel axis, if any, still among them)."""
 
     path: str
@@ -200,12 +201,13 @@ class Source:
     explicit_axes: bool = True
     meta: GridMeta
 
+    @abc.abstractmethod
     def read(self, window: tuple[slice, ...]) -> np.ndarray:
-        raise NotImplementedError
+        """float32 values of a window over this source's own axes."""
 
+    @abc.abstractmethod
     def read_traces(self, index: tuple[np.ndarray, ...]) -> np.ndarray:
         """float32 ``(n, n_samples)``: whole traces at integer positions of all axes but the last."""
-        raise NotImplementedError
 
     def live(self, window: tuple[slice, ...]) -> np.ndarray | None:
         """Mask over this source's trace axes (all axes but ``sample``), None = all live."""
@@ -213,6 +215,7 @@ class Source:
 
     def release(self) -> None:
         """Unmap files; they are mapped again on the next read."""
+        return None  # a default: sources without maps have nothing to release
 
     def label(self) -> str:
         return Path(self.path).stem

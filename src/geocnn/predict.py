@@ -24,6 +24,7 @@ import heapq
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,8 +307,6 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             window: Sequence[int] | None = None, both_orientations: bool = False,
             pictures: bool = True, reporter: Reporter = SILENT) -> Report:
     """Apply a trained model to whole grids and write the result (see the module docstring)."""
-    import time
-
     if not 0 <= overlap < 1:
         raise ConfigError(f"--overlap must be in [0, 1), got {overlap}")
     if blend not in BLENDS:
@@ -321,9 +320,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
         _check_grid(trained, grid)
         t0 = time.perf_counter()
         size = _window_size(trained, window)
-        geom = patch_geometry(grid.axes, grid.shape, [min(s, 10**9) for s in size], trained.patch_axes,
-                              None, where=str(trained.path)) if _fits(grid, trained, size) else \
-            _padded_geometry(grid, trained, size)
+        geom = _geometry(grid, trained, size)
         runner = Runner(trained, rt, size, batch_size or trained.cfg.train["batch_size"])
         if trained.cfg.dense:
             report = _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force,
@@ -360,15 +357,11 @@ def _window_size(trained: Trained, window: Sequence[int] | None) -> tuple[int, .
     return window
 
 
-def _fits(grid: Grid, trained: Trained, size: tuple[int, ...]) -> bool:
-    return all(grid.shape[grid.axes.index(a)] >= n for a, n in zip(trained.patch_axes, size))
-
-
-def _padded_geometry(grid: Grid, trained: Trained, size: tuple[int, ...]) -> PatchGeometry:
-    """A geometry for grids smaller than the window along some axis (windows are padded)."""
-    if not trained.cfg.dense:
-        small = [f"{a} {grid.shape[grid.axes.index(a)]} < {n}" for a, n in zip(trained.patch_axes, size)
-                 if grid.shape[grid.axes.index(a)] < n]
+def _geometry(grid: Grid, trained: Trained, size: tuple[int, ...]) -> PatchGeometry:
+    """Windows along the training patch axes; dense models pad a grid smaller than the window."""
+    small = [f"{a} {grid.shape[grid.axes.index(a)]} < {n}" for a, n in zip(trained.patch_axes, size)
+             if grid.shape[grid.axes.index(a)] < n]
+    if small and not trained.cfg.dense:
         raise DataError(f"the grid is smaller than the model's patch ({', '.join(small)})", where=grid.sources[0],
                         fix="a patch/trace classifier needs whole patches")
     idx = tuple(grid.axes.index(a) for a in trained.patch_axes)

@@ -7,6 +7,7 @@ number, an unknown key is an error with a did-you-mean — and every error names
 
 from __future__ import annotations
 
+import abc
 import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,16 +66,18 @@ def suggest(word: str, options: Sequence[str]) -> str:
     return f"valid: {listing}"
 
 
-class Type:
+class Type(abc.ABC):
     """A config value type: ``check`` validates and normalises, ``json`` gives its JSON Schema."""
 
     expected = "a value"
 
-    def check(self, value: Any, ctx: Ctx) -> Any:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def check(self, value: Any, ctx: Ctx) -> Any:
+        """The validated (normalised) value, or a ConfigError naming its YAML position."""
 
-    def json(self) -> dict:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def json(self) -> dict:
+        """This type as JSON Schema."""
 
     def fail(self, value: Any, ctx: Ctx, fix: str | None = None) -> ConfigError:
         return ctx.error(f"{ctx.label().split('.')[-1]} must be {self.expected}, got {describe(value)}", fix)

@@ -30,6 +30,7 @@ Example
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -119,7 +120,7 @@ class PendingOutput:
             os.unlink(self.tmp)
 
 
-class OutputWriter:
+class OutputWriter(abc.ABC):
     """Writes windows of values into a :class:`PendingOutput`."""
 
     def __init__(self, pending: PendingOutput) -> None:
@@ -133,6 +134,7 @@ class OutputWriter:
 
     def close(self) -> None:
         """Nothing stays mapped between writes; kept for symmetry and future buffering."""
+        return None  # a default: writers that keep nothing mapped have nothing to close
 
     def _check(self, window: tuple[slice, ...], values: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
         p = self.pending
@@ -148,9 +150,9 @@ class OutputWriter:
                              f"with {p.channels} channels")
         return window, values
 
+    @abc.abstractmethod
     def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
         """Write ``values`` shaped ``(channels, *window sizes)`` (or the window's shape for one channel)."""
-        raise NotImplementedError
 
 
 class NpyWriter(OutputWriter):
