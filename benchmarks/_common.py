@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,6 +156,15 @@ def child_payload(argv: Sequence[str]) -> dict | None:
     if len(argv) >= 2 and argv[1] == "--child":
         return json.loads(argv[2])
     return None
+
+
+def entry(main: Callable[[], None], child: Callable[[dict], None]) -> None:
+    """A script's start: the child side when a parent passed ``--child JSON``, else the benchmark."""
+    payload = child_payload(sys.argv)
+    if payload is not None:
+        child(payload)
+    else:
+        main()
 
 
 def report(data: dict) -> None:

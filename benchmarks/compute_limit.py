@@ -17,7 +17,6 @@ input, gradient of the weights). Run ``python benchmarks/compute_limit.py --help
 
 from __future__ import annotations
 
-import sys
 import time
 
 import _common as C
@@ -143,8 +142,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    payload = C.child_payload(sys.argv)
-    if payload is not None:
-        child(payload)
-    else:
-        main()
+    C.entry(main, child)

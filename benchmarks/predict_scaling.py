@@ -14,7 +14,6 @@ Sizes: ``--inlines`` (default 64 128 256 on a 128 × 256 section: 8-32 MiB, abou
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import _common as C
@@ -89,8 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    payload = C.child_payload(sys.argv)
-    if payload is not None:
-        child(payload)
-    else:
-        main()
+    C.entry(main, child)

@@ -202,11 +202,9 @@ def main() -> None:
     C.footer(head, args, figures)
 
 
+def child(payload: dict) -> None:
+    (geocnn_child if payload["side"] == "geocnn" else monai_child)(payload)
+
+
 if __name__ == "__main__":
-    payload = C.child_payload(sys.argv)
-    if payload is None:
-        main()
-    elif payload["side"] == "geocnn":
-        geocnn_child(payload)
-    else:
-        monai_child(payload)
+    C.entry(main, child)

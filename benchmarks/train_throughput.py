@@ -184,8 +184,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    payload = C.child_payload(sys.argv)
-    if payload is not None:
-        plain_loop(payload)
-    else:
-        main()
+    C.entry(main, plain_loop)
