@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geocnn.summary import human_bytes
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no lock, a rare double decode
@@ -81,12 +83,12 @@ def _decode(spec, path: Path, shape: tuple[int, ...], sample_format: str) -> Pat
     if free < need + SPARE_BYTES:
         log.warning("not caching %s: %s decoded would leave too little of %s free in %s "
                     "(random patches stay slower; set GEOCNN_CACHE elsewhere or cache: no)",
-                    spec.path, _size(need), _size(free), folder)
+                    spec.path, human_bytes(need), human_bytes(free), folder)
         return None
     from geocnn.convert import convert  # convert reads through grid, which uses this module
 
     log.info("decoding %s (%s) once into %s (%s): random patches read about 3× faster from it",
-             Path(spec.path).name, sample_format, path, _size(need))
+             Path(spec.path).name, sample_format, path, human_bytes(need))
     raw = spec.__class__(**{**asdict(spec), "cache": "no", "channels_from": None})  # the file's own axes
     convert(spec.path, path, spec=raw, force=True)
     return path
@@ -100,11 +102,3 @@ def _valid(path: Path, shape: tuple[int, ...]) -> bool:
     except (ValueError, OSError):
         return False
     return array.shape == tuple(shape) and array.dtype == np.float32
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover

@@ -256,13 +256,18 @@ def _check_finite(grid: Grid, what: str, max_traces: int) -> None:
                         where=grid.sources[0], fix="clean the data (replace NaN/inf) before training")
 
 
+def _slabs(grid: Grid, values: int = 2**24):
+    """(first row, channel-0 block) over the first axis, about ``values`` samples at a time."""
+    step = max(1, values // max(1, int(np.prod(grid.shape[1:]))))
+    rest = tuple(slice(0, n) for n in grid.shape[1:])
+    for start in range(0, grid.shape[0], step):
+        yield start, grid.read((slice(start, min(start + step, grid.shape[0])), *rest))[0]
+
+
 def _scan_classes(target: Grid, classes: int | None, ignore: int | None, where: str) -> np.ndarray:
     """Class counts of a label grid, slab by slab (bounded memory); checks the values."""
     counts: dict[int, int] = {}
-    step = max(1, int(2**24 // max(1, int(np.prod(target.shape[1:])))))
-    for start in range(0, target.shape[0], step):
-        window = (slice(start, min(start + step, target.shape[0])),) + tuple(slice(0, n) for n in target.shape[1:])
-        block = target.read(window)[0]
+    for _, block in _slabs(target):
         if not np.isfinite(block).all():
             raise DataError("labels contain NaN or inf", where=where)
         if not np.all(block == np.round(block)):
@@ -283,10 +288,8 @@ def _rare_centres(target: Grid, rare: int, limit: int, seed: int) -> np.ndarray:
     """Up to ``limit`` random grid positions of the rare class (for balanced sampling)."""
     rng = np.random.default_rng([seed, 3])
     found: list[np.ndarray] = []
-    step = max(1, int(2**24 // max(1, int(np.prod(target.shape[1:])))))
-    for start in range(0, target.shape[0], step):
-        window = (slice(start, min(start + step, target.shape[0])),) + tuple(slice(0, n) for n in target.shape[1:])
-        pos = np.argwhere(target.read(window)[0] == rare)
+    for start, block in _slabs(target):
+        pos = np.argwhere(block == rare)
         pos[:, 0] += start
         if len(pos) > limit:
             pos = pos[rng.choice(len(pos), limit, replace=False)]

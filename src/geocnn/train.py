@@ -246,8 +246,8 @@ def _is_better(name: str, value: float, best: float | None) -> bool:
 
 
 def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler, prog: Progress) -> dict:
-    core = model.module if isinstance(model, DistributedDataParallel) else model
-    core = getattr(core, "_orig_mod", core)  # torch.compile wrapper
+    core = getattr(model, "_orig_mod", model)  # torch.compile wraps the (DDP-wrapped) model
+    core = core.module if isinstance(core, DistributedDataParallel) else core
     return {
         "config": cfg.raw, "config_hash": cfg.hash(),
         "model_state": {k: v.detach().cpu() for k, v in core.state_dict().items()},
