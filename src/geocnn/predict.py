@@ -119,20 +119,21 @@ class Plan:
     weight: np.ndarray  # grid-window layout (extent), float32
     sums: list[np.ndarray]  # per grid axis: Σ of the 1D weights over the windows covering each sample
 
+    def _first(self, rows: tuple[int, int] | None) -> list[int]:
+        """First-axis starts of the windows that touch ``rows`` (all when None)."""
+        ext0 = self.geom.extent[0]
+        return [s for s in self.starts[0] if rows is None or (s < rows[1] and s + ext0 > rows[0])]
+
     def windows(self, rows: tuple[int, int] | None = None) -> Iterator[tuple[int, ...]]:
         """Origins in first-axis order; only windows touching ``rows`` when given."""
-        ext0 = self.geom.extent[0]
-        first = [s for s in self.starts[0] if rows is None or (s < rows[1] and s + ext0 > rows[0])]
         rest = np.stack(np.meshgrid(*self.starts[1:], indexing="ij"), -1).reshape(-1, len(self.starts) - 1) \
             if len(self.starts) > 1 else np.zeros((1, 0), np.int64)
-        for s in first:
+        for s in self._first(rows):
             for r in rest:
                 yield (s, *(int(v) for v in r))
 
     def count(self, rows: tuple[int, int] | None = None) -> int:
-        ext0 = self.geom.extent[0]
-        first = [s for s in self.starts[0] if rows is None or (s < rows[1] and s + ext0 > rows[0])]
-        return len(first) * int(np.prod([len(s) for s in self.starts[1:]], dtype=np.int64))
+        return len(self._first(rows)) * int(np.prod([len(s) for s in self.starts[1:]], dtype=np.int64))
 
 
 def make_plan(geom: PatchGeometry, overlap: float, blend: str) -> Plan:
@@ -533,7 +534,7 @@ def _map_output(out, grid: Grid, shape, channels: int, dtype: str, starts, exten
 
 def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, reporter) -> Report:
     """One score per window position (patch/trace models)."""
-    starts = [list(range(n)) if e == 1 else axis_starts(n, e, overlap) for n, e in zip(grid.shape, geom.extent)]
+    starts = make_plan(geom, overlap, "none").starts  # the same tiling as dense models, one score per window
     shape = tuple(len(s) for s in starts)
     scores = _model_channels(trained, geom.size)
     channels, dtype = _out_channels(trained, kind, scores)
@@ -548,9 +549,11 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
     live = grid.live()
     try:
         with pending.open() as w:
+            def origin_of(key) -> tuple[int, ...]:
+                return tuple(starts[a][k] for a, k in enumerate(key))
+
             def read(key):
-                origin = tuple(starts[a][k] for a, k in enumerate(key))
-                return trained.norm.apply(geom.to_model(grid.read(geom.window(origin))))
+                return trained.norm.apply(geom.to_model(grid.read(geom.window(origin_of(key)))))
 
             for batch_keys, batch_scores in runner.stream(iter(keys), read):
                 for key, s in zip(batch_keys, batch_scores):
@@ -559,7 +562,7 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
                         values = values[1:2]
                     values = _to_output(values.reshape(-1, *([1] * len(shape))), trained, kind)
                     if live is not None:
-                        origin = tuple(starts[a][k] for a, k in enumerate(key))
+                        origin = origin_of(key)
                         ext = geom.extent[: live.ndim]
                         if not live[tuple(slice(o, o + e) for o, e in zip(origin[: live.ndim], ext))].any():
                             values = values * 0

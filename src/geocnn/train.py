@@ -163,7 +163,7 @@ def _predictions(out: torch.Tensor, task: str, d: data_mod.TrainingData) -> torc
     if task == "regression":
         return d.target_norm.invert(out, channel_axis=1) if d.target_norm is not None else out
     if task == "scalar":
-        return out.reshape(-1) * d.target_norm.scale[0] + d.target_norm.center[0]
+        return _target_units(out.reshape(-1), d)
     return (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(dim=1)
 
 

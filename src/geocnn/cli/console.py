@@ -50,15 +50,19 @@ def print_error(message: str) -> None:
 
 
 class _RichTask:
-    def __init__(self, progress: Progress, task_id: int) -> None:
-        self._progress = progress
-        self._id = task_id
+    """One bar; shows ``n unit/s`` from rich's own speed estimate."""
+
+    def __init__(self, progress: Progress, task_id: int, unit: str) -> None:
+        self._progress, self._id, self._unit = progress, task_id, unit
 
     def advance(self, n: float = 1, **fields: object) -> None:
-        self._progress.update(self._id, advance=n, **fields)
+        speed = self._progress.tasks[self._id].speed
+        update: dict = {"advance": n, "rate": f"{speed:,.1f} {self._unit}/s" if speed else ""}
+        if "info" in fields:
+            update["info"] = str(fields["info"])
+        self._progress.update(self._id, **update)
 
     def close(self) -> None:
-        self._progress.update(self._id, visible=True)
         self._progress.stop_task(self._id)
 
 
@@ -87,30 +91,12 @@ class RichReporter:
             self._progress.start()
             self._started = True
         task_id = self._progress.add_task(description, total=total, rate="", info="", unit=unit)
-        return _RateTask(self._progress, task_id, unit)
+        return _RichTask(self._progress, task_id, unit)
 
     def stop(self) -> None:
         if self._started:
             self._progress.stop()
             self._started = False
-
-
-class _RateTask(_RichTask):
-    """Shows ``n unit/s`` from rich's own speed estimate."""
-
-    def __init__(self, progress: Progress, task_id: int, unit: str) -> None:
-        super().__init__(progress, task_id)
-        self._unit = unit
-
-    def advance(self, n: float = 1, **fields: object) -> None:
-        task = self._progress.tasks[self._id] if self._id < len(self._progress.tasks) else None
-        speed = task.speed if task is not None else None
-        rate = f"{speed:,.1f} {self._unit}/s" if speed else ""
-        info = str(fields.pop("info", "")) if "info" in fields else None
-        upd: dict = {"advance": n, "rate": rate}
-        if info is not None:
-            upd["info"] = info
-        self._progress.update(self._id, **upd)
 
 
 def reporter() -> Reporter:
