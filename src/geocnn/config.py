@@ -34,6 +34,7 @@ from geocnn.grid import INPUT_SPEC, InputSpec, input_spec
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS
+from geocnn.patches import SECTION_AXES
 from geocnn.schema import (
     REQUIRED,
     AnyValue,
@@ -61,7 +62,6 @@ LOSSES = {
 }
 DEFAULT_LOSS = {"regression": "mse", "scalar": "mse", "segmentation": "cross_entropy",
                 "classification": "cross_entropy"}
-SECTIONS = {"inline": ("crossline", "sample"), "crossline": ("inline", "sample"), "time": ("inline", "crossline")}
 METRICS_LOWER_IS_BETTER = ("val_loss", "mse", "mae")
 
 NORMALIZE = Record([
@@ -105,7 +105,7 @@ DATA = Record([
     Field("patch", ListOf(Int(min=1), min_len=1, max_len=3), REQUIRED, "patch size, one per model axis"),
     Field("patch_axes", ListOf(Str(), min_len=1, max_len=3), None,
           "grid axes the patch spans, e.g. [crossline, sample]; default: the last ones"),
-    Field("section", Choice(*SECTIONS), None,
+    Field("section", Choice(*SECTION_AXES), None,
           "2D models on 3D volumes: inline (crossline × sample), crossline or time slices"),
     Field("target_from_patch", Choice("center", "mean", "max"), "center",
           "classification/scalar with a target grid: the patch's label is the target at its centre, "

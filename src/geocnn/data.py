@@ -65,15 +65,16 @@ class TrainingData:
         if self.labels is not None and s["balance"] > 0:
             origins = self._balanced_by_label(n, rng)
         else:
-            origins = sample_origins(self.geom, self.split.region(self.geom, "train"), n, rng, self.live,
-                                     s["min_live"], self.centres, s["balance"])
+            origins = sample_origins(self.split.plan(self.geom, "train"), n, rng, self.live, s["min_live"],
+                                     self.centres, s["balance"])
         return origins[rank::world]
 
     def _balanced_by_label(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Per-trace labels: draw traces so each class is equally likely (share = balance)."""
         s = self.cfg.data["sampling"]
-        region = self.split.region(self.geom, "train")
-        origins = sample_origins(self.geom, region, n, rng, self.live, s["min_live"])
+        plan = self.split.plan(self.geom, "train")
+        region = plan.region
+        origins = sample_origins(plan, n, rng, self.live, s["min_live"])
         fixed = self.geom.fixed_axes
         inside = np.zeros(self.labels.shape, bool)
         inside[tuple(slice(*region[a]) for a in fixed)] = True
@@ -420,7 +421,7 @@ def build(cfg: Config, stored: dict | None = None) -> TrainingData:
         train_mean = target_norm.center[0]
     val_origins = np.zeros((0, grid.ndim), np.int64)
     if split.val[1] > split.val[0]:
-        val_origins = fixed_origins(geom, split.region(geom, "val"), d["sampling"]["val_patches"], seed, live,
+        val_origins = fixed_origins(split.plan(geom, "val"), d["sampling"]["val_patches"], seed, live,
                                     d["sampling"]["min_live"])
     return TrainingData(cfg, grid, target, labels, geom, split, norm, target_norm, classes, class_freq,
                         centres, live, train_mean, val_origins)
@@ -447,7 +448,7 @@ def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarra
             train = labels[tuple(slice(*split.region(geom, "train")[a]) for a in geom.fixed_axes)]
             values = train.astype(np.float64).reshape(-1)
         else:
-            origins = fixed_origins(geom, split.region(geom, "train"), 512, cfg.train["seed"] + 1)
+            origins = fixed_origins(split.plan(geom, "train"), 512, cfg.train["seed"] + 1)
             values = np.array([_reduce(geom.read(target, o)[0], d["target_from_patch"]) for o in origins])
         if not np.isfinite(values).all():
             raise DataError("scalar targets contain NaN or inf", where=cfg.labels or cfg.target.path)

@@ -4,22 +4,28 @@ A :class:`PatchGeometry` says which grid axes a model patch spans (``patch_axes`
 axis order) and its size; the other grid axes are held at one position. So a 2D model reads
 inline sections (crossline × sample) of a 3D cube, a 1D model reads traces, a 3D model sub-cubes.
 
-Plan, then apply: :func:`sample_origins` and :func:`patch_design` return window origins;
-:meth:`PatchGeometry.read` extracts them; :func:`blend_weights` gives the per-window weights
-that prediction accumulates, so overlapping windows leave no seams.
+Plan, then apply (as PyLops' ``patch2d_design`` → ``Patch2D``): :func:`plan_windows` is the one
+place windows are planned — a :class:`WindowPlan` of one geometry inside one block of the grid,
+with the regular tiling (window starts per axis) and the separable blend weights per axis.
+Training draws its windows inside a plan's bounds (:func:`sample_origins`, :func:`fixed_origins`),
+dense prediction accumulates the tiling's weighted windows, score maps give one value per window;
+:meth:`PatchGeometry.read` extracts a window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from geocnn.errors import ConfigError
 
+# The grid axes a 2D section spans, in model-axis order (config's ``data.section`` reads this too).
 SECTION_AXES = {"inline": ("crossline", "sample"), "crossline": ("inline", "sample"),
                 "time": ("inline", "crossline")}
+BLENDS = ("gaussian", "linear", "none")
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,138 @@ def patch_geometry(grid_axes: Sequence[str], grid_shape: Sequence[int], size: Se
     return PatchGeometry(grid_axes, tuple(grid_shape), tuple(idx), tuple(size))
 
 
+# ----------------------------------------------------------------------------- the window plan
+
+Region = tuple[tuple[int, int], ...]  # [lo, hi) per grid axis
+
+
+def axis_starts(n: int, size: int, overlap: float) -> list[int]:
+    """Window starts covering [0, n) with about ``overlap`` (0..1) of each window shared.
+
+    The last window is aligned to the end, so every sample is covered; a window larger than
+    ``n`` gives one start (readers pad it). E.g. ``axis_starts(11, 4, 0.25)`` → [0, 3, 6, 7].
+    """
+    if n <= size:
+        return [0]
+    step = max(1, int(round(size * (1 - overlap))))
+    starts = list(range(0, n - size + 1, step))
+    if starts[-1] != n - size:
+        starts.append(n - size)
+    return starts
+
+
+def axis_weights(n: int, blend: str) -> np.ndarray:
+    """float32 weights of one window along one axis: ``gaussian`` (σ = n/8, as MONAI), ``linear``
+    (tent) or ``none`` (uniform). Peak 1 and strictly positive, so every covered sample gets a weight."""
+    x = np.arange(n, dtype=np.float64) - (n - 1) / 2
+    if blend == "gaussian":
+        w = np.exp(-0.5 * (x / max(n / 8.0, 1e-6)) ** 2)
+    elif blend == "linear":
+        w = 1.0 - np.abs(x) / (n / 2 + 0.5)
+    else:
+        w = np.ones(n)
+    return np.maximum(w / w.max(), 1e-3).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class WindowPlan:
+    """The windows of one geometry inside one block of the grid.
+
+    ``starts`` is the regular tiling: window starts per grid axis (every position on axes the
+    patch does not span); the windows are their product, visited in first-axis order.
+    ``weights`` are the 1D blend weights per grid axis (length = extent); a window's weight is
+    their outer product, and ``sums`` — per grid axis, over the whole grid — hold Σ of the 1D
+    weights of the windows covering each sample, so the weight sum at any sample is a product
+    of 1D sums (separable weights on a product tiling) and needs no buffer.
+    """
+
+    geom: PatchGeometry
+    region: Region
+    starts: tuple[tuple[int, ...], ...]
+    weights: tuple[np.ndarray, ...]
+    sums: tuple[np.ndarray, ...]
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest (inclusive) origin per grid axis of a window inside ``region``."""
+        lo = np.array([r[0] for r in self.region], dtype=np.int64)
+        hi = np.array([r[1] - e for r, e in zip(self.region, self.geom.extent)], dtype=np.int64)
+        return lo, hi
+
+    @cached_property
+    def weight(self) -> np.ndarray:
+        """float32 weight of one window in grid-window layout (``geom.extent``)."""
+        out = self.weights[0]
+        for w in self.weights[1:]:
+            out = np.multiply.outer(out, w)
+        return out.astype(np.float32)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Windows per grid axis (the shape of a score map: one value per window)."""
+        return tuple(len(s) for s in self.starts)
+
+    @property
+    def centres(self) -> list[list[int]]:
+        """Window centres per grid axis (where a score map's values sit)."""
+        return [[s + e // 2 for s in st] for st, e in zip(self.starts, self.geom.extent)]
+
+    def origin(self, index: Sequence[int]) -> tuple[int, ...]:
+        """Origin of the window with this index into the tiling (one per grid axis)."""
+        return tuple(self.starts[a][k] for a, k in enumerate(index))
+
+    def first(self, rows: tuple[int, int] | None = None) -> list[int]:
+        """Indices of the first-axis starts whose windows touch ``rows`` (all when None)."""
+        ext0 = self.geom.extent[0]
+        return [i for i, s in enumerate(self.starts[0]) if rows is None or (s < rows[1] and s + ext0 > rows[0])]
+
+    def indices(self, first: Sequence[int]) -> Iterator[tuple[int, ...]]:
+        """Tiling indices with these first-axis indices, in first-axis order."""
+        rest = np.stack(np.meshgrid(*[np.arange(len(s)) for s in self.starts[1:]], indexing="ij"), -1).reshape(
+            -1, len(self.starts) - 1) if len(self.starts) > 1 else np.zeros((1, 0), np.int64)
+        for i in first:
+            for r in rest:
+                yield (int(i), *(int(v) for v in r))
+
+    def windows(self, rows: tuple[int, int] | None = None) -> Iterator[tuple[int, ...]]:
+        """Origins in first-axis order; only windows touching ``rows`` when given."""
+        for index in self.indices(self.first(rows)):
+            yield self.origin(index)
+
+    def count(self, rows: tuple[int, int] | None = None) -> int:
+        return len(self.first(rows)) * int(np.prod(self.shape[1:], dtype=np.int64))
+
+
+def plan_windows(geom: PatchGeometry, region: Sequence[tuple[int, int]] | None = None, overlap: float = 0.0,
+                 blend: str = "none") -> WindowPlan:
+    """Plan the windows of ``geom`` inside ``region`` (default: the whole grid).
+
+    Along axes the patch spans, windows tile the region with about ``overlap`` shared
+    (:func:`axis_starts`); along the others there is one window per position. Numpy only.
+
+    Examples
+    --------
+    >>> geom = PatchGeometry(("inline", "sample"), (3, 11), (1,), (4,))
+    >>> plan_windows(geom, overlap=0.25).starts
+    ((0, 1, 2), (0, 3, 6, 7))
+    """
+    region = tuple((0, n) for n in geom.grid_shape) if region is None else tuple(tuple(r) for r in region)
+    starts, weights, sums = [], [], []
+    for n, e, (lo, hi) in zip(geom.grid_shape, geom.extent, region):
+        st = list(range(lo, hi)) if e == 1 else [lo + s for s in axis_starts(hi - lo, e, overlap)]
+        w = np.ones(1, np.float32) if e == 1 else axis_weights(e, blend)
+        total = np.zeros(max(n, st[-1] + e if st else n), np.float64)
+        if e == 1:
+            total[lo:hi] = 1.0  # one window per position
+        else:
+            for s in st:
+                total[s:s + e] += w
+        starts.append(tuple(st))
+        weights.append(w)
+        sums.append(total[:n])
+    return WindowPlan(geom, region, tuple(starts), tuple(weights), tuple(sums))
+
+
 # ----------------------------------------------------------------------------- split
 
 @dataclass(frozen=True)
@@ -115,9 +253,13 @@ class Split:
     val: tuple[int, int]
     gap: int
 
-    def region(self, geom: PatchGeometry, which: str) -> tuple[tuple[int, int], ...]:
+    def region(self, geom: PatchGeometry, which: str) -> Region:
         lo_hi = self.train if which == "train" else self.val
         return tuple(lo_hi if a == self.axis else (0, n) for a, n in enumerate(geom.grid_shape))
+
+    def plan(self, geom: PatchGeometry, which: str) -> WindowPlan:
+        """The windows of the ``train`` or ``val`` block."""
+        return plan_windows(geom, self.region(geom, which))
 
 
 def make_split(geom: PatchGeometry, axis: str | None, fraction: float, gap: int | str,
@@ -149,13 +291,6 @@ def make_split(geom: PatchGeometry, axis: str | None, fraction: float, gap: int 
 
 # ----------------------------------------------------------------------------- sampling
 
-def origin_bounds(geom: PatchGeometry, region: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest (inclusive) origin per grid axis for windows inside ``region``."""
-    lo = np.array([r[0] for r in region], dtype=np.int64)
-    hi = np.array([r[1] - e for r, e in zip(region, geom.extent)], dtype=np.int64)
-    return lo, hi
-
-
 def live_fraction(geom: PatchGeometry, live: np.ndarray | None, origins: np.ndarray) -> np.ndarray:
     """Share of live traces in each window (1 when every trace exists)."""
     if live is None:
@@ -167,16 +302,17 @@ def live_fraction(geom: PatchGeometry, live: np.ndarray | None, origins: np.ndar
     return out
 
 
-def sample_origins(geom: PatchGeometry, region: Sequence[tuple[int, int]], n: int, rng: np.random.Generator,
+def sample_origins(plan: WindowPlan, n: int, rng: np.random.Generator,
                    live: np.ndarray | None = None, min_live: float = 0.0,
                    centres: np.ndarray | None = None, centred_share: float = 0.0) -> np.ndarray:
-    """``n`` random window origins inside ``region``, int64 (n, grid ndim).
+    """``n`` random window origins inside ``plan``'s region, int64 (n, grid ndim).
 
     A ``centred_share`` of them are centred on rows of ``centres`` (positions of a rare class),
     the rest uniform. Windows with fewer than ``min_live`` live traces are drawn again (up to
     a bound; then the best ones are kept).
     """
-    lo, hi = origin_bounds(geom, region)
+    geom = plan.geom
+    lo, hi = plan.bounds
     if np.any(hi < lo):
         raise ConfigError("the patch does not fit in the sampling region", fix="use a smaller patch")
     out = np.empty((n, len(lo)), dtype=np.int64)
@@ -200,47 +336,7 @@ def sample_origins(geom: PatchGeometry, region: Sequence[tuple[int, int]], n: in
     return out
 
 
-def fixed_origins(geom: PatchGeometry, region: Sequence[tuple[int, int]], n: int, seed: int,
-                  live: np.ndarray | None = None, min_live: float = 0.0) -> np.ndarray:
+def fixed_origins(plan: WindowPlan, n: int, seed: int, live: np.ndarray | None = None,
+                  min_live: float = 0.0) -> np.ndarray:
     """Validation windows: the same ``n`` origins every epoch (and on resume)."""
-    return sample_origins(geom, region, n, np.random.default_rng([seed, 7919]), live, min_live)
-
-
-# ----------------------------------------------------------------------------- tiling (prediction)
-
-def axis_starts(n: int, size: int, overlap: float) -> list[int]:
-    """Window starts covering [0, n) with about ``overlap`` (0..1) of each window shared."""
-    if n <= size:
-        return [0]
-    step = max(1, int(round(size * (1 - overlap))))
-    starts = list(range(0, n - size + 1, step))
-    if starts[-1] != n - size:
-        starts.append(n - size)
-    return starts
-
-
-def patch_design(shape: Sequence[int], size: Sequence[int], overlap: float) -> list[tuple[int, ...]]:
-    """Every window origin of a regular tiling of ``shape`` by ``size`` (windows may exceed the
-    shape only where the shape is smaller than the window; readers pad those)."""
-    per_axis = [axis_starts(n, s, overlap) for n, s in zip(shape, size)]
-    grid = np.stack(np.meshgrid(*per_axis, indexing="ij"), axis=-1).reshape(-1, len(shape))
-    return [tuple(int(v) for v in row) for row in grid]
-
-
-def blend_weights(size: Sequence[int], blend: str) -> np.ndarray:
-    """Per-sample weights of one window: ``gaussian`` (σ = size/8, as MONAI), ``linear`` (tent),
-    or ``none`` (uniform). Strictly positive, so every covered sample gets a weight."""
-    axes = []
-    for n in size:
-        x = np.arange(n, dtype=np.float64) - (n - 1) / 2
-        if blend == "gaussian":
-            w = np.exp(-0.5 * (x / max(n / 8.0, 1e-6)) ** 2)
-        elif blend == "linear":
-            w = 1.0 - np.abs(x) / (n / 2 + 0.5)
-        else:
-            w = np.ones(n)
-        axes.append(np.maximum(w / w.max(), 1e-3))
-    out = axes[0]
-    for w in axes[1:]:
-        out = np.multiply.outer(out, w)
-    return out.astype(np.float32)
+    return sample_origins(plan, n, np.random.default_rng([seed, 7919]), live, min_live)

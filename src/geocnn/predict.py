@@ -39,7 +39,7 @@ from geocnn.errors import ConfigError, DataError
 from geocnn.grid import Grid, InputSpec, open_stack
 from geocnn.model import accepts, build
 from geocnn.normalize import Normalization
-from geocnn.patches import PatchGeometry, axis_starts, blend_weights, patch_geometry
+from geocnn.patches import BLENDS, PatchGeometry, WindowPlan, live_fraction, patch_geometry, plan_windows
 from geocnn.progress import SILENT, Reporter
 from geocnn.runs import load_checkpoint, resolve_checkpoint
 from geocnn.yamlsource import Source
@@ -47,7 +47,6 @@ from geocnn.yamlsource import Source
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("auto", "probabilities", "labels", "values")
-BLENDS = ("gaussian", "linear", "none")
 
 
 @dataclass
@@ -108,53 +107,7 @@ def _output_kind(trained: Trained, output: str) -> str:
     return output
 
 
-# ----------------------------------------------------------------------------- window plans
-
-@dataclass
-class Plan:
-    """One tiling of the grid: geometry, window starts per grid axis, weights and their sums."""
-
-    geom: PatchGeometry
-    starts: list[list[int]]
-    weight: np.ndarray  # grid-window layout (extent), float32
-    sums: list[np.ndarray]  # per grid axis: Σ of the 1D weights over the windows covering each sample
-
-    def _first(self, rows: tuple[int, int] | None) -> list[int]:
-        """First-axis starts of the windows that touch ``rows`` (all when None)."""
-        ext0 = self.geom.extent[0]
-        return [s for s in self.starts[0] if rows is None or (s < rows[1] and s + ext0 > rows[0])]
-
-    def windows(self, rows: tuple[int, int] | None = None) -> Iterator[tuple[int, ...]]:
-        """Origins in first-axis order; only windows touching ``rows`` when given."""
-        rest = np.stack(np.meshgrid(*self.starts[1:], indexing="ij"), -1).reshape(-1, len(self.starts) - 1) \
-            if len(self.starts) > 1 else np.zeros((1, 0), np.int64)
-        for s in self._first(rows):
-            for r in rest:
-                yield (s, *(int(v) for v in r))
-
-    def count(self, rows: tuple[int, int] | None = None) -> int:
-        return len(self._first(rows)) * int(np.prod([len(s) for s in self.starts[1:]], dtype=np.int64))
-
-
-def make_plan(geom: PatchGeometry, overlap: float, blend: str) -> Plan:
-    starts, sums, w1d = [], [], []
-    for n, e in zip(geom.grid_shape, geom.extent):
-        st = list(range(n)) if e == 1 else axis_starts(n, e, overlap)
-        w = np.ones(1, np.float32) if e == 1 else blend_weights([e], blend)
-        total = np.zeros(max(n, e), np.float64)
-        if e == 1:
-            total[:] = 1.0
-        else:
-            for s in st:
-                total[s:s + e] += w
-        starts.append(st)
-        sums.append(total[:n])
-        w1d.append(w)
-    weight = w1d[0]
-    for w in w1d[1:]:
-        weight = np.multiply.outer(weight, w)
-    return Plan(geom, starts, weight.astype(np.float32), sums)
-
+# ----------------------------------------------------------------------------- windows
 
 def _read_window(grid: Grid, geom: PatchGeometry, origin: Sequence[int]) -> np.ndarray:
     """(C, *extent) input window; axes shorter than the window are reflect-padded."""
@@ -173,7 +126,7 @@ def _read_window(grid: Grid, geom: PatchGeometry, origin: Sequence[int]) -> np.n
 class Blender:
     """Ring buffer over first-axis rows: accumulate weighted windows, release finished rows."""
 
-    def __init__(self, shape: tuple[int, ...], channels: int, plans: list[Plan]) -> None:
+    def __init__(self, shape: tuple[int, ...], channels: int, plans: list[WindowPlan]) -> None:
         self.shape, self.plans = shape, plans
         self.cap = max(p.geom.extent[0] for p in plans)
         self.buf = np.zeros((len(plans), channels, self.cap, *shape[1:]), np.float32)
@@ -444,7 +397,7 @@ def _out_channels(trained: Trained, kind: str, scores: int) -> tuple[int, str]:
 
 def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force, both, rt, reporter) -> Report:
     geoms = _orientation_geoms(trained, grid, geom, both)
-    plans = [make_plan(g, overlap, blend) for g in geoms]
+    plans = [plan_windows(g, overlap=overlap, blend=blend) for g in geoms]
     scores = _model_channels(trained, geom.size)
     channels, dtype = _out_channels(trained, kind, scores)
     pending = _prepare(rt, lambda tmp: writer.prepare(out, grid, channels, dtype, force, attach=tmp))
@@ -485,9 +438,9 @@ def _model_channels(trained: Trained, size: tuple[int, ...]) -> int:
     return infer(trained.cfg.model, size, receptive=False).output.channels
 
 
-def _merged_windows(plans: list[Plan], rows: tuple[int, int]) -> Iterator[tuple[int, tuple[int, ...]]]:
+def _merged_windows(plans: list[WindowPlan], rows: tuple[int, int]) -> Iterator[tuple[int, tuple[int, ...]]]:
     """Windows of all plans, in order of their first-axis start (what the ring buffer needs)."""
-    def tagged(p: int, plan: Plan) -> Iterator[tuple[int, int, tuple[int, ...]]]:
+    def tagged(p: int, plan: WindowPlan) -> Iterator[tuple[int, int, tuple[int, ...]]]:
         for origin in plan.windows(rows):
             yield origin[0], p, origin
 
@@ -515,11 +468,11 @@ def _flush(blender: Blender, upto: int, rows: tuple[int, int], w, trained: Train
     return True
 
 
-def _map_output(out, grid: Grid, shape, channels: int, dtype: str, starts, extent, force: bool,
+def _map_output(out, grid: Grid, plan: WindowPlan, channels: int, dtype: str, force: bool,
                 attach: str | None) -> writer.PendingOutput:
     """The output of a score map: .npy with the window centres in its sidecar, or SEG-Y when the
     map lines up trace for trace (its sample axis then holds one value per window along time)."""
-    centres = [[s + e // 2 for s in st] for st, e in zip(starts, extent)]
+    shape, extent, centres = plan.shape, plan.geom.extent, plan.centres
     extra = {"map": {"window": list(extent), "centres": {grid.axes[a]: c for a, c in enumerate(centres)
                                                          if extent[a] > 1}}}
     if writer.output_format(out) == "segy" and tuple(shape[:-1]) == grid.shape[:-1]:
@@ -534,26 +487,19 @@ def _map_output(out, grid: Grid, shape, channels: int, dtype: str, starts, exten
 
 def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, reporter) -> Report:
     """One score per window position (patch/trace models)."""
-    starts = make_plan(geom, overlap, "none").starts  # the same tiling as dense models, one score per window
-    shape = tuple(len(s) for s in starts)
+    plan = plan_windows(geom, overlap=overlap)  # the same tiling as dense models, one score per window
+    shape = plan.shape
     scores = _model_channels(trained, geom.size)
     channels, dtype = _out_channels(trained, kind, scores)
-    pending = _prepare(rt, lambda tmp: _map_output(out, grid, shape, channels, dtype, starts, geom.extent, force,
-                                                   tmp))
-    rows = _rank_rows(shape[0], rt)
-    rest = [list(range(len(s))) for s in starts[1:]]
-    keys = [(i, *r) for i in range(*rows) for r in (np.stack(np.meshgrid(*rest, indexing="ij"), -1).reshape(
-        -1, len(rest)).tolist() if rest else [[]])]
+    pending = _prepare(rt, lambda tmp: _map_output(out, grid, plan, channels, dtype, force, tmp))
+    keys = list(plan.indices(range(*_rank_rows(shape[0], rt))))
     task = reporter.task("predict", total=len(keys), unit="window")
     ok = False
     live = grid.live()
     try:
         with pending.open() as w:
-            def origin_of(key) -> tuple[int, ...]:
-                return tuple(starts[a][k] for a, k in enumerate(key))
-
             def read(key):
-                return trained.norm.apply(geom.to_model(grid.read(geom.window(origin_of(key)))))
+                return trained.norm.apply(geom.to_model(grid.read(geom.window(plan.origin(key)))))
 
             for batch_keys, batch_scores in runner.stream(iter(keys), read):
                 for key, s in zip(batch_keys, batch_scores):
@@ -561,11 +507,8 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
                     if scores == 2 and channels == 1:
                         values = values[1:2]
                     values = _to_output(values.reshape(-1, *([1] * len(shape))), trained, kind)
-                    if live is not None:
-                        origin = origin_of(key)
-                        ext = geom.extent[: live.ndim]
-                        if not live[tuple(slice(o, o + e) for o, e in zip(origin[: live.ndim], ext))].any():
-                            values = values * 0
+                    if live is not None and live_fraction(geom, live, np.array([plan.origin(key)]))[0] == 0:
+                        values = values * 0  # a window without a live trace
                     w.write(tuple(slice(k, k + 1) for k in key), values)
                 task.advance(len(batch_keys))
         ok = True
