@@ -27,7 +27,8 @@ model:
 """
 
 
-def test_table_shows_formula_shapes_and_receptive_field(cli, write_yaml):
+def test_table_shows_formula_shapes_and_receptive_field(cli, write_yaml, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # every column fits: formula and notes in the table
     result = cli("summarize", write_yaml(LECTURE))
     assert result.exit_code == 0, result.stderr
     out = result.stdout
@@ -45,8 +46,12 @@ def test_json_has_exactly_the_schema(cli, write_yaml, tmp_path):
     result = cli("summarize", write_yaml(LECTURE), "--json", out, "--batch-size", "8")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(out.read_text())
-    assert set(doc) == {"input_shape", "output_shape", "total_params", "trainable_params", "total_macs", "layers"}
+    assert set(doc) == {"input_shape", "output_shape", "total_params", "trainable_params", "total_macs", "output",
+                        "receptive_field", "layers"}
     assert doc["input_shape"] == [3, 32, 32] and doc["output_shape"] == [1, 15, 15]
+    assert doc["output"] == {"index": 9, "name": "conv2", "kind": "conv"}
+    # 12 samples × 25 m and × 4 ms
+    assert doc["receptive_field"] == {"samples": [12, 12], "axes": ["height", "width"], "physical": ["300 m", "48 ms"]}
     first = doc["layers"][0]
     assert first == {"index": 1, "name": "conv1", "kind": "conv", "output_shape": [10, 30, 30], "params": 280,
                      "macs": 30 * 30 * 10 * 3 * 9, "receptive_field": [3, 3], "jump": [1, 1]}
@@ -159,3 +164,109 @@ def test_ctrl_c_is_one_line_and_exit_130(cli, write_yaml, monkeypatch):
     monkeypatch.setattr(summary, "summarize", interrupted)
     result = cli("summarize", write_yaml(LECTURE))
     assert result.exit_code == 130 and result.stderr == "error: interrupted — no output was written\n"
+
+
+ENDS_IN_A_RESIDUAL = """
+model:
+  dims: 1
+  in_channels: 2
+  input_shape: [16]
+  layers:
+    - conv: {out: 4, kernel: 3, padding: same}
+    - residual:
+        body:
+          - conv: {out: 4, kernel: 3, padding: same}
+        shortcut: auto
+"""
+
+
+def test_json_names_the_output_when_the_last_row_is_a_shortcut(cli, write_yaml, tmp_path):
+    out = tmp_path / "s.json"
+    assert cli("summarize", write_yaml(ENDS_IN_A_RESIDUAL), "--json", out).exit_code == 0
+    doc = json.loads(out.read_text())
+    assert [layer["name"] for layer in doc["layers"]] == ["conv1", "residual1", "residual1.conv1", "residual1.shortcut"]
+    assert doc["output"] == {"index": 2, "name": "residual1", "kind": "residual"}
+    # conv 3 → body conv 3 + 3 − 1 = 5 samples; the shortcut alone would say 3; no spacing: no units
+    assert doc["receptive_field"] == {"samples": [5], "axes": ["length"], "physical": None}
+    assert doc["layers"][-1]["receptive_field"] == [3]
+
+
+BIG = """
+model:
+  name: big
+  dims: 2
+  in_channels: 256
+  input_shape: [8, 8]
+  layers:
+    - conv: {out: 512, kernel: 3, padding: same, name: a_rather_long_first_layer_name}
+    - relu
+    - conv: {out: 512, kernel: 3, padding: same}
+"""
+
+
+def _lines_fit(text: str, width: int) -> bool:
+    from rich.cells import cell_len
+
+    return all(cell_len(line) <= width for line in text.splitlines())
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_narrow_terminals_keep_every_count_and_fold_the_text(cli, write_yaml, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", str(width))
+    result = cli("summarize", write_yaml(LECTURE))
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert _lines_fit(out, width)
+    lines = out.splitlines()
+    folded = next(i for i, line in enumerate(lines) if "(--wide shows them as columns)" in line)
+    table = "\n".join(lines[:folded])
+    for count in ("280", "1,456", "2,320", "176", "17", "243,000", "324,000", "518,400", "36,000", "3,600"):
+        assert f" {count} " in table  # whole, in its column
+    # the formula and notes are still all there: folded under the table when it is too narrow
+    assert "3·3·10·16 + 16 = 1,456" in out and "max pool, per channel, no parameters" in out
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("#"))
+    assert ("formula" in header) is (width == 120)  # 120 columns hold the formula, not the notes
+    assert "notes" not in header
+    assert "parameters: 4,249 (trainable 4,249)" in out
+
+
+def test_large_counts_are_never_cut_at_80_columns(cli, write_yaml, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("summarize", write_yaml(BIG))
+    assert result.exit_code == 0, result.stderr
+    assert _lines_fit(result.stdout, 80)
+    # 3·3·256·512 + 512 and 8·8·512·256·9; 3·3·512·512 + 512 and 8·8·512·512·9
+    for count in ("1,180,160", "75,497,472", "2,359,808", "150,994,944", "3,539,968"):
+        assert count in result.stdout
+    assert "a_rather_long_first_layer_name" in result.stdout.replace("\n", "").replace(" ", "")
+
+
+def test_wide_shows_every_column(cli, write_yaml, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("summarize", write_yaml(LECTURE), "--wide")
+    assert result.exit_code == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.lstrip().startswith("#"))
+    assert header.split() == ["#", "layer", "kind", "output", "params", "formula", "mult-adds", "RF", "jump", "RF",
+                              "(units)", "notes"]
+    assert "(--wide shows them as columns)" not in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "↳ residual1.shortcut" in line)
+    assert "1·1·10·16 + 16 = 176" in row and "100 m × 16 ms" in row and "channels 10→16" in row
+
+
+def test_terminal_and_markdown_show_the_same_rows(cli, write_yaml, tmp_path, monkeypatch):
+    from geocnn import summary
+    from tests.conftest import spec_from
+
+    monkeypatch.setenv("COLUMNS", "300")
+    md = tmp_path / "s.md"
+    result = cli("summarize", write_yaml(LECTURE), "--markdown", md)
+    assert result.exit_code == 0
+    terminal = [line.split() for line in result.stdout.splitlines() if line[:2].strip().isdigit()]
+    markdown = [[w for w in line.split() if w != "|"] for line in md.read_text().splitlines()
+                if line[:3].strip("| ").isdigit()]
+    rows = summary.rows(summary.summarize(spec_from(LECTURE), (3, 32, 32)))
+    assert len(terminal) == len(markdown) == len(rows) == 9
+    for row, t, m in zip(rows, terminal, markdown):
+        # the terminal adds the RF in physical units before the notes; every other cell is the same
+        units, notes = row.cells["rf_units"].split(), row.cells["notes"].split()
+        assert units and t == m[:len(m) - len(notes)] + units + notes

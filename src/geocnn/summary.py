@@ -2,7 +2,9 @@
 
 Rows come from the analytic records (:mod:`geocnn.model.shapes`); this module adds the totals
 (parameters, multiply-adds, memory for a batch), the valid input sizes, the receptive field in
-physical units, and renders the JSON and Markdown documents. The rich table lives in the CLI.
+physical units, and renders the JSON and Markdown documents. The table's rows and columns are
+computed once here (:func:`rows`, :data:`COLUMNS`): the Markdown below and the rich table in
+the CLI are two views of them, so their columns cannot drift apart.
 """
 
 from __future__ import annotations
@@ -67,14 +69,21 @@ class Summary:
     def warnings(self) -> list[str]:
         return [f"layer {r.index} '{r.name}': {w}" for r in self.records for w in r.warnings]
 
+    def physical_receptive_field(self) -> list[str] | None:
+        """Receptive field of the output per axis in physical units (None without spacing)."""
+        if self.inference is None or not self.spec.spacing:
+            return None
+        rf = self.inference.output_record.receptive_field
+        return [f"{_num(n * step)} {unit}".strip() for n, (step, unit) in zip(rf, self.spec.spacing)]
+
     def receptive_field_text(self) -> str | None:
         """Receptive field of the output in samples, and in physical units when spacing is known."""
         if self.inference is None:
             return None
         rf = self.inference.output_record.receptive_field
         text = " × ".join(map(str, rf)) + f" samples ({' × '.join(self.spec.axes)})"
-        if self.spec.spacing:
-            phys = [f"{_num(n * step)} {unit}".strip() for n, (step, unit) in zip(rf, self.spec.spacing)]
+        phys = self.physical_receptive_field()
+        if phys:
             text += " = " + " × ".join(phys)
         return text
 
@@ -109,13 +118,22 @@ def _has_flatten(spec: ModelSpec) -> bool:
 
 
 def to_json(s: Summary) -> dict:
-    """The summary document; the schema is fixed (tests and other tools read it)."""
+    """The summary document; the schema is fixed (tests and other tools read it).
+
+    ``layers`` are in summary order (a residual block, its body, then its shortcut), so the last
+    one need not be the network's output: ``output`` names the layer that is, and
+    ``receptive_field`` is that layer's (in samples, and in physical units when spacing is known).
+    """
+    out = s.inference.output_record if s.inference is not None else None
     return {
         "input_shape": list(s.input_shape),
         "output_shape": list(s.output_shape) if s.output_shape else None,
         "total_params": s.total_params,
         "trainable_params": s.trainable_params,
         "total_macs": s.total_macs,
+        "output": {"index": out.index, "name": out.name, "kind": out.kind} if out else None,
+        "receptive_field": {"samples": out.receptive_field, "axes": list(s.spec.axes),
+                            "physical": s.physical_receptive_field()} if out else None,
         "layers": [
             {"index": r.index, "name": r.name, "kind": r.kind, "output_shape": list(r.output_shape),
              "params": r.params, "macs": r.macs, "receptive_field": r.receptive_field, "jump": r.jumps}
@@ -138,6 +156,76 @@ def display_name(r: LayerRecord) -> str:
     return "  " * max(r.depth - 1, 0) + mark + r.name
 
 
+# ----------------------------------------------------------------------------- the table's rows
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the summary table. ``text`` columns hold free text (formula, notes) that a
+    narrow terminal folds below the row; ``units`` is the per-layer receptive field in physical
+    units, shown only where the spacing is known and the view asks for it."""
+
+    key: str
+    header: str
+    right: bool = False
+    text: bool = False
+    units: bool = False
+
+
+COLUMNS = (
+    Column("index", "#", right=True), Column("layer", "layer"), Column("kind", "kind"), Column("output", "output"),
+    Column("params", "params", right=True), Column("formula", "formula", text=True),
+    Column("macs", "mult-adds", right=True), Column("rf", "RF"), Column("jump", "jump"),
+    Column("rf_units", "RF (units)", units=True), Column("notes", "notes", text=True),
+)
+COLUMN = {c.key: c for c in COLUMNS}
+
+
+@dataclass(frozen=True)
+class Row:
+    """The cells of one table row (``cells[column.key]``), computed once for every view.
+
+    ``warnings`` follow the notes (views mark them); ``shortcut`` rows are a residual's skip
+    path; a ``failed`` row is the layer where the shapes stopped fitting (its notes say why).
+    """
+
+    cells: dict[str, str]
+    warnings: tuple[str, ...] = ()
+    shortcut: bool = False
+    failed: bool = False
+
+
+def columns(s: Summary, units: bool = True) -> list[Column]:
+    """The columns a view shows: the physical-units column only when asked and spacing is known."""
+    return [c for c in COLUMNS if not c.units or (units and s.spec.spacing)]
+
+
+def rows(s: Summary) -> list[Row]:
+    """Every row of the table, plus the failing layer's row when the shapes fail."""
+    out = [Row(_cells(s, r), tuple(r.warnings), shortcut=r.role == "shortcut") for r in s.records]
+    if s.error is not None:
+        name, kind = s.error.failed_layer or ("", "")
+        cells = dict.fromkeys((c.key for c in COLUMNS), "")
+        cells.update(index=str(s.error.failed_index or "?"), layer=f"✗ {name}", kind=kind, output="fails here",
+                     notes=s.error.problem)
+        out.append(Row(cells, failed=True))
+    return out
+
+
+def _cells(s: Summary, r: LayerRecord) -> dict[str, str]:
+    units = ""
+    if s.spec.spacing:
+        units = " × ".join(f"{n * step:g} {unit}".strip() for n, (step, unit) in zip(r.receptive_field, s.spec.spacing))
+    return {"index": str(r.index), "layer": display_name(r), "kind": r.kind, "output": fmt_shape(r.output_shape),
+            "params": f"{r.params:,}", "formula": r.formula, "macs": f"{r.macs:,}",
+            "rf": "×".join(map(str, r.receptive_field)), "jump": "×".join(map(str, r.jumps)),
+            "rf_units": units, "notes": r.note}
+
+
+def notes_text(row: Row) -> str:
+    """The notes cell with the row's warnings after it (plain text)."""
+    return "; ".join([row.cells["notes"]] * bool(row.cells["notes"]) + [f"⚠ {w}" for w in row.warnings])
+
+
 def totals_lines(s: Summary) -> list[str]:
     """The totals under the table, as plain text lines."""
     mem = s.memory
@@ -158,19 +246,18 @@ def totals_lines(s: Summary) -> list[str]:
 
 
 def to_markdown(s: Summary) -> str:
-    """The summary as a Markdown document (table, totals, warnings)."""
+    """The summary as a Markdown document (table, totals, warnings): a view of :func:`rows`."""
     title = s.spec.name or "model"
+    cols = columns(s, units=False)
     head = [f"# {title}", "", f"input {fmt_shape(s.input_shape)} (channels × {' × '.join(s.spec.axes)})", "",
-            "| # | layer | kind | output | params | formula | mult-adds | RF | jump | notes |",
-            "|---|---|---|---|---:|---|---:|---|---|---|"]
-    rows = [
-        f"| {r.index} | {display_name(r).replace('|', '¦')} | {r.kind} | {fmt_shape(r.output_shape)} | "
-        f"{r.params:,} | {r.formula} | {r.macs:,} | {'×'.join(map(str, r.receptive_field))} | "
-        f"{'×'.join(map(str, r.jumps))} | {r.note} |"
-        for r in s.records
-    ]
+            "| " + " | ".join(c.header for c in cols) + " |",
+            "|" + "|".join("---:" if c.right and c.key != "index" else "---" for c in cols) + "|"]  # numbers right
+    body = []
+    for row in rows(s):
+        cells = {**row.cells, "notes": notes_text(row)}
+        body.append("| " + " | ".join(cells[c.key].replace("|", "¦") for c in cols) + " |")
     tail = [""] + [f"- {line}" for line in totals_lines(s)]
     tail += [f"- warning: {w}" for w in s.warnings]
     if s.error is not None:
         tail.append(f"- **error**: {s.error.message}")
-    return "\n".join(head + rows + tail) + "\n"
+    return "\n".join(head + body + tail) + "\n"

@@ -25,6 +25,13 @@ out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty(
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
+def columns() -> int:
+    """Width to lay tables out for: ``COLUMNS`` when set (read now, so a test or a wrapper script
+    can set it), else the terminal's width, else 200 (wide tables stay readable in a file)."""
+    value = os.environ.get("COLUMNS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else out.width
+
+
 def is_main_rank() -> bool:
     """Under torchrun only rank 0 talks to the terminal."""
     return os.environ.get("RANK", "0") == "0"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -28,38 +32,77 @@ def parse_shape(text: str, option: str) -> tuple[int, ...]:
     return shape
 
 
-def _table(s: summary.Summary) -> Table:
-    phys = s.spec.spacing is not None
+def _views(s: summary.Summary, wide: bool, width: int) -> tuple[Table, list[Text]]:
+    """The terminal view of :func:`summary.rows`: a table and the lines folded out of it.
+
+    Every column when the table fits in ``width`` (or with ``--wide``). Otherwise the columns of
+    free text leave the table — the physical receptive field first, then the notes, then the
+    formula — and what they said is listed under it, one line per layer, wrapped to the width.
+    Counts and shapes never wrap and are never cut.
+    """
+    cols = summary.columns(s)
+    drop: list[str] = []
+    for key in ("rf_units", "notes", "formula"):
+        table = _table(s, [c for c in cols if c.key not in drop])
+        if wide or _natural_width(table) <= width:
+            break
+        drop.append(key)
+    else:
+        table = _table(s, [c for c in cols if c.key not in drop])
+    return table, _folded(s, [k for k in drop if k != "rf_units"])
+
+
+def _table(s: summary.Summary, cols: list[summary.Column]) -> Table:
     t = Table(title=f"{s.spec.name or 'model'} — input {fmt_shape(s.input_shape)} "
-              f"(channels × {' × '.join(s.spec.axes)})", title_justify="left", header_style="bold")
-    for col, just in (("#", "right"), ("layer", "left"), ("kind", "left"), ("output", "left"),
-                      ("params", "right"), ("formula", "left"), ("mult-adds", "right"),
-                      ("RF", "left"), ("jump", "left")):
-        t.add_column(col, justify=just, no_wrap=col not in ("formula",))
-    if phys:
-        t.add_column("RF (units)", no_wrap=True)
-    t.add_column("notes", overflow="fold")
-    for r in s.records:
-        row = [str(r.index), summary.display_name(r), r.kind, fmt_shape(r.output_shape),
-               f"{r.params:,}" if r.params else "0", r.formula, f"{r.macs:,}" if r.macs else "",
-               "×".join(map(str, r.receptive_field)), "×".join(map(str, r.jumps))]
-        if phys:
-            row.append(" × ".join(f"{n * step:g} {unit}".strip()
-                                  for n, (step, unit) in zip(r.receptive_field, s.spec.spacing)))
-        note = Text(r.note)
-        for w in r.warnings:
-            note.append(("; " if note.plain else "") + "⚠ " + w, style="yellow")
-        row.append(note)
-        t.add_row(*row, style="cyan" if r.role == "shortcut" else None)
-    if s.error is not None:
-        name, kind = s.error.failed_layer or ("", "")
-        cells = [str(s.error.failed_index or "?"), Text(f"✗ {name}", style="bold red"), kind,
-                 Text("fails here", style="red"), "", "", "", "", ""]
-        if phys:
-            cells.append("")
-        cells.append(Text(s.error.problem, style="red"))
-        t.add_row(*cells)
+              f"(channels × {' × '.join(s.spec.axes)})", title_justify="left", header_style="bold",
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for c in cols:
+        # free text wraps; a long layer name folds; counts and shapes never do
+        wraps = c.text or c.key == "layer"
+        t.add_column(c.header, justify="right" if c.right else "left", no_wrap=not wraps,
+                     overflow="fold" if wraps else "ellipsis", min_width=8 if c.key == "layer" else None)
+    for row in summary.rows(s):
+        t.add_row(*[_cell(row, c.key) for c in cols], style="cyan" if row.shortcut else None)
     return t
+
+
+def _cell(row: summary.Row, key: str) -> str | Text:
+    """One cell as rich text: warnings in yellow after the notes, the failing layer in red."""
+    if key == "notes":
+        note = Text(row.cells["notes"], style="red" if row.failed else "")
+        for w in row.warnings:
+            note.append(("; " if note.plain else "") + "⚠ " + w, style="yellow")
+        return note
+    if row.failed and key in ("layer", "output"):
+        return Text(row.cells[key], style="bold red" if key == "layer" else "red")
+    return Text(row.cells[key])  # Text: names and formulas are not rich markup
+
+
+def _folded(s: summary.Summary, keys: list[str]) -> list[Text | Table]:
+    """The dropped text columns: one line per layer that has something in them, wrapped under
+    its own start (a grid of number, name, text), after a heading that names them."""
+    if not keys:
+        return []
+    heading = Text(" · ".join(summary.COLUMN[k].header for k in reversed(keys)) + " (--wide shows them as columns)",
+                   style="bold")
+    grid = Table.grid(padding=(0, 1, 0, 0))
+    grid.add_column(justify="right", no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for row in summary.rows(s):
+        parts = [row.cells["formula"]] if "formula" in keys else []
+        parts.append(summary.notes_text(row) if "notes" in keys else "")
+        text = " · ".join(p for p in parts if p)
+        if text:
+            grid.add_row(row.cells["index"], Text(row.cells["layer"].lstrip(" │↳")),
+                         Text(text, style="red" if row.failed else ""))
+    return [heading, grid]
+
+
+def _natural_width(table: Table) -> int:
+    """Width the table takes when nothing is wrapped."""
+    wide = Console(width=10_000, file=io.StringIO())
+    return Measurement.get(wide, wide.options, table).maximum
 
 
 def summarize_cmd(
@@ -71,6 +114,8 @@ def summarize_cmd(
     json_path: Path = typer.Option(None, "--json", help="Also write the summary as JSON here."),
     markdown_path: Path = typer.Option(None, "--markdown", help="Also write the summary as Markdown here."),
     force: bool = typer.Option(False, "--force", help="Replace existing --json/--markdown files."),
+    wide: bool = typer.Option(False, "--wide", help="Formula and notes as columns even when the terminal is "
+                              "too narrow for them (they fold under each row otherwise)."),
 ) -> None:
     """Show each layer's output shape, parameters (with formula), multiply-adds and receptive field.
 
@@ -94,11 +139,15 @@ def summarize_cmd(
         if path is not None:
             atomic.check_new(path, force)
     s = summary.summarize(spec, shape, batch_size)
-    console.out.print(_table(s))
+    width = console.columns()
+    table, folded = _views(s, wide, width)
+    console.out.print(table, width=max(width, _natural_width(table)) if wide else width, crop=not wide)
+    for line in folded:
+        console.out.print(line, width=width)
     for line in summary.totals_lines(s):
-        console.out.print(line)
+        console.out.print(line, width=width)
     for w in s.warnings:
-        console.out.print(f"[yellow]warning:[/] {w}")
+        console.out.print(f"[yellow]warning:[/] {w}", width=width)
     if json_path is not None:
         atomic.write_json(json_path, summary.to_json(s), force=force)
         console.out.print(f"wrote {json_path}")
