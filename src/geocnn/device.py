@@ -161,6 +161,41 @@ def memory_format(dims: int) -> torch.memory_format:
     return torch.channels_last if dims == 2 else torch.channels_last_3d
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the model and its batches live and in which memory layout — decided once, by
+    :func:`placement`, and applied the same way by training and prediction."""
+
+    device: torch.device
+    channels_last: bool
+    dims: int
+
+    def model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model on the device, its conv weights in the batches' layout."""
+        if self.channels_last:
+            model = model.to(memory_format=memory_format(self.dims))
+        return model.to(self.device)
+
+    def batch(self, x: torch.Tensor, pin: bool = False) -> torch.Tensor:
+        """(B, C, *spatial) inputs on the device, copied without blocking the host; ``pin`` first
+        page-locks a CPU tensor (a DataLoader with ``pin_memory`` has done that already)."""
+        if pin and self.device.type == "cuda":
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.ndim in (4, 5):
+            x = x.contiguous(memory_format=memory_format(x.ndim - 2))
+        return x
+
+    def target(self, y: torch.Tensor) -> torch.Tensor:
+        """Targets on the device (their layout does not matter: losses index them directly)."""
+        return y.to(self.device, non_blocking=True)
+
+
+def placement(rt: Runtime, dims: int, channels_last: str | bool) -> Placement:
+    """The placement for a ``dims``-D model under the config's ``train.channels_last`` setting."""
+    return Placement(rt.device, use_channels_last(rt, dims, channels_last), dims)
+
+
 def barrier(rt: Runtime) -> None:
     if rt.distributed:
         dist.barrier()

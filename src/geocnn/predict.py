@@ -192,20 +192,13 @@ class Runner:
         spec = trained.cfg.model
         self.model, _ = build(spec, window)
         self.model.load_state_dict(trained.state)
-        self.channels_last = device.use_channels_last(rt, spec.dims, trained.cfg.train["channels_last"])
-        if self.channels_last:
-            self.model = self.model.to(memory_format=device.memory_format(spec.dims))
-        self.model = self.model.to(rt.device).eval()
+        self.place = device.placement(rt, spec.dims, trained.cfg.train["channels_last"])
+        self.model = self.place.model(self.model).eval()
         self.rt, self.batch, self.trained = rt, batch, trained
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """(B, C, *window) normalised input → (B, K, *window) or (B, K): probabilities or values."""
-        t = torch.from_numpy(x)
-        if self.rt.device.type == "cuda":
-            t = t.pin_memory()
-        t = t.to(self.rt.device, non_blocking=True)
-        if self.channels_last and t.ndim in (4, 5):
-            t = t.contiguous(memory_format=device.memory_format(t.ndim - 2))
+        t = self.place.batch(torch.from_numpy(x), pin=True)
         with torch.no_grad(), self.rt.autocast():
             out = self.model(t).float()
         task = self.trained.cfg.task

@@ -150,13 +150,6 @@ def _close(*loaders) -> None:
             iterator._shutdown_workers()
 
 
-def _to_device(x: torch.Tensor, rt: device.Runtime, channels_last: bool) -> torch.Tensor:
-    x = x.to(rt.device, non_blocking=True)
-    if channels_last and x.ndim in (4, 5):
-        x = x.contiguous(memory_format=device.memory_format(x.ndim - 2))
-    return x
-
-
 def _predictions(out: torch.Tensor, task: str, d: data_mod.TrainingData) -> torch.Tensor:
     """Model output → values in target units, or class labels."""
     out = out.float()
@@ -176,7 +169,7 @@ def _metrics(d: data_mod.TrainingData):
                             ignore_index=d.cfg.train["loss"]["ignore_index"])
 
 
-def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runtime, channels_last: bool,
+def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runtime, place: device.Placement,
               n_examples: int) -> tuple[float | None, dict, tuple | None]:
     """Validation loss and metrics (summed over processes), and a few examples for pictures."""
     if len(d.val_origins) == 0:
@@ -187,7 +180,7 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
     model.eval()
     with torch.no_grad():
         for x, y in loader:
-            xd, yd = _to_device(x, rt, channels_last), y.to(rt.device)
+            xd, yd = place.batch(x), place.target(y)
             with rt.autocast():
                 out = model(xd)
             loss_sum += torch.tensor([float(loss_fn(out, yd)) * len(x), len(x)], dtype=torch.float64)
@@ -293,10 +286,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
 
     # --- model, optimizer, schedule, loss
     model, inf = build(cfg.model, cfg.patch)
-    channels_last = device.use_channels_last(rt, cfg.model.dims, cfg.train["channels_last"])
-    if channels_last:
-        model = model.to(memory_format=device.memory_format(cfg.model.dims))
-    model = model.to(rt.device)
+    place = device.placement(rt, cfg.model.dims, cfg.train["channels_last"])
+    model = place.model(model)
     bs = cfg.train["batch_size"]
     per_rank = (cfg.data["sampling"]["patches_per_epoch"] // rt.world_size)
     steps_per_epoch = max(1, math.ceil(per_rank / bs))
@@ -355,7 +346,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             stopped = False
             for x, y in loader:
                 wait += time.perf_counter() - t_last
-                x, y = _to_device(x, rt, channels_last), y.to(rt.device, non_blocking=True)
+                x, y = place.batch(x), place.target(y)
                 with rt.autocast():
                     out = model(x)
                     loss = loss_fn(out, y)
@@ -385,7 +376,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                     break
             task.close()
             elapsed = time.perf_counter() - t0
-            val_loss, val, examples = _validate(model, d, val_loader, loss_fn, rt, channels_last,
+            val_loss, val, examples = _validate(model, d, val_loader, loss_fn, rt, place,
                                                 cfg.train["examples"])
             if not stopped:
                 prog.epoch, prog.batch_in_epoch = epoch, 0

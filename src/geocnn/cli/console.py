@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -18,7 +20,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from geocnn.progress import Reporter, Task
+from geocnn.progress import SILENT, Reporter, Task
 
 # Wide tables stay readable when piped to a file or a pager (a terminal keeps its own width).
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
@@ -106,8 +108,16 @@ class RichReporter:
             self._started = False
 
 
-def reporter() -> Reporter:
-    """The progress reporter for this process: rich bars on rank 0 when stderr is a terminal-ish."""
-    from geocnn.progress import SILENT
+@contextlib.contextmanager
+def progress() -> Iterator[Reporter]:
+    """The progress reporter of one command: rich bars on rank 0, silent on the other ranks.
 
-    return RichReporter() if is_main_rank() else SILENT
+    The live display is stopped on the way out — after an error or Ctrl-C too — so the error
+    line and the shell prompt never land inside a bar.
+    """
+    reporter = RichReporter() if is_main_rank() else SILENT
+    try:
+        yield reporter
+    finally:
+        if isinstance(reporter, RichReporter):
+            reporter.stop()

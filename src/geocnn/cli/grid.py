@@ -74,13 +74,9 @@ def convert_cmd(
     spec = _spec(src, iline, xline, offset, endian, structured, axes, key)
     template_spec = (_spec(template, iline, xline, offset, endian, structured, None, None)
                      if template else None)
-    reporter = console.reporter()
-    try:
+    with console.progress() as reporter:
         result = convert(src, dst, template=template, force=force, spec=spec, template_spec=template_spec,
                          reporter=reporter)
-    finally:
-        if isinstance(reporter, console.RichReporter):
-            reporter.stop()
     shape = " × ".join(f"{n} {a}" for a, n in zip(result.axes, result.shape))
     console.out.print(f"wrote {result.output}: {shape} ({result.traces} traces)")
 

@@ -43,15 +43,10 @@ def predict_cmd(
             size = [int(v) for v in window.replace("x", ",").split(",")]
         except ValueError:
             raise ConfigError(f"--window must be sizes separated by commas, e.g. 64,64; got '{window}'") from None
-    reporter = console.reporter()
-    try:
+    with console.progress() as reporter:
         report = predict(run, inputs, out, overlap=overlap, blend=blend, batch_size=batch_size,
                          device_name=device, output=output, force=force, window=size,
                          both_orientations=both_orientations, reporter=reporter)
-    finally:
-        stop = getattr(reporter, "stop", None)
-        if stop:
-            stop()
     if console.is_main_rank():
         rate = report.windows / report.seconds if report.seconds else 0.0
         console.out.print(f"[bold green]wrote[/] {report.output} ({report.windows:,} windows, {rate:,.1f} windows/s)")

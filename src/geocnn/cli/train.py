@@ -40,13 +40,8 @@ def train_cmd(
     if compile_:
         overrides.append("train.compile=true")
     cfg = load_config(config, overrides)
-    reporter = console.reporter()
-    try:
+    with console.progress() as reporter:
         run = train(cfg, out, resume=resume, force=force, reporter=reporter)
-    finally:
-        stop = getattr(reporter, "stop", None)
-        if stop:
-            stop()
     if console.is_main_rank():
         console.out.print(f"[bold green]done[/]: {run} (metrics.jsonl, loss.png, examples.png, checkpoints/)")
 

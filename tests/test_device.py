@@ -1,0 +1,50 @@
+"""Model and batch placement (one place for train and predict) and the CLI's progress context."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geocnn import device
+from geocnn.cli import console
+from geocnn.progress import SILENT
+
+CPU = device.Runtime(torch.device("cpu"), None)
+
+
+@pytest.mark.parametrize(("dims", "setting", "expected"), [
+    (2, "auto", True), (3, "auto", True), (1, "auto", False), (2, False, False), (1, True, False)])
+def test_placement_decides_channels_last_once(dims, setting, expected):
+    assert device.placement(CPU, dims, setting).channels_last is expected
+
+
+def test_2d_batches_and_weights_share_the_channels_last_layout():
+    place = device.placement(CPU, 2, "auto")
+    model = place.model(torch.nn.Conv2d(3, 4, 3))
+    assert model.weight.is_contiguous(memory_format=torch.channels_last)
+    x = place.batch(torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).reshape(2, 3, 5, 6))
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    assert x[1, 2, 4, 5] == 2 * 3 * 5 * 6 - 1  # same values, another layout
+    y = place.target(torch.zeros(2, 5, 6, dtype=torch.int64))
+    assert y.is_contiguous() and y.device.type == "cpu"
+
+
+def test_3d_and_1d_batches():
+    x3 = device.placement(CPU, 3, True).batch(torch.zeros(1, 2, 3, 4, 5))
+    assert x3.is_contiguous(memory_format=torch.channels_last_3d) and not x3.is_contiguous()
+    x1 = device.placement(CPU, 1, True).batch(torch.zeros(2, 3, 7))
+    assert x1.is_contiguous()
+
+
+def test_progress_stops_the_live_display_after_an_error():
+    with pytest.raises(RuntimeError), console.progress() as reporter:
+        reporter.task("work", total=3).advance(1)
+        assert reporter._progress.live.is_started
+        raise RuntimeError("boom")
+    assert not reporter._progress.live.is_started
+
+
+def test_progress_is_silent_on_other_ranks(monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    with console.progress() as reporter:
+        assert reporter is SILENT
