@@ -19,10 +19,10 @@ import torch
 
 from geocnn.config import Config
 from geocnn.errors import ConfigError, DataError
-from geocnn.grid import Grid, open_grid, open_stack
+from geocnn.fmt import fmt_shape
+from geocnn.grids.grid import Grid, open_grid, open_stack
+from geocnn.grids.normalize import Normalization, estimate, sample_traces
 from geocnn.model import infer
-from geocnn.model.tensor import fmt_shape
-from geocnn.normalize import Normalization, estimate, sample_traces
 from geocnn.patches import PatchGeometry, Split, fixed_origins, make_split, patch_geometry, sample_origins
 
 log = logging.getLogger(__name__)

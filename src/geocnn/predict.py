@@ -33,12 +33,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from geocnn import device, writer
+from geocnn import device
 from geocnn.config import Config, parse_config
 from geocnn.errors import ConfigError, DataError
-from geocnn.grid import Grid, InputSpec, open_stack
+from geocnn.grids import writer
+from geocnn.grids.grid import Grid, open_stack
+from geocnn.grids.normalize import Normalization
+from geocnn.grids.spec import InputSpec
 from geocnn.model import accepts, build
-from geocnn.normalize import Normalization
 from geocnn.patches import PatchGeometry, axis_starts, blend_weights, patch_geometry
 from geocnn.progress import SILENT, Reporter
 from geocnn.runs import load_checkpoint, resolve_checkpoint
@@ -46,7 +48,6 @@ from geocnn.yamlsource import Source
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("auto", "probabilities", "labels", "values")
 BLENDS = ("gaussian", "linear", "none")
 
 

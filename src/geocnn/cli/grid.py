@@ -10,9 +10,10 @@ from rich.text import Text
 
 from geocnn import atomic
 from geocnn.cli import console
-from geocnn.convert import convert
 from geocnn.errors import ConfigError
-from geocnn.grid import InputSpec, inspect_inputs
+from geocnn.grids.convert import convert
+from geocnn.grids.inspect import inspect_inputs
+from geocnn.grids.spec import InputSpec
 
 
 def _spec(path: Path, iline: int, xline: int, offset: int, endian: str, structured: str,

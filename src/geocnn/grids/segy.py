@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import segyio
+from segyio import BinField, TraceField
 
 from geocnn.errors import DataError
 
@@ -52,12 +53,22 @@ log = logging.getLogger(__name__)
 TEXT_BYTES = 3200
 BINARY_BYTES = 400
 HEADER_BYTES = 240
-# Binary header (0-based offsets in the file) and trace header (0-based offsets in the record).
-BIN_INTERVAL = 3216
-BIN_SAMPLES = 3220
-BIN_FORMAT = 3224
-TR_SAMPLES = 114
-TR_INTERVAL = 116
+# segyio names header fields by their 1-based byte (the standard's numbering); these are the
+# 0-based offsets of the words geocnn reads or rewrites itself: in the file (binary header) and
+# in a trace record (trace header).
+BIN_INTERVAL = BinField.Interval - 1
+BIN_SAMPLES = BinField.Samples - 1
+BIN_FORMAT = BinField.Format - 1
+BIN_REVISION = BinField.SEGYRevision - 1
+# SEG-Y rev 2: maximum number of additional 240-byte trace headers (bytes 3507-3510; segyio has no name).
+BIN_TRACE_EXTENSIONS = 3506
+TR_SAMPLES = TraceField.TRACE_SAMPLE_COUNT - 1
+TR_INTERVAL = TraceField.TRACE_SAMPLE_INTERVAL - 1
+TR_DELAY = TraceField.DelayRecordingTime - 1
+# Default header bytes of the inline, crossline and offset numbers (1-based).
+ILINE_BYTE = int(TraceField.INLINE_3D)
+XLINE_BYTE = int(TraceField.CROSSLINE_3D)
+OFFSET_BYTE = int(TraceField.offset)
 
 # SEG-Y sample format code -> (name, NumPy type without byte order). IBM floats are read as
 # uint32 words and converted by :func:`ibm_to_float32`.
@@ -75,7 +86,7 @@ FORMATS: dict[int, tuple[str, str]] = {
     16: ("uint8", "u1"),
 }
 UNSUPPORTED_FORMATS = {4: "4-byte fixed point with gain", 7: "3-byte integer", 15: "3-byte unsigned integer"}
-VALID_HEADER_BYTES = frozenset(int(v) for v in segyio.TraceField.enums())
+VALID_HEADER_BYTES = frozenset(int(v) for v in TraceField.enums())
 
 # Dense grids emptier than this are not grids: a file whose "inline/crossline" words hold
 # something else (shot and receiver numbers, zeros) would otherwise become a huge dead volume.
@@ -590,8 +601,8 @@ def _squeeze(geo: Geometry) -> Geometry:
                     geo.sorting, geo.base, strides, table)
 
 
-def infer_geometry(path: str | Path, layout: Layout, *, iline: int = 189, xline: int = 193,
-                   offset: int = 37, structured: str = "auto") -> Geometry:
+def infer_geometry(path: str | Path, layout: Layout, *, iline: int = ILINE_BYTE, xline: int = XLINE_BYTE,
+                   offset: int = OFFSET_BYTE, structured: str = "auto") -> Geometry:
     """Work out the trace axes of a SEG-Y file.
 
     segyio's inference is tried first (it reads a handful of headers) and spot-checked against
@@ -608,7 +619,7 @@ def infer_geometry(path: str | Path, layout: Layout, *, iline: int = 189, xline:
     if structured == "no":
         return _unstructured(layout.n_traces)
     fields = (iline, xline, offset)
-    geo = _segyio_geometry(p, layout, iline, xline) if offset == 37 else None
+    geo = _segyio_geometry(p, layout, iline, xline) if offset == OFFSET_BYTE else None
     with _reading_headers(str(p)):
         if geo is not None and not _spot_check(p, layout, geo, fields):
             log.info("%s: segyio's geometry disagrees with some trace headers; reading every header", p)
@@ -639,14 +650,13 @@ class SegyFile:
 
     def __init__(self, path: Path, layout: Layout, geometry: Geometry, *,
                  sample_interval_us: float | None, sample_start_ms: float,
-                 spacing: dict[str, tuple[float, str]], header_bytes: dict[str, int]) -> None:
+                 spacing: dict[str, tuple[float, str]]) -> None:
         self.path = path
         self.layout = layout
         self.geometry = geometry
         self.sample_interval_us = sample_interval_us
         self.sample_start_ms = sample_start_ms
         self.spacing = spacing
-        self.header_bytes = header_bytes
         self._map: mmap.mmap | None = None
 
     # -- shape ------------------------------------------------------------------------------
@@ -692,12 +702,6 @@ class SegyFile:
             span = mmap.mmap(fh.fileno(), self.layout.data_offset + (hi + 1) * tb - aligned, offset=aligned,
                              access=mmap.ACCESS_READ)
         return span, start - aligned
-
-    @property
-    def records(self) -> np.ndarray:
-        """The trace table as a read-only array of ``layout.record_dtype`` records (mapped)."""
-        return np.ndarray((self.layout.n_traces,), self.layout.record_dtype, buffer=self._mapping(),
-                          offset=self.layout.data_offset)
 
     def release(self) -> None:
         """Drop the file's map (pages read so far leave this process's resident memory once no
@@ -753,23 +757,20 @@ class SegyFile:
             values[~live] = 0
         return values
 
-    def headers(self, fields: tuple[int, ...], traces: np.ndarray) -> list[np.ndarray]:
-        """Trace header words (segyio's field numbering) of some traces."""
-        with segyio.open(str(self.path), "r", ignore_geometry=True, endian=self.layout.endian) as f:
-            return _header_ints(f, fields, np.asarray(traces))
-
 
 def _sample_axis(f: Any) -> tuple[float | None, float]:
     """Sample interval (µs, None when the headers do not say) and time of the first sample (ms)."""
-    interval = int(f.bin[segyio.BinField.Interval])
+    interval = int(f.bin[BinField.Interval])
     if interval <= 0:
-        interval = int(f.header[0][segyio.TraceField.TRACE_SAMPLE_INTERVAL])
+        interval = int(f.header[0][TraceField.TRACE_SAMPLE_INTERVAL])
     return (float(interval) if interval > 0 else None), float(f.samples[0])
 
 
 def _coordinates(f: Any, traces: np.ndarray) -> np.ndarray:
     """(n, 2) CDP x/y of some traces with the coordinate scalar applied (source x/y if no CDP)."""
-    x, y, sx, sy, scalar = _header_ints(f, (181, 185, 73, 77, 71), traces)
+    fields = (TraceField.CDP_X, TraceField.CDP_Y, TraceField.SourceX, TraceField.SourceY,
+              TraceField.SourceGroupScalar)
+    x, y, sx, sy, scalar = _header_ints(f, fields, traces)
     if not (x.any() or y.any()):
         x, y = sx, sy
     scale = np.ones(len(scalar))
@@ -803,7 +804,7 @@ def _spacing(f: Any, geo: Geometry, unit: str) -> dict[str, tuple[float, str]]:
     return out
 
 
-def open_segy(path: str | Path, *, iline: int = 189, xline: int = 193, offset: int = 37,
+def open_segy(path: str | Path, *, iline: int = ILINE_BYTE, xline: int = XLINE_BYTE, offset: int = OFFSET_BYTE,
               endian: str = "auto", structured: str = "auto") -> SegyFile:
     """Open a SEG-Y file for lazy reading.
 
@@ -835,11 +836,10 @@ def open_segy(path: str | Path, *, iline: int = 189, xline: int = 193, offset: i
     geo = infer_geometry(p, layout, iline=iline, xline=xline, offset=offset, structured=structured)
     with _reading_headers(str(p)), segyio.open(str(p), "r", ignore_geometry=True, endian=layout.endian) as f:
         interval, start = _sample_axis(f)
-        unit = "ft" if int(f.bin[segyio.BinField.MeasurementSystem]) == 2 else "m"
+        unit = "ft" if int(f.bin[BinField.MeasurementSystem]) == 2 else "m"
         spacing = _spacing(f, geo, unit)
     if interval is None:
         log.warning("%s: no sample interval in the binary or first trace header", p)
     else:
         spacing["sample"] = (interval / 1000.0, "ms")
-    return SegyFile(p, layout, geo, sample_interval_us=interval, sample_start_ms=start, spacing=spacing,
-                    header_bytes={"iline": iline, "xline": xline, "offset": offset})
+    return SegyFile(p, layout, geo, sample_interval_us=interval, sample_start_ms=start, spacing=spacing)
