@@ -13,7 +13,7 @@ from geocnn.cli import console
 from geocnn.errors import ConfigError
 from geocnn.grids.convert import convert
 from geocnn.grids.inspect import inspect_inputs
-from geocnn.grids.spec import InputSpec
+from geocnn.grids.spec import FILE_FORMATS, InputSpec
 
 
 def _spec(path: Path, iline: int, xline: int, offset: int, endian: str, structured: str,
@@ -34,6 +34,8 @@ STRUCTURED = typer.Option("auto", "--structured",
                                "no (unstructured traces).")
 AXES = typer.Option(None, "--axes", help="NumPy axis names, comma-separated, e.g. inline,crossline,sample.")
 KEY = typer.Option(None, "--key", help="Array name inside a .npz file.")
+FORMAT = typer.Option("auto", "--format",
+                      help="Input file format: auto (from the file name), segy, npy, npz.")
 
 
 def inspect_cmd(
@@ -45,18 +47,22 @@ def inspect_cmd(
     stack: bool = typer.Option(False, "--stack",
                                help="Open the files stacked as channels, as training does "
                                     "(fails if they do not match)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --json file."),
     iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
-    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY,
+    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY, fmt: str = FORMAT,
 ) -> None:
     """Show what geocnn sees in data files: format, geometry, ranges, value statistics, stackability."""
     _choice("--endian", endian, ("auto", "big", "little"))
     _choice("--structured", structured, ("auto", "yes", "no"))
-    specs = [_spec(f, iline, xline, offset, endian, structured, axes, key) for f in files]
+    _choice("--format", fmt, FILE_FORMATS)
+    if json_path is not None:
+        atomic.check_new(json_path, force)  # before the work, not after it
+    specs = [_spec(f, iline, xline, offset, endian, structured, axes, key, fmt) for f in files]
     infos = inspect_inputs(specs, stats_traces, stack)
     for info in infos:
         console.out.print(_table(info))
     if json_path is not None:
-        atomic.write_json(json_path, infos[0] if len(infos) == 1 else infos)
+        atomic.write_json(json_path, infos[0] if len(infos) == 1 else infos, force=force)
 
 
 def convert_cmd(
@@ -67,12 +73,13 @@ def convert_cmd(
                                               "written with."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
-    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY,
+    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY, fmt: str = FORMAT,
 ) -> None:
     """Convert SEG-Y to a memory-mappable .npy (grid axis order), or .npy back to SEG-Y with a template."""
     _choice("--endian", endian, ("auto", "big", "little"))
     _choice("--structured", structured, ("auto", "yes", "no"))
-    spec = _spec(src, iline, xline, offset, endian, structured, axes, key)
+    _choice("--format", fmt, FILE_FORMATS)
+    spec = _spec(src, iline, xline, offset, endian, structured, axes, key, fmt)
     template_spec = (_spec(template, iline, xline, offset, endian, structured, None, None)
                      if template else None)
     reporter = console.reporter()

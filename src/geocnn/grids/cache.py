@@ -26,6 +26,7 @@ import numpy as np
 
 from geocnn import atomic
 from geocnn.fmt import human_bytes
+from geocnn.grids.npyfile import NPY_ERRORS
 from geocnn.grids.segy import SegyFile
 from geocnn.grids.spec import InputSpec
 
@@ -47,13 +48,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "geocnn")
 
 
-def cache_path(spec: InputSpec) -> Path:
-    """Where the decoded copy of ``spec``'s file lives (the key changes when the file does)."""
+def file_key(spec: InputSpec) -> str:
+    """A short hash of the file's path, size, modification time and reading options.
+
+    Anything derived from a file's values (its decoded copy, its finiteness check) is stored under
+    this key, so an edited file, or the same file read with other options, is looked at again.
+    """
     src = Path(spec.path).resolve()
     st = src.stat()
     options = {k: v for k, v in asdict(spec).items() if k not in ("path", "cache", "channels_from")}
     key = json.dumps([VERSION, str(src), st.st_size, st.st_mtime_ns, options], sort_keys=True, default=str)
-    return cache_dir() / f"{src.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def cache_path(spec: InputSpec) -> Path:
+    """Where the decoded copy of ``spec``'s file lives (the key changes when the file does)."""
+    return cache_dir() / f"{Path(spec.path).resolve().stem}-{file_key(spec)}.npy"
 
 
 def decoded(spec: InputSpec, file: SegyFile) -> Path | None:
@@ -116,6 +126,6 @@ def _valid(path: Path, shape: tuple[int, ...]) -> bool:
         return False
     try:
         array = np.load(path, mmap_mode="r")
-    except (ValueError, OSError):
+    except NPY_ERRORS:
         return False
     return array.shape == tuple(shape) and array.dtype == np.float32

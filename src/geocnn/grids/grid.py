@@ -95,6 +95,11 @@ class Grid:
                 f"kind={self.meta.kind!r}, sources={list(self.sources)})")
 
     @property
+    def inputs(self) -> tuple[Source, ...]:
+        """The opened files, one :class:`~geocnn.grids.sources.Source` each, in channel order."""
+        return tuple(p.source for p in self._parts)
+
+    @property
     def ndim(self) -> int:
         return len(self.shape)
 

@@ -188,6 +188,29 @@ def _size_problem(path: Path, endian: str) -> str:
             "3600-byte headers")
 
 
+def trace_extensions(path: Path, endian: str) -> int:
+    """Additional 240-byte trace headers per trace a SEG-Y rev 2 file declares (0 before rev 2)."""
+    with open(path, "rb") as fh:
+        fh.seek(BIN_REVISION)
+        major = fh.read(1)
+        fh.seek(BIN_TRACE_EXTENSIONS)
+        word = fh.read(4)
+    if len(major) < 1 or len(word) < 4 or major[0] not in (2, 3):
+        return 0
+    n = int.from_bytes(word, "big" if endian == "big" else "little", signed=True)
+    return n if 0 < n < 1000 else 0  # anything else is not a count: unassigned bytes of an older file
+
+
+def _refuse_trace_extensions(path: Path, endian: str) -> None:
+    """A rev 2 file with trace header extensions is neither truncated nor readable by segyio: say so."""
+    n = trace_extensions(path, endian)
+    if n > 0:
+        raise DataError(f"SEG-Y rev 2 file with up to {n} additional 240-byte trace header(s) per trace "
+                        f"(binary header bytes {BIN_TRACE_EXTENSIONS + 1}-{BIN_TRACE_EXTENSIONS + 4}): "
+                        "geocnn reads traces with the standard 240-byte header only", where=str(path),
+                        fix="re-export the file without trace header extensions (SEG-Y rev 1 layout)")
+
+
 def read_layout(path: str | Path, endian: str = "auto") -> Layout:
     """Open ``path`` with segyio (headers only) and describe its trace table.
 
@@ -209,6 +232,9 @@ def read_layout(path: str | Path, endian: str = "auto") -> Layout:
         raise DataError("no traces after the SEG-Y headers", where=where,
                         fix="the file holds headers only; re-export it with its traces")
     order = detect_endian(p) if endian == "auto" else endian
+    # segyio knows nothing of rev 2 trace header extensions: whether the sizes happen to fit or not,
+    # it would read the extensions as traces.
+    _refuse_trace_extensions(p, order)
     try:
         with warnings.catch_warnings():  # segyio warns about odd format codes: we say it better
             warnings.simplefilter("ignore")

@@ -21,6 +21,7 @@ from geocnn import schema
 from geocnn.errors import DataError
 from geocnn.grids import sidecar
 from geocnn.grids.cache import decoded
+from geocnn.grids.npyfile import NPZ_ERRORS, check_numbers
 from geocnn.grids.segy import BIG_READ, open_segy
 from geocnn.grids.spec import InputSpec
 
@@ -58,6 +59,7 @@ class Source(abc.ABC):
     """One file's data with its own axes (the channel axis, if any, still among them)."""
 
     path: str
+    spec: InputSpec
     axes: tuple[str, ...]
     shape: tuple[int, ...]
     explicit_axes: bool = True
@@ -88,6 +90,7 @@ class SegySource(Source):
 
     def __init__(self, spec: InputSpec, random_access: bool = False) -> None:
         self.path = spec.path
+        self.spec = spec
         self.file = open_segy(spec.path, iline=spec.iline, xline=spec.xline, offset=spec.offset,
                               endian=spec.endian, structured=spec.structured)
         self.axes = self.file.axes
@@ -239,13 +242,10 @@ class ArraySource(Source):
                 array = np.load(p, mmap_mode="r", allow_pickle=False)
         except DataError:
             raise
-        except (ValueError, OSError, EOFError) as exc:
+        except NPZ_ERRORS as exc:
             raise DataError(f"not a readable {self.fmt} file ({exc})", where=where,
                             fix="check the file is complete; save it with numpy.save") from None
-        if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.number)
-                                                     or array.dtype == np.bool_):
-            kind = getattr(array, "dtype", type(array).__name__)
-            raise DataError(f"holds {kind} data, not numbers", where=where)
+        check_numbers(array, where)
         return array
 
     def _axes(self, array: np.ndarray, spec: InputSpec, side: dict | None) -> tuple[tuple[str, ...], bool]:

@@ -59,8 +59,18 @@ def format_from_suffix(path: str | os.PathLike) -> str:
         return "segy"
     if suffixes and suffixes[-1] in (".npy", ".npz"):
         return suffixes[-1][1:]
+    if suffixes and suffixes[-1] == ".su":
+        raise DataError("a Seismic Unix file (.su: traces without SEG-Y's textual and binary headers) is not "
+                        "read by geocnn", where=str(path),
+                        fix="convert it to SEG-Y first, e.g. with Seismic Unix: "
+                            "segyhdrs < FILE.su; segywrite tape=FILE.sgy < FILE.su")
+    if suffixes and suffixes[-1] == ".csv":
+        raise DataError("a .csv file is a label file, not a grid", where=str(path),
+                        fix="give it as data.labels in the config (one label per trace), and a SEG-Y "
+                            "or NumPy grid as the input")
     raise DataError(f"cannot tell the file format from the name (suffix {''.join(suffixes) or 'none'})",
-                    where=str(path), fix="use .sgy/.segy, .npy or .npz, or give format: segy|npy|npz")
+                    where=str(path), fix="name it .sgy/.segy, .npy or .npz, or say the format: "
+                                         "--format segy|npy|npz on the command line, format: in a config")
 
 
 def _validate_spec(value: dict, ctx: Ctx) -> None:
