@@ -47,6 +47,7 @@ import segyio
 from segyio import BinField, TraceField
 
 from geocnn.errors import DataError
+from geocnn.grids import headers
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ VALID_HEADER_BYTES = frozenset(int(v) for v in TraceField.enums())
 # something else (shot and receiver numbers, zeros) would otherwise become a huge dead volume.
 MIN_FILL = 0.25
 SPOT_CHECKS = 256
+HINT_TRACES = 20_000  # traces whose headers are scanned for a grid suggestion
 # Reads of more sample bytes than this map their byte range for the call only (SegyFile._buffer).
 BIG_READ = 16 << 20
 # IBM words decoded per block (1 MiB): words, scratch and result stay in a core's L2 cache.
@@ -570,16 +572,17 @@ def _scan_geometry(path: Path, layout: Layout, fields: tuple[int, int, int], for
     if duplicates and force:
         raise DataError(f"{duplicates} traces share an inline/crossline/offset position (header bytes "
                         f"{fields[0]}/{fields[1]}/{fields[2]}), so they cannot be gridded", where=where,
-                        fix="give the header bytes that hold the numbers (iline/xline/offset), or use "
-                            "structured: auto|no")
+                        fix=f"{_grid_hint(path, layout, fields[2])}; or use structured: auto|no")
     if duplicates:
         log.warning("%s: %d traces share an inline/crossline/offset position (header bytes %d/%d/%d): "
-                    "reading it as unstructured (trace, sample)", where, duplicates, *fields)
+                    "reading it as unstructured (trace, sample); %s", where, duplicates, *fields,
+                    _grid_hint(path, layout, fields[2]))
         return None
     if size > layout.n_traces / MIN_FILL and not force:
         log.warning("%s: only %d traces on a %s inline × crossline × offset grid (%.0f%% filled): "
-                    "reading it as unstructured (trace, sample); set structured: yes to grid it anyway",
-                    where, layout.n_traces, "×".join(map(str, shape)), 100 * layout.n_traces / size)
+                    "reading it as unstructured (trace, sample); set structured: yes to grid it anyway; %s",
+                    where, layout.n_traces, "×".join(map(str, shape)), 100 * layout.n_traces / size,
+                    _grid_hint(path, layout, fields[2]))
         return None
     dtype = np.int32 if layout.n_traces < 2**31 else np.int64
     table = np.full(size, -1, dtype=dtype)
@@ -588,6 +591,12 @@ def _scan_geometry(path: Path, layout: Layout, fields: tuple[int, int, int], for
     geo = Geometry("pre-stack", ("inline", "crossline", "offset"), shape, ilines, xlines, offsets,
                    "irregular", table=table)
     return _as_affine(geo) or geo
+
+
+def _grid_hint(path: Path, layout: Layout, offset: int) -> str:
+    """Which header byte pairs would grid the file (a bounded header-only scan), in words."""
+    with segyio.open(str(path), "r", ignore_geometry=True, endian=layout.endian) as f:
+        return headers.suggestion(headers.grid_pairs(headers.scan_headers(f, HINT_TRACES), offset))
 
 
 def _as_affine(geo: Geometry) -> Geometry | None:
