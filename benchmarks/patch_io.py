@@ -16,7 +16,7 @@ same seeded origins for all; each patch is copied into a new float32 array):
 - ``npy memmap``: ``np.load(mmap_mode="r")[window]`` copied — the reference the target is set against;
 - ``segyio``: segyio's best path for a sub-cube (one ``f.trace[a:b, t0:t1]`` slice per inline of
   the patch, traces of an inline being consecutive), and ``f.iline`` (whole inlines, then cut);
-- ``geocnn``: ``geocnn.grid.open_grid(path).read(window)`` for each file.
+- ``geocnn``: ``geocnn.grids.grid.open_grid(path).read(window)`` for each file.
 
 Sequential: the whole cube read in slabs of 16 inlines by geocnn, and by segyio
 (``f.mmap()`` + ``segyio.tools.cube``), versus reading the file's bytes (``readinto``), MB/s of
@@ -77,7 +77,7 @@ def npy_reader(path: Path) -> Callable:
 
 def geocnn_reader(path: Path, random_access: bool = False) -> Callable:
     """geocnn's reader; ``random_access`` is how training opens files (IBM: the decoded cache)."""
-    from geocnn.grid import open_grid
+    from geocnn.grids.grid import open_grid
 
     grid = open_grid(path, random_access=random_access)
     return lambda i, j, k: grid.read((slice(i, i + PATCH), slice(j, j + PATCH), slice(k, k + PATCH)))[0]
@@ -126,7 +126,7 @@ def rate(read: Callable, where: np.ndarray, check: np.ndarray | None = None) -> 
 
 def sequential_geocnn(path: Path, slab: int = 16) -> float:
     """Whole cube through geocnn, slab by slab; MB/s of float32 output."""
-    from geocnn.grid import open_grid
+    from geocnn.grids.grid import open_grid
 
     grid = open_grid(path)
     t0, total = time.perf_counter(), 0

@@ -178,6 +178,30 @@ def truncate(src: str | Path, dst: str | Path, n_bytes: int) -> Path:
     return Path(dst)
 
 
+def with_trace_extensions(src: str | Path, dst: str | Path, n_samples: int, sample_bytes: int = 4,
+                          extensions: int = 1) -> Path:
+    """A SEG-Y rev 2 copy of ``src`` whose traces each carry ``extensions`` extra 240-byte headers."""
+    raw = Path(src).read_bytes()
+    head = bytearray(raw[:3600])
+    head[3500:3502] = bytes([2, 0])  # rev 2.0 (major, minor bytes)
+    head[3506:3510] = int(extensions).to_bytes(4, "big")  # max additional trace headers
+    trace = 240 + n_samples * sample_bytes
+    out = [bytes(head)]
+    for t in range(3600, len(raw), trace):
+        out += [raw[t:t + 240], b"\0" * 240 * extensions, raw[t + 240:t + trace]]
+    Path(dst).write_bytes(b"".join(out))
+    return Path(dst)
+
+
+def flip_bytes(src: str | Path, dst: str | Path, positions: Iterable[int]) -> Path:
+    """A copy of ``src`` with the bytes at ``positions`` inverted (bit flips: damaged media)."""
+    data = bytearray(Path(src).read_bytes())
+    for p in positions:
+        data[p] ^= 0xFF
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
 def set_binary_word(path: str | Path, byte: int, value: int, endian: str = "big") -> Path:
     """Overwrite a 2-byte binary header word (1-based SEG-Y byte, e.g. 3221 = samples per trace)."""
     with open(path, "rb+") as fh:

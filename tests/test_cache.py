@@ -11,8 +11,9 @@ from collections import namedtuple
 import numpy as np
 import pytest
 
-from geocnn import cache
-from geocnn.grid import InputSpec, open_grid
+from geocnn.grids import cache
+from geocnn.grids.grid import open_grid
+from geocnn.grids.spec import InputSpec
 from tests.segyfactory import write_segy
 
 

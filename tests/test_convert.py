@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import segyio
 
-from geocnn.convert import convert
 from geocnn.errors import DataError, OutputExistsError
-from geocnn.grid import InputSpec
+from geocnn.grids.convert import convert
+from geocnn.grids.spec import InputSpec
 from tests.segyfactory import read_with_segyio, trace_headers, write_big_cube, write_segy
 
 

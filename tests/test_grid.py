@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from geocnn.errors import ConfigError, DataError
-from geocnn.grid import INPUT_SPEC, InputSpec, input_spec, open_grid, open_stack
-from geocnn.normalize import Normalization, estimate, sample_positions, sample_traces
+from geocnn.grids.grid import open_grid, open_stack
+from geocnn.grids.normalize import Normalization, estimate, sample_positions, sample_traces
+from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
 from geocnn.schema import Ctx
 from geocnn.yamlsource import loads
 from tests.segyfactory import captured_logs, mapped_resident_bytes, write_segy
@@ -321,9 +322,9 @@ def test_constant_channel_gets_scale_one(tmp_path, caplog):
 
 
 def test_big_npy_reads_map_only_their_rows_for_the_call(tmp_path, monkeypatch):
-    import geocnn.grid
+    import geocnn.grids.sources
 
-    monkeypatch.setattr(geocnn.grid, "BIG_READ", 1 << 12)
+    monkeypatch.setattr(geocnn.grids.sources, "BIG_READ", 1 << 12)
     a = np.arange(40 * 30 * 20, dtype=np.float32).reshape(40, 30, 20)
     path = _save(tmp_path / "a.npy", a)
     g = open_grid(path)

@@ -10,7 +10,7 @@ import pytest
 import segyio
 
 from geocnn.errors import DataError
-from geocnn.segy import ibm_to_float32, open_segy, read_layout
+from geocnn.grids.segy import ibm_to_float32, open_segy, read_layout
 from tests.segyfactory import (
     captured_logs,
     mapped_resident_bytes,
@@ -202,14 +202,14 @@ def test_ibm_conversion_is_bit_equal_to_segyio(tmp_path):
 
 
 def test_window_reads_touch_only_their_traces(tmp_path, monkeypatch):
-    import geocnn.segy
+    import geocnn.grids.segy
 
     s = write_big_cube(tmp_path / "big.sgy", 100, 50, 1000)  # ~21 MB
     size = s.path.stat().st_size
     f = open_segy(s.path)
     decoded = []
-    real_decode = geocnn.segy.decode
-    monkeypatch.setattr(geocnn.segy, "decode", lambda raw, fmt: decoded.append(raw.nbytes) or real_decode(raw, fmt))
+    real_decode = geocnn.grids.segy.decode
+    monkeypatch.setattr(geocnn.grids.segy, "decode", lambda raw, fmt: decoded.append(raw.nbytes) or real_decode(raw, fmt))
     window = (slice(70, 71), slice(10, 18), slice(500, 564))
     np.testing.assert_array_equal(f.read(window), s.values[70:71, 10:18, 500:564])
     assert decoded == [8 * 64 * 4]  # exactly the window's samples were copied out of the file
@@ -222,9 +222,9 @@ def test_window_reads_touch_only_their_traces(tmp_path, monkeypatch):
 
 
 def test_big_reads_do_not_stay_mapped(tmp_path, monkeypatch):
-    import geocnn.segy
+    import geocnn.grids.segy
 
-    monkeypatch.setattr(geocnn.segy, "BIG_READ", 1 << 16)
+    monkeypatch.setattr(geocnn.grids.segy, "BIG_READ", 1 << 16)
     s = write_big_cube(tmp_path / "big.sgy", 40, 40, 500)
     f = open_segy(s.path)
     np.testing.assert_array_equal(f.read((slice(0, 40), slice(0, 40), slice(0, 500))), s.values)

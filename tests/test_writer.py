@@ -11,8 +11,9 @@ import pytest
 import segyio
 
 from geocnn.errors import DataError, OutputExistsError
-from geocnn.grid import InputSpec, open_grid
-from geocnn.writer import prepare, write_array
+from geocnn.grids.grid import open_grid
+from geocnn.grids.spec import InputSpec
+from geocnn.grids.writer import prepare, write_array
 from tests.segyfactory import read_with_segyio, trace_headers, write_segy
 
 

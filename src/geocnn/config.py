@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from geocnn.errors import ConfigError
-from geocnn.grid import INPUT_SPEC, InputSpec, input_spec
+from geocnn.grids.normalize import METHODS as NORMALIZATION_METHODS
+from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS
@@ -65,7 +66,7 @@ DEFAULT_LOSS = {"regression": "mse", "scalar": "mse", "segmentation": "cross_ent
 METRICS_LOWER_IS_BETTER = ("val_loss", "mse", "mae")
 
 NORMALIZE = Record([
-    Field("method", Choice("standard", "robust", "none"), "standard",
+    Field("method", Choice(*NORMALIZATION_METHODS), "standard",
           "standard: mean/std; robust: median and (p99 − p1)/2; none"),
     Field("max_traces", Int(min=1), 2000, "traces sampled (seeded) to estimate the statistics"),
 ], title="normalize", shorthand="method")

@@ -9,20 +9,20 @@ the number of workers.
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from geocnn.config import Config
 from geocnn.errors import ConfigError, DataError
-from geocnn.grid import Grid, open_grid, open_stack
+from geocnn.fmt import fmt_shape
+from geocnn.grids.checks import check_finite
+from geocnn.grids.grid import Grid, open_grid, open_stack
+from geocnn.grids.labels import read_labels
+from geocnn.grids.normalize import Normalization, estimate
 from geocnn.model import infer
-from geocnn.model.tensor import fmt_shape
-from geocnn.normalize import Normalization, estimate, sample_traces
 from geocnn.patches import PatchGeometry, Split, fixed_origins, make_split, patch_geometry, sample_origins
 
 log = logging.getLogger(__name__)
@@ -198,18 +198,7 @@ def _augment(x: np.ndarray, y: np.ndarray, aug: dict, geom: PatchGeometry, rng: 
 
 def _read_labels(path: str, expected: tuple[int, ...], task: str) -> np.ndarray:
     """Per-trace labels from .npy or .csv (a 'label' column, else the last column)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError("labels file not found", where=path, fix="check data.labels")
-    if p.suffix.lower() == ".npy":
-        try:
-            labels = np.load(p, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise DataError(f"not a readable .npy file ({exc})", where=path) from None
-    elif p.suffix.lower() == ".csv":
-        labels = _read_csv_labels(p)
-    else:
-        raise DataError(f"labels must be .npy or .csv, not '{p.suffix}'", where=path)
+    labels = read_labels(path)
     if labels.shape != expected:
         raise DataError(f"labels have shape {labels.shape} but the grid has {expected} trace positions "
                         "(one label per position of the axes the patch does not span)", where=path,
@@ -221,40 +210,6 @@ def _read_labels(path: str, expected: tuple[int, ...], task: str) -> np.ndarray:
             raise DataError("classification labels must be whole numbers (class indices)", where=path)
         labels = labels.astype(np.int64)
     return labels.astype(np.int64) if task == "classification" else labels.astype(np.float32)
-
-
-def _read_csv_labels(p: Path) -> np.ndarray:
-    with p.open(newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise DataError("labels CSV is empty", where=str(p))
-    header = [c.strip().lower() for c in rows[0]]
-    has_header = not _is_number(rows[0][-1])
-    col = header.index("label") if has_header and "label" in header else len(rows[0]) - 1
-    values = []
-    for line, row in enumerate(rows[1:] if has_header else rows, start=2 if has_header else 1):
-        try:
-            values.append(float(row[col]))
-        except (ValueError, IndexError):
-            raise DataError(f"line {line}: '{','.join(row)}' has no number in column {col + 1}",
-                            where=str(p)) from None
-    return np.asarray(values)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _check_finite(grid: Grid, what: str, max_traces: int) -> None:
-    values = sample_traces(grid, min(max_traces, 500), seed=1)
-    if values.size and not np.isfinite(values).all():
-        bad = int((~np.isfinite(values)).sum())
-        raise DataError(f"{what} contain NaN or inf ({bad} values in {values.shape[1]} sampled traces)",
-                        where=grid.sources[0], fix="clean the data (replace NaN/inf) before training")
 
 
 def _slabs(grid: Grid, values: int = 2**24):
@@ -381,7 +336,9 @@ def build(cfg: Config, stored: dict | None = None) -> TrainingData:
     if gap == "auto" and labels is not None:
         gap = 0
     split = make_split(geom, d["split"]["axis"], d["split"]["fraction"], gap, where)
-    _check_finite(grid, "inputs", d["normalize"]["max_traces"])
+    check_finite(grid, "inputs")
+    if target is not None:
+        check_finite(target, "target")
     seed = cfg.train["seed"]
     if stored is not None:
         norm = Normalization.from_dict(stored["inputs"])
@@ -441,7 +398,6 @@ def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarra
             return norm
         if how == "none":
             return None
-        _check_finite(target, "target", d["normalize"]["max_traces"])
         return estimate(target, d["normalize"]["method"], d["normalize"]["max_traces"], cfg.train["seed"])
     if cfg.task == "scalar":
         if labels is not None:

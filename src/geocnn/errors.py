@@ -36,8 +36,10 @@ class GeocnnError(Exception):
         text = f"{self.where}: {self.problem}" if self.where else self.problem
         if self.fix:
             text += f" — {self.fix}"
-        # One line, whatever the pieces contained.
-        return " ".join(text.split())
+        # One line, whatever the pieces contained; other control characters (ANSI escapes in a file
+        # name, a damaged file's bytes) are shown escaped, never sent raw to the terminal.
+        return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                       for c in " ".join(text.split()))
 
 
 class ConfigError(GeocnnError):

@@ -160,7 +160,7 @@ def _middle_slices(shape: tuple[int, ...], axes: tuple[str, ...]) -> list[tuple[
 def prediction_previews(grid, output: Path, task: str, kind: str) -> list[Path]:
     """Input and prediction side by side on a middle inline, crossline and time slice (3D), the
     section (2D) or the traces (1D); or the score map of a patch/trace model. Reads only slices."""
-    from geocnn.grid import open_grid
+    from geocnn.grids.grid import open_grid
 
     output = Path(output)
     pred = open_grid(output)

@@ -33,20 +33,20 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from geocnn import device, writer
+from geocnn import device
 from geocnn.config import Config, parse_config
 from geocnn.errors import ConfigError, DataError
-from geocnn.grid import Grid, InputSpec, open_stack
+from geocnn.grids import writer
+from geocnn.grids.grid import Grid, open_stack
+from geocnn.grids.normalize import Normalization
+from geocnn.grids.spec import InputSpec
 from geocnn.model import accepts, build
-from geocnn.normalize import Normalization
 from geocnn.patches import BLENDS, PatchGeometry, WindowPlan, live_fraction, patch_geometry, plan_windows
 from geocnn.progress import SILENT, Reporter
 from geocnn.runs import load_checkpoint, resolve_checkpoint
 from geocnn.yamlsource import Source
 
 log = logging.getLogger(__name__)
-
-OUTPUTS = ("auto", "probabilities", "labels", "values")
 
 
 @dataclass

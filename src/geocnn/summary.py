@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from geocnn.errors import ShapeError
+from geocnn.fmt import fmt_shape, human_bytes
 from geocnn.model import ModelSpec, infer, size_rules
 from geocnn.model.shapes import Inference, LayerRecord
-from geocnn.model.tensor import fmt_shape
 
 BYTES_PER_VALUE = 4  # float32
 ADAM_STATES = 2  # Adam keeps two running moments per parameter
@@ -140,14 +140,6 @@ def to_json(s: Summary) -> dict:
             for r in s.records
         ],
     }
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def display_name(r: LayerRecord) -> str:

@@ -10,9 +10,11 @@ from rich.text import Text
 
 from geocnn import atomic
 from geocnn.cli import console
-from geocnn.convert import convert
 from geocnn.errors import ConfigError
-from geocnn.grid import InputSpec, inspect_inputs
+from geocnn.grids.convert import convert
+from geocnn.grids.headers import MAX_SCAN_TRACES
+from geocnn.grids.inspect import inspect_inputs
+from geocnn.grids.spec import FILE_FORMATS, InputSpec
 
 
 def _spec(path: Path, iline: int, xline: int, offset: int, endian: str, structured: str,
@@ -33,6 +35,8 @@ STRUCTURED = typer.Option("auto", "--structured",
                                "no (unstructured traces).")
 AXES = typer.Option(None, "--axes", help="NumPy axis names, comma-separated, e.g. inline,crossline,sample.")
 KEY = typer.Option(None, "--key", help="Array name inside a .npz file.")
+FORMAT = typer.Option("auto", "--format",
+                      help="Input file format: auto (from the file name), segy, npy, npz.")
 
 
 def inspect_cmd(
@@ -44,18 +48,38 @@ def inspect_cmd(
     stack: bool = typer.Option(False, "--stack",
                                help="Open the files stacked as channels, as training does "
                                     "(fails if they do not match)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --json file."),
+    text: bool = typer.Option(False, "--text", help="Also show each SEG-Y file's textual header."),
+    scan: bool = typer.Option(False, "--scan",
+                              help="Scan the SEG-Y trace headers: which fields vary and how, and which "
+                                   "byte pairs would grid the file (always done when no geometry is found)."),
+    scan_traces: int = typer.Option(MAX_SCAN_TRACES, "--scan-traces", min=1,
+                                    help="Traces whose headers --scan reads (headers only, never samples)."),
     iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
-    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY,
+    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY, fmt: str = FORMAT,
 ) -> None:
     """Show what geocnn sees in data files: format, geometry, ranges, value statistics, stackability."""
     _choice("--endian", endian, ("auto", "big", "little"))
     _choice("--structured", structured, ("auto", "yes", "no"))
-    specs = [_spec(f, iline, xline, offset, endian, structured, axes, key) for f in files]
-    infos = inspect_inputs(specs, stats_traces, stack)
-    for info in infos:
-        console.out.print(_table(info))
+    _choice("--format", fmt, FILE_FORMATS)
     if json_path is not None:
-        atomic.write_json(json_path, infos[0] if len(infos) == 1 else infos)
+        atomic.check_new(json_path, force)  # before the work, not after it
+    specs = [_spec(f, iline, xline, offset, endian, structured, axes, key, fmt) for f in files]
+    infos = inspect_inputs(specs, stats_traces, stack, text=text, scan=scan, scan_traces=scan_traces)
+    for info in infos:
+        if "error" in info:
+            console.print_error(info["error"])
+            continue
+        console.out.print(_labels_table(info) if info["kind"] == "labels" else _table(info))
+        if "header_scan" in info:
+            console.out.print(_scan_table(info["header_scan"]))
+        if "textual_header" in info:
+            console.out.print(Text("\n".join(info["textual_header"])))
+    if json_path is not None:
+        atomic.write_json(json_path, infos[0] if len(infos) == 1 else infos, force=force)
+    failed = [i for i in infos if "error" in i]
+    if failed:  # the others were shown; the exit status still says something was wrong
+        raise typer.Exit(code=2)
 
 
 def convert_cmd(
@@ -66,12 +90,13 @@ def convert_cmd(
                                               "written with."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
     iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
-    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY,
+    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY, fmt: str = FORMAT,
 ) -> None:
     """Convert SEG-Y to a memory-mappable .npy (grid axis order), or .npy back to SEG-Y with a template."""
     _choice("--endian", endian, ("auto", "big", "little"))
     _choice("--structured", structured, ("auto", "yes", "no"))
-    spec = _spec(src, iline, xline, offset, endian, structured, axes, key)
+    _choice("--format", fmt, FILE_FORMATS)
+    spec = _spec(src, iline, xline, offset, endian, structured, axes, key, fmt)
     template_spec = (_spec(template, iline, xline, offset, endian, structured, None, None)
                      if template else None)
     with console.progress() as reporter:
@@ -120,10 +145,57 @@ def _table(info: dict) -> Table:
         rows.append(("values", f"min {stats['min']:.4g}, max {stats['max']:.4g}, mean {stats['mean']:.4g}, "
                                f"std {stats['std']:.4g}, p1 {stats['p1']:.4g}, p99 {stats['p99']:.4g} "
                                f"({stats['traces_sampled']} traces)"))
+    binary = info.get("binary_header")
+    if binary:
+        rows.append(("binary header", _binary(binary)))
+    if "grid_pairs" in info:
+        rows.append(("grid suggestion", "; ".join(_pair(p) for p in info["grid_pairs"])
+                     or "no pair of trace header fields grids the traces"))
     if "stackable" in info:
         rows.append(("stackable", "yes" if info["stackable"] else f"no: {info['stack_problem']}"))
     for name, value in rows:
         t.add_row(name, Text(value))  # Text: file names and messages are not rich markup
+    return t
+
+
+def _pair(p: dict) -> str:
+    offset = f" --offset {p['offset']}" if p["offset"] else ""
+    return f"--iline {p['iline']} --xline {p['xline']}{offset} ({p['shape'][0]} × {p['shape'][1]}, " \
+           f"{100 * p['fill']:.0f}% filled)"
+
+
+def _binary(b: dict) -> str:
+    return (f"rev {b['revision']}, format {b['format']}, {b['samples']} samples of {b['interval_us']} µs, "
+            f"fixed length {b['fixed_length']}, {b['extended_textual_headers']} extended textual header(s), "
+            f"sorting {b['sorting']} ({b['sorting_name']}), {b['measurement_name']}")
+
+
+def _labels_table(info: dict) -> Table:
+    """A label file's description as a two-column table."""
+    t = Table(title=Text(str(info["path"])), show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    rows = [("format", f"{info['format']} (labels)"), ("labels", f"{info['count']:,}")]
+    if "min" in info:
+        rows.append(("values", f"{info['min']:g} – {info['max']:g}"
+                               + (f", {info['non_finite']} NaN/inf" if info["non_finite"] else "")))
+    if "classes" in info:
+        rows.append(("classes", ", ".join(f"{c}: {n:,}" for c, n in info["classes"].items())))
+    for name, value in rows:
+        t.add_row(name, Text(value))
+    return t
+
+
+def _scan_table(scan: dict) -> Table:
+    """The trace header fields that vary: byte, name, range, step, distinct values."""
+    part = f"first {scan['traces_scanned']:,} of {scan['traces']:,}" if scan["partial"] else f"all {scan['traces']:,}"
+    t = Table(title=Text(f"trace header fields that vary ({part} traces; {len(scan['constant'])} constant)"),
+              title_justify="left")
+    for name in ("byte", "field", "min", "max", "step", "distinct"):
+        t.add_column(name, justify="left" if name == "field" else "right")
+    for v in scan["varying"]:
+        t.add_row(str(v["byte"]), v["name"], str(v["min"]), str(v["max"]),
+                  "uneven" if v["step"] is None else str(v["step"]), str(v["distinct"]))
     return t
 
 

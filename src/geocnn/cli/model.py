@@ -17,7 +17,7 @@ from geocnn import atomic, summary
 from geocnn.cli import console
 from geocnn.config import json_schema, resolve_model_source
 from geocnn.errors import ConfigError
-from geocnn.model.tensor import fmt_shape
+from geocnn.fmt import fmt_shape
 
 
 def parse_shape(text: str, option: str) -> tuple[int, ...]:

@@ -19,9 +19,10 @@ from typing import Any
 from torch import nn
 
 from geocnn.errors import ShapeError
+from geocnn.fmt import fmt_shape
 from geocnn.model import modules as M
 from geocnn.model import tensor as T
-from geocnn.model.tensor import Tensor, fmt_shape
+from geocnn.model.tensor import Tensor
 from geocnn.schema import REQUIRED, Bool, Choice, Field, Float, Int, ListOf, OneOf, PerAxis, Record, Str
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "silu", "tanh", "sigmoid", "softmax")

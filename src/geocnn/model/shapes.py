@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from geocnn.errors import ConfigError, ShapeError
+from geocnn.fmt import fmt_shape
 from geocnn.model.layers import KINDS, LayerCtx, Outcome, merged, projection_infer
 from geocnn.model.spec import NETWORK_INPUT, ModelSpec, Node
-from geocnn.model.tensor import Tensor, fmt_shape, input_tensor
+from geocnn.model.tensor import Tensor, input_tensor
 
 
 @dataclass

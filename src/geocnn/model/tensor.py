@@ -123,8 +123,3 @@ def merge(xs: list[Tensor]) -> tuple:
     lo = tuple(np.minimum.reduce([x.lo[a] for x in xs]) for a in range(len(xs[0].lo)))
     hi = tuple(np.maximum.reduce([x.hi[a] for x in xs]) for a in range(len(xs[0].hi)))
     return lo, hi
-
-
-def fmt_shape(shape: tuple[int, ...]) -> str:
-    """``16 × 64 × 64`` (channels first)."""
-    return " × ".join(str(s) for s in shape)

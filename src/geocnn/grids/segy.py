@@ -44,20 +44,32 @@ from typing import Any
 
 import numpy as np
 import segyio
+from segyio import BinField, TraceField
 
 from geocnn.errors import DataError
+from geocnn.grids import headers
 
 log = logging.getLogger(__name__)
 
 TEXT_BYTES = 3200
 BINARY_BYTES = 400
 HEADER_BYTES = 240
-# Binary header (0-based offsets in the file) and trace header (0-based offsets in the record).
-BIN_INTERVAL = 3216
-BIN_SAMPLES = 3220
-BIN_FORMAT = 3224
-TR_SAMPLES = 114
-TR_INTERVAL = 116
+# segyio names header fields by their 1-based byte (the standard's numbering); these are the
+# 0-based offsets of the words geocnn reads or rewrites itself: in the file (binary header) and
+# in a trace record (trace header).
+BIN_INTERVAL = BinField.Interval - 1
+BIN_SAMPLES = BinField.Samples - 1
+BIN_FORMAT = BinField.Format - 1
+BIN_REVISION = BinField.SEGYRevision - 1
+# SEG-Y rev 2: maximum number of additional 240-byte trace headers (bytes 3507-3510; segyio has no name).
+BIN_TRACE_EXTENSIONS = 3506
+TR_SAMPLES = TraceField.TRACE_SAMPLE_COUNT - 1
+TR_INTERVAL = TraceField.TRACE_SAMPLE_INTERVAL - 1
+TR_DELAY = TraceField.DelayRecordingTime - 1
+# Default header bytes of the inline, crossline and offset numbers (1-based).
+ILINE_BYTE = int(TraceField.INLINE_3D)
+XLINE_BYTE = int(TraceField.CROSSLINE_3D)
+OFFSET_BYTE = int(TraceField.offset)
 
 # SEG-Y sample format code -> (name, NumPy type without byte order). IBM floats are read as
 # uint32 words and converted by :func:`ibm_to_float32`.
@@ -75,12 +87,13 @@ FORMATS: dict[int, tuple[str, str]] = {
     16: ("uint8", "u1"),
 }
 UNSUPPORTED_FORMATS = {4: "4-byte fixed point with gain", 7: "3-byte integer", 15: "3-byte unsigned integer"}
-VALID_HEADER_BYTES = frozenset(int(v) for v in segyio.TraceField.enums())
+VALID_HEADER_BYTES = frozenset(int(v) for v in TraceField.enums())
 
 # Dense grids emptier than this are not grids: a file whose "inline/crossline" words hold
 # something else (shot and receiver numbers, zeros) would otherwise become a huge dead volume.
 MIN_FILL = 0.25
 SPOT_CHECKS = 256
+HINT_TRACES = 5_000  # traces whose headers are scanned for a grid suggestion (about 0.6 s)
 # Reads of more sample bytes than this map their byte range for the call only (SegyFile._buffer).
 BIG_READ = 16 << 20
 # IBM words decoded per block (1 MiB): words, scratch and result stay in a core's L2 cache.
@@ -177,6 +190,29 @@ def _size_problem(path: Path, endian: str) -> str:
             "3600-byte headers")
 
 
+def trace_extensions(path: Path, endian: str) -> int:
+    """Additional 240-byte trace headers per trace a SEG-Y rev 2 file declares (0 before rev 2)."""
+    with open(path, "rb") as fh:
+        fh.seek(BIN_REVISION)
+        major = fh.read(1)
+        fh.seek(BIN_TRACE_EXTENSIONS)
+        word = fh.read(4)
+    if len(major) < 1 or len(word) < 4 or major[0] not in (2, 3):
+        return 0
+    n = int.from_bytes(word, "big" if endian == "big" else "little", signed=True)
+    return n if 0 < n < 1000 else 0  # anything else is not a count: unassigned bytes of an older file
+
+
+def _refuse_trace_extensions(path: Path, endian: str) -> None:
+    """A rev 2 file with trace header extensions is neither truncated nor readable by segyio: say so."""
+    n = trace_extensions(path, endian)
+    if n > 0:
+        raise DataError(f"SEG-Y rev 2 file with up to {n} additional 240-byte trace header(s) per trace "
+                        f"(binary header bytes {BIN_TRACE_EXTENSIONS + 1}-{BIN_TRACE_EXTENSIONS + 4}): "
+                        "geocnn reads traces with the standard 240-byte header only", where=str(path),
+                        fix="re-export the file without trace header extensions (SEG-Y rev 1 layout)")
+
+
 def read_layout(path: str | Path, endian: str = "auto") -> Layout:
     """Open ``path`` with segyio (headers only) and describe its trace table.
 
@@ -198,6 +234,9 @@ def read_layout(path: str | Path, endian: str = "auto") -> Layout:
         raise DataError("no traces after the SEG-Y headers", where=where,
                         fix="the file holds headers only; re-export it with its traces")
     order = detect_endian(p) if endian == "auto" else endian
+    # segyio knows nothing of rev 2 trace header extensions: whether the sizes happen to fit or not,
+    # it would read the extensions as traces.
+    _refuse_trace_extensions(p, order)
     try:
         with warnings.catch_warnings():  # segyio warns about odd format codes: we say it better
             warnings.simplefilter("ignore")
@@ -533,16 +572,17 @@ def _scan_geometry(path: Path, layout: Layout, fields: tuple[int, int, int], for
     if duplicates and force:
         raise DataError(f"{duplicates} traces share an inline/crossline/offset position (header bytes "
                         f"{fields[0]}/{fields[1]}/{fields[2]}), so they cannot be gridded", where=where,
-                        fix="give the header bytes that hold the numbers (iline/xline/offset), or use "
-                            "structured: auto|no")
+                        fix=f"{_grid_hint(path, layout, fields[2])}; or use structured: auto|no")
     if duplicates:
         log.warning("%s: %d traces share an inline/crossline/offset position (header bytes %d/%d/%d): "
-                    "reading it as unstructured (trace, sample)", where, duplicates, *fields)
+                    "reading it as unstructured (trace, sample); %s", where, duplicates, *fields,
+                    _grid_hint(path, layout, fields[2]))
         return None
     if size > layout.n_traces / MIN_FILL and not force:
         log.warning("%s: only %d traces on a %s inline × crossline × offset grid (%.0f%% filled): "
-                    "reading it as unstructured (trace, sample); set structured: yes to grid it anyway",
-                    where, layout.n_traces, "×".join(map(str, shape)), 100 * layout.n_traces / size)
+                    "reading it as unstructured (trace, sample); set structured: yes to grid it anyway; %s",
+                    where, layout.n_traces, "×".join(map(str, shape)), 100 * layout.n_traces / size,
+                    _grid_hint(path, layout, fields[2]))
         return None
     dtype = np.int32 if layout.n_traces < 2**31 else np.int64
     table = np.full(size, -1, dtype=dtype)
@@ -551,6 +591,12 @@ def _scan_geometry(path: Path, layout: Layout, fields: tuple[int, int, int], for
     geo = Geometry("pre-stack", ("inline", "crossline", "offset"), shape, ilines, xlines, offsets,
                    "irregular", table=table)
     return _as_affine(geo) or geo
+
+
+def _grid_hint(path: Path, layout: Layout, offset: int) -> str:
+    """Which header byte pairs would grid the file (a bounded header-only scan), in words."""
+    with segyio.open(str(path), "r", ignore_geometry=True, endian=layout.endian) as f:
+        return headers.suggestion(headers.grid_pairs(headers.scan_headers(f, HINT_TRACES), offset))
 
 
 def _as_affine(geo: Geometry) -> Geometry | None:
@@ -590,8 +636,8 @@ def _squeeze(geo: Geometry) -> Geometry:
                     geo.sorting, geo.base, strides, table)
 
 
-def infer_geometry(path: str | Path, layout: Layout, *, iline: int = 189, xline: int = 193,
-                   offset: int = 37, structured: str = "auto") -> Geometry:
+def infer_geometry(path: str | Path, layout: Layout, *, iline: int = ILINE_BYTE, xline: int = XLINE_BYTE,
+                   offset: int = OFFSET_BYTE, structured: str = "auto") -> Geometry:
     """Work out the trace axes of a SEG-Y file.
 
     segyio's inference is tried first (it reads a handful of headers) and spot-checked against
@@ -608,7 +654,7 @@ def infer_geometry(path: str | Path, layout: Layout, *, iline: int = 189, xline:
     if structured == "no":
         return _unstructured(layout.n_traces)
     fields = (iline, xline, offset)
-    geo = _segyio_geometry(p, layout, iline, xline) if offset == 37 else None
+    geo = _segyio_geometry(p, layout, iline, xline) if offset == OFFSET_BYTE else None
     with _reading_headers(str(p)):
         if geo is not None and not _spot_check(p, layout, geo, fields):
             log.info("%s: segyio's geometry disagrees with some trace headers; reading every header", p)
@@ -639,14 +685,13 @@ class SegyFile:
 
     def __init__(self, path: Path, layout: Layout, geometry: Geometry, *,
                  sample_interval_us: float | None, sample_start_ms: float,
-                 spacing: dict[str, tuple[float, str]], header_bytes: dict[str, int]) -> None:
+                 spacing: dict[str, tuple[float, str]]) -> None:
         self.path = path
         self.layout = layout
         self.geometry = geometry
         self.sample_interval_us = sample_interval_us
         self.sample_start_ms = sample_start_ms
         self.spacing = spacing
-        self.header_bytes = header_bytes
         self._map: mmap.mmap | None = None
 
     # -- shape ------------------------------------------------------------------------------
@@ -692,12 +737,6 @@ class SegyFile:
             span = mmap.mmap(fh.fileno(), self.layout.data_offset + (hi + 1) * tb - aligned, offset=aligned,
                              access=mmap.ACCESS_READ)
         return span, start - aligned
-
-    @property
-    def records(self) -> np.ndarray:
-        """The trace table as a read-only array of ``layout.record_dtype`` records (mapped)."""
-        return np.ndarray((self.layout.n_traces,), self.layout.record_dtype, buffer=self._mapping(),
-                          offset=self.layout.data_offset)
 
     def release(self) -> None:
         """Drop the file's map (pages read so far leave this process's resident memory once no
@@ -753,23 +792,20 @@ class SegyFile:
             values[~live] = 0
         return values
 
-    def headers(self, fields: tuple[int, ...], traces: np.ndarray) -> list[np.ndarray]:
-        """Trace header words (segyio's field numbering) of some traces."""
-        with segyio.open(str(self.path), "r", ignore_geometry=True, endian=self.layout.endian) as f:
-            return _header_ints(f, fields, np.asarray(traces))
-
 
 def _sample_axis(f: Any) -> tuple[float | None, float]:
     """Sample interval (µs, None when the headers do not say) and time of the first sample (ms)."""
-    interval = int(f.bin[segyio.BinField.Interval])
+    interval = int(f.bin[BinField.Interval])
     if interval <= 0:
-        interval = int(f.header[0][segyio.TraceField.TRACE_SAMPLE_INTERVAL])
+        interval = int(f.header[0][TraceField.TRACE_SAMPLE_INTERVAL])
     return (float(interval) if interval > 0 else None), float(f.samples[0])
 
 
 def _coordinates(f: Any, traces: np.ndarray) -> np.ndarray:
     """(n, 2) CDP x/y of some traces with the coordinate scalar applied (source x/y if no CDP)."""
-    x, y, sx, sy, scalar = _header_ints(f, (181, 185, 73, 77, 71), traces)
+    fields = (TraceField.CDP_X, TraceField.CDP_Y, TraceField.SourceX, TraceField.SourceY,
+              TraceField.SourceGroupScalar)
+    x, y, sx, sy, scalar = _header_ints(f, fields, traces)
     if not (x.any() or y.any()):
         x, y = sx, sy
     scale = np.ones(len(scalar))
@@ -803,7 +839,7 @@ def _spacing(f: Any, geo: Geometry, unit: str) -> dict[str, tuple[float, str]]:
     return out
 
 
-def open_segy(path: str | Path, *, iline: int = 189, xline: int = 193, offset: int = 37,
+def open_segy(path: str | Path, *, iline: int = ILINE_BYTE, xline: int = XLINE_BYTE, offset: int = OFFSET_BYTE,
               endian: str = "auto", structured: str = "auto") -> SegyFile:
     """Open a SEG-Y file for lazy reading.
 
@@ -835,11 +871,10 @@ def open_segy(path: str | Path, *, iline: int = 189, xline: int = 193, offset: i
     geo = infer_geometry(p, layout, iline=iline, xline=xline, offset=offset, structured=structured)
     with _reading_headers(str(p)), segyio.open(str(p), "r", ignore_geometry=True, endian=layout.endian) as f:
         interval, start = _sample_axis(f)
-        unit = "ft" if int(f.bin[segyio.BinField.MeasurementSystem]) == 2 else "m"
+        unit = "ft" if int(f.bin[BinField.MeasurementSystem]) == 2 else "m"
         spacing = _spacing(f, geo, unit)
     if interval is None:
         log.warning("%s: no sample interval in the binary or first trace header", p)
     else:
         spacing["sample"] = (interval / 1000.0, "ms")
-    return SegyFile(p, layout, geo, sample_interval_us=interval, sample_start_ms=start, spacing=spacing,
-                    header_bytes={"iline": iline, "xline": xline, "offset": offset})
+    return SegyFile(p, layout, geo, sample_interval_us=interval, sample_start_ms=start, spacing=spacing)

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from geocnn import writer
 from geocnn.errors import DataError
-from geocnn.grid import Grid, InputSpec, format_from_suffix, open_grid
+from geocnn.grids import writer
+from geocnn.grids.grid import Grid, open_grid
+from geocnn.grids.spec import InputSpec, format_from_suffix
 from geocnn.progress import SILENT, Reporter
 
 log = logging.getLogger(__name__)

@@ -43,12 +43,21 @@ import numpy as np
 
 from geocnn import atomic
 from geocnn.errors import DataError, OutputExistsError
-from geocnn.grid import SIDECAR_MARK, Grid, number_range
-from geocnn.segy import BIN_FORMAT, BIN_INTERVAL, BIN_SAMPLES, HEADER_BYTES, TR_INTERVAL, TR_SAMPLES, Geometry
+from geocnn.grids.grid import Grid
+from geocnn.grids.segy import (
+    BIN_FORMAT,
+    BIN_INTERVAL,
+    BIN_SAMPLES,
+    HEADER_BYTES,
+    TR_DELAY,
+    TR_INTERVAL,
+    TR_SAMPLES,
+    Geometry,
+)
+from geocnn.grids.sidecar import make as make_sidecar
+from geocnn.grids.sidecar import path_for as sidecar_path
 
 log = logging.getLogger(__name__)
-
-TR_DELAY = 108  # trace header: delay recording time (ms), bytes 109-110
 
 CHUNK_BYTES = 16 << 20  # file span mapped per bulk header copy (bounds resident memory)
 
@@ -62,11 +71,6 @@ def output_format(path: str | os.PathLike) -> str:
         return "npy"
     raise DataError(f"cannot tell the output format from the name (suffix {''.join(suffixes) or 'none'})",
                     where=str(path), fix="name the output .sgy/.segy (SEG-Y) or .npy (NumPy)")
-
-
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """``out.npy`` -> ``out.json``."""
-    return Path(path).with_suffix(".json")
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,11 +95,6 @@ class PendingOutput:
     geometry: Geometry | None = None
     channel_axis: int | None = None  # trace axis the channels are written along (offsets)
     sidecar: dict = field(default_factory=dict)
-
-    @property
-    def array_shape(self) -> tuple[int, ...]:
-        """Shape of the stored ``.npy`` array: no channel axis for one channel."""
-        return self.shape if self.channels == 1 else (self.channels, *self.shape)
 
     def open(self) -> OutputWriter:
         """A writer for this output, usable in any process (each maps only what it writes)."""
@@ -286,17 +285,13 @@ def _prepare_npy(final: Path, like: Grid, shape: tuple[int, ...], channels: int,
     interval = sample_interval_us if sample_interval_us is not None else like.meta.sample_interval_us
     m = like.meta
     names = list(channel_names) if channel_names else [f"channel {c}" for c in range(channels)]
-    sidecar = {
-        "geocnn": SIDECAR_MARK, "axes": list(axes),
-        "shape": list(shape if channels == 1 else (channels, *shape)),
-        "dtype": str(np.dtype(dtype)), "channel_names": names, "sample_interval_us": interval,
-        "sample_start_ms": m.sample_start_ms, "kind": m.kind, "source": list(like.sources),
-        "ilines": number_range(m.ilines), "xlines": number_range(m.xlines),
-        "offsets": number_range(m.offsets), **extra,
-    }
+    side_dict = make_sidecar(
+        axes=axes, shape=shape if channels == 1 else (channels, *shape), dtype=dtype, channel_names=names,
+        sample_interval_us=interval, sample_start_ms=m.sample_start_ms, kind=m.kind, sources=list(like.sources),
+        ilines=m.ilines, xlines=m.xlines, offsets=m.offsets, extra=extra)
     if attach is not None:
         return PendingOutput(str(final), attach, "npy", like.axes, shape, channels, str(np.dtype(dtype)), force,
-                             sidecar=sidecar)
+                             sidecar=side_dict)
     tmp = _temp(final)
     try:
         stored = shape if channels == 1 else (channels, *shape)
@@ -306,7 +301,7 @@ def _prepare_npy(final: Path, like: Grid, shape: tuple[int, ...], channels: int,
         tmp.unlink(missing_ok=True)
         raise
     return PendingOutput(str(final), str(tmp), "npy", like.axes, shape, channels, str(np.dtype(dtype)), force,
-                         sidecar=sidecar)
+                         sidecar=side_dict)
 
 
 def _prepare_segy(final: Path, like: Grid, shape: tuple[int, ...], channels: int, force: bool,

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from geocnn.errors import DataError
-from geocnn.grid import Grid
+from geocnn.grids.grid import Grid
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,6 @@ class Normalization:
     def channels(self) -> int:
         return len(self.center)
 
-    @classmethod
-    def identity(cls, channels: int) -> Normalization:
-        return cls("none", (0.0,) * channels, (1.0,) * channels)
-
     def _per_channel(self, values: tuple[float, ...], x: Any, channel_axis: int) -> Any:
         """``values`` shaped to broadcast over ``x`` (NumPy array or torch tensor)."""
         if x.shape[channel_axis] != self.channels:
@@ -65,11 +61,8 @@ class Normalization:
         shape = [1] * x.ndim
         shape[channel_axis] = self.channels
         v = np.asarray(values, dtype=np.float32).reshape(shape)
-        if isinstance(x, np.ndarray):
-            return v
-        import torch  # only when given a tensor
-
-        return torch.as_tensor(v, dtype=x.dtype, device=x.device)
+        # A tensor makes its own copy on its device and dtype: this module stays free of torch.
+        return v if isinstance(x, np.ndarray) else x.new_tensor(v)
 
     def apply(self, x: Any, channel_axis: int = 0) -> Any:
         """Normalised copy of ``x`` shaped ``(C, ...)`` (or channels on ``channel_axis``)."""

@@ -24,7 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from geocnn.summary import human_bytes
+from geocnn import atomic
+from geocnn.fmt import human_bytes
+from geocnn.grids.npyfile import NPY_ERRORS
+from geocnn.grids.segy import SegyFile
+from geocnn.grids.spec import InputSpec
 
 try:
     import fcntl
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "GEOCNN_CACHE"
 VERSION = 1  # bump when the cached layout changes
 SPARE_BYTES = 256 << 20
+BLOCK_BYTES = 16 << 20  # decoded values held in memory at a time
 
 
 def cache_dir() -> Path:
@@ -43,25 +48,38 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "geocnn")
 
 
-def cache_path(spec) -> Path:
-    """Where the decoded copy of ``spec``'s file lives (the key changes when the file does)."""
+def file_key(spec: InputSpec) -> str:
+    """A short hash of the file's path, size, modification time and reading options.
+
+    Anything derived from a file's values (its decoded copy, its finiteness check) is stored under
+    this key, so an edited file, or the same file read with other options, is looked at again.
+    """
     src = Path(spec.path).resolve()
     st = src.stat()
     options = {k: v for k, v in asdict(spec).items() if k not in ("path", "cache", "channels_from")}
     key = json.dumps([VERSION, str(src), st.st_size, st.st_mtime_ns, options], sort_keys=True, default=str)
-    return cache_dir() / f"{src.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def decoded(spec, shape: tuple[int, ...], sample_format: str) -> Path | None:
-    """The cached float32 copy of a SEG-Y file (made now if missing), or None when there is no room."""
+def cache_path(spec: InputSpec) -> Path:
+    """Where the decoded copy of ``spec``'s file lives (the key changes when the file does)."""
+    return cache_dir() / f"{Path(spec.path).resolve().stem}-{file_key(spec)}.npy"
+
+
+def decoded(spec: InputSpec, file: SegyFile) -> Path | None:
+    """The cached float32 copy of ``file`` (made now if missing), or None when there is no room.
+
+    ``file`` is ``spec``'s SEG-Y file, already open: the copy is decoded straight from it, in its
+    own axis order (channels not split off), so a window of the file is the same window of the copy.
+    """
     path = cache_path(spec)
-    if _valid(path, shape):
+    if _valid(path, file.shape):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.with_suffix(".lock")):  # torchrun ranks: one decodes, the others wait and reuse
-        if _valid(path, shape):
+        if _valid(path, file.shape):
             return path
-        return _decode(spec, path, shape, sample_format)
+        return _decode(file, path)
 
 
 @contextlib.contextmanager
@@ -76,21 +94,30 @@ def _locked(lock: Path):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _decode(spec, path: Path, shape: tuple[int, ...], sample_format: str) -> Path | None:
+def _decode(file: SegyFile, path: Path) -> Path | None:
+    shape = file.shape
     need = int(np.prod(shape, dtype=np.int64)) * 4
     folder = path.parent
     free = shutil.disk_usage(folder).free
     if free < need + SPARE_BYTES:
         log.warning("not caching %s: %s decoded would leave too little of %s free in %s "
                     "(random patches stay slower; set GEOCNN_CACHE elsewhere or cache: no)",
-                    spec.path, human_bytes(need), human_bytes(free), folder)
+                    file.path, human_bytes(need), human_bytes(free), folder)
         return None
-    from geocnn.convert import convert  # convert reads through grid, which uses this module
-
     log.info("decoding %s (%s) once into %s (%s): random patches read about 3× faster from it",
-             Path(spec.path).name, sample_format, path, human_bytes(need))
-    raw = spec.__class__(**{**asdict(spec), "cache": "no", "channels_from": None})  # the file's own axes
-    convert(spec.path, path, spec=raw, force=True)
+             Path(file.path).name, file.layout.sample_format, path, human_bytes(need))
+    row_bytes = 4 * int(np.prod(shape[1:], dtype=np.int64))
+    rows = max(1, BLOCK_BYTES // max(row_bytes, 1))
+    with atomic.replacing(path, force=True) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        try:
+            for start in range(0, shape[0], rows):
+                window = (slice(start, min(start + rows, shape[0])), *(slice(0, n) for n in shape[1:]))
+                out[window] = file.read(window)
+                file.release()  # what this block mapped leaves memory with it
+            out.flush()
+        finally:
+            del out
     return path
 
 
@@ -99,6 +126,6 @@ def _valid(path: Path, shape: tuple[int, ...]) -> bool:
         return False
     try:
         array = np.load(path, mmap_mode="r")
-    except (ValueError, OSError):
+    except NPY_ERRORS:
         return False
     return array.shape == tuple(shape) and array.dtype == np.float32
