@@ -26,7 +26,8 @@ from geocnn.config import METRICS_LOWER_IS_BETTER, Config
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.losses import make_loss
 from geocnn.metrics import HIGHER_IS_BETTER, ConfusionMetrics, RegressionMetrics, ScalarMetrics
-from geocnn.model import build
+from geocnn.model import build, infer
+from geocnn.model.budget import check_fits
 from geocnn.progress import SILENT, Reporter
 
 log = logging.getLogger(__name__)
@@ -287,6 +288,9 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         _same_run(cfg, ckpt, run)
     seed = cfg.train["seed"]
     torch.manual_seed(seed)
+
+    # --- memory: refuse a network the device cannot hold before any array or module is built
+    check_fits(infer(cfg.model, cfg.patch, receptive=False), cfg.train["batch_size"], rt.device, training=True)
 
     # --- data: grids, checks, split, normalisation (reused from the checkpoint on resume)
     d = data_mod.build(cfg, stored=ckpt["normalization"] if ckpt else None)
