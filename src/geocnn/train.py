@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from geocnn import data as data_mod
 from geocnn import device, plots, runs, summary
-from geocnn.atomic import write_json
+from geocnn.atomic import check_folder, write_json
 from geocnn.config import METRICS_LOWER_IS_BETTER, Config
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.losses import make_loss
@@ -271,7 +271,7 @@ def train(cfg: Config, out: Path | None = None, resume: bool = False, force: boo
           reporter: Reporter = SILENT) -> Path:
     """Train ``cfg``; returns the run folder. See the module docstring for the flow."""
     rt = device.setup(cfg.train["device"], cfg.train["amp"])
-    run = Path(out) if out is not None else default_run_folder(cfg)
+    run = check_folder(Path(out) if out is not None else default_run_folder(cfg))
     try:
         return _train(cfg, run, resume, force, reporter, rt)
     finally:
