@@ -19,7 +19,7 @@ import yaml
 
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, ShapeError
-from geocnn.model import infer
+from geocnn.model import budget, infer
 from geocnn.model.layers import KINDS
 from geocnn.schema import INT_LIMIT, Int, ListOf, OneOf, PerAxis
 from geocnn.train import train
@@ -253,3 +253,17 @@ def test_every_hostile_config_exits_2_with_one_line_in_bounded_memory(tmp_path):
                                                 "huge document", "5000 digits", f"repeat.times={INT_LIMIT}"):
             assert r["code"] == 2, (name, r)
     assert max(r["peak_kib"] for r in results.values()) < 500 * 1024
+
+
+def test_memory_needed_comes_from_the_records(monkeypatch):
+    spec = spec_from("model:\n" + textwrap.indent(trainkit.SMALL_2D % {"out": 1}, "  "))
+    inf = infer(spec, (8, 16), receptive=False)
+    # parameters 3·3·1·4 + 4 + 3·3·4·1 + 1 = 77; outputs 4·8·16 (conv) + 4·8·16 (relu) + 1·8·16 = 1,152 per patch
+    assert budget.needed_bytes(inf, batch=4, training=True) == (77 * 4 * 4, 4 * 1152 * 4 * 2)
+    assert budget.needed_bytes(inf, batch=1, training=False) == (77 * 4, 1152 * 4)
+    # on a GPU the free memory of the device is the limit
+    monkeypatch.setattr(budget.torch.cuda, "mem_get_info", lambda device: (30_000, 2**30))
+    with pytest.raises(ConfigError) as err:
+        budget.check_fits(inf, 4, "cuda", training=True)
+    assert "but cuda memory has 0.0 GiB free; layer 1 'conv1' conv outputs 512 values per patch" in err.value.message
+    budget.check_fits(inf, 1, "cuda", training=False)  # 308 + 4,608 bytes fit in 30,000
