@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from geocnn.errors import ConfigError
 from geocnn.grids.normalize import METHODS as NORMALIZATION_METHODS
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
@@ -52,6 +50,7 @@ from geocnn.schema import (
     suggest,
 )
 from geocnn.yamlsource import KeyPath, Source, load
+from geocnn.yamlsource import value as yaml_value
 
 TASKS = ("regression", "segmentation", "classification", "scalar")
 DENSE_TASKS = ("regression", "segmentation")
@@ -209,10 +208,7 @@ def apply_overrides(data: dict, source: Source, overrides: list[str]) -> None:
         path = [p for p in key.strip().split(".") if p]
         if not path:
             raise ConfigError(f"--set '{item}' has no key", fix="write e.g. --set train.lr=0.0005")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: '{text}' is not a valid YAML value") from None
+        value = yaml_value(text, f"--set {key}")
         node = data
         for i, part in enumerate(path[:-1]):
             if not isinstance(node.get(part, {}), dict):

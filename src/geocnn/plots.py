@@ -1,10 +1,15 @@
 """Pictures people look at instead of reading numbers: loss curves, predictions beside targets.
 
-Matplotlib with the non-interactive Agg backend; every PNG is written atomically.
+Matplotlib with the non-interactive Agg backend; every PNG is written atomically. A picture is
+never worth a run: every public function here logs a warning and returns when drawing fails,
+after the output it illustrates has been written.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +21,23 @@ import numpy as np  # noqa: E402
 from geocnn import atomic  # noqa: E402
 
 SEISMIC = "gray"
+log = logging.getLogger(__name__)
+
+
+def _never_fails(fn: Callable) -> Callable:
+    """Turn any failure to draw into a warning: the run's real outputs are already written."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 — a picture must not fail training or prediction
+            plt.close("all")
+            log.warning("could not draw %s (%s: %s); the outputs are unaffected", fn.__name__.replace("_", " "),
+                        type(exc).__name__, exc)
+            return [] if fn.__name__ == "prediction_previews" else None
+
+    return wrapper
 
 
 def _save(fig, path: Path) -> None:
@@ -24,6 +46,7 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
+@_never_fails
 def loss_curve(records: list[dict], path: Path, metric: str | None = None) -> None:
     """Training and validation loss per epoch, and the headline metric against its baseline."""
     epochs = [r["epoch"] for r in records]
@@ -55,10 +78,12 @@ def loss_curve(records: list[dict], path: Path, metric: str | None = None) -> No
 
 
 def _image(patch: np.ndarray) -> np.ndarray:
-    """A 2D view of one channel: the patch itself (2D), its middle slice (3D)."""
-    if patch.ndim == 3:
-        return patch[patch.shape[0] // 2]
-    return patch
+    """A 2D view of one channel: the patch itself (2D), middle slices of the leading axes (3D and
+    more, e.g. pre-stack), a single column (1D)."""
+    patch = np.asarray(patch)
+    while patch.ndim > 2:
+        patch = patch[patch.shape[0] // 2]
+    return patch.reshape(-1, 1) if patch.ndim < 2 else patch
 
 
 def _show(ax, img: np.ndarray, title: str, kind: str, vmax: float | None = None) -> None:
@@ -74,6 +99,7 @@ def _show(ax, img: np.ndarray, title: str, kind: str, vmax: float | None = None)
     ax.set_yticks([])
 
 
+@_never_fails
 def examples(x: np.ndarray, y: np.ndarray, pred: np.ndarray, task: str, path: Path,
              axes_names: tuple[str, ...] = ()) -> None:
     """Validation examples: input, target and prediction side by side (one row each).
@@ -147,6 +173,13 @@ def preview_path(output: Path) -> Path:
 def _middle_slices(shape: tuple[int, ...], axes: tuple[str, ...]) -> list[tuple[str, tuple[slice, ...]]]:
     """Middle inline, crossline and time slice of a 3D grid (the middle section of a 2D one)."""
     full = [slice(0, n) for n in shape]
+    if len(shape) > 3:  # pre-stack and other extra axes: each leading axis against the last, others at their middle
+        out = []
+        for a in range(min(len(shape) - 1, 3)):
+            w = [slice(n // 2, n // 2 + 1) for n in shape]
+            w[a], w[-1] = full[a], full[-1]
+            out.append((f"{axes[a]} × {axes[-1]}", tuple(w)))
+        return out
     if len(shape) == 3:
         out = []
         for a, label in enumerate((f"{axes[0]} (middle)", f"{axes[1]} (middle)", f"{axes[2]} slice (middle)")):
@@ -157,6 +190,7 @@ def _middle_slices(shape: tuple[int, ...], axes: tuple[str, ...]) -> list[tuple[
     return [("section", tuple(full))]
 
 
+@_never_fails
 def prediction_previews(grid, output: Path, task: str, kind: str) -> list[Path]:
     """Input and prediction side by side on a middle inline, crossline and time slice (3D), the
     section (2D) or the traces (1D); or the score map of a patch/trace model. Reads only slices."""
@@ -174,7 +208,7 @@ def prediction_previews(grid, output: Path, task: str, kind: str) -> list[Path]:
             ax.set_xlabel(pred.axes[0])
             ax.set_ylabel(kind)
         else:
-            img = values if values.ndim == 2 else values[..., values.shape[-1] // 2]
+            img = _image(values[..., values.shape[-1] // 2]) if values.ndim > 2 else values
             im = ax.imshow(img.T, aspect="auto", cmap="tab10" if style == "labels" else "viridis")
             fig.colorbar(im, ax=ax, label=kind)
             ax.set_xlabel(pred.axes[0])
@@ -194,8 +228,8 @@ def prediction_previews(grid, output: Path, task: str, kind: str) -> list[Path]:
     views = _middle_slices(grid.shape, grid.axes)
     fig, axes = plt.subplots(len(views), 2, figsize=(9, 3.2 * len(views)), squeeze=False)
     for row, (label, window) in enumerate(views):
-        x = np.squeeze(grid.read(window)[0])
-        y = np.squeeze(pred.read(window)[0])
+        x = _image(np.squeeze(grid.read(window)[0]))
+        y = _image(np.squeeze(pred.read(window)[0]))
         vmax = float(np.percentile(np.abs(x), 99)) or 1.0
         _show(axes[row, 0], x, f"input — {label}", "values", vmax)
         pv = float(np.percentile(np.abs(y), 99)) or 1.0 if style == "values" else None

@@ -17,6 +17,7 @@ from geocnn.errors import ConfigError
 from geocnn.yamlsource import KeyPath, Source
 
 REQUIRED = object()
+INT_LIMIT = 2**31 - 1  # no config count or size comes near; keeps the analytic pass in int64
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,9 @@ class Int(Type):
     def check(self, value: Any, ctx: Ctx) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(value, ctx)
+        if abs(value) > INT_LIMIT:
+            raise ctx.error(f"{ctx.label().split('.')[-1]} is {value:,}, beyond what geocnn can use "
+                            f"(at most {INT_LIMIT:,})", "give a realistic value")
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
             raise self.fail(value, ctx)
         return value

@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from geocnn.errors import ShapeError
 from geocnn.fmt import fmt_shape, human_bytes
 from geocnn.model import ModelSpec, infer, size_rules
-from geocnn.model.shapes import Inference, LayerRecord
+from geocnn.model.shapes import Inference, LayerRecord, _downsampling
 
 BYTES_PER_VALUE = 4  # float32
+# The valid-size search walks the network once per size and axis; each node costs about 600
+# positions' worth of overhead plus the positions it holds. Past this much work (~2 s) it is
+# skipped and the summary says so (an input of 2000², a stride of 10⁶).
+MAX_RULE_WORK = 50_000_000
 ADAM_STATES = 2  # Adam keeps two running moments per parameter
 
 
@@ -99,12 +103,22 @@ def summarize(spec: ModelSpec, input_shape: tuple[int, ...], batch_size: int = 1
     before the failing layer, so the table can still be shown up to it.
     """
     spatial = tuple(input_shape[1:])
-    rules = size_rules(spec, spatial) if _has_stride(spec) or _has_flatten(spec) else []
+    rules = _rules(spec, spatial) if _has_stride(spec) or _has_flatten(spec) else []
     try:
         inf = infer(spec, spatial)
     except ShapeError as exc:
         return Summary(spec, tuple(input_shape), batch_size, list(exc.records), None, exc, rules)
     return Summary(spec, tuple(input_shape), batch_size, inf.records, inf, None, rules)
+
+
+def _rules(spec: ModelSpec, spatial: tuple[int, ...]) -> list[str]:
+    """The valid input sizes, unless the brute-force search would take more than a moment."""
+    limit = max(96, 4 * max(_downsampling(spec)) + 64, *spatial)
+    nodes = sum(1 for _ in spec.nodes())
+    if limit * spec.dims * nodes * (600 + sum(spatial)) > MAX_RULE_WORK:
+        return [f"not computed (trying every size up to {limit:,} would take long; summarize with a smaller "
+                "--input-shape to see them)"]
+    return size_rules(spec, spatial)
 
 
 def _has_stride(spec: ModelSpec) -> bool:

@@ -21,12 +21,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from geocnn import data as data_mod
 from geocnn import device, plots, runs, summary
-from geocnn.atomic import write_json
+from geocnn.atomic import check_folder, write_json
 from geocnn.config import METRICS_LOWER_IS_BETTER, Config
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.losses import make_loss
 from geocnn.metrics import HIGHER_IS_BETTER, ConfusionMetrics, RegressionMetrics, ScalarMetrics
-from geocnn.model import build
+from geocnn.model import build, infer
+from geocnn.model.budget import check_fits
 from geocnn.progress import SILENT, Reporter
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def train(cfg: Config, out: Path | None = None, resume: bool = False, force: boo
           reporter: Reporter = SILENT) -> Path:
     """Train ``cfg``; returns the run folder. See the module docstring for the flow."""
     rt = device.setup(cfg.train["device"], cfg.train["amp"])
-    run = Path(out) if out is not None else default_run_folder(cfg)
+    run = check_folder(Path(out) if out is not None else default_run_folder(cfg))
     try:
         return _train(cfg, run, resume, force, reporter, rt)
     finally:
@@ -280,6 +281,9 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         _same_run(cfg, ckpt, run)
     seed = cfg.train["seed"]
     torch.manual_seed(seed)
+
+    # --- memory: refuse a network the device cannot hold before any array or module is built
+    check_fits(infer(cfg.model, cfg.patch, receptive=False), cfg.train["batch_size"], rt.device, training=True)
 
     # --- data: grids, checks, split, normalisation (reused from the checkpoint on resume)
     d = data_mod.build(cfg, stored=ckpt["normalization"] if ckpt else None)

@@ -1,9 +1,14 @@
 """YAML loading that remembers where every value came from.
 
-Values are loaded with ``yaml.safe_load`` (plain dicts, lists and scalars: nothing is
-constructed from tags). Positions come from a second, node-level pass (``yaml.compose``) and are
-kept in a :class:`Source`, keyed by the path of each value (``("model", "layers", 3, "conv")``),
-so errors can say ``model.yaml:14:7`` without the data carrying any special types.
+Values are loaded with PyYAML's safe loader (plain dicts, lists and scalars: nothing is
+constructed from tags), except that dates stay the text the user wrote, so every config value is
+a plain JSON type that a checkpoint can carry. Positions come from the composed nodes and are kept
+in a :class:`Source`, keyed by the path of each value (``("model", "layers", 3, "conv")``), so
+errors can say ``model.yaml:14:7`` without the data carrying any special types.
+
+A config is small: before anything is built, a streaming pass over the parser's events bounds the
+document's size, its nesting depth and what its aliases expand to (a "billion laughs" document
+of nine levels of nine aliases stands for 9⁹ values; ``a: &a [*a]`` for infinitely many).
 """
 
 from __future__ import annotations
@@ -17,6 +22,29 @@ import yaml
 from geocnn.errors import ConfigError
 
 KeyPath = tuple[Any, ...]
+
+MAX_CHARS = 128 * 1024  # the configs in configs/ are 1-2 KB; parsing is ~10 µs a character
+MAX_DEPTH = 64  # nested lists/mappings; the composer recurses per level
+MAX_VALUES = 100_000  # scalars and collections once every alias is expanded
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, with dates kept as the text written (``2024-05-01``).
+
+    A ``datetime.date`` in a config would make the checkpoint that stores the config unreadable
+    with ``torch.load(weights_only=True)``; binary and set values have no JSON form: refused.
+    """
+
+
+def _refuse(loader: yaml.SafeLoader, node: yaml.Node) -> None:
+    raise yaml.constructor.ConstructorError(
+        None, None, f"{node.tag.rsplit(':', 1)[-1]} values are not config values (use plain text, "
+        "numbers, lists and mappings)", node.start_mark)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _refuse)
+_Loader.add_constructor("tag:yaml.org,2002:set", _refuse)
 
 
 @dataclass
@@ -61,7 +89,7 @@ def _key(node: yaml.Node) -> Any:
     """The key as safe_load builds it (``1`` stays an int, ``on`` a bool, plain text a str)."""
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
         return node.value
-    return yaml.safe_load(yaml.serialize(node))
+    return yaml.load(yaml.serialize(node), Loader=_Loader)  # noqa: S506 — _Loader is a SafeLoader
 
 
 def _record(node: yaml.Node, keypath: KeyPath, src: Source, label: str) -> None:
@@ -91,18 +119,71 @@ def _record(node: yaml.Node, keypath: KeyPath, src: Source, label: str) -> None:
             _record(item, (*keypath, i), src, label)
 
 
+def _at(label: str, event: yaml.Event) -> str:
+    return f"{label}:{event.start_mark.line + 1}:{event.start_mark.column + 1}"
+
+
+def _bound(text: str, label: str) -> None:
+    """Refuse documents too large, too deep or whose aliases expand too far, before composing.
+
+    The parser is a state machine (no recursion, no alias expansion), so this pass costs
+    one scan of the text whatever the document holds. Each collection counts its values, an
+    alias counts as many as its anchored node holds, and an alias inside its own anchored node
+    (``a: &a [*a]``) would expand without end.
+    """
+    if len(text) > MAX_CHARS:
+        raise ConfigError(f"the document has {len(text):,} characters; a config holds at most {MAX_CHARS:,}",
+                          where=label, fix="give the YAML config itself (data belongs in .sgy/.npy files)")
+    sizes: dict[str, int] = {}
+    stack: list[list] = []  # per open collection: [anchor, values so far]
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(stack) >= MAX_DEPTH:
+                raise ConfigError(f"lists/mappings are nested more than {MAX_DEPTH} deep", where=_at(label, event),
+                                  fix="flatten the structure (a config needs a few levels)")
+            stack.append([event.anchor, 1])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, n = stack.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, n = event.anchor, 1
+        elif isinstance(event, yaml.AliasEvent):
+            if any(a == event.anchor for a, _ in stack):
+                raise ConfigError(f"alias *{event.anchor} is inside the value it names, so it never ends",
+                                  where=_at(label, event), fix="refer only to a value defined before the alias")
+            anchor, n = None, sizes.get(event.anchor, 1)  # an undefined alias is reported by the composer
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = n
+        if stack:
+            stack[-1][1] += n
+        if n > MAX_VALUES or (stack and stack[-1][1] > MAX_VALUES):
+            raise ConfigError(f"the document stands for more than {MAX_VALUES:,} values once its aliases are "
+                              "expanded", where=_at(label, event), fix="use fewer, smaller aliases (*name)")
+
+
 def loads(text: str, label: str = "<string>") -> tuple[Any, Source]:
     """Parse YAML text; returns the plain data and its :class:`Source`."""
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _bound(text, label)
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
-        raise ConfigError(f"not valid YAML: {exc.problem or exc.context}", where=where,
-                          fix="check indentation, colons and brackets on that line") from None
+        fix = ("write plain text, numbers, lists and mappings" if isinstance(exc, yaml.constructor.ConstructorError)
+               else "check indentation, colons and brackets on that line")
+        raise ConfigError(f"not valid YAML: {exc.problem or exc.context}", where=where, fix=fix) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", where=label) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(f"not a usable YAML value: {exc}", where=label,
+                          fix="write numbers with at most a few dozen digits") from None
     src = Source(label)
     if node is not None:
         src.set((), *_mark(node))
@@ -123,3 +204,8 @@ def load(path: str | Path) -> tuple[Any, Source]:
         raise ConfigError("not a text file (cannot decode as UTF-8)", where=str(path),
                           fix="give a YAML config") from None
     return loads(text, str(path))
+
+
+def value(text: str, label: str = "<string>") -> Any:
+    """One YAML value, e.g. of ``--set key=value``, loaded like a config (dates stay text)."""
+    return loads(text, label)[0]

@@ -34,7 +34,6 @@ import abc
 import contextlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,10 +267,7 @@ def prepare(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = 
 
 
 def _temp(final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.tmp-", suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    return Path(tmp)
+    return atomic.temp_path(final)
 
 
 def _prepare_npy(final: Path, like: Grid, shape: tuple[int, ...], channels: int, dtype: str, force: bool,

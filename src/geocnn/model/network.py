@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from geocnn.model import modules as M
+from geocnn.model.budget import check_fits
 from geocnn.model.layers import KINDS, activation_module, projection_build
 from geocnn.model.shapes import Inference, infer
 from geocnn.model.spec import NETWORK_INPUT, ModelSpec, Node
@@ -49,4 +50,5 @@ def build(spec: ModelSpec, input_shape: tuple[int, ...]) -> tuple[nn.Module, Inf
     :func:`geocnn.model.shapes.accepts`, networks with a dense head only on this one.
     """
     inf = infer(spec, input_shape)
+    check_fits(inf)
     return _graph(spec.layers, NETWORK_INPUT, inf), inf

@@ -15,7 +15,7 @@ from geocnn.errors import ConfigError, ShapeError
 from geocnn.fmt import fmt_shape
 from geocnn.model.layers import KINDS, LayerCtx, Outcome, merged, projection_infer
 from geocnn.model.spec import NETWORK_INPUT, ModelSpec, Node
-from geocnn.model.tensor import Tensor, input_tensor
+from geocnn.model.tensor import MAX_AXIS_VALUES, MAX_HELD, Tensor, TooLarge, input_tensor
 
 
 @dataclass
@@ -91,6 +91,7 @@ class _Walk:
         self.records: dict[int, LayerRecord] = {}
         self.tensors: dict[str, Tensor] = {}
         self.output: Tensor | None = None
+        self.held = 0  # positions the walk's tensors hold, all axes
 
     def ctx(self, node: Node) -> LayerCtx:
         return LayerCtx(node.index, node.name, node.kind, node.where, self.spec.axes)
@@ -107,11 +108,21 @@ class _Walk:
         for node in nodes:
             try:
                 out = self.node(node)
+                self.hold(node, out)
+            except TooLarge as exc:
+                raise _too_large(self.ctx(node), exc) from None
             except ShapeError as exc:
                 if node.origin and "(in block" not in exc.problem:
                     exc.problem += f" (in {node.origin})"
                 raise
         return out
+
+    def hold(self, node: Node, out: Tensor) -> None:
+        """Count what the walk keeps, so a network of huge layers stops before memory runs out."""
+        self.held += sum(out.spatial)
+        if self.held > MAX_HELD:
+            raise self.ctx(node).fail(f"the shape walk would hold {self.held:,} positions up to here, more than "
+                                      f"{MAX_HELD:,}", "use a smaller input shape")
 
     def node(self, node: Node) -> Tensor:
         xs = [self.tensors[n] for n in node.inputs]
@@ -148,9 +159,20 @@ class _Walk:
         return self.add(node, Outcome(out, note=note))
 
 
+def _too_large(ctx: LayerCtx, exc: TooLarge) -> ShapeError:
+    """The analytic pass's size limit, as an error naming the layer that passed it."""
+    return ctx.fail(f"{exc.positions:,} output positions × {exc.taps:,} window taps on one axis is more than "
+                    f"geocnn's shape walk handles ({MAX_AXIS_VALUES:,})",
+                    "use a smaller input shape, kernel or upsampling factor")
+
+
 def _walk(spec: ModelSpec, spatial: tuple[int, ...]) -> _Walk:
     walk = _Walk(spec)
-    walk.tensors[NETWORK_INPUT] = input_tensor(spec.in_channels, spatial)
+    try:
+        walk.tensors[NETWORK_INPUT] = input_tensor(spec.in_channels, spatial)
+    except TooLarge:
+        raise ShapeError(f"input shape {fmt_shape(spatial)} has more than {MAX_AXIS_VALUES:,} samples on an axis",
+                         where=spec.path, fix="use a smaller input shape (patches or windows of the grid)") from None
     try:
         walk.output = walk.graph(spec.layers)
     except ShapeError as exc:

@@ -57,6 +57,7 @@ DEFAULT_AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "
 NETWORK_INPUT = "input"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MAX_BLOCK_DEPTH = 16
+MAX_LAYERS = 1024  # after expanding blocks and repeats (ResNet-152 has ~520); the table takes ~2 ms a row
 
 BLOCK = Record([
     Field("args", MapOf(AnyValue()), default=None,
@@ -312,9 +313,16 @@ class _Expander:
         options = [*KINDS, *COMPOSITE, *self.blocks]
         raise self._ctx(kp).error(f"unknown layer kind '{kind}'", suggest(kind, options))
 
+    def _count(self, kp: KeyPath) -> None:
+        """Number the next node, refusing networks that repeats and blocks blow up past MAX_LAYERS."""
+        self.index += 1
+        if self.index > MAX_LAYERS:
+            raise self._ctx(kp).error(f"the network expands to more than {MAX_LAYERS:,} layers",
+                                      "use fewer repeat times or blocks (this layer is where the count passed)")
+
     def _builtin(self, kind, args, akp, kp, scope, source, given_name, name_kp, where):
         spec = KINDS[kind]
-        self.index += 1
+        self._count(kp)
         index = self.index
         name = self._name(scope, kind, given_name, name_kp)
         checked = spec.args.check(args, self._ctx(akp, f"layer {index} '{name}' {kind}: "))
@@ -328,7 +336,7 @@ class _Expander:
         return [node], name
 
     def _residual(self, args, akp, scope, source, given_name, name_kp, where):
-        self.index += 1
+        self._count(akp)
         index = self.index
         name = self._name(scope, "residual", given_name, name_kp)
         a = RESIDUAL_ARGS.check(args, self._ctx(akp, f"layer {index} '{name}' residual: "))
@@ -350,7 +358,7 @@ class _Expander:
             node.shortcut, _ = self.expand(
                 [(v, (*akp, "shortcut", i)) for i, v in enumerate(args["shortcut"])], sc_scope, graph_input)
         else:
-            self.index += 1
+            self._count(akp)
             kind = "projection" if a["shortcut"] == "auto" else "identity"
             sc_where = self.src.where((*akp, "shortcut"))
             node.shortcut = [Node(self.index, kind, f"{name}.shortcut", {}, sc_where, (graph_input,),
@@ -361,6 +369,9 @@ class _Expander:
     def _repeat(self, args, akp, scope, source, given_name, name_kp, where):
         name = self._name(scope, "repeat", given_name, name_kp)
         a = REPEAT_ARGS.check(args, self._ctx(akp, f"repeat '{name}': "))
+        if a["times"] > MAX_LAYERS:
+            raise self._ctx((*akp, "times")).error(f"repeat '{name}': times {a['times']:,} would make more than "
+                                                   f"{MAX_LAYERS:,} layers", "repeat fewer times")
         nodes: list[Node] = []
         prev = source
         for i in range(1, a["times"] + 1):

@@ -16,6 +16,22 @@ import numpy as np
 
 _EMPTY_LO = np.iinfo(np.int64).max // 4
 _EMPTY_HI = -_EMPTY_LO
+MAX_AXIS_VALUES = 1 << 20  # positions × taps of one step on one axis: ~5 int64 arrays of it, 40 MiB
+MAX_HELD = 1 << 22  # positions of all tensors of a walk, all axes: lo and hi in int64, 64 MiB
+
+
+class TooLarge(ValueError):
+    """One step of the analytic pass would hold more than :data:`MAX_AXIS_VALUES` values on an axis."""
+
+    def __init__(self, positions: int, taps: int) -> None:
+        self.positions, self.taps = positions, taps
+        super().__init__(f"{positions:,} positions × {taps:,} taps")
+
+
+def _room(positions: int, taps: int = 1) -> None:
+    """Refuse a step before numpy tries to allocate it (an input of 10¹¹ samples, a kernel of 10⁹)."""
+    if positions * taps > MAX_AXIS_VALUES:
+        raise TooLarge(positions, taps)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +73,8 @@ class Tensor:
 
 def input_tensor(channels: int, spatial: tuple[int, ...]) -> Tensor:
     """The network input: every value sees one sample, neighbours one sample apart."""
+    for n in spatial:
+        _room(n)
     pos = tuple(np.arange(n, dtype=np.int64) for n in spatial)
     return Tensor(channels, tuple(spatial), (Fraction(1),) * len(spatial), pos, pos)
 
@@ -72,6 +90,7 @@ def window(x: Tensor, sizes, kernel, stride, dilation, before) -> tuple:
     """Extents after a window operation (conv, pool): output o reads o·s − pad + j·d."""
     lo, hi = [], []
     for a, n_out in enumerate(sizes):
+        _room(n_out, kernel[a])
         o = np.arange(n_out, dtype=np.int64)[:, None]
         idx = o * stride[a] - before[a] + np.arange(kernel[a], dtype=np.int64)[None, :] * dilation[a]
         valid = (idx >= 0) & (idx < x.spatial[a])
@@ -85,6 +104,7 @@ def transposed(x: Tensor, sizes, kernel, stride, dilation, padding) -> tuple:
     """Extents after a transposed conv: output o receives input i when i·s − p + j·d = o."""
     lo, hi = [], []
     for a, n_out in enumerate(sizes):
+        _room(n_out, kernel[a])
         o = np.arange(n_out, dtype=np.int64)[:, None]
         num = o + padding[a] - np.arange(kernel[a], dtype=np.int64)[None, :] * dilation[a]
         idx = np.floor_divide(num, stride[a])
@@ -100,6 +120,7 @@ def upsample(x: Tensor, scale, linear: bool) -> tuple:
     lo, hi = [], []
     for a, s in enumerate(scale):
         n_in = x.spatial[a]
+        _room(n_in * s, 2)
         o = np.arange(n_in * s, dtype=np.int64)
         if linear:
             src = np.maximum((o + 0.5) / s - 0.5, 0.0)
