@@ -38,7 +38,8 @@ def _module(node: Node, inf: Inference) -> nn.Module:
         stride = inf.record(node.index).projection_stride
         if stride is None:
             return nn.Identity()
-        return projection_build(xs[0].channels, inf.tensors[node.name].channels, stride, dims)
+        return projection_build(xs[0].channels, inf.tensors[node.name].channels, stride, dims,
+                                node.args.get("norm", False))
     return KINDS[node.kind].build(node.args, xs, dims)
 
 

@@ -102,12 +102,29 @@ def upsample(x: Tensor, scale, linear: bool) -> tuple:
         n_in = x.spatial[a]
         o = np.arange(n_in * s, dtype=np.int64)
         if linear:
-            src = np.maximum((o + 0.5) / s - 0.5, 0.0)
-            i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-            idx = np.stack([i0, np.minimum(i0 + 1, n_in - 1)], axis=1)
+            # source position (o + ½)/s − ½ = (2o + 1 − s) / 2s, clamped at 0, in integers: when it lands
+            # exactly on an input sample the neighbour's weight is 0, so only that sample is read
+            num = np.maximum(2 * o + 1 - s, 0)
+            i0 = np.minimum(num // (2 * s), n_in - 1)
+            i1 = np.where(num % (2 * s) == 0, i0, np.minimum(i0 + 1, n_in - 1))
+            idx = np.stack([i0, i1], axis=1)
         else:
             idx = (o // s)[:, None]
         lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, np.ones(idx.shape, bool))
+        lo.append(lo_a)
+        hi.append(hi_a)
+    return tuple(lo), tuple(hi)
+
+
+def adaptive(x: Tensor, sizes) -> tuple:
+    """Extents after adaptive pooling to ``sizes``: output i reads [⌊i·n/m⌋, ⌈(i + 1)·n/m⌉) (as torch)."""
+    lo, hi = [], []
+    for a, m in enumerate(sizes):
+        n = x.spatial[a]
+        i = np.arange(m, dtype=np.int64)
+        start, end = (i * n) // m, -((-(i + 1) * n) // m)
+        idx = start[:, None] + np.arange(int((end - start).max()), dtype=np.int64)[None, :]
+        lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, idx < end[:, None])
         lo.append(lo_a)
         hi.append(hi_a)
     return tuple(lo), tuple(hi)
