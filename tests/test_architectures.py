@@ -165,14 +165,15 @@ def test_pool_stride_larger_than_window_counts_every_gap():
                                           "length (positions 2, 5, 8; 9 → 3): those samples are never seen"]
 
 
-WINDOWS = [(n, k, s, d, p) for n in (7, 8, 13) for k in (1, 2, 3) for s in (1, 2, 3) for d in (1, 2) for p in (0, 1, 2)
-           if p <= k // 2 or d > 1]
+WINDOWS = [(n, k, s, d, p, mode) for n in (4, 9, 13) for k in (1, 3) for s in (1, 2, 3) for d in (1, 3)
+           for p in (0, 2) for mode in ("zeros", "reflect", "circular") if (p > 0 or mode == "zeros")]
 
 
-@pytest.mark.parametrize("n, k, s, d, p", WINDOWS)
-def test_warned_count_equals_samples_without_gradient(n, k, s, d, p):
-    """Rule: the warning names exactly the input samples no output depends on (measured by gradient)."""
-    spec = _spec([{"conv": {"out": 1, "kernel": k, "stride": s, "dilation": d, "padding": p}}])
+@pytest.mark.parametrize("n, k, s, d, p, mode", WINDOWS)
+def test_warned_count_equals_samples_without_gradient(n, k, s, d, p, mode):
+    """Rule: the warning names exactly the input samples no output depends on (measured by gradient),
+    with padding read as nothing (zeros) or as the sample it copies (reflect, circular)."""
+    spec = _spec([{"conv": {"out": 1, "kernel": k, "stride": s, "dilation": d, "padding": p, "padding_mode": mode}}])
     try:
         inf = infer(spec, (n,))
     except ShapeError:
@@ -266,14 +267,14 @@ def _pick(rng: np.random.Generator, options: list):
 def _random_layers(rng: np.random.Generator, dims: int, linear: bool) -> list:
     """A random small network over the grammar; ``linear`` keeps gradients positive and local (for the
     receptive field check): mean pooling, no activation (a saturated tanh has zero gradient), batch norm
-    only, no circular padding."""
+    only (instance and group norm statistics couple every position)."""
     act = {"dropout": 0.0} if linear else _pick(rng, ["relu", "gelu", "tanh", {"leaky_relu": 0.1}])
     layers: list = []
     for i in range(int(rng.integers(2, 6))):
         kind = _pick(rng, ["conv", "conv", "pool", "upsample", "conv_transpose", "residual", "skip", "norm", "act"])
         if kind == "conv":
             padding = _pick(rng, ["valid", "same", int(rng.integers(0, 3))])
-            modes = ["zeros", "replicate"] + ([] if linear else ["circular", "reflect"])
+            modes = ["zeros", "replicate", "circular", "reflect"]
             layers.append({"conv": {"out": _pick(rng, [2, 4]), "kernel": int(rng.integers(1, 5)),
                                     "stride": int(rng.integers(1, 4)), "dilation": int(rng.integers(1, 3)),
                                     "padding": padding, "bias": bool(rng.integers(2)),
@@ -318,9 +319,11 @@ def _fuzz_cases(seed: int, count: int, linear: bool):
         size = tuple(int(rng.integers(6, 25 if dims == 1 else 13)) for _ in range(dims))
         spec = _spec(_random_layers(rng, dims, linear), dims=dims, in_channels=2)
         try:
-            inf = infer(spec, size)
+            inf = infer(spec, size, receptive=False)
         except ShapeError:
             continue  # an invalid combination: its error is tested elsewhere
+        if max(r.numel for r in inf.records) > 4000 or (linear and inf.output.numel > 400):
+            continue  # upsampling chains: keep each forward (and each gradient per output) small
         yield spec, size, inf
         made += 1
         if made == count:
@@ -328,11 +331,11 @@ def _fuzz_cases(seed: int, count: int, linear: bool):
     raise AssertionError(f"only {made} valid random architectures")
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 def test_random_architectures_analytic_equals_built(seed):
     """Rule: for any valid YAML, the analytic output shape and parameter count equal the module's."""
-    for spec, size, inf in _fuzz_cases(seed, 25, linear=False):
-        net, _ = build(spec, size)
+    for spec, size, inf in _fuzz_cases(seed, 20, linear=False):
+        net, _ = build(spec, size, receptive=False)
         net.eval()
         with torch.no_grad():
             y = net(torch.randn(2, 2, *size))
@@ -346,7 +349,7 @@ def test_random_architectures_receptive_field_equals_gradient_support(seed):
     """Rule: the analytic receptive field equals the measured gradient support, and a network without
     unread-sample warnings lets every input sample reach the output."""
     for spec, size, inf in _fuzz_cases(100 + seed, 6, linear=True):
-        net, _ = build(spec, size)
+        net, _ = build(spec, size, receptive=False)
         measured, reached = gradient_support(net, size, 2)
         layers = yaml.safe_dump(spec.raw["layers"], default_flow_style=True, width=10_000)
         assert measured == list(inf.output.rf), (size, layers)

@@ -84,15 +84,16 @@ def _spatial_input(x: Tensor, ctx: LayerCtx) -> None:
                        f"({x.channels},)", "move this layer before flatten/global_pool/dense")
 
 
-def _unread(n: int, n_out: int, k: int, s: int, d: int, before: int) -> np.ndarray:
+def _unread(n: int, n_out: int, k: int, s: int, d: int, before: int, mode: str) -> np.ndarray:
     """Input positions along one axis that no output of a window operation reads.
 
     Output o reads o·s − before + j·d (j < k); positions outside [0, n) are padding, which
-    is not a sample, so it neither needs reading nor counts as read.
+    is not a sample, so it needs no reading; it reads nothing (zeros) or the sample it copies.
     """
     idx = (np.arange(n_out, dtype=np.int64)[:, None] * s - before + np.arange(k, dtype=np.int64)[None, :] * d)
+    idx, valid = T.padded_index(idx, n, mode)
     read = np.zeros(n, dtype=bool)
-    read[idx[(idx >= 0) & (idx < n)]] = True
+    read[idx[valid]] = True
     return np.flatnonzero(~read)
 
 
@@ -102,8 +103,8 @@ def _positions(idx: np.ndarray) -> str:
     return ("position " if len(idx) == 1 else "positions ") + shown + (", …" if len(idx) > 4 else "")
 
 
-def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: str = "kernel"
-            ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], list[str]]:
+def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: str = "kernel",
+            mode: str = "zeros") -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], list[str]]:
     """Output sizes, (before, after) padding and unread-sample warnings of a window operation."""
     sizes, pads, warns = [], [], []
     for axis, n, k, s, d in zip(ctx.axes, x.spatial, kernel, stride, dilation):
@@ -119,7 +120,7 @@ def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: s
             raise ctx.fail(f"{axis} {n}{padded} < {what} {k_eff}{dil}",
                            "use padding: same, a smaller kernel, or a larger input")
         out = span // s + 1
-        unread = _unread(n, out, k, s, d, before) if s > 1 else ()
+        unread = _unread(n, out, k, s, d, before, mode)  # a dilation wider than the output leaves gaps too
         if len(unread):
             dil = f", dilation {d}" if d > 1 else ""
             warns.append(f"{what} {k} with stride {s}{dil} never reads {len(unread)} of {n} samples along {axis} "
@@ -129,9 +130,9 @@ def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: s
     return tuple(sizes), tuple(pads), warns
 
 
-def _after_window(x: Tensor, channels: int, sizes, kernel, stride, dilation, pads) -> Tensor:
+def _after_window(x: Tensor, channels: int, sizes, kernel, stride, dilation, pads, mode: str = "zeros") -> Tensor:
     """The output of a window operation: sizes, jump × stride, exact receptive extents."""
-    lo, hi = T.window(x, sizes, kernel, stride, dilation, [b for b, _ in pads])
+    lo, hi = T.window(x, sizes, kernel, stride, dilation, [b for b, _ in pads], mode)
     return Tensor(channels, tuple(sizes), tuple(j * s for j, s in zip(x.jump, stride)), lo, hi)
 
 
@@ -186,11 +187,11 @@ def _conv_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     padding = _norm_padding(a, dims)
     cin, cout, g = x.channels, a["out"], a["groups"]
     _check_groups(ctx, cin, cout, g)
-    sizes, pads, warns = _window(x, ctx, a["kernel"], a["stride"], a["dilation"], padding)
+    sizes, pads, warns = _window(x, ctx, a["kernel"], a["stride"], a["dilation"], padding, mode=a["padding_mode"])
     if a["padding_mode"] == "reflect" and any(max(p) >= n for p, n in zip(pads, x.spatial)):
         raise ctx.fail(f"reflect padding {max(max(p) for p in pads)} needs more than that many samples "
                        f"(input {fmt_shape(x.shape)})", "use padding_mode: replicate or zeros")
-    out = _after_window(x, cout, sizes, a["kernel"], a["stride"], a["dilation"], pads)
+    out = _after_window(x, cout, sizes, a["kernel"], a["stride"], a["dilation"], pads, a["padding_mode"])
     per_filter = [*a["kernel"], cin // g, cout]
     weights = _prod(per_filter)
     params = weights + (cout if a["bias"] else 0)

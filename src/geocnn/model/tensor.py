@@ -68,13 +68,31 @@ def _gather(lo: np.ndarray, hi: np.ndarray, idx: np.ndarray, valid: np.ndarray) 
             np.where(valid, hi[safe], _EMPTY_HI).max(axis=1))
 
 
-def window(x: Tensor, sizes, kernel, stride, dilation, before) -> tuple:
+def padded_index(idx: np.ndarray, n: int, mode: str = "zeros") -> tuple[np.ndarray, np.ndarray]:
+    """(sample each position reads, whether it reads one) for positions of a padded axis of ``n``.
+
+    Zero padding reads nothing; the other modes read a sample of the axis, as ``torch.nn.functional.pad``.
+    """
+    if mode == "zeros":
+        return idx, (idx >= 0) & (idx < n)
+    if mode == "replicate":
+        mapped = np.clip(idx, 0, n - 1)
+    elif mode == "circular":
+        mapped = idx % n
+    else:  # reflect, without repeating the edge sample
+        period = max(2 * (n - 1), 1)
+        mapped = np.abs(idx) % period
+        mapped = np.where(mapped > n - 1, period - mapped, mapped)
+    return mapped, np.ones(idx.shape, dtype=bool)
+
+
+def window(x: Tensor, sizes, kernel, stride, dilation, before, mode: str = "zeros") -> tuple:
     """Extents after a window operation (conv, pool): output o reads o·s − pad + j·d."""
     lo, hi = [], []
     for a, n_out in enumerate(sizes):
         o = np.arange(n_out, dtype=np.int64)[:, None]
         idx = o * stride[a] - before[a] + np.arange(kernel[a], dtype=np.int64)[None, :] * dilation[a]
-        valid = (idx >= 0) & (idx < x.spatial[a])
+        idx, valid = padded_index(idx, x.spatial[a], mode)
         lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, valid)
         lo.append(lo_a)
         hi.append(hi_a)
