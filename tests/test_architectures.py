@@ -146,6 +146,21 @@ def test_strided_3x3_with_padding_1_reads_every_sample_of_an_even_size():
     assert size_rules(spec) == ["length: any size ≥ 1"]
 
 
+STEM = [{"conv": {"out": 4, "kernel": 7, "stride": 2, "padding": 3, "bias": False}}, {"norm": "batch"}, "relu",
+        {"pool": {"kind": "max", "size": 3, "stride": 2, "padding": 1}},
+        {"residual": {"body": [{"conv": {"out": 8, "kernel": 3, "stride": 2, "padding": 1, "bias": False}},
+                               {"norm": "batch"}, "relu", {"conv": {"out": 8, "kernel": 3, "padding": 1, "bias": False}},
+                               {"norm": "batch"}], "shortcut": "auto_norm"}}]
+
+
+def test_resnet_stem_valid_sizes_include_224():
+    # every window reads every sample for any size (the old rule said "1 + 8·k": 224 refused)
+    assert size_rules(_spec(STEM, dims=2)) == ["height: any size ≥ 1", "width: any size ≥ 1"]
+    # with a dense head: flatten fixes 8 × 28 × 28, and (n − 1)//8 + 1 = 28 for n = 217 … 224
+    head = _spec([*STEM, "flatten", {"dense": 3}], dims=2)
+    assert size_rules(head, (224, 224)) == ["height: 217 to 224", "width: 217 to 224"]
+
+
 # ----------------------------------------------------------------------------- unread samples
 
 def test_dilated_strided_conv_that_never_reads_even_samples_is_warned():

@@ -243,6 +243,8 @@ def _rule(valid: list[int], limit: int) -> str:
     if not valid:
         return f"no size up to {limit} works"
     first, ok = valid[0], set(valid)
+    if valid[-1] < limit and valid[-1] - first + 1 == len(valid) and len(valid) > 2:
+        return f"{first} to {valid[-1]}"  # a dense head after flatten: one flattened size
     for p in range(1, limit + 1):
         if all((n in ok) == ((n - first) % p == 0) for n in range(first, limit + 1)):
             if p > limit - first:
@@ -263,7 +265,7 @@ def size_rules(spec: ModelSpec, reference: tuple[int, ...] | None = None, limit:
     them. Brute force over sizes up to ``limit`` (enough to see the period of the strides).
     """
     period = _downsampling(spec)
-    limit = limit or max(96, 4 * max(period) + 64, *(reference or ()))
+    limit = limit or max(96, 4 * max(period) + 64, *(n + 2 * max(period) for n in reference or ()))
     if reference is not None and not accepts(spec, reference):
         reference = None  # a size the network refuses fixes no dense input sizes
     if reference is not None:
