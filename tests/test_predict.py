@@ -71,14 +71,6 @@ def test_3d_identity_with_a_grid_smaller_than_the_window(tmp_path):
     np.testing.assert_allclose(np.load(report.output), volume, rtol=1e-5, atol=1e-5)
 
 
-def test_both_orientations_average(tmp_path):
-    run = identity_run(tmp_path)
-    volume = trainkit.layered_volume((10, 12, 33), seed=7)
-    np.save(tmp_path / "vol.npy", volume)
-    report = predict(run, [tmp_path / "vol.npy"], tmp_path / "out.npy", both_orientations=True, pictures=False)
-    np.testing.assert_allclose(np.load(report.output), volume, rtol=1e-5, atol=1e-5)
-
-
 def test_segy_output_keeps_headers_and_values(tmp_path):
     src = segyfactory.write_segy(tmp_path / "in.sgy", ilines=range(1, 10), xlines=range(20, 31), n_samples=40,
                                  format=1, missing=[(3, 22), (9, 30)]).path  # IBM floats, two dead traces

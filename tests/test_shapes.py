@@ -91,7 +91,8 @@ def test_dropped_samples_are_warned():
     inf = infer(spec, (65,))
     assert inf.output.shape == (1, 32)
     assert inf.dropped
-    assert "drops the last 1 sample(s) along length (65 → 32)" in inf.warnings[0]
+    assert "window 2 with stride 2 never reads 1 of 65 samples along length (position 64; 65 → 32)" \
+        in inf.warnings[0]
     assert not infer(spec, (64,)).dropped
 
 

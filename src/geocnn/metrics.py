@@ -7,6 +7,9 @@ over the whole validation set, not averages of batch averages.
 - segmentation, binary: precision, recall, F1, IoU of the positive class (e.g. faults);
   multi-class: the facies benchmark set — pixel accuracy, class accuracy, mean class accuracy,
   frequency-weighted IoU, mean IoU; baseline = every sample the training majority class.
+  Mean IoU follows the facies benchmark (Alaudah et al. 2019): the mean over classes present in
+  the truth OR the prediction, so a class predicted but absent from the truth counts as IoU 0;
+  a class absent from both is left out. Mean class accuracy averages over classes in the truth.
 - classification: accuracy, precision/recall/F1 (positive class if binary, else macro), confusion
   matrix; baseline = majority class.
 - scalar: MSE, MAE, R²; baseline = the training mean.
@@ -95,6 +98,7 @@ def _scores(cm: np.ndarray, per_patch: bool, with_matrix: bool = True) -> dict:
     precision = np.array([_safe(tp[i], predicted[i]) for i in range(k)])
     f1 = np.array([_safe(2 * p * r, p + r) for p, r in zip(precision, recall)])
     present = truth > 0
+    seen = present | (predicted > 0)  # mIoU's classes: in the truth or the prediction (benchmark)
     out: dict = {"accuracy": _safe(tp.sum(), total)}
     if k == 2:
         out.update(precision=float(precision[1]), recall=float(recall[1]), f1=float(f1[1]), iou=float(iou[1]))
@@ -105,7 +109,7 @@ def _scores(cm: np.ndarray, per_patch: bool, with_matrix: bool = True) -> dict:
             class_accuracy=[float(v) for v in recall],
             mean_class_accuracy=float(recall[present].mean()) if present.any() else 0.0,
             fw_iou=float((freq * iou).sum()),
-            miou=float(iou[present].mean()) if present.any() else 0.0,
+            miou=float(iou[seen].mean()) if seen.any() else 0.0,
         )
     if per_patch and k > 2:
         out.update(precision_macro=float(precision[present].mean()) if present.any() else 0.0,

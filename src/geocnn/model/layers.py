@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from geocnn.errors import ShapeError
@@ -52,7 +54,7 @@ class Outcome:
     macs: int = 0
     formula: str = ""
     note: str = ""
-    warnings: list[str] = field(default_factory=list)  # samples dropped by a stride
+    warnings: list[str] = field(default_factory=list)  # input samples no output reads
 
     @property
     def dropped(self) -> bool:
@@ -83,9 +85,29 @@ def _spatial_input(x: Tensor, ctx: LayerCtx) -> None:
                        f"({x.channels},)", "move this layer before flatten/global_pool/dense")
 
 
-def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: str = "kernel"
-            ) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], list[str]]:
-    """Output sizes, (before, after) padding and dropped-sample warnings of a window operation."""
+def _unread(n: int, n_out: int, k: int, s: int, d: int, before: int, mode: str) -> np.ndarray:
+    """Input positions along one axis that no output of a window operation reads.
+
+    Output o reads o·s − before + j·d (j < k); positions outside [0, n) are padding, which
+    is not a sample, so it needs no reading; it reads nothing (zeros) or the sample it copies.
+    """
+    T.check_room(n_out, k)  # every output × tap is held below: refuse before numpy allocates
+    idx = (np.arange(n_out, dtype=np.int64)[:, None] * s - before + np.arange(k, dtype=np.int64)[None, :] * d)
+    idx, valid = T.padded_index(idx, n, mode)
+    read = np.zeros(n, dtype=bool)
+    read[idx[valid]] = True
+    return np.flatnonzero(~read)
+
+
+def _positions(idx: np.ndarray) -> str:
+    """``position 14``, ``positions 2, 5, 8`` or ``positions 0, 2, 4, 6, …``."""
+    shown = ", ".join(str(int(i)) for i in idx[:4])
+    return ("position " if len(idx) == 1 else "positions ") + shown + (", …" if len(idx) > 4 else "")
+
+
+def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: str = "kernel",
+            mode: str = "zeros") -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], list[str]]:
+    """Output sizes, (before, after) padding and unread-sample warnings of a window operation."""
     sizes, pads, warns = [], [], []
     for axis, n, k, s, d in zip(ctx.axes, x.spatial, kernel, stride, dilation):
         k_eff = d * (k - 1) + 1
@@ -100,17 +122,19 @@ def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: s
             raise ctx.fail(f"{axis} {n}{padded} < {what} {k_eff}{dil}",
                            "use padding: same, a smaller kernel, or a larger input")
         out = span // s + 1
-        if span % s:
-            warns.append(f"stride {s} drops the last {span % s} sample(s) along {axis} ({n} → {out}): "
-                         "those samples are never seen")
+        unread = _unread(n, out, k, s, d, before, mode)  # a dilation wider than the output leaves gaps too
+        if len(unread):
+            dil = f", dilation {d}" if d > 1 else ""
+            warns.append(f"{what} {k} with stride {s}{dil} never reads {len(unread)} of {n} samples along {axis} "
+                         f"({_positions(unread)}; {n} → {out}): those samples are never seen")
         sizes.append(out)
         pads.append((before, after))
     return tuple(sizes), tuple(pads), warns
 
 
-def _after_window(x: Tensor, channels: int, sizes, kernel, stride, dilation, pads) -> Tensor:
+def _after_window(x: Tensor, channels: int, sizes, kernel, stride, dilation, pads, mode: str = "zeros") -> Tensor:
     """The output of a window operation: sizes, jump × stride, exact receptive extents."""
-    lo, hi = T.window(x, sizes, kernel, stride, dilation, [b for b, _ in pads])
+    lo, hi = T.window(x, sizes, kernel, stride, dilation, [b for b, _ in pads], mode)
     return Tensor(channels, tuple(sizes), tuple(j * s for j, s in zip(x.jump, stride)), lo, hi)
 
 
@@ -165,11 +189,11 @@ def _conv_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     padding = _norm_padding(a, dims)
     cin, cout, g = x.channels, a["out"], a["groups"]
     _check_groups(ctx, cin, cout, g)
-    sizes, pads, warns = _window(x, ctx, a["kernel"], a["stride"], a["dilation"], padding)
+    sizes, pads, warns = _window(x, ctx, a["kernel"], a["stride"], a["dilation"], padding, mode=a["padding_mode"])
     if a["padding_mode"] == "reflect" and any(max(p) >= n for p, n in zip(pads, x.spatial)):
         raise ctx.fail(f"reflect padding {max(max(p) for p in pads)} needs more than that many samples "
                        f"(input {fmt_shape(x.shape)})", "use padding_mode: replicate or zeros")
-    out = _after_window(x, cout, sizes, a["kernel"], a["stride"], a["dilation"], pads)
+    out = _after_window(x, cout, sizes, a["kernel"], a["stride"], a["dilation"], pads, a["padding_mode"])
     per_filter = [*a["kernel"], cin // g, cout]
     weights = _prod(per_filter)
     params = weights + (cout if a["bias"] else 0)
@@ -309,6 +333,28 @@ def _pool_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
     return M.Pool(dims, a["kind"], a["size"], _pool_stride(a), _norm_padding(a, dims))
 
 
+ADAPTIVE_POOL_ARGS = Record([
+    Field("kind", Choice("max", "mean"), default="mean", help="max or mean of each window, per channel"),
+    Field("size", PerAxis(_POS), default=REQUIRED, help="output size per axis, whatever the input size"),
+], title="adaptive_pool", shorthand="size")
+
+
+def _adaptive_pool_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    x = xs[0]
+    _spatial_input(x, ctx)
+    sizes = tuple(a["size"])
+    lo, hi = T.adaptive(x, sizes)
+    jump = tuple(j * Fraction(n, m) for j, n, m in zip(x.jump, x.spatial, sizes))
+    note = f"adaptive {a['kind']} pool {fmt_shape(x.spatial)} → {fmt_shape(sizes)}, per channel, no parameters"
+    return Outcome(Tensor(x.channels, sizes, jump, lo, hi), note=note)
+
+
+def _adaptive_pool_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    if a["kind"] == "max":
+        return (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)[dims - 1](tuple(a["size"]))
+    return (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[dims - 1](tuple(a["size"]))
+
+
 GLOBAL_POOL_ARGS = Record([
     Field("kind", Choice("max", "mean"), default="mean", help="max or mean over all positions, per channel"),
 ], title="global_pool", shorthand="kind")
@@ -352,6 +398,7 @@ def _norm_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     params = 2 * x.channels if a["affine"] else 0
     formula = f"2·{x.channels} = {params:,}" if params else ""
     note = f"{a['kind']} norm" + (f", {a['groups']} groups" if a["kind"] == "group" else "")
+    note += " over features (flat input)" if x.flat else ""
     return Outcome(x, params, 0, formula, note + (" (γ, β per channel)" if params else ""))
 
 
@@ -360,7 +407,8 @@ def _norm_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
     if a["kind"] == "group":
         return nn.GroupNorm(a["groups"], c, eps=a["eps"], affine=a["affine"])
     if a["kind"] == "batch":
-        cls = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1]
+        # after dense/flatten the tensor is (B, C): BatchNorm1d, whatever the model's dims
+        cls = nn.BatchNorm1d if xs[0].flat else (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1]
         return cls(c, eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
     cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[dims - 1]
     return cls(c, eps=a["eps"], affine=a["affine"])
@@ -477,8 +525,26 @@ def _add_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
 
 # ----------------------------------------------------------------------------- projection shortcut
 
-def projection_infer(body_out: Tensor, x: Tensor, ctx: LayerCtx) -> tuple[Outcome, tuple[int, ...] | None]:
-    """``shortcut: auto``: identity when shapes agree, else a learned 1×1 projection.
+def _body_stride(body_out: Tensor, x: Tensor, ctx: LayerCtx) -> tuple[int, ...]:
+    """The body's own stride per axis: the ratio of sample spacings (jumps) after and before it.
+
+    This is the product of the strides along the body, so a 1×1 projection with it samples the
+    positions the body's windows start on, whatever the input size.
+    """
+    stride = []
+    for axis, jb, jx in zip(ctx.axes, body_out.jump, x.jump):
+        ratio = jb / jx
+        if ratio.denominator != 1:
+            raise ctx.fail(f"the body changes the sample spacing along {axis} by ×{ratio} (it upsamples), "
+                           "which no 1×1 projection can follow", "give shortcut layers explicitly")
+        stride.append(int(ratio))
+    return tuple(stride)
+
+
+def projection_infer(body_out: Tensor, x: Tensor, ctx: LayerCtx, norm: bool = False
+                     ) -> tuple[Outcome, tuple[int, ...] | None]:
+    """``shortcut: auto`` / ``auto_norm``: identity when shapes agree, else a learned 1×1 projection
+    with the body's stride (``auto_norm``: without bias, followed by batch norm, as in ResNet).
 
     Returns the outcome and the projection's stride (None for identity).
     """
@@ -487,30 +553,35 @@ def projection_infer(body_out: Tensor, x: Tensor, ctx: LayerCtx) -> tuple[Outcom
     if x.flat or body_out.flat:
         raise ctx.fail(f"cannot project {fmt_shape(x.shape)} onto {fmt_shape(body_out.shape)}",
                        "residual blocks need spatial tensors on both paths")
-    stride = []
-    for axis, n, m in zip(ctx.axes, x.spatial, body_out.spatial):
-        s = max(1, round(n / m))
+    stride = _body_stride(body_out, x, ctx)
+    for axis, n, m, s in zip(ctx.axes, x.spatial, body_out.spatial, stride):
         if (n - 1) // s + 1 != m:
-            raise ctx.fail(f"no 1×1 projection maps {axis} {n} onto {m} (body output "
-                           f"{fmt_shape(body_out.shape)})",
+            raise ctx.fail(f"a 1×1 projection with the body's stride {s} maps {axis} {n} onto {(n - 1) // s + 1}, "
+                           f"but the body gives {m} (body output {fmt_shape(body_out.shape)})",
                            "use padding: same in the body, or give shortcut layers explicitly")
-        stride.append(s)
-    stride_t = tuple(stride)
-    a = {"out": body_out.channels, "kernel": (1,) * len(stride), "stride": stride_t, "padding": "valid",
-         "dilation": (1,) * len(stride), "groups": 1, "bias": True, "padding_mode": "zeros"}
+    dims = len(stride)
+    a = {"out": body_out.channels, "kernel": (1,) * dims, "stride": stride, "padding": "valid",
+         "dilation": (1,) * dims, "groups": 1, "bias": not norm, "padding_mode": "zeros"}
     res = _conv_infer(a, [x], ctx)
     res.warnings = []  # a 1×1 stride-s projection skips samples by design; the body sees them
+    if norm:
+        res.params += 2 * body_out.channels
+        res.formula = f"1·{x.channels}·{body_out.channels} + 2·{body_out.channels} = {res.params:,}"
     why = []
     if x.channels != body_out.channels:
         why.append(f"channels {x.channels}→{body_out.channels}")
-    if any(s > 1 for s in stride_t):
-        why.append(f"stride {'×'.join(map(str, stride_t))}")
-    res.note = "projection shortcut, learned 1×1 conv: " + ", ".join(why)
-    return res, stride_t
+    if any(s > 1 for s in stride):
+        why.append(f"stride {'×'.join(map(str, stride))}")
+    how = "1×1 conv without bias + batch norm" if norm else "learned 1×1 conv"
+    res.note = f"projection shortcut, {how}: " + ", ".join(why)
+    return res, stride
 
 
-def projection_build(cin: int, cout: int, stride: tuple[int, ...], dims: int) -> nn.Module:
-    return M.Conv(dims, cin, cout, (1,) * dims, stride, (0,) * dims, (1,) * dims, 1, True, "zeros")
+def projection_build(cin: int, cout: int, stride: tuple[int, ...], dims: int, norm: bool = False) -> nn.Module:
+    conv = M.Conv(dims, cin, cout, (1,) * dims, stride, (0,) * dims, (1,) * dims, 1, not norm, "zeros")
+    if not norm:
+        return conv
+    return nn.Sequential(conv, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1](cout))
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -525,6 +596,8 @@ _KINDS: list[Kind] = [
          _conv_t_build),
     Kind("upsample", "parameter-free upsampling", UPSAMPLE_ARGS, _upsample_infer, _upsample_build),
     Kind("pool", "max or mean pooling, per channel, no parameters", POOL_ARGS, _pool_infer, _pool_build),
+    Kind("adaptive_pool", "max or mean pooling to a fixed output size, for any input size", ADAPTIVE_POOL_ARGS,
+         _adaptive_pool_infer, _adaptive_pool_build),
     Kind("global_pool", "max or mean over all positions → flat vector", GLOBAL_POOL_ARGS,
          _global_pool_infer, _global_pool_build),
     Kind("norm", "batch, instance or group normalisation", NORM_ARGS, _norm_infer, _norm_build),

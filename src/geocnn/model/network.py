@@ -39,16 +39,18 @@ def _module(node: Node, inf: Inference) -> nn.Module:
         stride = inf.record(node.index).projection_stride
         if stride is None:
             return nn.Identity()
-        return projection_build(xs[0].channels, inf.tensors[node.name].channels, stride, dims)
+        return projection_build(xs[0].channels, inf.tensors[node.name].channels, stride, dims,
+                                node.args.get("norm", False))
     return KINDS[node.kind].build(node.args, xs, dims)
 
 
-def build(spec: ModelSpec, input_shape: tuple[int, ...]) -> tuple[nn.Module, Inference]:
+def build(spec: ModelSpec, input_shape: tuple[int, ...], receptive: bool = True) -> tuple[nn.Module, Inference]:
     """The network as a module, plus the records it was built from.
 
     ``input_shape`` is spatial; fully convolutional networks then run on any size
     :func:`geocnn.model.shapes.accepts`, networks with a dense head only on this one.
+    ``receptive=False`` skips the unclipped receptive fields of the records (the module needs none).
     """
-    inf = infer(spec, input_shape)
+    inf = infer(spec, input_shape, receptive)
     check_fits(inf)
     return _graph(spec.layers, NETWORK_INPUT, inf), inf

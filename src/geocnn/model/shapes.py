@@ -138,7 +138,7 @@ class _Walk:
         body = self.graph(node.body)
         sc_node = node.shortcut[0]
         if sc_node.kind == "projection":
-            outcome, stride = projection_infer(body, x, self.ctx(sc_node))
+            outcome, stride = projection_infer(body, x, self.ctx(sc_node), sc_node.args.get("norm", False))
             shortcut = self.add(sc_node, outcome, new_tensor=stride is not None, projection_stride=stride)
             how = "projection" if stride else "identity"
         else:
@@ -187,9 +187,11 @@ def _unclipped_rf(spec: ModelSpec, spatial: tuple[int, ...], records: list[Layer
     The receptive field of a layer is that of a value far from the edges; on a small input every
     value is clipped by the edges. The walk is repeated on a larger input with the same size
     modulo the total stride (so the same padding and merges), and the records take its values.
-    Values after flatten/global pooling see the whole input: they keep the input size.
+    Values after flatten/global pooling see the whole input, and the windows of adaptive pooling
+    grow with the input: from the first adaptive pooling on, records keep the input size's values.
     """
-    spatial_records = [r for r in records if len(r.output_shape) > 1]
+    adaptive = min((r.index for r in records if r.kind == "adaptive_pool"), default=None)
+    spatial_records = [r for r in records if len(r.output_shape) > 1 and (adaptive is None or r.index < adaptive)]
     if not spatial_records:
         return
     period = _downsampling(spec)
@@ -232,7 +234,7 @@ def _dense_inputs(inf: Inference) -> dict[int, tuple[int, ...]]:
 
 
 def accepts(spec: ModelSpec, shape: tuple[int, ...], reference: tuple[int, ...] | None = None) -> bool:
-    """True when the network runs on this spatial size without dropping samples.
+    """True when the network runs on this spatial size and every layer reads every sample it is given.
 
     With ``reference`` (the size the network was built for), flattened sizes must also equal
     the reference ones, since the dense layers after them have fixed weights.
@@ -264,6 +266,8 @@ def _rule(valid: list[int], limit: int) -> str:
     if not valid:
         return f"no size up to {limit} works"
     first, ok = valid[0], set(valid)
+    if valid[-1] < limit and valid[-1] - first + 1 == len(valid) and len(valid) > 2:
+        return f"{first} to {valid[-1]}"  # a dense head after flatten: one flattened size
     for p in range(1, limit + 1):
         if all((n in ok) == ((n - first) % p == 0) for n in range(first, limit + 1)):
             if p > limit - first:
@@ -284,8 +288,10 @@ def size_rules(spec: ModelSpec, reference: tuple[int, ...] | None = None, limit:
     them. Brute force over sizes up to ``limit`` (enough to see the period of the strides).
     """
     period = _downsampling(spec)
-    limit = limit or max(96, 4 * max(period) + 64, *(reference or ()))
-    if reference is not None and accepts(spec, reference):
+    limit = limit or max(96, 4 * max(period) + 64, *(n + 2 * max(period) for n in reference or ()))
+    if reference is not None and not accepts(spec, reference):
+        reference = None  # a size the network refuses fixes no dense input sizes
+    if reference is not None:
         base = list(reference)
     else:
         cube = next((n for n in range(1, limit + 1) if accepts(spec, (n,) * spec.dims, reference)), None)
@@ -303,9 +309,11 @@ def size_rules(spec: ModelSpec, reference: tuple[int, ...] | None = None, limit:
 def nearest_accepted(spec: ModelSpec, shape: tuple[int, ...], reference: tuple[int, ...] | None = None,
                      limit: int = 4096) -> tuple[int, ...] | None:
     """The smallest shape ≥ ``shape`` (per axis) the network accepts, or None."""
+    if reference is not None and not accepts(spec, reference):
+        reference = None  # a size the network refuses fixes no dense input sizes
     if accepts(spec, tuple(shape), reference):
         return tuple(shape)
-    base = reference if reference is not None and accepts(spec, reference) else next(
+    base = reference if reference is not None else next(
         ((n,) * spec.dims for n in range(1, 257) if accepts(spec, (n,) * spec.dims, reference)), None)
     if base is None:
         return None

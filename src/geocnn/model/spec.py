@@ -67,8 +67,10 @@ BLOCK = Record([
 
 RESIDUAL_ARGS = Record([
     Field("body", ListOf(AnyValue(), min_len=1), default=REQUIRED, help="main path f_θ: any layers"),
-    Field("shortcut", OneOf(Choice("identity", "auto"), ListOf(AnyValue(), min_len=1)), default="auto",
-          help="identity, auto (learned 1×1 projection only where shapes differ) or a list of layers"),
+    Field("shortcut", OneOf(Choice("identity", "auto", "auto_norm"), ListOf(AnyValue(), min_len=1)),
+          default="auto",
+          help="identity, auto (learned 1×1 projection with the body's stride, only where shapes differ), "
+               "auto_norm (the same as 1×1 conv without bias + batch norm, as in ResNet) or a list of layers"),
     Field("activation", Choice(*ACTIVATIONS, "none"), default="relu",
           help="σ applied after the sum: a = σ(f_θ(a) + shortcut(a))"),
 ], title="residual")
@@ -359,9 +361,10 @@ class _Expander:
                 [(v, (*akp, "shortcut", i)) for i, v in enumerate(args["shortcut"])], sc_scope, graph_input)
         else:
             self._count(akp)
-            kind = "projection" if a["shortcut"] == "auto" else "identity"
+            kind = "identity" if a["shortcut"] == "identity" else "projection"
+            sc_args = {"norm": a["shortcut"] == "auto_norm"} if kind == "projection" else {}
             sc_where = self.src.where((*akp, "shortcut"))
-            node.shortcut = [Node(self.index, kind, f"{name}.shortcut", {}, sc_where, (graph_input,),
+            node.shortcut = [Node(self.index, kind, f"{name}.shortcut", sc_args, sc_where, (graph_input,),
                                   scope.depth + 1, "shortcut", origin=scope.origin)]
         self._register(name, scope, where)
         return [node], name

@@ -28,7 +28,7 @@ class TooLarge(ValueError):
         super().__init__(f"{positions:,} positions × {taps:,} taps")
 
 
-def _room(positions: int, taps: int = 1) -> None:
+def check_room(positions: int, taps: int = 1) -> None:
     """Refuse a step before numpy tries to allocate it (an input of 10¹¹ samples, a kernel of 10⁹)."""
     if positions * taps > MAX_AXIS_VALUES:
         raise TooLarge(positions, taps)
@@ -74,7 +74,7 @@ class Tensor:
 def input_tensor(channels: int, spatial: tuple[int, ...]) -> Tensor:
     """The network input: every value sees one sample, neighbours one sample apart."""
     for n in spatial:
-        _room(n)
+        check_room(n)
     pos = tuple(np.arange(n, dtype=np.int64) for n in spatial)
     return Tensor(channels, tuple(spatial), (Fraction(1),) * len(spatial), pos, pos)
 
@@ -86,14 +86,32 @@ def _gather(lo: np.ndarray, hi: np.ndarray, idx: np.ndarray, valid: np.ndarray) 
             np.where(valid, hi[safe], _EMPTY_HI).max(axis=1))
 
 
-def window(x: Tensor, sizes, kernel, stride, dilation, before) -> tuple:
+def padded_index(idx: np.ndarray, n: int, mode: str = "zeros") -> tuple[np.ndarray, np.ndarray]:
+    """(sample each position reads, whether it reads one) for positions of a padded axis of ``n``.
+
+    Zero padding reads nothing; the other modes read a sample of the axis, as ``torch.nn.functional.pad``.
+    """
+    if mode == "zeros":
+        return idx, (idx >= 0) & (idx < n)
+    if mode == "replicate":
+        mapped = np.clip(idx, 0, n - 1)
+    elif mode == "circular":
+        mapped = idx % n
+    else:  # reflect, without repeating the edge sample
+        period = max(2 * (n - 1), 1)
+        mapped = np.abs(idx) % period
+        mapped = np.where(mapped > n - 1, period - mapped, mapped)
+    return mapped, np.ones(idx.shape, dtype=bool)
+
+
+def window(x: Tensor, sizes, kernel, stride, dilation, before, mode: str = "zeros") -> tuple:
     """Extents after a window operation (conv, pool): output o reads o·s − pad + j·d."""
     lo, hi = [], []
     for a, n_out in enumerate(sizes):
-        _room(n_out, kernel[a])
+        check_room(n_out, kernel[a])
         o = np.arange(n_out, dtype=np.int64)[:, None]
         idx = o * stride[a] - before[a] + np.arange(kernel[a], dtype=np.int64)[None, :] * dilation[a]
-        valid = (idx >= 0) & (idx < x.spatial[a])
+        idx, valid = padded_index(idx, x.spatial[a], mode)
         lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, valid)
         lo.append(lo_a)
         hi.append(hi_a)
@@ -104,7 +122,7 @@ def transposed(x: Tensor, sizes, kernel, stride, dilation, padding) -> tuple:
     """Extents after a transposed conv: output o receives input i when i·s − p + j·d = o."""
     lo, hi = [], []
     for a, n_out in enumerate(sizes):
-        _room(n_out, kernel[a])
+        check_room(n_out, kernel[a])
         o = np.arange(n_out, dtype=np.int64)[:, None]
         num = o + padding[a] - np.arange(kernel[a], dtype=np.int64)[None, :] * dilation[a]
         idx = np.floor_divide(num, stride[a])
@@ -120,15 +138,33 @@ def upsample(x: Tensor, scale, linear: bool) -> tuple:
     lo, hi = [], []
     for a, s in enumerate(scale):
         n_in = x.spatial[a]
-        _room(n_in * s, 2)
+        check_room(n_in * s, 2)
         o = np.arange(n_in * s, dtype=np.int64)
         if linear:
-            src = np.maximum((o + 0.5) / s - 0.5, 0.0)
-            i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-            idx = np.stack([i0, np.minimum(i0 + 1, n_in - 1)], axis=1)
+            # source position (o + ½)/s − ½ = (2o + 1 − s) / 2s, clamped at 0, in integers: when it lands
+            # exactly on an input sample the neighbour's weight is 0, so only that sample is read
+            num = np.maximum(2 * o + 1 - s, 0)
+            i0 = np.minimum(num // (2 * s), n_in - 1)
+            i1 = np.where(num % (2 * s) == 0, i0, np.minimum(i0 + 1, n_in - 1))
+            idx = np.stack([i0, i1], axis=1)
         else:
             idx = (o // s)[:, None]
         lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, np.ones(idx.shape, bool))
+        lo.append(lo_a)
+        hi.append(hi_a)
+    return tuple(lo), tuple(hi)
+
+
+def adaptive(x: Tensor, sizes) -> tuple:
+    """Extents after adaptive pooling to ``sizes``: output i reads [⌊i·n/m⌋, ⌈(i + 1)·n/m⌉) (as torch)."""
+    lo, hi = [], []
+    for a, m in enumerate(sizes):
+        n = x.spatial[a]
+        check_room(m, -(-n // m) + 1)  # m outputs × the widest window (⌈n/m⌉ + 1 taps)
+        i = np.arange(m, dtype=np.int64)
+        start, end = (i * n) // m, -((-(i + 1) * n) // m)
+        idx = start[:, None] + np.arange(int((end - start).max()), dtype=np.int64)[None, :]
+        lo_a, hi_a = _gather(x.lo[a], x.hi[a], idx, idx < end[:, None])
         lo.append(lo_a)
         hi.append(hi_a)
     return tuple(lo), tuple(hi)

@@ -1,0 +1,105 @@
+"""Losses on tiny tensors whose values are worked out by hand in the comments.
+
+Logits are chosen so that softmax gives round probabilities: logits (0, ln 3) → (1/4, 3/4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from geocnn.losses import ClassLoss, ValueLoss, class_weights_from_frequencies
+
+LN3 = math.log(3.0)
+
+
+def _two_samples() -> torch.Tensor:
+    """(B=1, K=2, N=3) logits: sample 0 → p = (1/4, 3/4); sample 1 → p = (1/4, 3/4); sample 2 → (3/4, 1/4)."""
+    return torch.tensor([[[0.0, 0.0, LN3], [LN3, LN3, 0.0]]])
+
+
+# targets: sample 0 is class 1 (p_t = 3/4), sample 1 is class 0 (p_t = 1/4), sample 2 is ignored (255)
+TARGET = torch.tensor([[1, 0, 255]])
+
+
+def test_weighted_cross_entropy_by_hand():
+    # weights (1, 3): Σ w_t·(−ln p_t) / Σ w_t = (3·ln(4/3) + 1·ln 4) / (3 + 1); the ignored sample counts nowhere
+    loss = ClassLoss("cross_entropy", [1.0, 3.0], 255, 2.0)(_two_samples(), TARGET)
+    assert loss.item() == pytest.approx((3 * math.log(4 / 3) + math.log(4)) / 4, rel=1e-6)
+
+
+def test_focal_loss_by_hand():
+    # γ = 2: −(1 − p_t)²·ln p_t per valid sample: (1/4)²·ln(4/3) and (3/4)²·ln 4, mean over the 2 valid samples
+    loss = ClassLoss("focal", None, 255, 2.0)(_two_samples(), TARGET)
+    assert loss.item() == pytest.approx((math.log(4 / 3) / 16 + 9 * math.log(4) / 16) / 2, rel=1e-6)
+
+
+def test_focal_loss_with_class_weights_by_hand():
+    # weights (1, 3) multiply each sample's term (the mean stays over the valid count, 2):
+    # (3·(1/16)·ln(4/3) + 1·(9/16)·ln 4) / 2
+    loss = ClassLoss("focal", [1.0, 3.0], 255, 2.0)(_two_samples(), TARGET)
+    assert loss.item() == pytest.approx((3 * math.log(4 / 3) / 16 + 9 * math.log(4) / 16) / 2, rel=1e-6)
+
+
+def test_focal_loss_with_gamma_zero_is_cross_entropy():
+    # (1 − p_t)⁰ = 1: the mean of −ln p_t = (ln(4/3) + ln 4) / 2
+    loss = ClassLoss("focal", None, 255, 0.0)(_two_samples(), TARGET)
+    assert loss.item() == pytest.approx((math.log(4 / 3) + math.log(4)) / 2, rel=1e-6)
+
+
+def test_balanced_bce_by_hand():
+    # one logit channel; y = (1, 0, 0, 0): β = share of negatives = 3/4.
+    # loss = −[β·y·ln σ(x) + (1 − β)·(1 − y)·ln σ(−x)], mean over the 4 samples:
+    #   x = 0, y = 1:     3/4 · ln 2
+    #   x = 0, y = 0:     1/4 · ln 2
+    #   x = ln 3, y = 0:  1/4 · ln 4        (σ(−ln 3) = 1/4)
+    #   x = −ln 3, y = 0: 1/4 · ln(4/3)     (σ(ln 3) = 3/4)
+    out = torch.tensor([[[0.0, 0.0, LN3, -LN3]]])
+    target = torch.tensor([[1, 0, 0, 0]])
+    expected = (0.75 * math.log(2) + 0.25 * math.log(2) + 0.25 * math.log(4) + 0.25 * math.log(4 / 3)) / 4
+    assert ClassLoss("bce_balanced", None, None, 2.0)(out, target).item() == pytest.approx(expected, rel=1e-6)
+    # two channels: the logit of class 1 is their difference, so (0, x) gives the same loss
+    two = torch.cat([torch.zeros_like(out), out], dim=1)
+    assert ClassLoss("bce_balanced", None, None, 2.0)(two, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_balanced_bce_leaves_ignored_samples_out_of_beta_and_the_mean():
+    # the same four samples plus an ignored one (255) with a large logit: nothing changes
+    out = torch.tensor([[[0.0, 0.0, LN3, -LN3, 9.0]]])
+    target = torch.tensor([[1, 0, 0, 0, 255]])
+    expected = (0.75 * math.log(2) + 0.25 * math.log(2) + 0.25 * math.log(4) + 0.25 * math.log(4 / 3)) / 4
+    assert ClassLoss("bce_balanced", None, 255, 2.0)(out, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_dice_loss_by_hand():
+    # two samples, both class 0; p = (3/4, 1/4) and (1/4, 3/4). Smoothed Dice per class (2·∩ + 1)/(Σp + Σt + 1):
+    #   class 0: ∩ = 3/4 + 1/4 = 1, Σp = 1, Σt = 2 → (2 + 1)/(1 + 2 + 1) = 3/4
+    #   class 1: ∩ = 0,            Σp = 1, Σt = 0 → (0 + 1)/(1 + 0 + 1) = 1/2
+    # loss = 1 − (3/4 + 1/2)/2 = 3/8
+    logits = torch.tensor([[[LN3, 0.0], [0.0, LN3]]])
+    loss = ClassLoss("dice", None, None, 2.0)(logits, torch.tensor([[0, 0]]))
+    assert loss.item() == pytest.approx(3 / 8, rel=1e-6)
+
+
+def test_dice_loss_of_a_single_binary_channel_uses_zero_as_the_class_0_score():
+    # one channel x → logits (0, x): x = −ln 3 gives p = (3/4, 1/4), x = ln 3 gives (1/4, 3/4): as above, 3/8
+    out = torch.tensor([[[-LN3, LN3]]])
+    assert ClassLoss("dice", None, None, 2.0)(out, torch.tensor([[0, 0]])).item() == pytest.approx(3 / 8, rel=1e-6)
+
+
+def test_median_frequency_class_weights_by_hand():
+    # present frequencies (0.5, 0.25, 0.25): median 0.25 → weights 0.25/f = (0.5, 1, 1); absent class → largest (1)
+    assert class_weights_from_frequencies(np.array([0.5, 0.25, 0.25, 0.0])) == [0.5, 1.0, 1.0, 1.0]
+    assert class_weights_from_frequencies(np.zeros(3)) == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("kind, expected", [("mse", (0.25 + 4.0) / 2), ("l1", (0.5 + 2.0) / 2),
+                                            # huber δ = 1: 0.5·0.5² = 0.125 and 1·(2 − 0.5) = 1.5
+                                            ("huber", (0.125 + 1.5) / 2)])
+def test_value_losses_by_hand(kind, expected):
+    # errors 0.5 and −2
+    loss = ValueLoss(kind, 1.0)(torch.tensor([[1.5], [0.0]]), torch.tensor([1.0, 2.0]))
+    assert loss.item() == pytest.approx(expected)
