@@ -336,7 +336,7 @@ def resolve_model_source(path: str | Path) -> tuple[ModelSpec, tuple[int, ...] |
         from geocnn.runs import load_checkpoint, resolve_checkpoint
 
         ckpt = load_checkpoint(resolve_checkpoint(p))
-        cfg = parse_config(ckpt["config"], Source(str(p)))
+        cfg = parse_config(ckpt.config, Source(str(p)))
         return cfg.model, (cfg.model.in_channels, *cfg.patch)
     data, source = load(p)
     section, base = model_section(data, source)

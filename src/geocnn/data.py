@@ -347,8 +347,8 @@ def _check_augment(cfg: Config, geom: PatchGeometry) -> None:
             raise ConfigError(f"transpose {a}/{b} needs equal patch sizes along both", where=cfg.path)
 
 
-def build(cfg: Config, stored: dict | None = None) -> TrainingData:
-    """Open and check everything; ``stored`` (from a checkpoint) reuses its normalisation."""
+def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None = None) -> TrainingData:
+    """Open and check everything; ``stored`` (input and target normalisation from a checkpoint) is reused."""
     where = cfg.path
     grid = open_stack(cfg.inputs, random_access=True)
     if grid.channels != cfg.model.in_channels:
@@ -377,8 +377,7 @@ def build(cfg: Config, stored: dict | None = None) -> TrainingData:
     _check_finite(grid, "inputs", d["normalize"]["max_traces"])
     seed = cfg.train["seed"]
     if stored is not None:
-        norm = Normalization.from_dict(stored["inputs"])
-        target_norm = Normalization.from_dict(stored["target"]) if stored.get("target") else None
+        norm, target_norm = stored
     else:
         norm = estimate(grid, d["normalize"]["method"], d["normalize"]["max_traces"], seed)
         target_norm = _target_norm(cfg, grid, target, labels, norm, split, geom)

@@ -65,11 +65,9 @@ class Trained:
 def load_trained(run_or_checkpoint: str | Path) -> Trained:
     path = resolve_checkpoint(run_or_checkpoint)
     ckpt = load_checkpoint(path)
-    cfg = parse_config(ckpt["config"], Source(str(path)))
-    norm = ckpt["normalization"]
-    return Trained(cfg, ckpt["model_state"], Normalization.from_dict(norm["inputs"]),
-                   Normalization.from_dict(norm["target"]) if norm.get("target") else None,
-                   ckpt.get("classes"), tuple(ckpt["patch"]["axes"]), path)
+    cfg = parse_config(ckpt.config, Source(str(path)))
+    return Trained(cfg, ckpt.model_state, ckpt.normalization, ckpt.target_normalization, ckpt.classes,
+                   ckpt.patch_axes, path)
 
 
 def input_specs(trained: Trained, inputs: Sequence[str | Path]) -> list[InputSpec]:

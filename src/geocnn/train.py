@@ -78,9 +78,9 @@ def _check_folder(run: Path, resume: bool, force: bool) -> None:
 
 
 
-def _same_run(cfg: Config, ckpt: dict, run: Path) -> None:
+def _same_run(cfg: Config, ckpt: runs.Checkpoint, run: Path) -> None:
     """A resumed run must train the same model on the same data."""
-    old = ckpt["config"]
+    old = ckpt.config
     for section in ("task", "model", "data"):
         if old.get(section) != cfg.raw.get(section):
             raise ConfigError(f"the config's {section} differs from the run being resumed", where=str(run),
@@ -210,25 +210,21 @@ def _example_values(out: torch.Tensor, pred: torch.Tensor, d: data_mod.TrainingD
     return pred.numpy()
 
 
-def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler, prog: Progress) -> dict:
+def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler,
+                      prog: Progress) -> runs.Checkpoint:
     core = getattr(model, "_orig_mod", model)  # torch.compile wraps the (DDP-wrapped) model
     core = core.module if isinstance(core, DistributedDataParallel) else core
-    return {
-        "config": cfg.raw, "config_hash": cfg.hash(),
-        "model_state": {k: v.detach().cpu() for k, v in core.state_dict().items()},
-        "optimizer_state": opt.state_dict(), "scheduler_state": sched.state_dict(),
-        "scaler_state": scaler.state_dict(),
-        "epoch": prog.epoch, "step": prog.step, "batch_in_epoch": prog.batch_in_epoch,
-        "best": {"metric": cfg.train["best_metric"], "value": prog.best, "epoch": prog.best_epoch},
-        "rng": _rng_state(),
-        "normalization": {"inputs": d.norm.to_dict(),
-                          "target": d.target_norm.to_dict() if d.target_norm is not None else None},
-        "channels": {"names": list(d.grid.channel_names), "sources": list(d.grid.sources),
-                     "grid_axes": list(d.grid.axes)},
-        "patch": {"size": list(d.geom.size), "axes": list(d.geom.model_axes)},
-        "classes": d.classes,
-        "class_frequencies": d.class_freq.tolist() if d.class_freq is not None else None,
-    }
+    return runs.Checkpoint(
+        config=cfg.raw, config_hash=cfg.hash(),
+        model_state={k: v.detach().cpu() for k, v in core.state_dict().items()},
+        normalization=d.norm, target_normalization=d.target_norm,
+        channel_names=tuple(d.grid.channel_names), channel_sources=tuple(d.grid.sources), grid_axes=tuple(d.grid.axes),
+        patch_size=tuple(d.geom.size), patch_axes=tuple(d.geom.model_axes), classes=d.classes,
+        class_frequencies=tuple(d.class_freq.tolist()) if d.class_freq is not None else None,
+        epoch=prog.epoch, step=prog.step, batch_in_epoch=prog.batch_in_epoch,
+        best_metric=cfg.train["best_metric"], best_value=prog.best, best_epoch=prog.best_epoch,
+        optimizer_state=opt.state_dict(), scheduler_state=sched.state_dict(), scaler_state=scaler.state_dict(),
+        rng=_rng_state())
 
 
 def train(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
@@ -254,7 +250,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     torch.manual_seed(seed)
 
     # --- data: grids, checks, split, normalisation (reused from the checkpoint on resume)
-    d = data_mod.build(cfg, stored=ckpt["normalization"] if ckpt else None)
+    d = data_mod.build(cfg, stored=(ckpt.normalization, ckpt.target_normalization) if ckpt else None)
 
     # --- model, optimizer, schedule, loss
     model, inf = build(cfg.model, cfg.patch)
@@ -271,13 +267,12 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     loss_fn = make_loss(cfg.task.classifies, cfg.train["loss"], d.class_freq).to(rt.device)
     prog = Progress()
     if ckpt is not None:
-        model.load_state_dict(ckpt["model_state"])
-        opt.load_state_dict(ckpt["optimizer_state"])
-        sched.load_state_dict(ckpt["scheduler_state"])
-        scaler.load_state_dict(ckpt["scaler_state"])
-        prog = Progress(ckpt["epoch"], ckpt["step"], ckpt["batch_in_epoch"], ckpt["best"]["value"],
-                        ckpt["best"]["epoch"])
-        _set_rng_state(ckpt["rng"])
+        model.load_state_dict(ckpt.model_state)
+        opt.load_state_dict(ckpt.optimizer_state)
+        sched.load_state_dict(ckpt.scheduler_state)
+        scaler.load_state_dict(ckpt.scaler_state)
+        prog = Progress(ckpt.epoch, ckpt.step, ckpt.batch_in_epoch, ckpt.best_value, ckpt.best_epoch)
+        _set_rng_state(ckpt.rng)
     if rt.distributed:
         model = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     if cfg.train["compile"]:
