@@ -294,7 +294,7 @@ def test_cli_train_and_overrides(tmp_path, cli):
 def test_precision_and_layout_settings(tmp_path):
     path = trainkit.regression_config(tmp_path, epochs=1)
     cfg = load_config(path, ["train.amp=fp32", "train.channels_last=false"])
-    assert cfg.train["amp"] == "fp32" and cfg.train["channels_last"] is False
+    assert cfg.train.amp == "fp32" and cfg.train.channels_last is False
     with pytest.raises(ConfigError, match="YAML reads on/off/yes/no as true/false"):
         load_config(path, ["train.amp=off"])
 

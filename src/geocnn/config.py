@@ -21,8 +21,10 @@ A full config::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,107 @@ TRAIN = Record([
     Field("examples", Int(min=0, max=16), 4, "validation patches drawn in examples.png"),
 ], title="train")
 
+# ----------------------------------------------------------------------------- typed sections
+# One frozen record per Record above, with the same field names (tests/test_tasks.py checks that
+# they agree); built from the checked dict, so code reads ``cfg.train.lr``, not ``cfg.train["lr"]``.
+
+@dataclass(frozen=True)
+class Normalize:
+    method: str
+    max_traces: int
+
+
+@dataclass(frozen=True)
+class Split:
+    axis: str | None
+    fraction: float
+    gap: str | int
+
+
+@dataclass(frozen=True)
+class Sampling:
+    patches_per_epoch: int
+    val_patches: int
+    balance: float
+    rare_class: int | None
+    min_live: float
+
+
+@dataclass(frozen=True)
+class Augment:
+    flip: tuple[str, ...]
+    transpose: tuple[str, str] | None
+    noise: float
+
+
+@dataclass(frozen=True)
+class Data:
+    inputs: tuple[Any, ...]
+    target: Any
+    labels: Any
+    patch: tuple[int, ...]
+    patch_axes: tuple[str, ...] | None
+    section: str | None
+    target_from_patch: str
+    normalize: Normalize
+    target_normalize: str
+    split: Split
+    sampling: Sampling
+    augment: Augment
+    classes: int | None
+
+
+@dataclass(frozen=True)
+class Loss:
+    kind: str
+    class_weights: str | tuple[float, ...]
+    ignore_index: int | None
+    delta: float
+    gamma: float
+
+
+@dataclass(frozen=True)
+class Train:
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    weight_decay: float
+    momentum: float
+    scheduler: str
+    step_epochs: int
+    step_gamma: float
+    loss: Loss
+    grad_clip: float | None
+    best_metric: str
+    device: str
+    amp: str
+    compile: bool
+    channels_last: str | bool
+    workers: str | int
+    seed: int
+    max_steps: int | None
+    examples: int
+
+
+SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: AUGMENT, Data: DATA, Loss: LOSS,
+               Train: TRAIN}
+
+
+def section(cls: type, checked: dict) -> Any:
+    """A checked section dict as its frozen record (nested sections too; lists become tuples)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        v = checked[f.name]
+        if dataclasses.is_dataclass(hints[f.name]):
+            v = section(hints[f.name], v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        values[f.name] = v
+    return cls(**values)
+
+
 CONFIG = Record([
     Field("name", Str(), None, "run name (default: the config file name); runs/<name>/"),
     Field("task", Choice(*TASKS), REQUIRED, " | ".join(TASKS)),
@@ -161,9 +264,9 @@ class Config:
     path: str
     name: str
     task: Task
-    data: dict
+    data: Data
     model: ModelSpec
-    train: dict
+    train: Train
     raw: dict  # effective config as plain data (absolute paths), written into the run
     inputs: list[InputSpec]
     target: InputSpec | None
@@ -171,7 +274,7 @@ class Config:
 
     @property
     def patch(self) -> tuple[int, ...]:
-        return tuple(self.data["patch"])
+        return self.data.patch
 
     @property
     def dense(self) -> bool:
@@ -308,7 +411,8 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
             raise ctx.at("data").at("labels").error("labels must be a file path (.npy or .csv)")
     name = cfg["name"] or Path(source.path).stem
     raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
-    return Config(source.path, name, TASKS[cfg["task"]], d, spec, cfg["train"], _plain(raw), inputs, target, labels)
+    return Config(source.path, name, TASKS[cfg["task"]], section(Data, d), spec, section(Train, cfg["train"]),
+                  _plain(raw), inputs, target, labels)
 
 
 def _plain(obj: Any) -> Any:

@@ -224,7 +224,7 @@ class Runner:
         spec = trained.cfg.model
         self.model, _ = build(spec, window)
         self.model.load_state_dict(trained.state)
-        self.channels_last = device.use_channels_last(rt, spec.dims, trained.cfg.train["channels_last"])
+        self.channels_last = device.use_channels_last(rt, spec.dims, trained.cfg.train.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=device.memory_format(spec.dims))
         self.model = self.model.to(rt.device).eval()
@@ -297,14 +297,14 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
     trained = load_trained(run_or_checkpoint)
     writer.output_format(out)  # a bad output name fails before any work
     kind = trained.cfg.task.output_kind(output, trained.classes)
-    rt = device.setup(device_name, trained.cfg.train["amp"])
+    rt = device.setup(device_name, trained.cfg.train.amp)
     try:
         grid = open_stack(input_specs(trained, inputs))
         _check_grid(trained, grid)
         t0 = time.perf_counter()
         size = _window_size(trained, window)
         geom = _geometry(grid, trained, size)
-        runner = Runner(trained, rt, size, batch_size or trained.cfg.train["batch_size"])
+        runner = Runner(trained, rt, size, batch_size or trained.cfg.train.batch_size)
         if trained.cfg.dense:
             report = _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force,
                                     both_orientations, rt, reporter)

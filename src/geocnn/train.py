@@ -89,10 +89,10 @@ def _same_run(cfg: Config, ckpt: runs.Checkpoint, run: Path) -> None:
 
 def _optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     t = cfg.train
-    if t["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"])
-    cls = torch.optim.AdamW if t["optimizer"] == "adamw" else torch.optim.Adam
-    return cls(params, lr=t["lr"], weight_decay=t["weight_decay"])
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
 def _schedule(cfg: Config, steps_per_epoch: int):
@@ -100,11 +100,11 @@ def _schedule(cfg: Config, steps_per_epoch: int):
     t = cfg.train
     # The plan is train.epochs; --max-steps and Ctrl-C stop early without changing it, so a
     # resumed run follows the same learning rates as an uninterrupted one.
-    total = max(1, t["epochs"] * steps_per_epoch)
-    if t["scheduler"] == "cosine":
+    total = max(1, t.epochs * steps_per_epoch)
+    if t.scheduler == "cosine":
         return lambda step: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-    if t["scheduler"] == "step":
-        return lambda step: t["step_gamma"] ** ((step // max(steps_per_epoch, 1)) // t["step_epochs"])
+    if t.scheduler == "step":
+        return lambda step: t.step_gamma ** ((step // max(steps_per_epoch, 1)) // t.step_epochs)
     return lambda step: 1.0
 
 
@@ -122,7 +122,7 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _workers(cfg: Config, rt: device.Runtime) -> int:
-    workers = cfg.train["workers"]
+    workers = cfg.train.workers
     if workers != "auto":
         return workers
     # On a small CPU machine workers would steal cores from the convolutions; a GPU wants several.
@@ -136,11 +136,11 @@ def _loader(dataset, cfg: Config, rt: device.Runtime, sampler=None):
     """One DataLoader for the whole run: persistent workers, pinned memory on CUDA."""
     workers = _workers(cfg, rt)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.train["batch_size"], sampler=sampler, num_workers=workers,
+        dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=rt.device.type == "cuda", persistent_workers=workers > 0,
         prefetch_factor=4 if workers else None,
         # its own generator: creating iterators must not draw from the global RNG (exact resume)
-        generator=torch.Generator().manual_seed(cfg.train["seed"]))
+        generator=torch.Generator().manual_seed(cfg.train.seed))
 
 
 def _close(*loaders) -> None:
@@ -160,7 +160,7 @@ def _to_device(x: torch.Tensor, rt: device.Runtime, channels_last: bool) -> torc
 
 def _metrics(d: data_mod.TrainingData):
     """The task's validation accumulator, with its baseline's numbers from the training data."""
-    return d.task.make_metrics(d.classes, d.majority, d.cfg.train["loss"]["ignore_index"], d.train_mean)
+    return d.task.make_metrics(d.classes, d.majority, d.cfg.train.loss.ignore_index, d.train_mean)
 
 
 def _input_baseline(x: torch.Tensor, y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor | None:
@@ -222,7 +222,7 @@ def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, 
         patch_size=tuple(d.geom.size), patch_axes=tuple(d.geom.model_axes), classes=d.classes,
         class_frequencies=tuple(d.class_freq.tolist()) if d.class_freq is not None else None,
         epoch=prog.epoch, step=prog.step, batch_in_epoch=prog.batch_in_epoch,
-        best_metric=cfg.train["best_metric"], best_value=prog.best, best_epoch=prog.best_epoch,
+        best_metric=cfg.train.best_metric, best_value=prog.best, best_epoch=prog.best_epoch,
         optimizer_state=opt.state_dict(), scheduler_state=sched.state_dict(), scaler_state=scaler.state_dict(),
         rng=_rng_state())
 
@@ -230,7 +230,7 @@ def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, 
 def train(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
           reporter: Reporter = SILENT) -> Path:
     """Train ``cfg``; returns the run folder. See the module docstring for the flow."""
-    rt = device.setup(cfg.train["device"], cfg.train["amp"])
+    rt = device.setup(cfg.train.device, cfg.train.amp)
     run = Path(out) if out is not None else default_run_folder(cfg)
     try:
         return _train(cfg, run, resume, force, reporter, rt)
@@ -246,7 +246,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt") if resume else None
     if ckpt is not None:
         _same_run(cfg, ckpt, run)
-    seed = cfg.train["seed"]
+    seed = cfg.train.seed
     torch.manual_seed(seed)
 
     # --- data: grids, checks, split, normalisation (reused from the checkpoint on resume)
@@ -254,17 +254,17 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
 
     # --- model, optimizer, schedule, loss
     model, inf = build(cfg.model, cfg.patch)
-    channels_last = device.use_channels_last(rt, cfg.model.dims, cfg.train["channels_last"])
+    channels_last = device.use_channels_last(rt, cfg.model.dims, cfg.train.channels_last)
     if channels_last:
         model = model.to(memory_format=device.memory_format(cfg.model.dims))
     model = model.to(rt.device)
-    bs = cfg.train["batch_size"]
-    per_rank = (cfg.data["sampling"]["patches_per_epoch"] // rt.world_size)
+    bs = cfg.train.batch_size
+    per_rank = (cfg.data.sampling.patches_per_epoch // rt.world_size)
     steps_per_epoch = max(1, math.ceil(per_rank / bs))
     opt = _optimizer(cfg, model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps_per_epoch))
     scaler = rt.grad_scaler()
-    loss_fn = make_loss(cfg.task.classifies, cfg.train["loss"], d.class_freq).to(rt.device)
+    loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq).to(rt.device)
     prog = Progress()
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
@@ -275,12 +275,12 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         _set_rng_state(ckpt.rng)
     if rt.distributed:
         model = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    if cfg.train["compile"]:
+    if cfg.train.compile:
         model = torch.compile(model)
 
     # --- what the run folder says before the first step
     headline = cfg.task.headline(d.classes).name
-    best_name = cfg.train["best_metric"]
+    best_name = cfg.train.best_metric
     best_metric = METRICS[best_name]
     if rt.main:
         runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
@@ -301,16 +301,16 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
 
     # --- epochs
     model.train()
-    max_steps = cfg.train["max_steps"]
+    max_steps = cfg.train.max_steps
     history = runs.read_metrics(run) if rt.main else []
     sampler = data_mod.EpochSampler(d.per_process(rt.world_size))
     loader = _loader(d.training_set(rt.rank, rt.world_size), cfg, rt, sampler)
     val_loader = _loader(d.validation_set(rt.rank, rt.world_size), cfg, rt)
     try:
-        while prog.epoch < cfg.train["epochs"] and not (max_steps and prog.step >= max_steps):
+        while prog.epoch < cfg.train.epochs and not (max_steps and prog.step >= max_steps):
             epoch = prog.epoch + 1
             sampler.set_epoch(epoch, prog.batch_in_epoch * bs)
-            task = reporter.task(f"epoch {epoch}/{cfg.train['epochs']}", total=len(sampler), unit="patch")
+            task = reporter.task(f"epoch {epoch}/{cfg.train.epochs}", total=len(sampler), unit="patch")
             loss_sum, seen, wait, t0 = 0.0, 0, 0.0, time.perf_counter()
             t_last = t0
             stopped = False
@@ -328,9 +328,9 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                         fix="lower train.lr, add train.grad_clip, or check the data for extreme values")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if cfg.train["grad_clip"]:
+                if cfg.train.grad_clip:
                     scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train["grad_clip"])
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
@@ -347,7 +347,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             task.close()
             elapsed = time.perf_counter() - t0
             val_loss, val, examples = _validate(model, d, val_loader, loss_fn, rt, channels_last,
-                                                cfg.train["examples"])
+                                                cfg.train.examples)
             if not stopped:
                 prog.epoch, prog.batch_in_epoch = epoch, 0
             totals = torch.tensor([loss_sum, seen, elapsed, wait], dtype=torch.float64)
