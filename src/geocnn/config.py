@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import hashlib
 import json
 import typing
@@ -412,16 +413,25 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
     name = cfg["name"] or Path(source.path).stem
     raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
     return Config(source.path, name, TASKS[cfg["task"]], section(Data, d), spec, section(Train, cfg["train"]),
-                  _plain(raw), inputs, target, labels)
+                  _plain(raw, source), inputs, target, labels)
 
 
-def _plain(obj: Any) -> Any:
-    """Tuples → lists, so the config round-trips through YAML and JSON."""
+def _plain(obj: Any, source: Source, keypath: KeyPath = ()) -> Any:
+    """The effective config as plain JSON types, so it round-trips through YAML, JSON and
+    ``torch.load(weights_only=True)``: tuples → lists, YAML dates → ISO strings; anything else
+    (``!!binary``) is refused here, not when the checkpoint is read back."""
     if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: _plain(v, source, (*keypath, k)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
+        return [_plain(v, source, (*keypath, i)) for i, v in enumerate(obj)]
+    if isinstance(obj, (datetime.date, datetime.datetime)):
+        return obj.isoformat()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    label = Ctx(source, keypath).label()
+    raise ConfigError(f"{label}: {type(obj).__name__} cannot be stored in a run (config values are saved as "
+                      "plain text, numbers, lists and mappings)", where=source.where(keypath),
+                      fix="write the value as text, a number or a list")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:

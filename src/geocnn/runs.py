@@ -16,6 +16,7 @@ file and renamed into place.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,7 +202,7 @@ def append_metrics(run: Path, record: dict) -> None:
     """Append one epoch's line to metrics.jsonl (rewritten atomically, so a crash never tears it)."""
     path = run / "metrics.jsonl"
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    atomic.write_text(path, old + json.dumps(record, default=_json_default) + "\n")
+    atomic.write_text(path, old + _json_line(record))
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -214,10 +215,34 @@ def read_metrics(run: Path) -> list[dict]:
 def truncate_metrics(run: Path, epochs_done: int) -> None:
     """On resume, drop lines of epochs after the checkpoint (they will be run again)."""
     kept = [r for r in read_metrics(run) if r.get("epoch", 0) <= epochs_done]
-    atomic.write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+    atomic.write_text(run / "metrics.jsonl", "".join(_json_line(r) for r in kept))
 
 
-def _json_default(obj: Any) -> Any:
+def _json_line(record: dict) -> str:
+    """One line of strict JSON (no ``Infinity``/``NaN``, which JSON readers refuse)."""
+    return json.dumps(strict_json(record), allow_nan=False) + "\n"
+
+
+_NONFINITE = {math.inf: "infinite", -math.inf: "minus infinite"}
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with arrays/tensors as lists and every non-finite number as null, next to a
+    ``<key>_reason`` saying what it was (a perfect baseline has an infinite SNR)."""
     if hasattr(obj, "tolist"):
-        return obj.tolist()
+        obj = obj.tolist()
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                out[k], out[f"{k}_reason"] = None, _NONFINITE.get(v, "not a number")
+            else:
+                out[k] = strict_json(v)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [None if isinstance(v, float) and not math.isfinite(v) else strict_json(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
     return str(obj)
