@@ -26,3 +26,11 @@ def test_a_config_reads_as_typed_frozen_sections(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.train.lr = 1.0  # type: ignore[misc]
     assert cfg.raw["train"]["loss"]["kind"] == "huber"  # the effective config stays plain data
+
+
+def test_a_config_pickles_for_spawned_workers(tmp_path):
+    import pickle
+
+    cfg = load_config(trainkit.regression_config(tmp_path))
+    back = pickle.loads(pickle.dumps(cfg))
+    assert back.train == cfg.train and back.data == cfg.data and back.task is cfg.task

@@ -154,3 +154,11 @@ def test_best_metric_of_another_task_is_refused(tmp_path):
     path = trainkit.regression_config(tmp_path, best_metric="miou")
     with pytest.raises(ConfigError, match="best_metric 'miou' is not a validation metric of task regression"):
         load_config(path)
+
+
+def test_records_pickle_by_name():
+    """DataLoader workers started with spawn receive the config, and with it the task record."""
+    import pickle
+
+    for task in TASKS.values():
+        assert pickle.loads(pickle.dumps(task)) is task

@@ -154,12 +154,16 @@ TRAIN = Record([
 
 @dataclass(frozen=True)
 class Normalize:
+    """``data.normalize``: per-channel input normalisation."""
+
     method: str
     max_traces: int
 
 
 @dataclass(frozen=True)
 class Split:
+    """``data.split``: train/validation blocks along one grid axis."""
+
     axis: str | None
     fraction: float
     gap: str | int
@@ -167,6 +171,8 @@ class Split:
 
 @dataclass(frozen=True)
 class Sampling:
+    """``data.sampling``: how many patches, and how they are drawn."""
+
     patches_per_epoch: int
     val_patches: int
     balance: float
@@ -176,6 +182,8 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Augment:
+    """``data.augment``: random flips, transposes and noise."""
+
     flip: tuple[str, ...]
     transpose: tuple[str, str] | None
     noise: float
@@ -183,6 +191,8 @@ class Augment:
 
 @dataclass(frozen=True)
 class Data:
+    """The ``data`` section: inputs, targets, patch and how patches are drawn."""
+
     inputs: tuple[Any, ...]
     target: Any
     labels: Any
@@ -200,6 +210,8 @@ class Data:
 
 @dataclass(frozen=True)
 class Loss:
+    """``train.loss``: the loss kind (default from the task) and its options."""
+
     kind: str
     class_weights: str | tuple[float, ...]
     ignore_index: int | None
@@ -209,6 +221,8 @@ class Loss:
 
 @dataclass(frozen=True)
 class Train:
+    """The ``train`` section: optimisation, device and checkpoint selection."""
+
     epochs: int
     batch_size: int
     lr: float
@@ -235,14 +249,14 @@ SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: 
                Train: TRAIN}
 
 
-def section(cls: type, checked: dict) -> Any:
+def section_record(cls: type, checked: dict) -> Any:
     """A checked section dict as its frozen record (nested sections too; lists become tuples)."""
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
         v = checked[f.name]
         if dataclasses.is_dataclass(hints[f.name]):
-            v = section(hints[f.name], v)
+            v = section_record(hints[f.name], v)
         elif isinstance(v, list):
             v = tuple(v)
         values[f.name] = v
@@ -412,8 +426,8 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
             raise ctx.at("data").at("labels").error("labels must be a file path (.npy or .csv)")
     name = cfg["name"] or Path(source.path).stem
     raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
-    return Config(source.path, name, TASKS[cfg["task"]], section(Data, d), spec, section(Train, cfg["train"]),
-                  _plain(raw, source), inputs, target, labels)
+    return Config(source.path, name, TASKS[cfg["task"]], section_record(Data, d), spec,
+                  section_record(Train, cfg["train"]), _plain(raw, source), inputs, target, labels)
 
 
 def _plain(obj: Any, source: Source, keypath: KeyPath = ()) -> Any:

@@ -93,6 +93,25 @@ def _same(values: Any, norm: Any) -> Any:
     return values
 
 
+# ----------------------------------------------------------------------------- metrics
+# (classes, majority class, ignore_index, training mean) → the task's validation accumulator
+
+def _regression_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
+    return RegressionMetrics()
+
+
+def _dense_class_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
+    return ConfusionMetrics(classes, majority, per_patch=False, ignore_index=ignore)
+
+
+def _patch_class_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
+    return ConfusionMetrics(classes, majority, per_patch=True, ignore_index=ignore)
+
+
+def _scalar_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
+    return ScalarMetrics(mean)
+
+
 # ----------------------------------------------------------------------------- the record
 
 @dataclass(frozen=True)
@@ -135,6 +154,10 @@ class Task:
     def input_baseline(self) -> bool:
         """Its baseline is the input itself (when in the target's units)."""
         return self.grid_target
+
+    def __reduce__(self) -> tuple:
+        """Pickled by name (DataLoader workers under spawn receive the config): one record per task."""
+        return get_task, (self.name,)
 
     def headline(self, classes: int | None) -> Metric:
         """The metric the epoch line, the loss picture and the summary lead with."""
@@ -191,25 +214,23 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("regression", "a grid of values per sample (e.g. denoising): input → clean data",
          dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
          headlines=("snr_db", "snr_db"), baseline="the input itself", read_target=_dense_values,
-         units=_grid_units, make_metrics=lambda classes, majority, ignore, mean: RegressionMetrics()),
+         units=_grid_units, make_metrics=_regression_metrics),
     Task("segmentation", "a class per sample (e.g. faults, facies)",
          dense=True, classifies=True, losses=("cross_entropy", "bce_balanced", "dice", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
                        "fw_iou", "miou"),
          headlines=("f1", "miou"), baseline="every sample the training majority class", read_target=_dense_labels,
-         units=_same, make_metrics=lambda classes, majority, ignore, mean: ConfusionMetrics(
-             classes, majority, per_patch=False, ignore_index=ignore)),
+         units=_same, make_metrics=_dense_class_metrics),
     Task("classification", "a class per patch or trace",
          dense=False, classifies=True, losses=("cross_entropy", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
                        "fw_iou", "miou", "precision_macro", "recall_macro", "f1_macro"),
          headlines=("f1", "accuracy"), baseline="the training majority class", read_target=_patch_label,
-         units=_same, make_metrics=lambda classes, majority, ignore, mean: ConfusionMetrics(
-             classes, majority, per_patch=True, ignore_index=ignore)),
+         units=_same, make_metrics=_patch_class_metrics),
     Task("scalar", "a value per patch or trace",
          dense=False, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "mae", "r2"),
          headlines=("r2", "r2"), baseline="the training mean", read_target=_patch_value,
-         units=_scalar_units, make_metrics=lambda classes, majority, ignore, mean: ScalarMetrics(mean)),
+         units=_scalar_units, make_metrics=_scalar_metrics),
 )}
 
 LOSS_KINDS = tuple(sorted({k for t in TASKS.values() for k in t.losses}))
