@@ -78,19 +78,19 @@ def monai_child(payload: dict) -> None:
 
     ckpt = load_checkpoint(resolve_checkpoint(payload["run"]))
     model = M.net3d()
-    M.copy_weights(ckpt["model_state"], model)
+    M.copy_weights(ckpt.model_state, model)
     if payload["channels_last"]:
         model = model.to(memory_format=torch.channels_last_3d)
     model.eval()
-    norm_in, norm_out = ckpt["normalization"]["inputs"], ckpt["normalization"]["target"] or {}
+    norm_in, norm_out = ckpt.normalization, ckpt.target_normalization
     volume = np.load(payload["volume"])
     t0 = time.perf_counter()
-    x = torch.from_numpy((volume - norm_in["center"][0]) / norm_in["scale"][0])[None, None]
+    x = torch.from_numpy((volume - norm_in.center[0]) / norm_in.scale[0])[None, None]
     with torch.no_grad():
         y = sliding_window_inference(x, (ROI,) * 3, BATCH, model, overlap=OVERLAP, mode="gaussian")
     y = y[0, 0].numpy()
-    if norm_out:
-        y = y * norm_out["scale"][0] + norm_out["center"][0]
+    if norm_out is not None:
+        y = y * norm_out.scale[0] + norm_out.center[0]
     np.save(payload["out"], y.astype(np.float32))
     C.report({"seconds": time.perf_counter() - t0})
 

@@ -144,13 +144,12 @@ def _shift_run(tmp_path, section: str):
     run = train(load_config(path), tmp_path / section)
     for which in ("best", "last"):
         ckpt = load_checkpoint(run / "checkpoints" / f"{which}.pt")
-        state = ckpt["model_state"]
+        state = ckpt.model_state
         for key, value in state.items():
             # cross-correlation over (i − 1, i, i + 1) with weights (0, 0, 1) → x[i + 1]; bias 0
             state[key] = torch.tensor([0.0, 0.0, 1.0]).reshape(value.shape) if key.endswith("weight") \
                 else torch.zeros_like(value)
-        save_checkpoint(run / "checkpoints" / f"{which}.pt",
-                        {k: v for k, v in ckpt.items() if k not in ("format", "geocnn_version", "torch_version")})
+        save_checkpoint(run / "checkpoints" / f"{which}.pt", ckpt)
     return run
 
 

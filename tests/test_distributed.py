@@ -31,12 +31,12 @@ def test_two_processes_train_and_resume(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     # 16 patches per epoch over 2 processes = 8 each = 2 steps of 4: epoch 1 done
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
-    assert (ckpt["epoch"], ckpt["step"]) == (1, 2)
+    assert (ckpt.epoch, ckpt.step) == (1, 2)
     assert first.stdout.count("done: run") == 1  # only rank 0 talks
     second = torchrun("train", path, "--out", "run", "--resume", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2]
-    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["step"] == 4
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt").step == 4
     # each process saw its own 8 patches: the logged rate counts both
     assert lines[0]["val"]["baseline"]["mse"] > 0

@@ -43,10 +43,9 @@ def identity_run(tmp_path, model=IDENTITY_2D, patch=(8, 16), section="inline", i
     run = train(load_config(path), tmp_path / name)
     for which in ("best", "last"):
         ckpt = load_checkpoint(run / "checkpoints" / f"{which}.pt")
-        for key, value in ckpt["model_state"].items():
-            ckpt["model_state"][key] = torch.ones_like(value) if key.endswith("weight") else torch.zeros_like(value)
-        save_checkpoint(run / "checkpoints" / f"{which}.pt", {k: v for k, v in ckpt.items()
-                                                               if k not in ("format", "geocnn_version", "torch_version")})
+        for key, value in ckpt.model_state.items():
+            ckpt.model_state[key] = torch.ones_like(value) if key.endswith("weight") else torch.zeros_like(value)
+        save_checkpoint(run / "checkpoints" / f"{which}.pt", ckpt)
     return run
 
 

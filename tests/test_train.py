@@ -12,13 +12,13 @@ import yaml
 from geocnn import train as train_mod
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError
-from geocnn.runs import load_checkpoint
+from geocnn.runs import Checkpoint, load_checkpoint
 from geocnn.train import TrainingDiverged, TrainingInterrupted, train
 from tests import trainkit
 
 
 def weights(run):
-    return load_checkpoint(run / "checkpoints" / "last.pt")["model_state"]
+    return load_checkpoint(run / "checkpoints" / "last.pt").model_state
 
 
 def test_run_folder_contents(tmp_path):
@@ -43,14 +43,16 @@ def test_run_folder_contents(tmp_path):
 
 def test_checkpoint_is_plain_data_with_provenance(tmp_path):
     run = train(load_config(trainkit.regression_config(tmp_path)), tmp_path / "run")
-    ckpt = torch.load(run / "checkpoints" / "best.pt", weights_only=True)  # no pickled objects
-    assert ckpt["format"] == "geocnn-checkpoint/1"
-    assert ckpt["torch_version"] == torch.__version__ and ckpt["geocnn_version"]
-    assert len(ckpt["config_hash"]) == 16
-    assert ckpt["normalization"]["inputs"]["method"] == "standard"
-    assert ckpt["channels"]["grid_axes"] == ["inline", "crossline", "sample"]
-    assert ckpt["patch"] == {"size": [8, 16], "axes": ["crossline", "sample"]}
-    assert set(ckpt["model_state"]) == {"steps.0.conv.weight", "steps.0.conv.bias", "steps.2.conv.weight",
+    stored = torch.load(run / "checkpoints" / "best.pt", weights_only=True)  # no pickled objects
+    assert stored["format"] == "geocnn-checkpoint/1"
+    ckpt = Checkpoint.from_dict(stored, "best.pt")
+    assert ckpt.to_dict().keys() == stored.keys()
+    assert ckpt.torch_version == torch.__version__ and ckpt.geocnn_version
+    assert len(ckpt.config_hash) == 16
+    assert ckpt.normalization.method == "standard"
+    assert ckpt.grid_axes == ("inline", "crossline", "sample")
+    assert (ckpt.patch_size, ckpt.patch_axes) == ((8, 16), ("crossline", "sample"))
+    assert set(ckpt.model_state) == {"steps.0.conv.weight", "steps.0.conv.bias", "steps.2.conv.weight",
                                         "steps.2.conv.bias"}
 
 
@@ -69,7 +71,7 @@ def test_resume_gives_the_same_weights_as_straight(tmp_path):
     path = trainkit.regression_config(tmp_path, epochs=2)
     straight = train(load_config(path), tmp_path / "straight")
     train(load_config(path, ["train.max_steps=4"]), tmp_path / "split")
-    assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")["epoch"] == 1
+    assert load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt").epoch == 1
     resumed = train(load_config(path), tmp_path / "split", resume=True)
     for k, v in weights(straight).items():
         assert torch.equal(v, weights(resumed)[k]), k
@@ -93,7 +95,7 @@ def test_max_steps_inside_an_epoch_resumes_where_it_stopped(tmp_path):
     straight = train(load_config(path), tmp_path / "straight")
     train(load_config(path, ["train.max_steps=6"]), tmp_path / "split")
     ckpt = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
-    assert (ckpt["epoch"], ckpt["step"], ckpt["batch_in_epoch"]) == (1, 6, 2)
+    assert (ckpt.epoch, ckpt.step, ckpt.batch_in_epoch) == (1, 6, 2)
     assert json.loads((tmp_path / "split" / "metrics.jsonl").read_text().splitlines()[-1])["partial"] is True
     resumed = train(load_config(path), tmp_path / "split", resume=True)
     for k, v in weights(straight).items():
@@ -125,7 +127,7 @@ def test_ctrl_c_saves_and_resume_is_exact(tmp_path, monkeypatch):
     assert "resume with: geocnn train" in err.value.message and "--resume" in err.value.message
     assert err.value.exit_code == 130
     ckpt = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
-    assert (ckpt["epoch"], ckpt["batch_in_epoch"]) == (1, 1)
+    assert (ckpt.epoch, ckpt.batch_in_epoch) == (1, 1)
     monkeypatch.setattr(train_mod, "make_loss", real)
     resumed = train(load_config(path), tmp_path / "cut", resume=True)
     for k, v in weights(straight).items():
@@ -152,7 +154,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(TrainingDiverged) as err:
         train(load_config(path), tmp_path / "run")
     assert "loss became nan at epoch 2" in err.value.message
-    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 1
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt").epoch == 1
 
 
 def test_existing_run_folder_is_not_clobbered(tmp_path):
@@ -292,7 +294,7 @@ def test_cli_train_and_overrides(tmp_path, cli):
 def test_precision_and_layout_settings(tmp_path):
     path = trainkit.regression_config(tmp_path, epochs=1)
     cfg = load_config(path, ["train.amp=fp32", "train.channels_last=false"])
-    assert cfg.train["amp"] == "fp32" and cfg.train["channels_last"] is False
+    assert cfg.train.amp == "fp32" and cfg.train.channels_last is False
     with pytest.raises(ConfigError, match="YAML reads on/off/yes/no as true/false"):
         load_config(path, ["train.amp=off"])
 

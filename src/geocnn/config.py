@@ -21,8 +21,11 @@ A full config::
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime
 import hashlib
 import json
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,20 +52,9 @@ from geocnn.schema import (
     Str,
     suggest,
 )
+from geocnn.tasks import LOSS_KINDS, TASKS, Task, best_metric_names
 from geocnn.yamlsource import KeyPath, Source, load
 from geocnn.yamlsource import value as yaml_value
-
-TASKS = ("regression", "segmentation", "classification", "scalar")
-DENSE_TASKS = ("regression", "segmentation")
-LOSSES = {
-    "regression": ("mse", "l1", "huber"),
-    "scalar": ("mse", "l1", "huber"),
-    "segmentation": ("cross_entropy", "bce_balanced", "dice", "focal"),
-    "classification": ("cross_entropy", "focal"),
-}
-DEFAULT_LOSS = {"regression": "mse", "scalar": "mse", "segmentation": "cross_entropy",
-                "classification": "cross_entropy"}
-METRICS_LOWER_IS_BETTER = ("val_loss", "mse", "mae")
 
 NORMALIZE = Record([
     Field("method", Choice(*NORMALIZATION_METHODS), "standard",
@@ -121,7 +113,7 @@ DATA = Record([
 ], title="data")
 
 LOSS = Record([
-    Field("kind", Choice(*sorted({k for v in LOSSES.values() for k in v})), None,
+    Field("kind", Choice(*LOSS_KINDS), None,
           "default: mse (regression, scalar), cross_entropy (segmentation, classification)"),
     Field("class_weights", OneOf(Choice("auto", "none"), ListOf(Float(min=0), min_len=2)), "none",
           "cross_entropy/focal: auto = from label frequencies (rare classes weigh more), or one per class"),
@@ -155,9 +147,124 @@ TRAIN = Record([
     Field("examples", Int(min=0, max=16), 4, "validation patches drawn in examples.png"),
 ], title="train")
 
+# ----------------------------------------------------------------------------- typed sections
+# One frozen record per Record above, with the same field names (tests/test_tasks.py checks that
+# they agree); built from the checked dict, so code reads ``cfg.train.lr``, not ``cfg.train["lr"]``.
+
+@dataclass(frozen=True)
+class Normalize:
+    """``data.normalize``: per-channel input normalisation."""
+
+    method: str
+    max_traces: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """``data.split``: train/validation blocks along one grid axis."""
+
+    axis: str | None
+    fraction: float
+    gap: str | int
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """``data.sampling``: how many patches, and how they are drawn."""
+
+    patches_per_epoch: int
+    val_patches: int
+    balance: float
+    rare_class: int | None
+    min_live: float
+
+
+@dataclass(frozen=True)
+class Augment:
+    """``data.augment``: random flips, transposes and noise."""
+
+    flip: tuple[str, ...]
+    transpose: tuple[str, str] | None
+    noise: float
+
+
+@dataclass(frozen=True)
+class Data:
+    """The ``data`` section: inputs, targets, patch and how patches are drawn."""
+
+    inputs: tuple[Any, ...]
+    target: Any
+    labels: Any
+    patch: tuple[int, ...]
+    patch_axes: tuple[str, ...] | None
+    section: str | None
+    target_from_patch: str
+    normalize: Normalize
+    target_normalize: str
+    split: Split
+    sampling: Sampling
+    augment: Augment
+    classes: int | None
+
+
+@dataclass(frozen=True)
+class Loss:
+    """``train.loss``: the loss kind (default from the task) and its options."""
+
+    kind: str
+    class_weights: str | tuple[float, ...]
+    ignore_index: int | None
+    delta: float
+    gamma: float
+
+
+@dataclass(frozen=True)
+class Train:
+    """The ``train`` section: optimisation, device and checkpoint selection."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    weight_decay: float
+    momentum: float
+    scheduler: str
+    step_epochs: int
+    step_gamma: float
+    loss: Loss
+    grad_clip: float | None
+    best_metric: str
+    device: str
+    amp: str
+    compile: bool
+    channels_last: str | bool
+    workers: str | int
+    seed: int
+    max_steps: int | None
+    examples: int
+
+
+SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: AUGMENT, Data: DATA, Loss: LOSS,
+               Train: TRAIN}
+
+
+def section_record(cls: type, checked: dict) -> Any:
+    """A checked section dict as its frozen record (nested sections too; lists become tuples)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        v = checked[f.name]
+        if dataclasses.is_dataclass(hints[f.name]):
+            v = section_record(hints[f.name], v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        values[f.name] = v
+    return cls(**values)
+
+
 CONFIG = Record([
     Field("name", Str(), None, "run name (default: the config file name); runs/<name>/"),
-    Field("task", Choice(*TASKS), REQUIRED, "regression | segmentation | classification | scalar"),
+    Field("task", Choice(*TASKS), REQUIRED, " | ".join(TASKS)),
     Field("data", DATA, REQUIRED, "data section"),
     Field("model", AnyValue(), REQUIRED, "model section"),
     Field("train", TRAIN, {}, "training section"),
@@ -170,10 +277,10 @@ class Config:
 
     path: str
     name: str
-    task: str
-    data: dict
+    task: Task
+    data: Data
     model: ModelSpec
-    train: dict
+    train: Train
     raw: dict  # effective config as plain data (absolute paths), written into the run
     inputs: list[InputSpec]
     target: InputSpec | None
@@ -181,11 +288,11 @@ class Config:
 
     @property
     def patch(self) -> tuple[int, ...]:
-        return tuple(self.data["patch"])
+        return self.data.patch
 
     @property
     def dense(self) -> bool:
-        return self.task in DENSE_TASKS
+        return self.task.dense
 
     def hash(self) -> str:
         """Hash of the effective config (provenance in checkpoints)."""
@@ -231,13 +338,6 @@ def model_section(data: Any, source: Source) -> tuple[Any, KeyPath]:
                       fix="see configs/ for examples")
 
 
-def read_model(path: str | Path) -> ModelSpec:
-    """Load and validate the model of a YAML file (model-only or full config)."""
-    data, source = load(path)
-    section, base = model_section(data, source)
-    return parse_model(section, source, base)
-
-
 def _resolve_path(value: Any, folder: Path) -> Any:
     """Make the ``path`` of an input entry absolute (relative to the config's folder)."""
     if isinstance(value, str):
@@ -259,7 +359,7 @@ def _absolute(raw: dict, folder: Path) -> None:
 
 
 def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
-    task, data, train = cfg["task"], cfg["data"], cfg["train"]
+    task, data, train = TASKS[cfg["task"]], cfg["data"], cfg["train"]
     d = ctx.at("data")
     if len(data["patch"]) != spec.dims:
         raise d.at("patch").error(f"patch has {len(data['patch'])} sizes but the model has dims {spec.dims}",
@@ -273,22 +373,27 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
     if data["section"] is not None and spec.dims != 2:
         raise d.at("section").error(f"section is for 2D models on 3D volumes, but the model has dims {spec.dims}",
                                     "use patch_axes")
-    if task in DENSE_TASKS and data["target"] is None:
-        raise d.error(f"task {task} needs data.target (a grid with the same geometry as the inputs)")
-    if task in ("classification", "scalar") and (data["target"] is None) == (data["labels"] is None):
-        raise d.error(f"task {task} needs exactly one of data.target (a grid read under each patch) "
+    if task.dense and data["target"] is None:
+        raise d.error(f"task {task.name} needs data.target (a grid with the same geometry as the inputs)")
+    if not task.dense and (data["target"] is None) == (data["labels"] is None):
+        raise d.error(f"task {task.name} needs exactly one of data.target (a grid read under each patch) "
                           "or data.labels (one label per trace position)")
-    if data["labels"] is not None and task in DENSE_TASKS:
-        raise d.at("labels").error(f"labels (one per trace) are for classification/scalar tasks, not {task}",
+    if data["labels"] is not None and task.dense:
+        raise d.at("labels").error(f"labels (one per trace) are for classification/scalar tasks, not {task.name}",
                                    "use data.target")
     loss = train["loss"]
     if loss["kind"] is None:
-        loss["kind"] = DEFAULT_LOSS[task]
-    elif loss["kind"] not in LOSSES[task]:
-        raise ctx.at("train").at("loss").error(f"loss {loss['kind']} does not fit task {task}",
-                                               suggest(loss["kind"], list(LOSSES[task])))
+        loss["kind"] = task.default_loss
+    elif loss["kind"] not in task.losses:
+        raise ctx.at("train").at("loss").error(f"loss {loss['kind']} does not fit task {task.name}",
+                                               suggest(loss["kind"], list(task.losses)))
+    best = train["best_metric"]
+    if best not in best_metric_names(task):
+        raise ctx.at("train").at("best_metric").error(
+            f"best_metric {best!r} is not a validation metric of task {task.name}, so best.pt would never be "
+            "written", suggest(best, list(best_metric_names(task))))
     last = spec.layers[-1]
-    if last.kind in ("softmax", "sigmoid") and task != "regression":
+    if last.kind in ("softmax", "sigmoid") and task.raw_scores:
         raise ConfigError(f"the model ends with {last.kind}, but geocnn's losses take raw scores (logits)",
                           where=last.where, fix=f"remove the final {last.kind}; predict applies it to "
                           "give probabilities")
@@ -317,16 +422,26 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
             raise ctx.at("data").at("labels").error("labels must be a file path (.npy or .csv)")
     name = cfg["name"] or Path(source.path).stem
     raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
-    return Config(source.path, name, cfg["task"], d, spec, cfg["train"], _plain(raw), inputs, target, labels)
+    return Config(source.path, name, TASKS[cfg["task"]], section_record(Data, d), spec,
+                  section_record(Train, cfg["train"]), _plain(raw, source), inputs, target, labels)
 
 
-def _plain(obj: Any) -> Any:
-    """Tuples → lists, so the config round-trips through YAML and JSON."""
+def _plain(obj: Any, source: Source, keypath: KeyPath = ()) -> Any:
+    """The effective config as plain JSON types, so it round-trips through YAML, JSON and
+    ``torch.load(weights_only=True)``: tuples → lists, YAML dates → ISO strings; anything else
+    (``!!binary``) is refused here, not when the checkpoint is read back."""
     if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: _plain(v, source, (*keypath, k)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
+        return [_plain(v, source, (*keypath, i)) for i, v in enumerate(obj)]
+    if isinstance(obj, (datetime.date, datetime.datetime)):
+        return obj.isoformat()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    label = Ctx(source, keypath).label()
+    raise ConfigError(f"{label}: {type(obj).__name__} cannot be stored in a run (config values are saved as "
+                      "plain text, numbers, lists and mappings)", where=source.where(keypath),
+                      fix="write the value as text, a number or a list")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
@@ -345,7 +460,7 @@ def resolve_model_source(path: str | Path) -> tuple[ModelSpec, tuple[int, ...] |
         from geocnn.runs import load_checkpoint, resolve_checkpoint
 
         ckpt = load_checkpoint(resolve_checkpoint(p))
-        cfg = parse_config(ckpt["config"], Source(str(p)))
+        cfg = parse_config(ckpt.config, Source(str(p)))
         return cfg.model, (cfg.model.in_channels, *cfg.patch)
     data, source = load(p)
     section, base = model_section(data, source)

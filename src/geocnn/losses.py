@@ -15,10 +15,15 @@ Targets are class indices (int64) or values (float32).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from geocnn.config import Loss
 
 
 def class_weights_from_frequencies(freq: np.ndarray) -> list[float]:
@@ -106,13 +111,14 @@ class ValueLoss(nn.Module):
         return F.huber_loss(out, target, delta=self.delta)
 
 
-def make_loss(task: str, cfg: dict, class_freq: np.ndarray | None = None) -> nn.Module:
-    """The loss of ``train.loss`` for ``task``; ``class_freq`` feeds ``class_weights: auto``."""
-    if task in ("regression", "scalar"):
-        return ValueLoss(cfg["kind"], cfg["delta"])
-    weights = cfg["class_weights"]
+def make_loss(classifies: bool, cfg: Loss, class_freq: np.ndarray | None = None) -> nn.Module:
+    """The loss of ``train.loss``: on class scores when the task ``classifies``, else on values;
+    ``class_freq`` feeds ``class_weights: auto``."""
+    if not classifies:
+        return ValueLoss(cfg.kind, cfg.delta)
+    weights = cfg.class_weights
     if weights == "auto":
         weights = class_weights_from_frequencies(class_freq) if class_freq is not None else None
     elif weights == "none":
         weights = None
-    return ClassLoss(cfg["kind"], weights, cfg["ignore_index"], cfg["gamma"])
+    return ClassLoss(cfg.kind, list(weights) if weights is not None else None, cfg.ignore_index, cfg.gamma)

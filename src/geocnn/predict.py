@@ -65,11 +65,9 @@ class Trained:
 def load_trained(run_or_checkpoint: str | Path) -> Trained:
     path = resolve_checkpoint(run_or_checkpoint)
     ckpt = load_checkpoint(path)
-    cfg = parse_config(ckpt["config"], Source(str(path)))
-    norm = ckpt["normalization"]
-    return Trained(cfg, ckpt["model_state"], Normalization.from_dict(norm["inputs"]),
-                   Normalization.from_dict(norm["target"]) if norm.get("target") else None,
-                   ckpt.get("classes"), tuple(ckpt["patch"]["axes"]), path)
+    cfg = parse_config(ckpt.config, Source(str(path)))
+    return Trained(cfg, ckpt.model_state, ckpt.normalization, ckpt.target_normalization, ckpt.classes,
+                   ckpt.patch_axes, path)
 
 
 def input_specs(trained: Trained, inputs: Sequence[str | Path]) -> list[InputSpec]:
@@ -93,18 +91,6 @@ def _check_grid(trained: Trained, grid: Grid) -> None:
         raise DataError(f"the model was trained on patches along {', '.join(trained.patch_axes)}, but the input's "
                         f"axes are {', '.join(grid.axes)}", where=grid.sources[0],
                         fix="give a grid with the training axes (geocnn inspect shows them)")
-
-
-def _output_kind(trained: Trained, output: str) -> str:
-    task = trained.cfg.task
-    if output == "auto":
-        if task in ("regression", "scalar"):
-            return "values"
-        return "probabilities" if trained.classes == 2 else "labels"
-    valid = ("values",) if task in ("regression", "scalar") else ("probabilities", "labels")
-    if output not in valid:
-        raise ConfigError(f"--output {output} does not fit a {task} model", fix=f"use {' or '.join(valid)}")
-    return output
 
 
 # ----------------------------------------------------------------------------- windows
@@ -192,7 +178,7 @@ class Runner:
         spec = trained.cfg.model
         self.model, _ = build(spec, window)
         self.model.load_state_dict(trained.state)
-        self.place = device.placement(rt, spec.dims, trained.cfg.train["channels_last"])
+        self.place = device.placement(rt, spec.dims, trained.cfg.train.channels_last)
         self.model = self.place.model(self.model).eval()
         self.rt, self.batch, self.trained = rt, batch, trained
 
@@ -201,10 +187,7 @@ class Runner:
         t = self.place.batch(torch.from_numpy(x), pin=True)
         with torch.no_grad(), self.rt.autocast():
             out = self.model(t).float()
-        task = self.trained.cfg.task
-        if task in ("segmentation", "classification"):
-            out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)
-        return out.cpu().numpy()
+        return self.trained.cfg.task.scores(out).cpu().numpy()
 
     def stream(self, items: Iterator[tuple[int, tuple[int, ...]]], read) -> Iterator[tuple[list, np.ndarray]]:
         """Yield (keys, scores) per batch; the next batch is read while the model runs."""
@@ -260,15 +243,15 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
         raise ConfigError(f"--blend must be one of {', '.join(BLENDS)}, got {blend}")
     trained = load_trained(run_or_checkpoint)
     writer.output_format(out)  # a bad output name fails before any work
-    kind = _output_kind(trained, output)
-    rt = device.setup(device_name, trained.cfg.train["amp"])
+    kind = trained.cfg.task.output_kind(output, trained.classes)
+    rt = device.setup(device_name, trained.cfg.train.amp)
     try:
         grid = open_stack(input_specs(trained, inputs))
         _check_grid(trained, grid)
         t0 = time.perf_counter()
         size = _window_size(trained, window)
         geom = _geometry(grid, trained, size)
-        runner = Runner(trained, rt, size, batch_size or trained.cfg.train["batch_size"])
+        runner = Runner(trained, rt, size, batch_size or trained.cfg.train.batch_size)
         if trained.cfg.dense:
             report = _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force,
                                     both_orientations, rt, reporter)
@@ -368,31 +351,11 @@ def _finish(pending: writer.PendingOutput, rt: device.Runtime, ok: bool) -> Path
     return Path(pending.path)
 
 
-def _to_output(values: np.ndarray, trained: Trained, kind: str) -> np.ndarray:
-    """Blended (C, ...) scores → what is written: values in target units, probabilities or uint8 labels."""
-    if trained.cfg.task in ("regression", "scalar"):
-        if trained.target_norm is not None:
-            return trained.target_norm.invert(values).astype(np.float32)
-        return values
-    if kind == "labels":
-        return (values[0] > 0.5).astype(np.uint8)[None] if values.shape[0] == 1 else \
-            values.argmax(axis=0).astype(np.uint8)[None]
-    return values.astype(np.float32)
-
-
-def _out_channels(trained: Trained, kind: str, scores: int) -> tuple[int, str]:
-    if trained.cfg.task in ("regression", "scalar"):
-        return scores, "float32"
-    if kind == "labels":
-        return 1, "uint8"
-    return (1 if scores <= 2 else scores), "float32"
-
-
 def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force, both, rt, reporter) -> Report:
     geoms = _orientation_geoms(trained, grid, geom, both)
     plans = [plan_windows(g, overlap=overlap, blend=blend) for g in geoms]
     scores = _model_channels(trained, geom.size)
-    channels, dtype = _out_channels(trained, kind, scores)
+    channels, dtype = trained.cfg.task.output_channels(kind, scores)
     pending = _prepare(rt, lambda tmp: writer.prepare(out, grid, channels, dtype, force, attach=tmp))
     rows = _rank_rows(grid.shape[0], rt)
     blender = Blender(grid.shape, scores, plans)
@@ -411,13 +374,13 @@ def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force
 
             for keys, batch_scores in runner.stream(items, read):
                 for (p, origin), s in zip(keys, batch_scores):
-                    if _flush(blender, origin[0], rows, w, trained, kind, live, binary=scores == 2 and channels == 1):
+                    if _flush(blender, origin[0], rows, w, trained, kind, live):
                         # Rows before this window are final: let their input pages leave this process
                         # (mapped pages count in its memory; the reader maps the file again).
                         grid.release()
                     blender.add(p, origin, plans[p].geom.to_grid(s))
                 task.advance(len(keys))
-            _flush(blender, rows[1], rows, w, trained, kind, live, binary=scores == 2 and channels == 1)
+            _flush(blender, rows[1], rows, w, trained, kind, live)
         ok = True
     finally:
         task.close()
@@ -443,16 +406,14 @@ def _merged_windows(plans: list[WindowPlan], rows: tuple[int, int]) -> Iterator[
 
 
 def _flush(blender: Blender, upto: int, rows: tuple[int, int], w, trained: Trained, kind: str,
-           live: np.ndarray | None, binary: bool) -> bool:
+           live: np.ndarray | None) -> bool:
     """Write rows before ``upto`` (within this process's range); dead traces stay zero. True when
     rows were written."""
     released = blender.release(min(upto, rows[1]))
     if released is None:
         return False
     first, values = released
-    if binary:
-        values = values[1:2]  # probability of the positive class
-    values = _to_output(values, trained, kind)
+    values = trained.cfg.task.to_output(values, kind, trained.target_norm)
     if live is not None:
         mask = live[first:first + values.shape[1]]
         values = values * mask[(None, ...) + (None,) * (values.ndim - 1 - mask.ndim)]
@@ -483,7 +444,7 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
     plan = plan_windows(geom, overlap=overlap)  # the same tiling as dense models, one score per window
     shape = plan.shape
     scores = _model_channels(trained, geom.size)
-    channels, dtype = _out_channels(trained, kind, scores)
+    channels, dtype = trained.cfg.task.output_channels(kind, scores)
     pending = _prepare(rt, lambda tmp: _map_output(out, grid, plan, channels, dtype, force, tmp))
     keys = list(plan.indices(range(*_rank_rows(shape[0], rt))))
     task = reporter.task("predict", total=len(keys), unit="window")
@@ -496,10 +457,7 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
 
             for batch_keys, batch_scores in runner.stream(iter(keys), read):
                 for key, s in zip(batch_keys, batch_scores):
-                    values = s.reshape(-1)
-                    if scores == 2 and channels == 1:
-                        values = values[1:2]
-                    values = _to_output(values.reshape(-1, *([1] * len(shape))), trained, kind)
+                    values = trained.cfg.task.to_output(s.reshape(-1, *([1] * len(shape))), kind, trained.target_norm)
                     if live is not None and live_fraction(geom, live, np.array([plan.origin(key)]))[0] == 0:
                         values = values * 0  # a window without a live trace
                     w.write(tuple(slice(k, k + 1) for k in key), values)

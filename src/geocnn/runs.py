@@ -4,16 +4,21 @@ A run folder (``runs/<name>/``) holds ``config.yaml`` (effective config), ``summ
 ``split.json``, ``metrics.jsonl`` (one line per epoch), ``loss.png``, ``examples.png`` and
 ``checkpoints/last.pt`` / ``best.pt``.
 
-A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts — nothing pickled
-beyond what ``torch.load(..., weights_only=True)`` accepts — holding the config (and so the model
-spec), weights, normalisation and channel spec, optimizer/scheduler/scaler state, epoch/step,
-RNG states and provenance. Everything is written to a temporary file and renamed into place.
+A checkpoint is one :class:`Checkpoint` record, stored as a plain dict of tensors, numbers,
+strings, lists and dicts (:meth:`Checkpoint.to_dict`) — nothing pickled beyond what
+``torch.load(..., weights_only=True)`` accepts — holding the config (and so the model spec),
+weights, normalisation and channel spec, optimizer/scheduler/scaler state, epoch/step, RNG states
+and provenance. Reading it back (:meth:`Checkpoint.from_dict`) checks every field, so a foreign
+or damaged file is one line naming the file, not a KeyError. Everything is written to a temporary
+file and renamed into place.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +27,135 @@ import yaml
 
 from geocnn import __version__, atomic
 from geocnn.errors import DataError
+from geocnn.grids.normalize import Normalization
 
 FORMAT = "geocnn-checkpoint/1"
+_FIX = "give a checkpoint written by geocnn train (a run folder or its checkpoints/*.pt)"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything a run saves after an epoch: what predict needs, and what an exact resume needs."""
+
+    config: dict  # the effective config (plain data): the model spec, data and training options
+    config_hash: str
+    model_state: dict  # parameter name → tensor (the bare module's, without compile/DDP wrappers)
+    normalization: Normalization  # of the inputs
+    target_normalization: Normalization | None
+    channel_names: tuple[str, ...]
+    channel_sources: tuple[str, ...]
+    grid_axes: tuple[str, ...]
+    patch_size: tuple[int, ...]
+    patch_axes: tuple[str, ...]
+    classes: int | None
+    class_frequencies: tuple[float, ...] | None
+    # training state, for --resume
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimizer steps
+    batch_in_epoch: int = 0  # batches done in the current (unfinished) epoch
+    best_metric: str = "val_loss"
+    best_value: float | None = None
+    best_epoch: int | None = None
+    optimizer_state: dict = field(default_factory=dict)
+    scheduler_state: dict = field(default_factory=dict)
+    scaler_state: dict = field(default_factory=dict)
+    rng: dict = field(default_factory=dict)
+    # provenance, set when saved
+    geocnn_version: str = __version__
+    torch_version: str = str(torch.__version__)
+
+    def to_dict(self) -> dict:
+        """The stored layout (``torch.load(weights_only=True)`` reads it back)."""
+        return {
+            "format": FORMAT, "geocnn_version": self.geocnn_version, "torch_version": self.torch_version,
+            "config": self.config, "config_hash": self.config_hash, "model_state": self.model_state,
+            "optimizer_state": self.optimizer_state, "scheduler_state": self.scheduler_state,
+            "scaler_state": self.scaler_state,
+            "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
+            "best": {"metric": self.best_metric, "value": self.best_value, "epoch": self.best_epoch},
+            "rng": self.rng,
+            "normalization": {"inputs": self.normalization.to_dict(),
+                              "target": self.target_normalization.to_dict()
+                              if self.target_normalization is not None else None},
+            "channels": {"names": list(self.channel_names), "sources": list(self.channel_sources),
+                         "grid_axes": list(self.grid_axes)},
+            "patch": {"size": list(self.patch_size), "axes": list(self.patch_axes)},
+            "classes": self.classes,
+            "class_frequencies": list(self.class_frequencies) if self.class_frequencies is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> Checkpoint:
+        """Inverse of :meth:`to_dict`; a missing or mistyped field is a DataError naming ``where``."""
+        r = _Reader(d, where)
+        if r.get("format", str) != FORMAT:
+            raise DataError("not a geocnn checkpoint", where=where, fix=_FIX)
+        norm = r.get("normalization", dict)
+        best, channels, patch = r.get("best", dict), r.get("channels", dict), r.get("patch", dict)
+        freq = r.get("class_frequencies", list, optional=True)
+        return cls(
+            config=r.get("config", dict), config_hash=r.get("config_hash", str),
+            model_state=r.get("model_state", dict),
+            normalization=r.norm(norm, "inputs"), target_normalization=r.norm(norm, "target", optional=True),
+            channel_names=tuple(r.items(channels, "channels.names", str)),
+            channel_sources=tuple(r.items(channels, "channels.sources", str)),
+            grid_axes=tuple(r.items(channels, "channels.grid_axes", str)),
+            patch_size=tuple(r.items(patch, "patch.size", int)), patch_axes=tuple(r.items(patch, "patch.axes", str)),
+            classes=r.get("classes", int, optional=True),
+            class_frequencies=tuple(float(v) for v in freq) if freq is not None else None,
+            epoch=r.get("epoch", int), step=r.get("step", int), batch_in_epoch=r.get("batch_in_epoch", int),
+            best_metric=r.at(best, "best.metric", str), best_value=r.at(best, "best.value", (int, float), True),
+            best_epoch=r.at(best, "best.epoch", int, True),
+            optimizer_state=r.get("optimizer_state", dict), scheduler_state=r.get("scheduler_state", dict),
+            scaler_state=r.get("scaler_state", dict), rng=r.get("rng", dict),
+            geocnn_version=r.get("geocnn_version", str), torch_version=r.get("torch_version", str),
+        )
+
+
+_TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", (int, float): "a number"}
+
+
+@dataclass
+class _Reader:
+    """Typed access to a stored checkpoint dict; every failure names the file and the field."""
+
+    d: Any
+    where: str
+
+    def fail(self, key: str, problem: str) -> DataError:
+        return DataError(f"checkpoint field '{key}' {problem}", where=self.where,
+                         fix=f"{_FIX}; a damaged file cannot be repaired — retrain, or use another checkpoint")
+
+    def at(self, d: dict, key: str, kind: Any, optional: bool = False) -> Any:
+        name = key.rsplit(".", 1)[-1]
+        if name not in d:
+            raise self.fail(key, "is missing")
+        value = d[name]
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise self.fail(key, f"should be {_TYPE_NAMES.get(kind, kind)}, not {type(value).__name__}")
+        return value
+
+    def get(self, key: str, kind: Any, optional: bool = False) -> Any:
+        if not isinstance(self.d, dict):
+            raise DataError("not a geocnn checkpoint", where=self.where, fix=_FIX)
+        return self.at(self.d, key, kind, optional)
+
+    def items(self, d: dict, key: str, kind: type) -> list:
+        values = self.at(d, key, list)
+        if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+            raise self.fail(key, f"should list {_TYPE_NAMES[kind].split(' ', 1)[1]}s")
+        return values
+
+    def norm(self, d: dict, key: str, optional: bool = False) -> Normalization | None:
+        value = self.at(d, f"normalization.{key}", dict, optional)
+        if value is None:
+            return None
+        try:
+            return Normalization.from_dict(value)
+        except DataError as exc:
+            raise self.fail(f"normalization.{key}", exc.problem) from None
 
 
 def checkpoint_dir(run: Path) -> Path:
@@ -45,24 +177,21 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
     return p
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     """Atomically write a checkpoint (temp file in the same folder, then rename)."""
-    state = {"format": FORMAT, "geocnn_version": __version__, "torch_version": str(torch.__version__), **state}
     with atomic.replacing(path) as tmp:
-        torch.save(state, tmp)
+        torch.save(ckpt.to_dict(), tmp)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint safely (``weights_only=True``); a foreign or broken file is a DataError."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint safely (``weights_only=True``); a foreign, broken or incomplete file is a DataError."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"cannot read checkpoint ({first[:160]})", where=str(path),
                         fix="give a checkpoint written by geocnn train") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise DataError("not a geocnn checkpoint", where=str(path), fix="give a checkpoint written by geocnn train")
-    return state
+    return Checkpoint.from_dict(state, str(path))
 
 
 def write_config(run: Path, raw: dict) -> None:
@@ -73,7 +202,7 @@ def append_metrics(run: Path, record: dict) -> None:
     """Append one epoch's line to metrics.jsonl (rewritten atomically, so a crash never tears it)."""
     path = run / "metrics.jsonl"
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    atomic.write_text(path, old + json.dumps(record, default=_json_default) + "\n")
+    atomic.write_text(path, old + _json_line(record))
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -86,10 +215,34 @@ def read_metrics(run: Path) -> list[dict]:
 def truncate_metrics(run: Path, epochs_done: int) -> None:
     """On resume, drop lines of epochs after the checkpoint (they will be run again)."""
     kept = [r for r in read_metrics(run) if r.get("epoch", 0) <= epochs_done]
-    atomic.write_text(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+    atomic.write_text(run / "metrics.jsonl", "".join(_json_line(r) for r in kept))
 
 
-def _json_default(obj: Any) -> Any:
+def _json_line(record: dict) -> str:
+    """One line of strict JSON (no ``Infinity``/``NaN``, which JSON readers refuse)."""
+    return json.dumps(strict_json(record), allow_nan=False) + "\n"
+
+
+_NONFINITE = {math.inf: "infinite", -math.inf: "minus infinite"}
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with arrays/tensors as lists and every non-finite number as null, next to a
+    ``<key>_reason`` saying what it was (a perfect baseline has an infinite SNR)."""
     if hasattr(obj, "tolist"):
-        return obj.tolist()
+        obj = obj.tolist()
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                out[k], out[f"{k}_reason"] = None, _NONFINITE.get(v, "not a number")
+            else:
+                out[k] = strict_json(v)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [None if isinstance(v, float) and not math.isfinite(v) else strict_json(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
     return str(obj)

@@ -22,13 +22,14 @@ from torch.nn.parallel import DistributedDataParallel
 from geocnn import data as data_mod
 from geocnn import device, plots, runs, summary
 from geocnn.atomic import check_folder, write_json
-from geocnn.config import METRICS_LOWER_IS_BETTER, Config
+from geocnn.config import Config
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.losses import make_loss
-from geocnn.metrics import HIGHER_IS_BETTER, ConfusionMetrics, RegressionMetrics, ScalarMetrics
+from geocnn.metrics import METRICS
 from geocnn.model import build, infer
 from geocnn.model.budget import check_fits
 from geocnn.progress import SILENT, Reporter
+from geocnn.tasks import class_probabilities, positive_probability
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,9 @@ def _check_folder(run: Path, resume: bool, force: bool) -> None:
 
 
 
-def _same_run(cfg: Config, ckpt: dict, run: Path) -> None:
+def _same_run(cfg: Config, ckpt: runs.Checkpoint, run: Path) -> None:
     """A resumed run must train the same model on the same data."""
-    old = ckpt["config"]
+    old = ckpt.config
     for section in ("task", "model", "data"):
         if old.get(section) != cfg.raw.get(section):
             raise ConfigError(f"the config's {section} differs from the run being resumed", where=str(run),
@@ -89,10 +90,10 @@ def _same_run(cfg: Config, ckpt: dict, run: Path) -> None:
 
 def _optimizer(cfg: Config, params) -> torch.optim.Optimizer:
     t = cfg.train
-    if t["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=t["lr"], momentum=t["momentum"], weight_decay=t["weight_decay"])
-    cls = torch.optim.AdamW if t["optimizer"] == "adamw" else torch.optim.Adam
-    return cls(params, lr=t["lr"], weight_decay=t["weight_decay"])
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    cls = torch.optim.AdamW if t.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=t.lr, weight_decay=t.weight_decay)
 
 
 def _schedule(cfg: Config, steps_per_epoch: int):
@@ -100,11 +101,11 @@ def _schedule(cfg: Config, steps_per_epoch: int):
     t = cfg.train
     # The plan is train.epochs; --max-steps and Ctrl-C stop early without changing it, so a
     # resumed run follows the same learning rates as an uninterrupted one.
-    total = max(1, t["epochs"] * steps_per_epoch)
-    if t["scheduler"] == "cosine":
+    total = max(1, t.epochs * steps_per_epoch)
+    if t.scheduler == "cosine":
         return lambda step: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-    if t["scheduler"] == "step":
-        return lambda step: t["step_gamma"] ** ((step // max(steps_per_epoch, 1)) // t["step_epochs"])
+    if t.scheduler == "step":
+        return lambda step: t.step_gamma ** ((step // max(steps_per_epoch, 1)) // t.step_epochs)
     return lambda step: 1.0
 
 
@@ -122,7 +123,7 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _workers(cfg: Config, rt: device.Runtime) -> int:
-    workers = cfg.train["workers"]
+    workers = cfg.train.workers
     if workers != "auto":
         return workers
     # On a small CPU machine workers would steal cores from the convolutions; a GPU wants several.
@@ -136,11 +137,11 @@ def _loader(dataset, cfg: Config, rt: device.Runtime, sampler=None):
     """One DataLoader for the whole run: persistent workers, pinned memory on CUDA."""
     workers = _workers(cfg, rt)
     return torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.train["batch_size"], sampler=sampler, num_workers=workers,
+        dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=rt.device.type == "cuda", persistent_workers=workers > 0,
         prefetch_factor=4 if workers else None,
         # its own generator: creating iterators must not draw from the global RNG (exact resume)
-        generator=torch.Generator().manual_seed(cfg.train["seed"]))
+        generator=torch.Generator().manual_seed(cfg.train.seed))
 
 
 def _close(*loaders) -> None:
@@ -151,23 +152,19 @@ def _close(*loaders) -> None:
             iterator._shutdown_workers()
 
 
-def _predictions(out: torch.Tensor, task: str, d: data_mod.TrainingData) -> torch.Tensor:
-    """Model output → values in target units, or class labels."""
-    out = out.float()
-    if task == "regression":
-        return d.target_norm.invert(out, channel_axis=1) if d.target_norm is not None else out
-    if task == "scalar":
-        return _target_units(out.reshape(-1), d)
-    return (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(dim=1)
 
 
 def _metrics(d: data_mod.TrainingData):
-    if d.task == "regression":
-        return RegressionMetrics()
-    if d.task == "scalar":
-        return ScalarMetrics(d.train_mean)
-    return ConfusionMetrics(d.classes, d.majority, per_patch=d.task == "classification",
-                            ignore_index=d.cfg.train["loss"]["ignore_index"])
+    """The task's validation accumulator, with its baseline's numbers from the training data."""
+    return d.task.make_metrics(d.classes, d.majority, d.cfg.train.loss.ignore_index, d.train_mean)
+
+
+def _input_baseline(x: torch.Tensor, y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor | None:
+    """The input itself as a prediction, when the task is scored against it and it is in the target's units."""
+    if not d.task.input_baseline:
+        return None
+    same_units = d.target_norm is d.norm or (d.target_norm is None and d.norm.method == "none")
+    return d.norm.invert(x, channel_axis=1) if x.shape[1] == y.shape[1] and same_units else None
 
 
 def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runtime, place: device.Placement,
@@ -185,16 +182,8 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
             with rt.autocast():
                 out = model(xd)
             loss_sum += torch.tensor([float(loss_fn(out, yd)) * len(x), len(x)], dtype=torch.float64)
-            pred = _predictions(out, d.task, d).cpu()
-            if d.task == "regression":
-                # the trivial baseline is the input itself, when it is in the target's units
-                same_units = d.target_norm is d.norm or (d.target_norm is None and d.norm.method == "none")
-                base = d.norm.invert(x, channel_axis=1) if x.shape[1] == y.shape[1] and same_units else None
-                metric.update(pred, _target_units(y, d), base)
-            elif d.task == "scalar":
-                metric.update(pred, _target_units(y, d))
-            else:
-                metric.update(pred, y)
+            pred = d.task.predictions(out, d.target_norm).cpu()
+            metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
             if examples is None and n_examples:
                 examples = (d.norm.invert(x[:n_examples], channel_axis=1).numpy(),
                             _target_units(y, d)[:n_examples].numpy(),
@@ -206,64 +195,38 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
 
 
 def _target_units(y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor:
-    """Targets back in their own units (regression, scalar); labels unchanged."""
-    if d.task == "regression" and d.target_norm is not None:
-        return d.target_norm.invert(y, channel_axis=1)
-    if d.task == "scalar":
-        return y * d.target_norm.scale[0] + d.target_norm.center[0]
-    return y
+    """Targets back in their own units (values); labels unchanged."""
+    return d.task.units(y, d.target_norm)
 
 
 def _example_values(out: torch.Tensor, pred: torch.Tensor, d: data_mod.TrainingData) -> np.ndarray:
-    """What the pictures show: positive-class probability for binary segmentation, else predictions."""
-    if d.task == "segmentation" and d.classes == 2:
-        prob = torch.sigmoid(out[:, 0]) if out.shape[1] == 1 else torch.softmax(out.float(), 1)[:, 1]
-        return prob.float().cpu().numpy()
+    """What the pictures show: positive-class probability for binary dense classes, else predictions."""
+    if d.task.dense and d.task.classifies and d.classes == 2:
+        return positive_probability(class_probabilities(out))[:, 0].cpu().numpy()
     return pred.numpy()
 
 
-def _headline(task: str, classes: int | None) -> str:
-    if task == "regression":
-        return "snr_db"
-    if task == "scalar":
-        return "r2"
-    if task == "segmentation":
-        return "f1" if classes == 2 else "miou"
-    return "f1" if classes == 2 else "accuracy"
-
-
-def _is_better(name: str, value: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    lower = name in METRICS_LOWER_IS_BETTER or name not in HIGHER_IS_BETTER
-    return value < best if lower else value > best
-
-
-def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler, prog: Progress) -> dict:
+def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler,
+                      prog: Progress) -> runs.Checkpoint:
     core = getattr(model, "_orig_mod", model)  # torch.compile wraps the (DDP-wrapped) model
     core = core.module if isinstance(core, DistributedDataParallel) else core
-    return {
-        "config": cfg.raw, "config_hash": cfg.hash(),
-        "model_state": {k: v.detach().cpu() for k, v in core.state_dict().items()},
-        "optimizer_state": opt.state_dict(), "scheduler_state": sched.state_dict(),
-        "scaler_state": scaler.state_dict(),
-        "epoch": prog.epoch, "step": prog.step, "batch_in_epoch": prog.batch_in_epoch,
-        "best": {"metric": cfg.train["best_metric"], "value": prog.best, "epoch": prog.best_epoch},
-        "rng": _rng_state(),
-        "normalization": {"inputs": d.norm.to_dict(),
-                          "target": d.target_norm.to_dict() if d.target_norm is not None else None},
-        "channels": {"names": list(d.grid.channel_names), "sources": list(d.grid.sources),
-                     "grid_axes": list(d.grid.axes)},
-        "patch": {"size": list(d.geom.size), "axes": list(d.geom.model_axes)},
-        "classes": d.classes,
-        "class_frequencies": d.class_freq.tolist() if d.class_freq is not None else None,
-    }
+    return runs.Checkpoint(
+        config=cfg.raw, config_hash=cfg.hash(),
+        model_state={k: v.detach().cpu() for k, v in core.state_dict().items()},
+        normalization=d.norm, target_normalization=d.target_norm,
+        channel_names=tuple(d.grid.channel_names), channel_sources=tuple(d.grid.sources), grid_axes=tuple(d.grid.axes),
+        patch_size=tuple(d.geom.size), patch_axes=tuple(d.geom.model_axes), classes=d.classes,
+        class_frequencies=tuple(d.class_freq.tolist()) if d.class_freq is not None else None,
+        epoch=prog.epoch, step=prog.step, batch_in_epoch=prog.batch_in_epoch,
+        best_metric=cfg.train.best_metric, best_value=prog.best, best_epoch=prog.best_epoch,
+        optimizer_state=opt.state_dict(), scheduler_state=sched.state_dict(), scaler_state=scaler.state_dict(),
+        rng=_rng_state())
 
 
 def train(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
           reporter: Reporter = SILENT) -> Path:
     """Train ``cfg``; returns the run folder. See the module docstring for the flow."""
-    rt = device.setup(cfg.train["device"], cfg.train["amp"])
+    rt = device.setup(cfg.train.device, cfg.train.amp)
     run = check_folder(Path(out) if out is not None else default_run_folder(cfg))
     try:
         return _train(cfg, run, resume, force, reporter, rt)
@@ -279,43 +242,43 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt") if resume else None
     if ckpt is not None:
         _same_run(cfg, ckpt, run)
-    seed = cfg.train["seed"]
+    seed = cfg.train.seed
     torch.manual_seed(seed)
 
     # --- memory: refuse a network the device cannot hold before any array or module is built
-    check_fits(infer(cfg.model, cfg.patch, receptive=False), cfg.train["batch_size"], rt.device, training=True)
+    check_fits(infer(cfg.model, cfg.patch, receptive=False), cfg.train.batch_size, rt.device, training=True)
 
     # --- data: grids, checks, split, normalisation (reused from the checkpoint on resume)
-    d = data_mod.build(cfg, stored=ckpt["normalization"] if ckpt else None)
+    d = data_mod.build(cfg, stored=(ckpt.normalization, ckpt.target_normalization) if ckpt else None)
 
     # --- model, optimizer, schedule, loss
     model, inf = build(cfg.model, cfg.patch)
-    place = device.placement(rt, cfg.model.dims, cfg.train["channels_last"])
+    place = device.placement(rt, cfg.model.dims, cfg.train.channels_last)
     model = place.model(model)
-    bs = cfg.train["batch_size"]
-    per_rank = (cfg.data["sampling"]["patches_per_epoch"] // rt.world_size)
+    bs = cfg.train.batch_size
+    per_rank = (cfg.data.sampling.patches_per_epoch // rt.world_size)
     steps_per_epoch = max(1, math.ceil(per_rank / bs))
     opt = _optimizer(cfg, model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps_per_epoch))
     scaler = rt.grad_scaler()
-    loss_fn = make_loss(cfg.task, cfg.train["loss"], d.class_freq).to(rt.device)
+    loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq).to(rt.device)
     prog = Progress()
     if ckpt is not None:
-        model.load_state_dict(ckpt["model_state"])
-        opt.load_state_dict(ckpt["optimizer_state"])
-        sched.load_state_dict(ckpt["scheduler_state"])
-        scaler.load_state_dict(ckpt["scaler_state"])
-        prog = Progress(ckpt["epoch"], ckpt["step"], ckpt["batch_in_epoch"], ckpt["best"]["value"],
-                        ckpt["best"]["epoch"])
-        _set_rng_state(ckpt["rng"])
+        model.load_state_dict(ckpt.model_state)
+        opt.load_state_dict(ckpt.optimizer_state)
+        sched.load_state_dict(ckpt.scheduler_state)
+        scaler.load_state_dict(ckpt.scaler_state)
+        prog = Progress(ckpt.epoch, ckpt.step, ckpt.batch_in_epoch, ckpt.best_value, ckpt.best_epoch)
+        _set_rng_state(ckpt.rng)
     if rt.distributed:
         model = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    if cfg.train["compile"]:
+    if cfg.train.compile:
         model = torch.compile(model)
 
     # --- what the run folder says before the first step
-    headline = _headline(cfg.task, d.classes)
-    best_name = cfg.train["best_metric"]
+    headline = cfg.task.headline(d.classes).name
+    best_name = cfg.train.best_metric
+    best_metric = METRICS[best_name]
     if rt.main:
         runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
         runs.write_config(run, cfg.raw)
@@ -335,16 +298,16 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
 
     # --- epochs
     model.train()
-    max_steps = cfg.train["max_steps"]
+    max_steps = cfg.train.max_steps
     history = runs.read_metrics(run) if rt.main else []
     sampler = data_mod.EpochSampler(d.per_process(rt.world_size))
     loader = _loader(d.training_set(rt.rank, rt.world_size), cfg, rt, sampler)
     val_loader = _loader(d.validation_set(rt.rank, rt.world_size), cfg, rt)
     try:
-        while prog.epoch < cfg.train["epochs"] and not (max_steps and prog.step >= max_steps):
+        while prog.epoch < cfg.train.epochs and not (max_steps and prog.step >= max_steps):
             epoch = prog.epoch + 1
             sampler.set_epoch(epoch, prog.batch_in_epoch * bs)
-            task = reporter.task(f"epoch {epoch}/{cfg.train['epochs']}", total=len(sampler), unit="patch")
+            task = reporter.task(f"epoch {epoch}/{cfg.train.epochs}", total=len(sampler), unit="patch")
             loss_sum, seen, wait, t0 = 0.0, 0, 0.0, time.perf_counter()
             t_last = t0
             stopped = False
@@ -362,9 +325,9 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                         fix="lower train.lr, add train.grad_clip, or check the data for extreme values")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if cfg.train["grad_clip"]:
+                if cfg.train.grad_clip:
                     scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train["grad_clip"])
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
@@ -381,7 +344,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             task.close()
             elapsed = time.perf_counter() - t0
             val_loss, val, examples = _validate(model, d, val_loader, loss_fn, rt, place,
-                                                cfg.train["examples"])
+                                                cfg.train.examples)
             if not stopped:
                 prog.epoch, prog.batch_in_epoch = epoch, 0
             totals = torch.tensor([loss_sum, seen, elapsed, wait], dtype=torch.float64)
@@ -396,7 +359,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             score = val_loss if best_name == "val_loss" else val.get(best_name)
             if score is None:
                 score = record["train_loss"] if best_name == "val_loss" else None
-            improved = score is not None and _is_better(best_name, score, prog.best)
+            improved = score is not None and best_metric.better(score, prog.best)
             if improved:
                 prog.best, prog.best_epoch = score, epoch
             if rt.main:
