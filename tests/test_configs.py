@@ -16,7 +16,7 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 def test_there_is_an_example_per_task():
-    tasks = {load_config(p).task for p in CONFIGS}
+    tasks = {load_config(p).task.name for p in CONFIGS}
     assert tasks == {"regression", "segmentation", "classification", "scalar"}
     assert len(CONFIGS) >= 7
 

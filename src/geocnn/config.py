@@ -50,20 +50,10 @@ from geocnn.schema import (
     Str,
     suggest,
 )
+from geocnn.tasks import LOSS_KINDS, TASKS, Task, best_metric_names
 from geocnn.yamlsource import KeyPath, Source, load
 
-TASKS = ("regression", "segmentation", "classification", "scalar")
-DENSE_TASKS = ("regression", "segmentation")
-LOSSES = {
-    "regression": ("mse", "l1", "huber"),
-    "scalar": ("mse", "l1", "huber"),
-    "segmentation": ("cross_entropy", "bce_balanced", "dice", "focal"),
-    "classification": ("cross_entropy", "focal"),
-}
-DEFAULT_LOSS = {"regression": "mse", "scalar": "mse", "segmentation": "cross_entropy",
-                "classification": "cross_entropy"}
 SECTIONS = {"inline": ("crossline", "sample"), "crossline": ("inline", "sample"), "time": ("inline", "crossline")}
-METRICS_LOWER_IS_BETTER = ("val_loss", "mse", "mae")
 
 NORMALIZE = Record([
     Field("method", Choice(*NORMALIZATION_METHODS), "standard",
@@ -122,7 +112,7 @@ DATA = Record([
 ], title="data")
 
 LOSS = Record([
-    Field("kind", Choice(*sorted({k for v in LOSSES.values() for k in v})), None,
+    Field("kind", Choice(*LOSS_KINDS), None,
           "default: mse (regression, scalar), cross_entropy (segmentation, classification)"),
     Field("class_weights", OneOf(Choice("auto", "none"), ListOf(Float(min=0), min_len=2)), "none",
           "cross_entropy/focal: auto = from label frequencies (rare classes weigh more), or one per class"),
@@ -158,7 +148,7 @@ TRAIN = Record([
 
 CONFIG = Record([
     Field("name", Str(), None, "run name (default: the config file name); runs/<name>/"),
-    Field("task", Choice(*TASKS), REQUIRED, "regression | segmentation | classification | scalar"),
+    Field("task", Choice(*TASKS), REQUIRED, " | ".join(TASKS)),
     Field("data", DATA, REQUIRED, "data section"),
     Field("model", AnyValue(), REQUIRED, "model section"),
     Field("train", TRAIN, {}, "training section"),
@@ -171,7 +161,7 @@ class Config:
 
     path: str
     name: str
-    task: str
+    task: Task
     data: dict
     model: ModelSpec
     train: dict
@@ -186,7 +176,7 @@ class Config:
 
     @property
     def dense(self) -> bool:
-        return self.task in DENSE_TASKS
+        return self.task.dense
 
     def hash(self) -> str:
         """Hash of the effective config (provenance in checkpoints)."""
@@ -235,13 +225,6 @@ def model_section(data: Any, source: Source) -> tuple[Any, KeyPath]:
                       fix="see configs/ for examples")
 
 
-def read_model(path: str | Path) -> ModelSpec:
-    """Load and validate the model of a YAML file (model-only or full config)."""
-    data, source = load(path)
-    section, base = model_section(data, source)
-    return parse_model(section, source, base)
-
-
 def _resolve_path(value: Any, folder: Path) -> Any:
     """Make the ``path`` of an input entry absolute (relative to the config's folder)."""
     if isinstance(value, str):
@@ -263,7 +246,7 @@ def _absolute(raw: dict, folder: Path) -> None:
 
 
 def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
-    task, data, train = cfg["task"], cfg["data"], cfg["train"]
+    task, data, train = TASKS[cfg["task"]], cfg["data"], cfg["train"]
     d = ctx.at("data")
     if len(data["patch"]) != spec.dims:
         raise d.at("patch").error(f"patch has {len(data['patch'])} sizes but the model has dims {spec.dims}",
@@ -277,22 +260,27 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
     if data["section"] is not None and spec.dims != 2:
         raise d.at("section").error(f"section is for 2D models on 3D volumes, but the model has dims {spec.dims}",
                                     "use patch_axes")
-    if task in DENSE_TASKS and data["target"] is None:
-        raise d.error(f"task {task} needs data.target (a grid with the same geometry as the inputs)")
-    if task in ("classification", "scalar") and (data["target"] is None) == (data["labels"] is None):
-        raise d.error(f"task {task} needs exactly one of data.target (a grid read under each patch) "
+    if task.dense and data["target"] is None:
+        raise d.error(f"task {task.name} needs data.target (a grid with the same geometry as the inputs)")
+    if not task.dense and (data["target"] is None) == (data["labels"] is None):
+        raise d.error(f"task {task.name} needs exactly one of data.target (a grid read under each patch) "
                           "or data.labels (one label per trace position)")
-    if data["labels"] is not None and task in DENSE_TASKS:
-        raise d.at("labels").error(f"labels (one per trace) are for classification/scalar tasks, not {task}",
+    if data["labels"] is not None and task.dense:
+        raise d.at("labels").error(f"labels (one per trace) are for classification/scalar tasks, not {task.name}",
                                    "use data.target")
     loss = train["loss"]
     if loss["kind"] is None:
-        loss["kind"] = DEFAULT_LOSS[task]
-    elif loss["kind"] not in LOSSES[task]:
-        raise ctx.at("train").at("loss").error(f"loss {loss['kind']} does not fit task {task}",
-                                               suggest(loss["kind"], list(LOSSES[task])))
+        loss["kind"] = task.default_loss
+    elif loss["kind"] not in task.losses:
+        raise ctx.at("train").at("loss").error(f"loss {loss['kind']} does not fit task {task.name}",
+                                               suggest(loss["kind"], list(task.losses)))
+    best = train["best_metric"]
+    if best not in best_metric_names(task):
+        raise ctx.at("train").at("best_metric").error(
+            f"best_metric {best!r} is not a validation metric of task {task.name}, so best.pt would never be "
+            "written", suggest(best, list(best_metric_names(task))))
     last = spec.layers[-1]
-    if last.kind in ("softmax", "sigmoid") and task != "regression":
+    if last.kind in ("softmax", "sigmoid") and task.raw_scores:
         raise ConfigError(f"the model ends with {last.kind}, but geocnn's losses take raw scores (logits)",
                           where=last.where, fix=f"remove the final {last.kind}; predict applies it to "
                           "give probabilities")
@@ -321,7 +309,7 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
             raise ctx.at("data").at("labels").error("labels must be a file path (.npy or .csv)")
     name = cfg["name"] or Path(source.path).stem
     raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
-    return Config(source.path, name, cfg["task"], d, spec, cfg["train"], _plain(raw), inputs, target, labels)
+    return Config(source.path, name, TASKS[cfg["task"]], d, spec, cfg["train"], _plain(raw), inputs, target, labels)
 
 
 def _plain(obj: Any) -> Any:

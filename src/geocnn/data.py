@@ -24,6 +24,7 @@ from geocnn.grids.grid import Grid, open_grid, open_stack
 from geocnn.grids.normalize import Normalization, estimate, sample_traces
 from geocnn.model import infer
 from geocnn.patches import PatchGeometry, Split, fixed_origins, make_split, patch_geometry, sample_origins
+from geocnn.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class TrainingData:
     val_origins: np.ndarray
 
     @property
-    def task(self) -> str:
+    def task(self) -> Task:
         return self.cfg.task
 
     @property
@@ -155,16 +156,11 @@ def target_of(d: TrainingData, origin: np.ndarray) -> np.ndarray:
     """The training target of the patch at ``origin``."""
     if d.labels is not None:
         value = d.labels[tuple(origin[a] for a in d.geom.fixed_axes)]
-        return np.asarray(value, dtype=np.int64 if d.task == "classification" else np.float32)
+        return np.asarray(value, dtype=d.task.target_dtype)
     block = d.geom.read(d.target, origin)
-    if d.task == "regression":
-        return d.target_norm.apply(block) if d.target_norm is not None else block
-    if d.task == "segmentation":
-        return block[0].astype(np.int64)
-    value = _reduce(block[0], d.cfg.data["target_from_patch"])
-    if d.task == "classification":
-        return np.asarray(int(value), dtype=np.int64)
-    return np.asarray((value - d.target_norm.center[0]) / d.target_norm.scale[0], dtype=np.float32)
+    if d.task.dense:
+        return d.task.read_target(block, d.target_norm)
+    return d.task.read_target(_reduce(block[0], d.cfg.data["target_from_patch"]), d.target_norm)
 
 
 def _reduce(block: np.ndarray, how: str) -> float:
@@ -195,7 +191,7 @@ def _augment(x: np.ndarray, y: np.ndarray, aug: dict, geom: PatchGeometry, rng: 
 
 # ----------------------------------------------------------------------------- building
 
-def _read_labels(path: str, expected: tuple[int, ...], task: str) -> np.ndarray:
+def _read_labels(path: str, expected: tuple[int, ...], task: Task) -> np.ndarray:
     """Per-trace labels from .npy or .csv (a 'label' column, else the last column)."""
     p = Path(path)
     if not p.is_file():
@@ -215,11 +211,9 @@ def _read_labels(path: str, expected: tuple[int, ...], task: str) -> np.ndarray:
                         fix="give one label per trace")
     if not np.all(np.isfinite(labels.astype(np.float64))):
         raise DataError("labels contain NaN or inf", where=path)
-    if task == "classification":
-        if not np.all(labels == np.round(labels)):
-            raise DataError("classification labels must be whole numbers (class indices)", where=path)
-        labels = labels.astype(np.int64)
-    return labels.astype(np.int64) if task == "classification" else labels.astype(np.float32)
+    if task.classifies and not np.all(labels == np.round(labels)):
+        raise DataError(f"{task.name} labels must be whole numbers (class indices)", where=path)
+    return labels.astype(task.target_dtype)
 
 
 def _read_csv_labels(p: Path) -> np.ndarray:
@@ -301,7 +295,7 @@ def _rare_centres(target: Grid, rare: int, limit: int, seed: int) -> np.ndarray:
 
 
 def output_classes(cfg: Config, out_channels: int) -> int | None:
-    if cfg.task in ("regression", "scalar"):
+    if not cfg.task.classifies:
         return None
     if cfg.data["classes"] is not None:
         return cfg.data["classes"]
@@ -316,18 +310,18 @@ def _check_model_output(cfg: Config, target_channels: int | None, classes: int |
     if cfg.dense:
         if out.spatial != cfg.patch:
             raise ConfigError(f"the model turns a {fmt_shape(cfg.patch)} patch into {fmt_shape(out.shape)}, "
-                              f"but task {cfg.task} needs the patch size back", where=where,
+                              f"but task {cfg.task.name} needs the patch size back", where=where,
                               fix="use padding: same (or matching upsampling) so output size = input size")
-        if cfg.task == "regression" and out.channels != target_channels:
+        if cfg.task.grid_target and out.channels != target_channels:
             raise ConfigError(f"the model outputs {out.channels} channel(s) but the target has {target_channels}",
                               where=where, fix=f"end the model with out: {target_channels}")
     else:
         if not out.flat:
-            raise ConfigError(f"task {cfg.task} needs one vector per patch, but the model outputs "
+            raise ConfigError(f"task {cfg.task.name} needs one vector per patch, but the model outputs "
                               f"{fmt_shape(out.shape)}", where=where,
                               fix="end with global_pool or flatten and dense")
-        if cfg.task == "scalar" and out.channels != 1:
-            raise ConfigError(f"task scalar needs 1 output, the model gives {out.channels}", where=where,
+        if not cfg.task.classifies and out.channels != 1:
+            raise ConfigError(f"task {cfg.task.name} needs 1 output, the model gives {out.channels}", where=where,
                               fix="end with dense: 1")
     if classes is not None and out.channels not in (1, classes) or (classes == 2 and out.channels > 2):
         raise ConfigError(f"the model outputs {out.channels} channels for {classes} classes", where=where,
@@ -371,7 +365,7 @@ def build(cfg: Config, stored: dict | None = None) -> TrainingData:
             raise DataError(f"target has shape {fmt_shape(target.shape)} ({', '.join(target.axes)}) but the inputs "
                             f"have {fmt_shape(grid.shape)} ({', '.join(grid.axes)})", where=cfg.target.path,
                             fix="give a target on the same grid as the inputs")
-        if cfg.task != "regression" and target.channels != 1:
+        if not cfg.task.grid_target and target.channels != 1:
             raise DataError(f"a label grid must have one channel, this one has {target.channels}",
                             where=cfg.target.path)
     if cfg.labels is not None:
@@ -393,21 +387,18 @@ def build(cfg: Config, stored: dict | None = None) -> TrainingData:
     _check_model_output(cfg, target.channels if target is not None else None, classes)
     class_freq = centres = None
     ignore = cfg.train["loss"]["ignore_index"]
-    if cfg.task == "segmentation":
-        class_freq = _scan_classes(target, classes, ignore, cfg.target.path)
-    elif cfg.task == "classification":
-        values = labels if labels is not None else None
-        if values is None:
+    if cfg.task.classifies:
+        if labels is None:
             class_freq = _scan_classes(target, classes, ignore, cfg.target.path)
         else:
-            bad = values[(values < 0) | (values >= classes)]
+            bad = labels[(labels < 0) | (labels >= classes)]
             if ignore is not None:
                 bad = bad[bad != ignore]
             if len(bad):
                 raise DataError(f"label value {int(bad[0])} out of range for {classes} classes", where=cfg.labels,
                                 fix="set data.classes or the model's output size")
-            class_freq = np.bincount(values[values >= 0].reshape(-1), minlength=classes)[:classes].astype(float)
-    if cfg.task == "segmentation" and d["sampling"]["balance"] > 0:
+            class_freq = np.bincount(labels[labels >= 0].reshape(-1), minlength=classes)[:classes].astype(float)
+    if cfg.task.dense and cfg.task.classifies and d["sampling"]["balance"] > 0:
         rare = d["sampling"]["rare_class"]
         if rare is None:
             rare = int(np.argmin(np.where(class_freq > 0, class_freq, np.inf)))
@@ -415,9 +406,8 @@ def build(cfg: Config, stored: dict | None = None) -> TrainingData:
         log.info("balanced sampling: %.0f%% of patches centred on class %d (%d positions known)",
                  100 * d["sampling"]["balance"], rare, len(centres))
     live = grid.live()
-    train_mean = None
-    if cfg.task == "scalar":
-        train_mean = target_norm.center[0]
+    # a value per patch is scored against the training mean (the scalar task's baseline)
+    train_mean = target_norm.center[0] if not cfg.task.dense and target_norm is not None else None
     val_origins = np.zeros((0, grid.ndim), np.int64)
     if split.val[1] > split.val[0]:
         val_origins = fixed_origins(geom, split.region(geom, "val"), d["sampling"]["val_patches"], seed, live,
@@ -429,7 +419,9 @@ def build(cfg: Config, stored: dict | None = None) -> TrainingData:
 def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarray | None, norm: Normalization,
                  split: Split, geom: PatchGeometry) -> Normalization | None:
     d = cfg.data
-    if cfg.task == "regression":
+    if cfg.task.classifies:
+        return None
+    if cfg.task.dense:
         how = d["target_normalize"]
         if how == "auto":
             how = "input" if target.channels == grid.channels else "own"
@@ -442,18 +434,17 @@ def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarra
             return None
         _check_finite(target, "target", d["normalize"]["max_traces"])
         return estimate(target, d["normalize"]["method"], d["normalize"]["max_traces"], cfg.train["seed"])
-    if cfg.task == "scalar":
-        if labels is not None:
-            train = labels[tuple(slice(*split.region(geom, "train")[a]) for a in geom.fixed_axes)]
-            values = train.astype(np.float64).reshape(-1)
-        else:
-            origins = fixed_origins(geom, split.region(geom, "train"), 512, cfg.train["seed"] + 1)
-            values = np.array([_reduce(geom.read(target, o)[0], d["target_from_patch"]) for o in origins])
-        if not np.isfinite(values).all():
-            raise DataError("scalar targets contain NaN or inf", where=cfg.labels or cfg.target.path)
-        std = float(values.std()) or 1.0
-        return Normalization("standard", (float(values.mean()),), (std,), len(values))
-    return None
+    # one value per patch: standardised with the training targets' mean and std
+    if labels is not None:
+        train = labels[tuple(slice(*split.region(geom, "train")[a]) for a in geom.fixed_axes)]
+        values = train.astype(np.float64).reshape(-1)
+    else:
+        origins = fixed_origins(geom, split.region(geom, "train"), 512, cfg.train["seed"] + 1)
+        values = np.array([_reduce(geom.read(target, o)[0], d["target_from_patch"]) for o in origins])
+    if not np.isfinite(values).all():
+        raise DataError(f"{cfg.task.name} targets contain NaN or inf", where=cfg.labels or cfg.target.path)
+    std = float(values.std()) or 1.0
+    return Normalization("standard", (float(values.mean()),), (std,), len(values))
 
 
 def describe_split(data: TrainingData) -> str:

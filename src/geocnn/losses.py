@@ -106,9 +106,10 @@ class ValueLoss(nn.Module):
         return F.huber_loss(out, target, delta=self.delta)
 
 
-def make_loss(task: str, cfg: dict, class_freq: np.ndarray | None = None) -> nn.Module:
-    """The loss of ``train.loss`` for ``task``; ``class_freq`` feeds ``class_weights: auto``."""
-    if task in ("regression", "scalar"):
+def make_loss(classifies: bool, cfg: dict, class_freq: np.ndarray | None = None) -> nn.Module:
+    """The loss of ``train.loss``: on class scores when the task ``classifies``, else on values;
+    ``class_freq`` feeds ``class_weights: auto``."""
+    if not classifies:
         return ValueLoss(cfg["kind"], cfg["delta"])
     weights = cfg["class_weights"]
     if weights == "auto":

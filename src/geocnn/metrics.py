@@ -15,6 +15,7 @@ over the whole validation set, not averages of batch averages.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -60,7 +61,8 @@ class ConfusionMetrics:
         self.k, self.majority, self.per_patch, self.ignore_index = classes, majority, per_patch, ignore_index
         self.sums = torch.zeros(classes * classes, dtype=torch.float64)
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor | None = None) -> None:
+        """Add a batch of predicted and true labels (the baseline is the majority class, not an input)."""
         p, t = pred.reshape(-1).long(), target.reshape(-1).long()
         keep = (t >= 0) & (t < self.k)
         if self.ignore_index is not None:
@@ -124,7 +126,8 @@ class ScalarMetrics:
         # [n, Σ y, Σ y², Σ (ŷ − y)², Σ |ŷ − y|, Σ (mean − y)², Σ |mean − y|]
         self.sums = torch.zeros(7, dtype=torch.float64)
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor | None = None) -> None:
+        """Add a batch of predicted and true values (the baseline is the training mean, not an input)."""
         y, p = target.double().reshape(-1), pred.double().reshape(-1)
         e, b = p - y, self.mean - y
         self.sums += torch.stack([torch.tensor(float(y.numel()), dtype=torch.float64), y.sum(), (y * y).sum(),
@@ -140,5 +143,27 @@ class ScalarMetrics:
                 "baseline": {"mse": sbb / n, "mae": sab / n, "r2": r2_base}}
 
 
-HIGHER_IS_BETTER = {"snr_db", "accuracy", "pixel_accuracy", "precision", "recall", "f1", "iou", "miou",
-                    "fw_iou", "mean_class_accuracy", "r2", "f1_macro", "precision_macro", "recall_macro"}
+@dataclass(frozen=True)
+class Metric:
+    """A validation metric's name and direction (defined here once for all tasks)."""
+
+    name: str
+    higher_is_better: bool
+
+    def better(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` beats ``best`` (anything beats no value yet)."""
+        if best is None:
+            return True
+        return value > best if self.higher_is_better else value < best
+
+
+HIGHER_IS_BETTER = ("snr_db", "accuracy", "pixel_accuracy", "precision", "recall", "f1", "iou", "miou",
+                    "fw_iou", "mean_class_accuracy", "r2", "f1_macro", "precision_macro", "recall_macro")
+LOWER_IS_BETTER = ("val_loss", "mse", "mae")
+METRICS: dict[str, Metric] = {**{n: Metric(n, True) for n in HIGHER_IS_BETTER},
+                              **{n: Metric(n, False) for n in LOWER_IS_BETTER}}
+
+
+def metric(name: str) -> Metric:
+    """The record of a metric name (a KeyError here is a bug: names are checked at config load)."""
+    return METRICS[name]

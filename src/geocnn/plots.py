@@ -6,6 +6,7 @@ Matplotlib with the non-interactive Agg backend; every PNG is written atomically
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,6 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from geocnn import atomic  # noqa: E402
+
+if TYPE_CHECKING:  # the record only: drawing needs no torch
+    from geocnn.tasks import Task
 
 SEISMIC = "gray"
 
@@ -74,7 +78,7 @@ def _show(ax, img: np.ndarray, title: str, kind: str, vmax: float | None = None)
     ax.set_yticks([])
 
 
-def examples(x: np.ndarray, y: np.ndarray, pred: np.ndarray, task: str, path: Path,
+def examples(x: np.ndarray, y: np.ndarray, pred: np.ndarray, task: Task, path: Path,
              axes_names: tuple[str, ...] = ()) -> None:
     """Validation examples: input, target and prediction side by side (one row each).
 
@@ -85,20 +89,20 @@ def examples(x: np.ndarray, y: np.ndarray, pred: np.ndarray, task: str, path: Pa
     if n == 0:
         return
     one_d = x.ndim == 3
-    cols = 3 if task in ("regression", "segmentation") else 1
+    cols = 3 if task.dense else 1
     fig, axes = plt.subplots(n, cols, figsize=(3.2 * cols + (2 if one_d else 0), 2.6 * n), squeeze=False)
     for i in range(n):
         if one_d:
             _traces(axes[i], x[i], y[i], pred[i], task)
             continue
         inp = _image(x[i, 0])
-        ref = _image(y[i, 0]) if task == "regression" else inp  # one colour scale for input, target, prediction
+        ref = _image(y[i, 0]) if task.grid_target else inp  # one colour scale for input, target, prediction
         vmax = float(np.percentile(np.abs(ref), 99)) or 1.0
         _show(axes[i, 0], inp, "input" + (f" (ch 0 of {x.shape[1]})" if x.shape[1] > 1 else ""), "values", vmax)
-        if task == "regression":
+        if task.grid_target:
             _show(axes[i, 1], _image(y[i, 0]), "target", "values", vmax)
             _show(axes[i, 2], _image(pred[i, 0]), "prediction", "values", vmax)
-        elif task == "segmentation":
+        elif task.dense:
             _show(axes[i, 1], _image(y[i]), "labels", "labels")
             p = _image(pred[i])
             _show(axes[i, 2], p, "prediction", "prob" if p.dtype.kind == "f" else "labels")
@@ -119,13 +123,13 @@ def _fmt(v) -> str:
     return np.array2string(v, precision=2)
 
 
-def _traces(row, x: np.ndarray, y, pred, task: str) -> None:
+def _traces(row, x: np.ndarray, y, pred, task: Task) -> None:
     ax = row[0]
     t = np.arange(x.shape[-1])
     for c in range(x.shape[0]):
         scale = np.abs(x[c]).max() or 1.0
         ax.plot(t, x[c] / scale / 2 + c, lw=0.6, color=f"C{c}")
-    if task in ("regression", "segmentation"):
+    if task.dense:
         target = np.asarray(y).reshape(-1, x.shape[-1])[0]
         p = np.asarray(pred).reshape(-1, x.shape[-1])[0]
         ax.plot(t, target / (np.abs(target).max() or 1) / 2 - 1, lw=0.8, color="k", label="target")
@@ -157,7 +161,7 @@ def _middle_slices(shape: tuple[int, ...], axes: tuple[str, ...]) -> list[tuple[
     return [("section", tuple(full))]
 
 
-def prediction_previews(grid, output: Path, task: str, kind: str) -> list[Path]:
+def prediction_previews(grid, output: Path, task: Task, kind: str) -> list[Path]:
     """Input and prediction side by side on a middle inline, crossline and time slice (3D), the
     section (2D) or the traces (1D); or the score map of a patch/trace model. Reads only slices."""
     from geocnn.grids.grid import open_grid
@@ -179,7 +183,7 @@ def prediction_previews(grid, output: Path, task: str, kind: str) -> list[Path]:
             fig.colorbar(im, ax=ax, label=kind)
             ax.set_xlabel(pred.axes[0])
             ax.set_ylabel(pred.axes[1])
-        ax.set_title(f"{task}: {kind} per window")
+        ax.set_title(f"{task.name}: {kind} per window")
         _save(fig, path)
         return [path]
     if grid.ndim == 1:
@@ -199,6 +203,6 @@ def prediction_previews(grid, output: Path, task: str, kind: str) -> list[Path]:
         vmax = float(np.percentile(np.abs(x), 99)) or 1.0
         _show(axes[row, 0], x, f"input — {label}", "values", vmax)
         pv = float(np.percentile(np.abs(y), 99)) or 1.0 if style == "values" else None
-        _show(axes[row, 1], y, f"prediction ({kind}) — {label}", style, vmax if task == "regression" else pv)
+        _show(axes[row, 1], y, f"prediction ({kind}) — {label}", style, vmax if task.grid_target else pv)
     _save(fig, path)
     return [path]

@@ -97,18 +97,6 @@ def _check_grid(trained: Trained, grid: Grid) -> None:
                         fix="give a grid with the training axes (geocnn inspect shows them)")
 
 
-def _output_kind(trained: Trained, output: str) -> str:
-    task = trained.cfg.task
-    if output == "auto":
-        if task in ("regression", "scalar"):
-            return "values"
-        return "probabilities" if trained.classes == 2 else "labels"
-    valid = ("values",) if task in ("regression", "scalar") else ("probabilities", "labels")
-    if output not in valid:
-        raise ConfigError(f"--output {output} does not fit a {task} model", fix=f"use {' or '.join(valid)}")
-    return output
-
-
 # ----------------------------------------------------------------------------- window plans
 
 @dataclass
@@ -256,10 +244,7 @@ class Runner:
             t = t.contiguous(memory_format=device.memory_format(t.ndim - 2))
         with torch.no_grad(), self.rt.autocast():
             out = self.model(t).float()
-        task = self.trained.cfg.task
-        if task in ("segmentation", "classification"):
-            out = torch.sigmoid(out) if out.shape[1] == 1 else torch.softmax(out, dim=1)
-        return out.cpu().numpy()
+        return self.trained.cfg.task.scores(out).cpu().numpy()
 
     def stream(self, items: Iterator[tuple[int, tuple[int, ...]]], read) -> Iterator[tuple[list, np.ndarray]]:
         """Yield (keys, scores) per batch; the next batch is read while the model runs."""
@@ -315,7 +300,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
         raise ConfigError(f"--blend must be one of {', '.join(BLENDS)}, got {blend}")
     trained = load_trained(run_or_checkpoint)
     writer.output_format(out)  # a bad output name fails before any work
-    kind = _output_kind(trained, output)
+    kind = trained.cfg.task.output_kind(output, trained.classes)
     rt = device.setup(device_name, trained.cfg.train["amp"])
     try:
         grid = open_stack(input_specs(trained, inputs))
@@ -423,31 +408,11 @@ def _finish(pending: writer.PendingOutput, rt: device.Runtime, ok: bool) -> Path
     return Path(pending.path)
 
 
-def _to_output(values: np.ndarray, trained: Trained, kind: str) -> np.ndarray:
-    """Blended (C, ...) scores → what is written: values in target units, probabilities or uint8 labels."""
-    if trained.cfg.task in ("regression", "scalar"):
-        if trained.target_norm is not None:
-            return trained.target_norm.invert(values).astype(np.float32)
-        return values
-    if kind == "labels":
-        return (values[0] > 0.5).astype(np.uint8)[None] if values.shape[0] == 1 else \
-            values.argmax(axis=0).astype(np.uint8)[None]
-    return values.astype(np.float32)
-
-
-def _out_channels(trained: Trained, kind: str, scores: int) -> tuple[int, str]:
-    if trained.cfg.task in ("regression", "scalar"):
-        return scores, "float32"
-    if kind == "labels":
-        return 1, "uint8"
-    return (1 if scores <= 2 else scores), "float32"
-
-
 def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force, both, rt, reporter) -> Report:
     geoms = _orientation_geoms(trained, grid, geom, both)
     plans = [make_plan(g, overlap, blend) for g in geoms]
     scores = _model_channels(trained, geom.size)
-    channels, dtype = _out_channels(trained, kind, scores)
+    channels, dtype = trained.cfg.task.output_channels(kind, scores)
     pending = _prepare(rt, lambda tmp: writer.prepare(out, grid, channels, dtype, force, attach=tmp))
     rows = _rank_rows(grid.shape[0], rt)
     blender = Blender(grid.shape, scores, plans)
@@ -466,13 +431,13 @@ def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force
 
             for keys, batch_scores in runner.stream(items, read):
                 for (p, origin), s in zip(keys, batch_scores):
-                    if _flush(blender, origin[0], rows, w, trained, kind, live, binary=scores == 2 and channels == 1):
+                    if _flush(blender, origin[0], rows, w, trained, kind, live):
                         # Rows before this window are final: let their input pages leave this process
                         # (mapped pages count in its memory; the reader maps the file again).
                         grid.release()
                     blender.add(p, origin, plans[p].geom.to_grid(s))
                 task.advance(len(keys))
-            _flush(blender, rows[1], rows, w, trained, kind, live, binary=scores == 2 and channels == 1)
+            _flush(blender, rows[1], rows, w, trained, kind, live)
         ok = True
     finally:
         task.close()
@@ -498,16 +463,14 @@ def _merged_windows(plans: list[Plan], rows: tuple[int, int]) -> Iterator[tuple[
 
 
 def _flush(blender: Blender, upto: int, rows: tuple[int, int], w, trained: Trained, kind: str,
-           live: np.ndarray | None, binary: bool) -> bool:
+           live: np.ndarray | None) -> bool:
     """Write rows before ``upto`` (within this process's range); dead traces stay zero. True when
     rows were written."""
     released = blender.release(min(upto, rows[1]))
     if released is None:
         return False
     first, values = released
-    if binary:
-        values = values[1:2]  # probability of the positive class
-    values = _to_output(values, trained, kind)
+    values = trained.cfg.task.to_output(values, kind, trained.target_norm)
     if live is not None:
         mask = live[first:first + values.shape[1]]
         values = values * mask[(None, ...) + (None,) * (values.ndim - 1 - mask.ndim)]
@@ -538,7 +501,7 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
     starts = make_plan(geom, overlap, "none").starts  # the same tiling as dense models, one score per window
     shape = tuple(len(s) for s in starts)
     scores = _model_channels(trained, geom.size)
-    channels, dtype = _out_channels(trained, kind, scores)
+    channels, dtype = trained.cfg.task.output_channels(kind, scores)
     pending = _prepare(rt, lambda tmp: _map_output(out, grid, shape, channels, dtype, starts, geom.extent, force,
                                                    tmp))
     rows = _rank_rows(shape[0], rt)
@@ -558,10 +521,7 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
 
             for batch_keys, batch_scores in runner.stream(iter(keys), read):
                 for key, s in zip(batch_keys, batch_scores):
-                    values = s.reshape(-1)
-                    if scores == 2 and channels == 1:
-                        values = values[1:2]
-                    values = _to_output(values.reshape(-1, *([1] * len(shape))), trained, kind)
+                    values = trained.cfg.task.to_output(s.reshape(-1, *([1] * len(shape))), kind, trained.target_norm)
                     if live is not None:
                         origin = origin_of(key)
                         ext = geom.extent[: live.ndim]

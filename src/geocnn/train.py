@@ -22,12 +22,13 @@ from torch.nn.parallel import DistributedDataParallel
 from geocnn import data as data_mod
 from geocnn import device, plots, runs, summary
 from geocnn.atomic import write_json
-from geocnn.config import METRICS_LOWER_IS_BETTER, Config
+from geocnn.config import Config
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.losses import make_loss
-from geocnn.metrics import HIGHER_IS_BETTER, ConfusionMetrics, RegressionMetrics, ScalarMetrics
+from geocnn.metrics import METRICS
 from geocnn.model import build
 from geocnn.progress import SILENT, Reporter
+from geocnn.tasks import class_probabilities, positive_probability
 
 log = logging.getLogger(__name__)
 
@@ -157,23 +158,17 @@ def _to_device(x: torch.Tensor, rt: device.Runtime, channels_last: bool) -> torc
     return x
 
 
-def _predictions(out: torch.Tensor, task: str, d: data_mod.TrainingData) -> torch.Tensor:
-    """Model output → values in target units, or class labels."""
-    out = out.float()
-    if task == "regression":
-        return d.target_norm.invert(out, channel_axis=1) if d.target_norm is not None else out
-    if task == "scalar":
-        return _target_units(out.reshape(-1), d)
-    return (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(dim=1)
-
-
 def _metrics(d: data_mod.TrainingData):
-    if d.task == "regression":
-        return RegressionMetrics()
-    if d.task == "scalar":
-        return ScalarMetrics(d.train_mean)
-    return ConfusionMetrics(d.classes, d.majority, per_patch=d.task == "classification",
-                            ignore_index=d.cfg.train["loss"]["ignore_index"])
+    """The task's validation accumulator, with its baseline's numbers from the training data."""
+    return d.task.make_metrics(d.classes, d.majority, d.cfg.train["loss"]["ignore_index"], d.train_mean)
+
+
+def _input_baseline(x: torch.Tensor, y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor | None:
+    """The input itself as a prediction, when the task is scored against it and it is in the target's units."""
+    if not d.task.input_baseline:
+        return None
+    same_units = d.target_norm is d.norm or (d.target_norm is None and d.norm.method == "none")
+    return d.norm.invert(x, channel_axis=1) if x.shape[1] == y.shape[1] and same_units else None
 
 
 def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runtime, channels_last: bool,
@@ -191,16 +186,8 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
             with rt.autocast():
                 out = model(xd)
             loss_sum += torch.tensor([float(loss_fn(out, yd)) * len(x), len(x)], dtype=torch.float64)
-            pred = _predictions(out, d.task, d).cpu()
-            if d.task == "regression":
-                # the trivial baseline is the input itself, when it is in the target's units
-                same_units = d.target_norm is d.norm or (d.target_norm is None and d.norm.method == "none")
-                base = d.norm.invert(x, channel_axis=1) if x.shape[1] == y.shape[1] and same_units else None
-                metric.update(pred, _target_units(y, d), base)
-            elif d.task == "scalar":
-                metric.update(pred, _target_units(y, d))
-            else:
-                metric.update(pred, y)
+            pred = d.task.predictions(out, d.target_norm).cpu()
+            metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
             if examples is None and n_examples:
                 examples = (d.norm.invert(x[:n_examples], channel_axis=1).numpy(),
                             _target_units(y, d)[:n_examples].numpy(),
@@ -212,37 +199,15 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
 
 
 def _target_units(y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor:
-    """Targets back in their own units (regression, scalar); labels unchanged."""
-    if d.task == "regression" and d.target_norm is not None:
-        return d.target_norm.invert(y, channel_axis=1)
-    if d.task == "scalar":
-        return y * d.target_norm.scale[0] + d.target_norm.center[0]
-    return y
+    """Targets back in their own units (values); labels unchanged."""
+    return d.task.units(y, d.target_norm)
 
 
 def _example_values(out: torch.Tensor, pred: torch.Tensor, d: data_mod.TrainingData) -> np.ndarray:
-    """What the pictures show: positive-class probability for binary segmentation, else predictions."""
-    if d.task == "segmentation" and d.classes == 2:
-        prob = torch.sigmoid(out[:, 0]) if out.shape[1] == 1 else torch.softmax(out.float(), 1)[:, 1]
-        return prob.float().cpu().numpy()
+    """What the pictures show: positive-class probability for binary dense classes, else predictions."""
+    if d.task.dense and d.task.classifies and d.classes == 2:
+        return positive_probability(class_probabilities(out))[:, 0].cpu().numpy()
     return pred.numpy()
-
-
-def _headline(task: str, classes: int | None) -> str:
-    if task == "regression":
-        return "snr_db"
-    if task == "scalar":
-        return "r2"
-    if task == "segmentation":
-        return "f1" if classes == 2 else "miou"
-    return "f1" if classes == 2 else "accuracy"
-
-
-def _is_better(name: str, value: float, best: float | None) -> bool:
-    if best is None:
-        return True
-    lower = name in METRICS_LOWER_IS_BETTER or name not in HIGHER_IS_BETTER
-    return value < best if lower else value > best
 
 
 def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler, prog: Progress) -> dict:
@@ -303,7 +268,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     opt = _optimizer(cfg, model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps_per_epoch))
     scaler = rt.grad_scaler()
-    loss_fn = make_loss(cfg.task, cfg.train["loss"], d.class_freq).to(rt.device)
+    loss_fn = make_loss(cfg.task.classifies, cfg.train["loss"], d.class_freq).to(rt.device)
     prog = Progress()
     if ckpt is not None:
         model.load_state_dict(ckpt["model_state"])
@@ -319,8 +284,9 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         model = torch.compile(model)
 
     # --- what the run folder says before the first step
-    headline = _headline(cfg.task, d.classes)
+    headline = cfg.task.headline(d.classes).name
     best_name = cfg.train["best_metric"]
+    best_metric = METRICS[best_name]
     if rt.main:
         runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
         runs.write_config(run, cfg.raw)
@@ -401,7 +367,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             score = val_loss if best_name == "val_loss" else val.get(best_name)
             if score is None:
                 score = record["train_loss"] if best_name == "val_loss" else None
-            improved = score is not None and _is_better(best_name, score, prog.best)
+            improved = score is not None and best_metric.better(score, prog.best)
             if improved:
                 prog.best, prog.best_epoch = score, epoch
             if rt.main:

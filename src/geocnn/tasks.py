@@ -1,0 +1,227 @@
+"""The closed registry of tasks: one :class:`Task` record per ``task:`` value of a config.
+
+Each record says what the rest of geocnn needs to know about a task — whether the model answers
+per sample (dense) or per patch, whether its scores are class logits or values, which losses fit
+(the first is the default), how a training target is read, which validation metrics it reports
+and which one heads the log (with its direction), its trivial baseline, and how the model's raw
+scores become what ``geocnn predict`` writes for each ``--output`` kind. Config, data, training,
+prediction, losses and pictures ask the record; the task's name is read only where YAML is parsed.
+
+Class scores follow one convention (see :mod:`geocnn.losses`): logits with the class axis at 1,
+K ≥ 2 channels for K classes or one channel holding the logit of class 1. Logits become
+probabilities (:func:`class_probabilities`) and probabilities become labels
+(:func:`class_labels`) here and nowhere else; a tie (probability exactly 0.5, or equal
+probabilities) goes to the lower class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from geocnn.errors import ConfigError
+from geocnn.metrics import ConfusionMetrics, Metric, RegressionMetrics, ScalarMetrics, metric
+from geocnn.schema import suggest
+
+OUTPUTS_OF_VALUES = ("values",)
+OUTPUTS_OF_CLASSES = ("probabilities", "labels")
+
+
+# ----------------------------------------------------------------------------- scores → outputs
+
+def class_probabilities(logits: torch.Tensor, axis: int = 1) -> torch.Tensor:
+    """Class logits → probabilities: sigmoid of a single channel (P(class 1)), else softmax."""
+    logits = logits.float()
+    return torch.sigmoid(logits) if logits.shape[axis] == 1 else torch.softmax(logits, dim=axis)
+
+
+def class_labels(probs: Any, axis: int = 1) -> Any:
+    """Probabilities (NumPy or torch, channels on ``axis``) → class indices, channel axis removed.
+
+    One channel: class 1 where P(class 1) > 0.5; K channels: the most probable class. Both send a
+    tie to the lower class, so one channel and two channels of the same logits agree.
+    """
+    if probs.shape[axis] == 1:
+        return (probs.squeeze(axis) > 0.5) * 1
+    return probs.argmax(axis)
+
+
+def positive_probability(probs: Any, axis: int = 1) -> Any:
+    """What a probability map shows: P(class 1) for a binary problem (one channel), else every class."""
+    if probs.shape[axis] == 2:
+        return probs[(slice(None),) * axis + (slice(1, 2),)]
+    return probs
+
+
+# ----------------------------------------------------------------------------- targets
+
+def _dense_values(block: np.ndarray, norm: Any) -> np.ndarray:
+    """Regression: the target window (C, ...), in the normalised units the model predicts."""
+    return norm.apply(block) if norm is not None else block
+
+
+def _dense_labels(block: np.ndarray, norm: Any) -> np.ndarray:
+    """Segmentation: the label window's one channel as class indices."""
+    return block[0].astype(np.int64)
+
+
+def _patch_label(value: float, norm: Any) -> np.ndarray:
+    """Classification: the patch's label (a class index)."""
+    return np.asarray(int(value), dtype=np.int64)
+
+
+def _patch_value(value: float, norm: Any) -> np.ndarray:
+    """Scalar: the patch's value, standardised with the training targets' mean and std."""
+    return np.asarray((value - norm.center[0]) / norm.scale[0], dtype=np.float32)
+
+
+def _grid_units(values: torch.Tensor, norm: Any) -> torch.Tensor:
+    """Regression: model-space values (B, C, ...) → target units."""
+    return norm.invert(values, channel_axis=1) if norm is not None else values
+
+
+def _scalar_units(values: torch.Tensor, norm: Any) -> torch.Tensor:
+    """Scalar: standardised values (B,) or (B, 1) → target units, one per patch."""
+    return values * norm.scale[0] + norm.center[0]
+
+
+def _same(values: Any, norm: Any) -> Any:
+    return values
+
+
+# ----------------------------------------------------------------------------- the record
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the YAML grammar (``task: regression`` ...)."""
+
+    name: str
+    help: str
+    dense: bool  # one answer per sample (the patch size back), else one per patch
+    classifies: bool  # scores are class logits; else values
+    losses: tuple[str, ...]  # the first is the default
+    metric_names: tuple[str, ...]  # every validation metric it may report (best_metric choices)
+    headlines: tuple[str, str]  # headline metric for two classes (or values), for more classes
+    baseline: str  # the trivial prediction its metrics are compared with
+    read_target: Callable[[Any, Any], np.ndarray]  # (window or patch value, target norm) → target
+    units: Callable[[Any, Any], Any]  # (model-space values or targets, target norm) → target units
+    make_metrics: Callable[..., Any]  # (classes, majority, ignore_index, train_mean) → accumulator
+
+    @property
+    def default_loss(self) -> str:
+        return self.losses[0]
+
+    @property
+    def target_dtype(self) -> type:
+        """dtype of training targets: class indices or float values."""
+        return np.int64 if self.classifies else np.float32
+
+    @property
+    def grid_target(self) -> bool:
+        """The target is a grid of values with the model's output channels (regression); else every
+        target grid holds one channel (labels, or values read under each patch)."""
+        return self.dense and not self.classifies
+
+    @property
+    def raw_scores(self) -> bool:
+        """Its loss takes the model's raw scores (logits, standardised values): no final sigmoid/softmax."""
+        return not self.grid_target
+
+    @property
+    def input_baseline(self) -> bool:
+        """Its baseline is the input itself (when in the target's units)."""
+        return self.grid_target
+
+    def headline(self, classes: int | None) -> Metric:
+        """The metric the epoch line, the loss picture and the summary lead with."""
+        return metric(self.headlines[0] if classes in (None, 2) else self.headlines[1])
+
+    # --- predict's outputs
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Valid ``--output`` kinds."""
+        return OUTPUTS_OF_CLASSES if self.classifies else OUTPUTS_OF_VALUES
+
+    def output_kind(self, requested: str, classes: int | None) -> str:
+        """``--output`` resolved: auto → values, or probabilities (two classes) / labels."""
+        if requested == "auto":
+            if not self.classifies:
+                return "values"
+            return "probabilities" if classes == 2 else "labels"
+        if requested not in self.outputs:
+            raise ConfigError(f"--output {requested} does not fit a {self.name} model",
+                              fix=f"use {' or '.join(self.outputs)}")
+        return requested
+
+    def output_channels(self, kind: str, scores: int) -> tuple[int, str]:
+        """(channels, dtype) written for ``scores`` model channels."""
+        if not self.classifies:
+            return scores, "float32"
+        if kind == "labels":
+            return 1, "uint8"
+        return (1 if scores <= 2 else scores), "float32"
+
+    def scores(self, out: torch.Tensor) -> torch.Tensor:
+        """Model output (B, K, ...) → what prediction blends: probabilities, or the values."""
+        return class_probabilities(out) if self.classifies else out.float()
+
+    def to_output(self, scores: np.ndarray, kind: str, target_norm: Any) -> np.ndarray:
+        """Blended (K, ...) scores → what is written: values in target units, probabilities, uint8 labels."""
+        if not self.classifies:
+            if target_norm is None:
+                return scores
+            return target_norm.invert(scores).astype(np.float32)
+        if kind == "labels":
+            return class_labels(scores, axis=0).astype(np.uint8)[None]
+        return positive_probability(scores, axis=0).astype(np.float32)
+
+    def predictions(self, out: torch.Tensor, target_norm: Any) -> torch.Tensor:
+        """Model output of a batch → class labels (B, ...), or values in target units."""
+        if self.classifies:
+            return class_labels(class_probabilities(out)).long()
+        values = out.float()
+        return self.units(values if self.dense else values.reshape(-1), target_norm)
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (
+    Task("regression", "a grid of values per sample (e.g. denoising): input → clean data",
+         dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
+         headlines=("snr_db", "snr_db"), baseline="the input itself", read_target=_dense_values,
+         units=_grid_units, make_metrics=lambda classes, majority, ignore, mean: RegressionMetrics()),
+    Task("segmentation", "a class per sample (e.g. faults, facies)",
+         dense=True, classifies=True, losses=("cross_entropy", "bce_balanced", "dice", "focal"),
+         metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
+                       "fw_iou", "miou"),
+         headlines=("f1", "miou"), baseline="every sample the training majority class", read_target=_dense_labels,
+         units=_same, make_metrics=lambda classes, majority, ignore, mean: ConfusionMetrics(
+             classes, majority, per_patch=False, ignore_index=ignore)),
+    Task("classification", "a class per patch or trace",
+         dense=False, classifies=True, losses=("cross_entropy", "focal"),
+         metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
+                       "fw_iou", "miou", "precision_macro", "recall_macro", "f1_macro"),
+         headlines=("f1", "accuracy"), baseline="the training majority class", read_target=_patch_label,
+         units=_same, make_metrics=lambda classes, majority, ignore, mean: ConfusionMetrics(
+             classes, majority, per_patch=True, ignore_index=ignore)),
+    Task("scalar", "a value per patch or trace",
+         dense=False, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "mae", "r2"),
+         headlines=("r2", "r2"), baseline="the training mean", read_target=_patch_value,
+         units=_scalar_units, make_metrics=lambda classes, majority, ignore, mean: ScalarMetrics(mean)),
+)}
+
+LOSS_KINDS = tuple(sorted({k for t in TASKS.values() for k in t.losses}))
+
+
+def get_task(name: str) -> Task:
+    """The record of ``name``; an unknown name is a ConfigError listing the valid ones."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}", fix=suggest(name, list(TASKS)))
+    return TASKS[name]
+
+
+def best_metric_names(task: Task) -> tuple[str, ...]:
+    """What ``train.best_metric`` may name for ``task``: the validation loss or one of its metrics."""
+    return ("val_loss", *task.metric_names)

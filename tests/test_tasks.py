@@ -1,0 +1,156 @@
+"""The task registry: each task's losses, headline metric and direction, and scores → outputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from geocnn.config import load_config
+from geocnn.errors import ConfigError
+from geocnn.metrics import METRICS
+from geocnn.normalize import Normalization
+from geocnn.tasks import TASKS, class_labels, class_probabilities, get_task, positive_probability
+from tests import trainkit
+
+
+def test_the_four_tasks_and_their_losses():
+    assert list(TASKS) == ["regression", "segmentation", "classification", "scalar"]
+    assert {n: (t.dense, t.classifies) for n, t in TASKS.items()} == {
+        "regression": (True, False), "segmentation": (True, True),
+        "classification": (False, True), "scalar": (False, False)}
+    assert {n: t.losses for n, t in TASKS.items()} == {
+        "regression": ("mse", "l1", "huber"), "segmentation": ("cross_entropy", "bce_balanced", "dice", "focal"),
+        "classification": ("cross_entropy", "focal"), "scalar": ("mse", "l1", "huber")}
+    assert {n: t.default_loss for n, t in TASKS.items()} == {
+        "regression": "mse", "segmentation": "cross_entropy", "classification": "cross_entropy", "scalar": "mse"}
+
+
+@pytest.mark.parametrize("task, classes, name", [
+    ("regression", None, "snr_db"), ("scalar", None, "r2"),
+    ("segmentation", 2, "f1"), ("segmentation", 6, "miou"),
+    ("classification", 2, "f1"), ("classification", 4, "accuracy"),
+])
+def test_headline_metric_and_its_direction(task, classes, name):
+    headline = TASKS[task].headline(classes)
+    assert headline.name == name and headline.higher_is_better
+    assert headline.better(0.6, 0.5) and not headline.better(0.5, 0.6) and headline.better(-1e9, None)
+
+
+def test_losses_and_errors_are_lower_is_better():
+    for name in ("val_loss", "mse", "mae"):
+        assert not METRICS[name].higher_is_better
+        assert METRICS[name].better(0.5, 0.7) and not METRICS[name].better(0.7, 0.5)
+
+
+def _computed_names(task, classes):
+    """Scalar metric names an accumulator of ``task`` really reports (one tiny batch)."""
+    acc = TASKS[task].make_metrics(classes, 0, None, 0.0)
+    if TASKS[task].classifies:
+        acc.update(torch.tensor([0, 1, 1, 0]) % classes, torch.tensor([0, 1, 0, 1]) % classes)
+    else:
+        acc.update(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.5, 2.0, 2.5]), torch.tensor([1.0, 1.0, 1.0]))
+    return {k for k, v in acc.compute().items() if isinstance(v, float)}
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_metric_names_are_what_the_accumulators_report(task):
+    """best_metric is checked against metric_names: they must be exactly what validation reports."""
+    counts = (2, 3) if TASKS[task].classifies else (None,)
+    assert set().union(*(_computed_names(task, k) for k in counts)) == set(TASKS[task].metric_names)
+    assert set(TASKS[task].metric_names) <= set(METRICS)
+
+
+def test_logits_to_probabilities():
+    p = class_probabilities(torch.tensor([[0.0], [math.log(3)]]))
+    assert p[:, 0].tolist() == pytest.approx([0.5, 0.75])
+    p = class_probabilities(torch.tensor([[0.0, math.log(3)]]))
+    assert p[0].tolist() == pytest.approx([0.25, 0.75])
+
+
+@pytest.mark.parametrize("z", [-1.0, -1e-3, 0.0, 1e-3, 2.0])
+def test_one_channel_and_two_channels_give_the_same_labels(z):
+    """Logit z of class 1 alone, or logits [0, z]: one label, a tie (z = 0) going to class 0."""
+    one = class_labels(class_probabilities(torch.tensor([[z]])))
+    two = class_labels(class_probabilities(torch.tensor([[0.0, z]])))
+    assert one.tolist() == two.tolist() == [int(z > 0)]
+    # the same rule on blended NumPy probabilities, channels first (what predict writes)
+    p1 = 1 / (1 + math.exp(-z))
+    assert class_labels(np.array([[p1]]), axis=0).tolist() == [int(z > 0)]
+    assert class_labels(np.array([[1 - p1], [p1]]), axis=0).tolist() == [int(z > 0)]
+
+
+def test_positive_probability_keeps_class_1_of_two():
+    probs = np.array([[0.8, 0.4], [0.2, 0.6]])
+    assert positive_probability(probs, axis=0).tolist() == [[0.2, 0.6]]
+    three = np.ones((3, 2)) / 3
+    assert positive_probability(three, axis=0) is three
+
+
+def test_outputs_of_each_task():
+    assert {n: t.outputs for n, t in TASKS.items()} == {
+        "regression": ("values",), "segmentation": ("probabilities", "labels"),
+        "classification": ("probabilities", "labels"), "scalar": ("values",)}
+    assert TASKS["regression"].output_kind("auto", None) == "values"
+    assert TASKS["segmentation"].output_kind("auto", 2) == "probabilities"
+    assert TASKS["classification"].output_kind("auto", 5) == "labels"
+    with pytest.raises(ConfigError, match="--output values does not fit a segmentation model — use "
+                                          "probabilities or labels"):
+        TASKS["segmentation"].output_kind("values", 2)
+    seg = TASKS["segmentation"]
+    assert seg.output_channels("labels", 2) == (1, "uint8")
+    assert seg.output_channels("probabilities", 2) == (1, "float32")
+    assert seg.output_channels("probabilities", 1) == (1, "float32")
+    assert seg.output_channels("probabilities", 5) == (5, "float32")
+    assert TASKS["regression"].output_channels("values", 3) == (3, "float32")
+
+
+def test_scores_to_outputs_by_hand():
+    seg = TASKS["segmentation"]
+    two = np.array([[0.8, 0.4, 0.5], [0.2, 0.6, 0.5]], np.float32)  # blended softmax of 2 classes
+    assert seg.to_output(two, "probabilities", None)[0].tolist() == pytest.approx([0.2, 0.6, 0.5])
+    labels = seg.to_output(two, "labels", None)
+    assert labels.dtype == np.uint8 and labels.tolist() == [[0, 1, 0]]
+    one = two[1:2]  # the same problem scored by one sigmoid channel
+    assert seg.to_output(one, "labels", None).tolist() == [[0, 1, 0]]
+    three = np.array([[0.1, 0.5], [0.7, 0.2], [0.2, 0.3]], np.float32)
+    assert seg.to_output(three, "labels", None).tolist() == [[1, 0]]
+    norm = Normalization("standard", (1.0,), (2.0,))
+    assert TASKS["regression"].to_output(np.array([[0.0, 0.5]], np.float32), "values", norm).tolist() == [[1.0, 2.0]]
+    assert TASKS["scalar"].to_output(np.array([[0.25]], np.float32), "values", None).tolist() == [[0.25]]
+
+
+def test_predictions_and_targets_in_target_units():
+    seg, scalar = TASKS["segmentation"], TASKS["scalar"]
+    assert seg.predictions(torch.tensor([[[-1.0, 0.0, 2.0]]]), None).tolist() == [[0, 0, 1]]
+    assert seg.scores(torch.tensor([[[0.0]]])).tolist() == [[[0.5]]]
+    norm = Normalization("standard", (10.0,), (4.0,))
+    assert scalar.predictions(torch.tensor([[0.5], [-1.0]]), norm).tolist() == [12.0, 6.0]
+    assert scalar.read_target(14.0, norm).tolist() == 1.0
+    assert TASKS["classification"].read_target(2.0, None).dtype == np.int64
+    block = np.array([[[0.0, 1.0], [2.0, 1.0]]], np.float32)
+    assert seg.read_target(block, None).tolist() == [[0, 1], [2, 1]]
+    assert TASKS["regression"].read_target(block, norm).tolist() == [[[-2.5, -2.25], [-2.0, -2.25]]]
+
+
+def test_an_unknown_task_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown task 'segmentaton' — did you mean 'segmentation'"):
+        get_task("segmentaton")
+
+
+def test_a_misspelt_best_metric_fails_at_config_load(tmp_path):
+    path = trainkit.regression_config(tmp_path, best_metric="snr")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "best_metric" in t)
+    assert err.value.where.startswith(f"{path}:{line}:")
+    assert "best_metric 'snr' is not a validation metric of task regression" in err.value.message
+    assert "did you mean 'snr_db'? (valid: mse, snr_db, val_loss)" in err.value.message
+
+
+def test_best_metric_of_another_task_is_refused(tmp_path):
+    path = trainkit.regression_config(tmp_path, best_metric="miou")
+    with pytest.raises(ConfigError, match="best_metric 'miou' is not a validation metric of task regression"):
+        load_config(path)
