@@ -62,7 +62,7 @@ def user_errors(fn: Callable) -> Callable:
 
 
 # Command modules, one per concept; each exposes COMMANDS = [(name, function), ...].
-COMMAND_MODULES = ("model", "grid", "train", "predict")
+COMMAND_MODULES = ("model", "grid", "train", "predict", "export")
 
 
 def _register() -> None:
