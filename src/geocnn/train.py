@@ -234,7 +234,7 @@ def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, 
 def train(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
           reporter: Reporter = SILENT) -> Path:
     """Train ``cfg``; returns the run folder. See the module docstring for the flow."""
-    rt = device.setup(cfg.train["device"], cfg.train["amp"])
+    rt = device.setup(cfg.train["device"], cfg.train["amp"], cfg.train["threads"])
     run = Path(out) if out is not None else default_run_folder(cfg)
     try:
         return _train(cfg, run, resume, force, reporter, rt)
