@@ -146,6 +146,8 @@ TRAIN = Record([
     Field("seed", Int(min=0), 0, "seed of weights, patch draws and augmentation"),
     Field("max_steps", Int(min=1), None, "stop after this many optimizer steps"),
     Field("examples", Int(min=0, max=16), 4, "validation patches drawn in examples.png"),
+    Field("tensorboard", Bool(), False, "also log metrics.jsonl's numbers and examples.png to <run>/tb/ "
+          "(needs the tensorboard extra)"),
 ], title="train")
 
 CONFIG = Record([
