@@ -10,7 +10,7 @@ import torch
 
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError, OutputExistsError
-from geocnn.export import axis_sizes, export, load_trained, read_metadata, run_exported
+from geocnn.export import _arithmetic, axis_sizes, export, load_trained, read_metadata, run_exported
 from geocnn.model import build
 from geocnn.train import train
 from tests import trainkit
@@ -62,6 +62,18 @@ layers:
   - flatten
   - dense: 2
 """
+
+
+@pytest.mark.parametrize(("valid", "size", "expected"), [
+    (list(range(4, 193, 4)), 8, (4, 4)),  # two poolings: multiples of 4
+    ([n for n in range(1, 193) if n % 4 in (0, 3)], 64, (4, 4)),  # 3, 4, 7, 8, …: the sequence through 64
+    ([n for n in range(1, 193) if n % 4 in (0, 3)], 63, (7, 4)),  # through 63: 3 + 4k, from 7 (k ≥ 1 traced)
+    (list(range(1, 193)), 10, (2, 1)),  # any size; sizes 0 and 1 are never kept symbolic
+    ([64], 64, (64, None)),  # one size only: fixed
+])
+def test_accepted_sizes_as_one_linear_form(valid, size, expected):
+    sizes = _arithmetic("sample", valid, size, 192, has_flatten=False)
+    assert (sizes.minimum, sizes.step) == expected
 
 
 @pytest.fixture(scope="module")

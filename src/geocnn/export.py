@@ -78,6 +78,13 @@ class AxisSizes:
     step: int | None  # None: fixed size
     reason: str = ""
 
+    @classmethod
+    def dynamic(cls, axis: str, first: int, step: int) -> AxisSizes:
+        """``first + step·k``, from the first size ``torch.export`` keeps symbolic (≥ 2, at least one step)."""
+        while first < 2 or (step > 1 and first < step):
+            first += step
+        return cls(axis, first, step)
+
     @property
     def fixed(self) -> bool:
         return self.step is None
@@ -96,7 +103,7 @@ class AxisSizes:
         if self.step == 1:
             return torch.export.Dim(self.axis, min=max(self.minimum, 2))
         offset = self.minimum % self.step
-        root = torch.export.Dim(self.axis, min=max(self.minimum // self.step, 1))
+        root = torch.export.Dim(self.axis, min=self.minimum // self.step)  # ≥ 1, see dynamic()
         return self.step * root + offset if offset else self.step * root
 
     def to_json(self) -> dict:
@@ -114,22 +121,22 @@ def axis_sizes(cfg: Config, patch: tuple[int, ...]) -> list[AxisSizes]:
         limit = max(2 * patch[i], 128) + 64
         valid = [n for n in range(1, limit + 1)
                  if accepts(spec, tuple(n if j == i else patch[j] for j in range(spec.dims)), patch)]
-        rules.append(_arithmetic(axis, valid, patch[i], has_flatten))
+        rules.append(_arithmetic(axis, valid, patch[i], limit, has_flatten))
     return rules
 
 
-def _arithmetic(axis: str, valid: list[int], size: int, has_flatten: bool) -> AxisSizes:
-    """The longest run ``first + step·k`` through the training size inside ``valid``.
+def _arithmetic(axis: str, valid: list[int], size: int, limit: int, has_flatten: bool) -> AxisSizes:
+    """The sizes ``first + step·k`` through the training size, with the smallest step, all in ``valid``.
 
-    Strided ``same`` layers can accept a union of such runs (e.g. 3, 4, 7, 8, …); a traced
-    dimension is one linear form, so the run of the training size's residue is kept.
+    Strided ``same`` layers can accept a union of such sequences (e.g. 3, 4, 7, 8, …); a traced
+    dimension is one linear form, so the sequence of the training size's residue is kept.
     """
-    ok, limit = set(valid), max(valid, default=0)
+    ok = set(valid)
     for step in range(1, limit // 2 + 1):
-        run = [n for n in range(size % step or step, limit + 1, step)]
-        members = [n for n in run if n in ok]
-        if size in ok and len(members) >= 2 and run[run.index(members[0]):] == members:
-            return AxisSizes(axis, members[0], step)
+        seq = list(range(size % step or step, limit + 1, step))
+        members = [n for n in seq if n in ok]
+        if size in ok and len(members) >= 2 and seq[seq.index(members[0]):] == members:
+            return AxisSizes.dynamic(axis, members[0], step)
     reason = ("a dense layer after flatten has a fixed input size" if has_flatten
               else "the network accepts no regular set of sizes")
     return AxisSizes(axis, size, None, reason)
