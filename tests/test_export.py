@@ -53,7 +53,7 @@ layers:
   - dense: 2
 """
 
-# Flatten + dense: the spatial size is fixed by the dense layer's weights.
+# Flatten + dense: the spatial size is fixed by the dense layer's weights (no axes given: "length").
 FLAT_1D = """
 dims: 1
 in_channels: 3
@@ -162,7 +162,7 @@ def test_1d_pt2_runs_and_keeps_metadata(events_run, tmp_path):
 def test_dense_head_after_flatten_fixes_the_size(tmp_path):
     run = _traces_run(tmp_path, FLAT_1D)
     sizes = axis_sizes(load_trained(run).cfg, (64,))
-    assert sizes[0].fixed and sizes[0].minimum == 64 and "flatten" in sizes[0].reason
+    assert sizes[0].describe() == "length = 64 (a dense layer after flatten has a fixed input size)"
     export(run, tmp_path / "flat.onnx")
     x = np.random.default_rng(6).standard_normal((6, 3, 64)).astype(np.float32)  # other batch, same length
     np.testing.assert_allclose(run_exported(tmp_path / "flat.onnx", x), _pytorch(run, x), atol=1e-4)
@@ -200,7 +200,7 @@ def test_cli_bad_checkpoint_is_one_line(cli, tmp_path):
 def test_cli_writes_and_refuses_to_overwrite(cli, events_run, tmp_path):
     result = cli("export", events_run, tmp_path / "m.onnx", "--no-check")
     assert result.exit_code == 0, result.stderr
-    assert "sample 4+4k" in result.stdout
+    assert "any batch, sample 4 + 4k" in result.stdout
     result = cli("export", events_run, tmp_path / "m.onnx")
     assert result.exit_code == 2 and "--force" in result.stderr
     with pytest.raises(DataError):

@@ -106,6 +106,12 @@ class AxisSizes:
         root = torch.export.Dim(self.axis, min=self.minimum // self.step)  # ≥ 1, see dynamic()
         return self.step * root + offset if offset else self.step * root
 
+    def describe(self) -> str:
+        """``crossline ≥ 2``, ``sample 4 + 4k``, ``sample = 64 (reason)``."""
+        if self.fixed:
+            return f"{self.axis} = {self.minimum} ({self.reason})"
+        return f"{self.axis} ≥ {self.minimum}" if self.step == 1 else f"{self.axis} {self.minimum} + {self.step}k"
+
     def to_json(self) -> dict:
         if self.fixed:
             return {"axis": self.axis, "size": self.minimum, "fixed": True, "reason": self.reason}
@@ -176,7 +182,7 @@ def metadata(trained: Trained, sizes: list[AxisSizes]) -> dict[str, str]:
         "classes": classes,
         "class_names": (list(names) if names else [str(k) for k in range(classes)]) if classes else None,
         "output": _output_note(trained),
-        "source_checkpoint": str(trained.path),
+        "source_checkpoint": "/".join(trained.path.parts[-3:]),  # run/checkpoints/best.pt, no home paths
     }
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in record.items()}
 
@@ -241,9 +247,7 @@ def export(run_or_checkpoint: str | Path, out: str | Path, fmt: str | None = Non
     with atomic.replacing(out, force=force) as tmp:
         (_write_onnx if fmt == "onnx" else _write_pt2)(program, tmp, meta)
         shape, diff = _check(model, tmp, fmt, trained, sizes) if check else (None, None)
-    for s in sizes:
-        log.info("%s: %s", s.axis, f"fixed at {s.minimum} ({s.reason})" if s.fixed
-                 else f"any size {s.minimum} + {s.step}·k")
+    log.info("spatial sizes: %s", ", ".join(s.describe() for s in sizes))
     return ExportReport(out, fmt, sizes, shape, diff)
 
 

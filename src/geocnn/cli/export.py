@@ -27,9 +27,8 @@ def export_cmd(
     from geocnn.export import export
 
     report = export(run, out, fmt=format_, force=force, check=check)
-    sizes = ", ".join(f"{s.axis} {s.minimum}" if s.fixed else f"{s.axis} {s.minimum}+{s.step}k"
-                      for s in report.sizes)
-    console.out.print(f"[bold green]wrote[/] {report.path} ({report.format}; batch any, {sizes})")
+    sizes = ", ".join(s.describe() for s in report.sizes)
+    console.out.print(f"[bold green]wrote[/] {report.path} ({report.format}; any batch, {sizes})")
 
 
 COMMANDS = [("export", export_cmd)]
