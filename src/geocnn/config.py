@@ -142,9 +142,13 @@ TRAIN = Record([
     Field("channels_last", OneOf(Choice("auto"), Bool()), "auto",
           "channels-last memory layout for 2D/3D convolutions (auto: on, except on MPS)"),
     Field("workers", OneOf(Choice("auto"), Int(min=0)), "auto", "DataLoader worker processes"),
+    Field("threads", Int(min=1), None, "CPU threads per process for torch (default: one per core); "
+          "also used by predict"),
     Field("seed", Int(min=0), 0, "seed of weights, patch draws and augmentation"),
     Field("max_steps", Int(min=1), None, "stop after this many optimizer steps"),
     Field("examples", Int(min=0, max=16), 4, "validation patches drawn in examples.png"),
+    Field("tensorboard", Bool(), False, "also log metrics.jsonl's numbers and examples.png to <run>/tb/ "
+          "(needs the tensorboard extra)"),
 ], title="train")
 
 # ----------------------------------------------------------------------------- typed sections
@@ -242,6 +246,8 @@ class Train:
     seed: int
     max_steps: int | None
     examples: int
+    threads: int | None
+    tensorboard: bool
 
 
 SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: AUGMENT, Data: DATA, Loss: LOSS,

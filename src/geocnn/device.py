@@ -127,8 +127,26 @@ def _amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     return torch.float16
 
 
-def setup(device: str = "auto", amp: str = "auto") -> Runtime:
-    """Pick the device (joining the torchrun process group when there is one) and precision."""
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads for torch's operators (None: leave torch's default, one per core).
+
+    On a machine shared with other jobs, one thread per core oversubscribes the cores and every
+    convolution waits on the slowest thread. OMP_NUM_THREADS/MKL_NUM_THREADS are set too, so
+    processes started from here (spawned DataLoader workers, tools) use the same number.
+    """
+    if threads is None:
+        return
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)  # only allowed before the first parallel work
+    except RuntimeError:
+        log.debug("inter-op threads already in use; left at %d", torch.get_num_interop_threads())
+
+
+def setup(device: str = "auto", amp: str = "auto", threads: int | None = None) -> Runtime:
+    """Pick the device (joining the torchrun process group when there is one), precision and threads."""
+    set_threads(threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))

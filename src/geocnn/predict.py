@@ -60,6 +60,7 @@ class Trained:
     classes: int | None
     patch_axes: tuple[str, ...]
     path: Path
+    channel_names: tuple[str, ...] = ()
 
 
 def load_trained(run_or_checkpoint: str | Path) -> Trained:
@@ -67,7 +68,7 @@ def load_trained(run_or_checkpoint: str | Path) -> Trained:
     ckpt = load_checkpoint(path)
     cfg = parse_config(ckpt.config, Source(str(path)))
     return Trained(cfg, ckpt.model_state, ckpt.normalization, ckpt.target_normalization, ckpt.classes,
-                   ckpt.patch_axes, path)
+                   ckpt.patch_axes, path, ckpt.channel_names)
 
 
 def input_specs(trained: Trained, inputs: Sequence[str | Path]) -> list[InputSpec]:
@@ -235,7 +236,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             overlap: float = 0.25, blend: str = "gaussian", batch_size: int | None = None,
             device_name: str = "auto", output: str = "auto", force: bool = False,
             window: Sequence[int] | None = None, both_orientations: bool = False,
-            pictures: bool = True, reporter: Reporter = SILENT) -> Report:
+            pictures: bool = True, threads: int | None = None, reporter: Reporter = SILENT) -> Report:
     """Apply a trained model to whole grids and write the result (see the module docstring)."""
     if not 0 <= overlap < 1:
         raise ConfigError(f"--overlap must be in [0, 1), got {overlap}")
@@ -244,7 +245,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
     trained = load_trained(run_or_checkpoint)
     writer.output_format(out)  # a bad output name fails before any work
     kind = trained.cfg.task.output_kind(output, trained.classes)
-    rt = device.setup(device_name, trained.cfg.train.amp)
+    rt = device.setup(device_name, trained.cfg.train.amp, threads or trained.cfg.train.threads)
     try:
         grid = open_stack(input_specs(trained, inputs))
         _check_grid(trained, grid)

@@ -20,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from geocnn import data as data_mod
-from geocnn import device, plots, runs, summary
+from geocnn import device, plots, runs, summary, tensorboard_log
 from geocnn.atomic import check_folder, write_json
 from geocnn.config import Config
 from geocnn.errors import ConfigError, GeocnnError
@@ -226,7 +226,9 @@ def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, 
 def train(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
           reporter: Reporter = SILENT) -> Path:
     """Train ``cfg``; returns the run folder. See the module docstring for the flow."""
-    rt = device.setup(cfg.train.device, cfg.train.amp)
+    if cfg.train.tensorboard:
+        tensorboard_log.require()
+    rt = device.setup(cfg.train.device, cfg.train.amp, cfg.train.threads)
     run = check_folder(Path(out) if out is not None else default_run_folder(cfg))
     try:
         return _train(cfg, run, resume, force, reporter, rt)
@@ -303,6 +305,9 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     sampler = data_mod.EpochSampler(d.per_process(rt.world_size))
     loader = _loader(d.training_set(rt.rank, rt.world_size), cfg, rt, sampler)
     val_loader = _loader(d.validation_set(rt.rank, rt.world_size), cfg, rt)
+    # on resume, events after the checkpoint's last logged step are dropped (they are logged again)
+    tb = tensorboard_log.TensorBoardLog(run, prog.step + 1 if ckpt else None) \
+        if cfg.train.tensorboard and rt.main else None
     try:
         while prog.epoch < cfg.train.epochs and not (max_steps and prog.step >= max_steps):
             epoch = prog.epoch + 1
@@ -372,6 +377,10 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                 plots.loss_curve(history, run / "loss.png", headline if val else None)
                 if examples is not None:
                     plots.examples(*examples, cfg.task, run / "examples.png", d.geom.model_axes)
+                if tb is not None:
+                    tb.epoch(record)
+                    if examples is not None:
+                        tb.picture("examples", run / "examples.png", prog.step)
                 log.info("epoch %d: %s", epoch, epoch_line(record, headline))
             device.barrier(rt)
     except KeyboardInterrupt:
@@ -383,6 +392,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             fix=f"resume with: geocnn train {cfg.path} --out {run} --resume") from None
     finally:
         _close(loader, val_loader)
+        if tb is not None:
+            tb.close()
     return run
 
 

@@ -21,7 +21,6 @@ app = typer.Typer(
     help="Train and apply convolutional neural networks on gridded earth data "
     "(SEG-Y volumes, sections, traces; NumPy grids), declared in YAML.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -62,7 +61,7 @@ def user_errors(fn: Callable) -> Callable:
 
 
 # Command modules, one per concept; each exposes COMMANDS = [(name, function), ...].
-COMMAND_MODULES = ("model", "grid", "train", "predict")
+COMMAND_MODULES = ("model", "grid", "train", "predict", "export")
 
 
 def _register() -> None:
@@ -78,5 +77,5 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m geocnn``: completion scripts still name ``geocnn``)."""
+    app(prog_name="geocnn")

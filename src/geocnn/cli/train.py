@@ -20,6 +20,10 @@ def train_cmd(
     seed: int = typer.Option(None, "--seed", min=0, help="Override train.seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last.pt."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to <run>/tb/ for TensorBoard "
+                                     "(train.tensorboard; needs pip install 'geocnn[tensorboard]')."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads per process (overrides "
+                                "train.threads; default: one per core). On a shared machine: your share of the cores."),
     force: bool = typer.Option(False, "--force", help="Start over in an existing run folder."),
     set_: list[str] = typer.Option([], "--set", help="Override any config value: section.key=value (YAML value); "
                                    "repeatable, e.g. --set train.lr=0.0005."),
@@ -34,11 +38,13 @@ def train_cmd(
 
     overrides = list(set_)
     for key, value in (("epochs", epochs), ("max_steps", max_steps), ("batch_size", batch_size),
-                       ("device", device), ("seed", seed)):
+                       ("device", device), ("seed", seed), ("threads", threads)):
         if value is not None:
             overrides.append(f"train.{key}={value}")
     if compile_:
         overrides.append("train.compile=true")
+    if tensorboard:
+        overrides.append("train.tensorboard=true")
     cfg = load_config(config, overrides)
     with console.progress() as reporter:
         run = train(cfg, out, resume=resume, force=force, reporter=reporter)

@@ -8,7 +8,6 @@ a^[l+2] = σ(f_θ(a^[l]) + z^[l+2]).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -20,7 +19,10 @@ _PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"
 
 def same_pads(n: int, k_eff: int, stride: int) -> tuple[int, int]:
     """Padding (before, after) that makes a window op output ``ceil(n / stride)`` samples."""
-    total = max((math.ceil(n / stride) - 1) * stride + k_eff - n, 0)
+    # Integer ceil division, and max() only where the sum can be negative (k_eff < stride): a
+    # size traced by torch.export then stays an expression it can simplify and serialise.
+    total = (-(-n // stride) - 1) * stride + k_eff - n
+    total = total if k_eff >= stride else max(total, 0)
     return total // 2, total - total // 2
 
 
@@ -80,6 +82,28 @@ class ConvTranspose(nn.Module):
         return self.conv(x)
 
 
+def _pool1d_as_2d(fn2d):
+    """A 1D pooling function run as 2D on a height-1 image.
+
+    Same numbers; but torch's own 1D pooling fixes the length when traced by ``torch.export``
+    (it reads the size as a Python int), so an exported 1D network would accept one length only.
+    """
+
+    def pool(x, size, stride, padding=0, **kwargs):
+        size, stride, padding = (_one(v) for v in (size, stride, padding))
+        return fn2d(x.unsqueeze(2), (1, size), (1, stride), (0, padding), **kwargs).squeeze(2)
+
+    return pool
+
+
+def _one(v) -> int:
+    return v[0] if isinstance(v, (tuple, list)) else v
+
+
+_MAX_POOL = (_pool1d_as_2d(F.max_pool2d), F.max_pool2d, F.max_pool3d)
+_AVG_POOL = (_pool1d_as_2d(F.avg_pool2d), F.avg_pool2d, F.avg_pool3d)
+
+
 class Pool(nn.Module):
     """Max or mean pooling per channel; padded samples never count (max pads −inf, mean skips)."""
 
@@ -89,8 +113,7 @@ class Pool(nn.Module):
         self.dims, self.kind, self.size, self.stride, self.padding = dims, kind, size, stride, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn_max = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[self.dims - 1]
-        fn_avg = (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[self.dims - 1]
+        fn_max, fn_avg = _MAX_POOL[self.dims - 1], _AVG_POOL[self.dims - 1]
         if self.padding != "same":
             if self.kind == "max":
                 return fn_max(x, self.size, self.stride, self.padding)
