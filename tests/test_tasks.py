@@ -10,8 +10,8 @@ import torch
 
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
-from geocnn.metrics import METRICS
 from geocnn.grids.normalize import Normalization
+from geocnn.metrics import METRICS
 from geocnn.tasks import TASKS, class_labels, class_probabilities, get_task, positive_probability
 from tests import trainkit
 

@@ -193,7 +193,9 @@ def clip_of(values: np.ndarray) -> float:
 
 
 def clip_text(clip: float) -> str:
-    return f"clip ±{clip:.3g} ({CLIP_PERCENTILE}th percentile)"
+    """``clip ±2.31 (99th percentile)``; large amplitudes in full (``±2,320``), not in e-notation."""
+    value = f"{clip:,.0f}" if abs(clip) >= 100 else f"{clip:.3g}"
+    return f"clip ±{value} ({CLIP_PERCENTILE}th percentile)"
 
 
 def _extent(frame: Frame) -> tuple[float, float, float, float]:
@@ -260,11 +262,16 @@ def class_legend(fig: Figure, names: Sequence[str]) -> None:
 
 
 def _amplitude_bar(fig: Figure, im, axes, clip: float, what: str = "amplitude") -> None:
-    fig.colorbar(im, ax=axes, label=f"{what}, {clip_text(clip)}", shrink=0.9, pad=0.01).ax.tick_params(labelsize=7)
+    """The colorbar of seismic panels, its label stating the clip."""
+    bar = fig.colorbar(im, ax=axes, shrink=0.95, pad=0.01)
+    bar.set_label(f"{what}\n{clip_text(clip)}", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
 
 
 def _probability_bar(fig: Figure, im, axes) -> None:
-    fig.colorbar(im, ax=axes, label="probability", shrink=0.9, pad=0.01).ax.tick_params(labelsize=7)
+    bar = fig.colorbar(im, ax=axes, shrink=0.95, pad=0.01)
+    bar.set_label("probability", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
 
 
 def _figure(rows: int, cols: int, width: float = 2.7, height: float = 2.4) -> tuple[Figure, np.ndarray]:
@@ -412,7 +419,7 @@ def _trace_examples(ex: Examples, names: Names) -> Figure:
             labels.append(names.channel(c))
         title = _trace_scores(ex, i, names, ax, t)
         ax.set_yticks(ticks, labels, fontsize=7)
-        ax.set_title(_with_line(frame, title) if frame.line else title, fontsize=8)
+        ax.set_title(f"{frame.line}: {title}" if frame.line else title, fontsize=8)
         ax.set_xlabel(frame.axes[-1].label, fontsize=7)
         ax.tick_params(labelsize=7)
         ax.set_xlim(t[0], t[-1])
@@ -528,8 +535,11 @@ def _metric_panel(ax, records: list[dict], metric: str) -> None:
             ax.plot(*zip(*base), "--", marker=".", color="0.4", label="baseline")
     ax.set_xlabel("epoch")
     ax.set_title(f"validation {metric}")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     last = max((r["epoch"] for r in records), default=1)
+    if last <= 12:
+        ax.set_xticks(range(1, last + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0.5, last + 0.5)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
