@@ -133,14 +133,16 @@ def test_traces_are_lines_named_by_component(tmp_path):
     geom = patch_geometry(grid.axes, grid.shape, (16,))
     x = np.random.default_rng(2).standard_normal((2, 3, 16))
     ex = plots.Examples(x, np.array([0, 1]), np.array([0, 1]), np.array([[0.8, 0.2], [0.4, 0.6]]),
-                        frames=plots.patch_frames(plots.survey_coords(grid), geom, np.array([[3, 0], [4, 0]])))
+                        frames=plots.patch_frames(plots.survey_coords(grid, plots.declared_spacing(
+                            SimpleNamespace(spacing=((2.0, "ms"),)), geom.model_axes)), geom, np.array([[3, 0], [4, 0]])))
     fig = TASKS["classification"].pictures.examples(ex, plots.Names(channels=("Z", "N", "E"),
                                                                      classes=("noise", "event")))
     assert len(fig.axes) == 2 and not image_axes(fig)
     labels = tick_texts(fig, fig.axes[0], "y")
     assert dict(zip(fig.axes[0].get_yticks().tolist(), labels)) == {3: "Z", 2: "N", 1: "E"}  # Z on top
     assert fig.axes[1].get_title() == "trace 4: target event — predicted event (P 0.60)"
-    assert fig.axes[0].get_xlabel() == "sample (index)" and len(fig.axes[0].lines) == 3
+    assert fig.axes[0].get_xlabel() == "two-way time (ms)" and len(fig.axes[0].lines) == 3
+    assert fig.axes[0].lines[0].get_xdata()[:3].tolist() == [0.0, 2.0, 4.0]  # the model's 2 ms: no interval in .npy
     default = TASKS["classification"].pictures.examples(ex, plots.Names.of(SimpleNamespace(data={}), grid))
     assert tick_texts(default, default.axes[0], "y") == ["component 0", "component 1", "component 2"]
 

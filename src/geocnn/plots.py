@@ -109,10 +109,18 @@ def index_coords(name: str, n: int) -> Coords:
 _NUMBERS = {"inline": "ilines", "crossline": "xlines", "offset": "offsets"}
 
 
-def survey_coords(grid) -> tuple[Coords, ...]:
+def declared_spacing(spec, model_axes: Sequence[str]) -> dict[str, tuple[float, str]]:
+    """The model's ``spacing`` (e.g. ``["2 ms"]``) by grid axis name: the sample axis of an array
+    that does not say its own sample interval."""
+    declared = getattr(spec, "spacing", None) or ()
+    return {a: (float(v), u) for a, (v, u) in zip(model_axes, declared) if u in ("ms", "m", "ft")}
+
+
+def survey_coords(grid, declared: dict[str, tuple[float, str]] | None = None) -> tuple[Coords, ...]:
     """One :class:`Coords` per grid axis: header numbers (inline, crossline, offset), two-way time
-    or depth from the sample interval and delay, else indices."""
-    spacing = grid.spacing()
+    or depth from the sample interval and delay (else from the model's ``declared`` spacing),
+    else indices."""
+    spacing = {**(declared or {}), **grid.spacing()}
     out = []
     for a, (name, n) in enumerate(zip(grid.axes, grid.shape)):
         numbers = getattr(grid.meta, _NUMBERS[name], None) if name in _NUMBERS else None
@@ -444,13 +452,16 @@ def _trace_scores(ex: Examples, i: int, names: Names, ax, t: np.ndarray) -> str:
 
 
 @never_fails
-def examples(ex: Examples, task, path: Path, names: Names = Names(), grid=None, geom=None) -> Path | None:
+def examples(ex: Examples, task, path: Path, names: Names = Names(), grid=None, geom=None,
+             spec=None) -> Path | None:
     """``examples.png``: the task's example picture (its record's ``pictures.examples``), each patch
-    in the survey coordinates of ``grid`` when its window geometry ``geom`` and origins are given."""
+    in the survey coordinates of ``grid`` when its window geometry ``geom`` and origins are given
+    (the model ``spec``'s spacing stands in for a sample interval the grid does not know)."""
     if len(ex.x) == 0:
         return None
     if grid is not None and geom is not None and ex.origins is not None:
-        ex.frames = patch_frames(survey_coords(grid), geom, ex.origins)
+        coords = survey_coords(grid, declared_spacing(spec, geom.model_axes))
+        ex.frames = patch_frames(coords, geom, ex.origins)
     return save(task.pictures.examples(ex, names), path)
 
 
@@ -619,13 +630,17 @@ class Preview:
     same_units: bool = False
     classes: int | None = None
     map_centres: dict = field(default_factory=dict)  # score maps: grid axis → window centre indices
+    declared: dict = field(default_factory=dict)  # the model's spacing by grid axis (see declared_spacing)
+
+    def coords(self) -> tuple[Coords, ...]:
+        return survey_coords(self.grid, self.declared)
 
 
 def values_preview(p: Preview) -> Figure:
     """Dense values: input, prediction and (denoising) the residual on middle slices, one scale per row."""
     if p.grid.ndim == 1:
         return _trace_preview(p)
-    coords = survey_coords(p.grid)
+    coords = p.coords()
     views = _views(coords, p.grid.shape)
     same = p.same_units and p.pred.channels == p.grid.channels
     cols = 3 if same else 2
@@ -653,7 +668,7 @@ def class_preview(p: Preview) -> Figure:
     class (P(class 1) alone when the output holds one channel)."""
     if p.grid.ndim == 1:
         return _trace_preview(p)
-    coords = survey_coords(p.grid)
+    coords = p.coords()
     views = _views(coords, p.grid.shape)
     k = p.classes or (p.pred.channels if p.pred.channels > 1 else 2)
     class_names = p.names.class_names(k)
@@ -679,7 +694,7 @@ def class_preview(p: Preview) -> Figure:
 
 def _trace_preview(p: Preview) -> Figure:
     """A single trace (1D grid): input and prediction as lines in survey time."""
-    coords = survey_coords(p.grid)[0]
+    coords = p.coords()[0]
     n = p.grid.shape[0]
     x = p.grid.read((slice(0, n),))
     y = p.pred.read((slice(0, n),))
@@ -708,7 +723,8 @@ def map_preview(p: Preview) -> Figure:
         along = int(np.argmax(values.shape[1:]))
         v = values.reshape(values.shape[0], -1)
         for c in range(v.shape[0]):
-            ax.plot(coords[along].values, v[c], ".-", lw=0.8, label=_channel_label(p, c, class_names))
+            style = ".-" if v.shape[1] <= 60 else "."  # many windows: dots, a line would hide them
+            ax.plot(coords[along].values, v[c], style, lw=0.8, ms=4, label=_channel_label(p, c, class_names))
         ax.set_xlabel(coords[along].label)
         ax.set_ylabel(_kind_label(p))
         ax.legend(fontsize=7)
@@ -747,7 +763,7 @@ def _channel_label(p: Preview, c: int, class_names: list[str]) -> str:
 def _map_coords(p: Preview) -> list[Coords]:
     """Survey coordinates of a score map's axes: the grid's at the window centres (from the sidecar),
     the grid's own where the map lines up with it, else the map file's own."""
-    grid_coords = survey_coords(p.grid)
+    grid_coords = p.coords()
     own = survey_coords(p.pred)
     out = []
     for a, n in enumerate(p.pred.shape):
@@ -780,11 +796,11 @@ PATCH_SCORES = Pictures(patch_examples, map_preview)
 
 @never_fails
 def prediction_previews(grid, output: Path, task, kind: str, names: Names = Names(), same_units: bool = False,
-                        classes: int | None = None) -> list[Path]:
+                        classes: int | None = None, spec=None, model_axes: Sequence[str] = ()) -> list[Path]:
     """``<out>.preview.png``: the task's preview (its record's ``pictures.preview``); reads only slices."""
     output = Path(output)
     pred = open_grid(output)
     side = sidecar.read(output) if output.suffix == ".npy" else None
     centres = ((side or {}).get("map") or {}).get("centres") or {}
-    preview = Preview(grid, pred, kind, names, same_units, classes, centres)
+    preview = Preview(grid, pred, kind, names, same_units, classes, centres, declared_spacing(spec, model_axes))
     return [save(task.pictures.preview(preview), preview_path(output))]

@@ -318,7 +318,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
         if pictures and rt.main:
             report.pictures = plots.prediction_previews(grid, report.output, trained.cfg.task, kind,
                                                         plots.Names.of(trained.cfg, grid), _same_units(trained),
-                                                        trained.classes) or []
+                                                        trained.classes, trained.cfg.model, trained.patch_axes) or []
         return report
     finally:
         device.teardown(rt)

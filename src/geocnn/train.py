@@ -405,7 +405,7 @@ def _pictures(run: Path, d: data_mod.TrainingData, history: list[dict], examples
     names = plots.Names.of(d.cfg, d.grid)
     plots.loss_curve(history, run / "loss.png", headline)
     if examples is not None:
-        plots.examples(examples, d.task, run / "examples.png", names, d.grid, d.geom)
+        plots.examples(examples, d.task, run / "examples.png", names, d.grid, d.geom, d.cfg.model)
     matrix = (history[-1].get("val") or {}).get("confusion")
     if matrix is not None:
         epoch = history[-1]["epoch"]
