@@ -16,6 +16,7 @@ from geocnn.errors import ConfigError
 from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
 from geocnn.patches import patch_geometry
+from geocnn.predict import predict
 from geocnn.tasks import TASKS
 from geocnn.train import train
 from tests import segyfactory, trainkit
@@ -214,11 +215,15 @@ def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog):
     assert not (tmp_path / "examples.png").exists()
 
 
-def test_a_segmentation_run_writes_its_pictures(tmp_path):
+def test_a_segmentation_run_writes_its_pictures(tmp_path, caplog):
     data = trainkit.write_segmentation(tmp_path, classes=3)
     path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, {"epochs": 1},
                                  patch=[8, 16], section="inline", class_names=["low", "mid", "high"])
-    run = train(load_config(path), tmp_path / "run")
+    with caplog.at_level(logging.WARNING, logger="geocnn.plots"):
+        run = train(load_config(path), tmp_path / "run")
+        report = predict(run, [tmp_path / "seis.npy"], tmp_path / "p.npy", output="probabilities")
+    assert "could not draw" not in caplog.text
+    assert report.pictures == [tmp_path / "p.preview.png"] and report.pictures[0].stat().st_size > 0
     for name in ("loss.png", "examples.png", "confusion.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     confusion = json.loads((run / "confusion.json").read_text())
@@ -240,3 +245,11 @@ def test_names_that_do_not_fit_are_config_errors(tmp_path, field, value, message
     with pytest.raises(ConfigError, match=message) as err:
         load_config(path)
     assert f"data.{field}" in str(err.value) or field in str(err.value)
+
+
+def test_class_names_must_match_the_classes(tmp_path):
+    data = trainkit.write_segmentation(tmp_path, classes=3)
+    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, patch=[8, 16],
+                                 section="inline", classes=3, class_names=["low", "high"])
+    with pytest.raises(ConfigError, match="class_names gives 2 names for 3 classes"):
+        load_config(path)
