@@ -150,11 +150,12 @@ def test_section_model_on_prestack_input_writes_output_and_preview(tmp_path, cli
 
 
 def test_views_of_a_prestack_grid_are_sections_against_the_sample_axis():
-    views = plots._middle_slices((4, 12, 3, 48), ("inline", "crossline", "offset", "sample"))
-    assert views == [
-        ("inline × sample", (slice(0, 4), slice(6, 7), slice(1, 2), slice(0, 48))),
-        ("crossline × sample", (slice(2, 3), slice(0, 12), slice(1, 2), slice(0, 48))),
-        ("offset × sample", (slice(2, 3), slice(6, 7), slice(0, 3), slice(0, 48))),
+    names, shape = ("inline", "crossline", "offset", "sample"), (4, 12, 3, 48)
+    views = plots._views([plots.index_coords(a, n) for a, n in zip(names, shape)], shape)
+    assert [window for _, window in views] == [
+        (slice(2, 3), slice(6, 7), slice(0, 3), slice(0, 48)),  # offset × sample (a gather)
+        (slice(2, 3), slice(0, 12), slice(1, 2), slice(0, 48)),  # crossline × sample
+        (slice(0, 4), slice(6, 7), slice(1, 2), slice(0, 48)),  # inline × sample
     ]
 
 
@@ -162,7 +163,7 @@ def test_a_picture_that_fails_to_draw_is_a_warning_not_a_failed_run(tmp_path, mo
     def broken(*args, **kwargs):
         raise TypeError("Invalid shape (100, 3, 24, 32) for image data")
 
-    monkeypatch.setattr(plots.plt, "subplots", broken)
+    monkeypatch.setattr(plots, "Figure", broken)
     with caplog.at_level(logging.WARNING, logger="geocnn.plots"):
         run = train(load_config(trainkit.regression_config(tmp_path, max_steps=2)), tmp_path / "run")
         np.save(tmp_path / "vol.npy", trainkit.layered_volume((4, 12, 32)))
@@ -170,5 +171,5 @@ def test_a_picture_that_fails_to_draw_is_a_warning_not_a_failed_run(tmp_path, mo
     assert (run / "checkpoints" / "last.pt").exists() and (tmp_path / "pred.npy").exists()
     assert report.pictures == []
     assert not (run / "loss.png").exists() and not (tmp_path / "pred.preview.png").exists()
-    assert "could not draw loss curve (TypeError: Invalid shape (100, 3, 24, 32) for image data)" in caplog.text
-    assert "could not draw prediction previews" in caplog.text
+    assert "could not draw loss_curve (TypeError: Invalid shape (100, 3, 24, 32) for image data)" in caplog.text
+    assert "could not draw prediction_previews" in caplog.text

@@ -110,6 +110,10 @@ DATA = Record([
     Field("sampling", SAMPLING, {}, "how patches are drawn"),
     Field("augment", AUGMENT, {}, "random flips, transposes and noise (training only)"),
     Field("classes", Int(min=2), None, "number of classes (default: the model's output channels)"),
+    Field("class_names", ListOf(Str(), min_len=2), None,
+          "names of the classes 0, 1, ... in pictures and confusion matrices (default: class 0, class 1...)"),
+    Field("channel_names", ListOf(Str(), min_len=1), None,
+          "names of the input channels in pictures, e.g. [Z, N, E] (default: from the files)"),
 ], title="data")
 
 LOSS = Record([
@@ -209,6 +213,8 @@ class Data:
     sampling: Sampling
     augment: Augment
     classes: int | None
+    class_names: tuple[str, ...] | None
+    channel_names: tuple[str, ...] | None
 
 
 @dataclass(frozen=True)
@@ -387,6 +393,7 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
     if data["labels"] is not None and task.dense:
         raise d.at("labels").error(f"labels (one per trace) are for classification/scalar tasks, not {task.name}",
                                    "use data.target")
+    _check_names(task, data, spec, d)
     loss = train["loss"]
     if loss["kind"] is None:
         loss["kind"] = task.default_loss
@@ -403,6 +410,22 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
         raise ConfigError(f"the model ends with {last.kind}, but geocnn's losses take raw scores (logits)",
                           where=last.where, fix=f"remove the final {last.kind}; predict applies it to "
                           "give probabilities")
+
+
+def _check_names(task: Task, data: dict, spec: ModelSpec, d: Ctx) -> None:
+    """Names for pictures must fit what they name: one per input channel, one per class."""
+    channels = data["channel_names"]
+    if channels is not None and len(channels) != spec.in_channels:
+        raise d.at("channel_names").error(f"channel_names gives {len(channels)} names for the model's "
+                                          f"{spec.in_channels} input channel(s)", f"give {spec.in_channels} names")
+    names = data["class_names"]
+    if names is None:
+        return
+    if not task.classifies:
+        raise d.at("class_names").error(f"class_names are for classifying tasks, not {task.name}", "remove it")
+    if data["classes"] is not None and len(names) != data["classes"]:
+        raise d.at("class_names").error(f"class_names gives {len(names)} names for {data['classes']} classes",
+                                        f"give {data['classes']} names")
 
 
 def parse_config(data: Any, source: Source, overrides: list[str] | None = None) -> Config:

@@ -143,7 +143,7 @@ def metadata(trained: Trained, sizes: list[AxisSizes]) -> dict[str, str]:
     """String key → value pairs (JSON for structured values) describing how to apply the network."""
     cfg, spec = trained.cfg, trained.cfg.model
     classes = trained.classes if cfg.task.classifies else None
-    names = cfg.raw.get("data", {}).get("class_names") if classes else None
+    names = cfg.data.class_names if classes else None
     record = {
         "producer": f"geocnn {__version__}",
         "task": cfg.task.name,

@@ -117,7 +117,7 @@ def _scores(cm: np.ndarray, per_patch: bool, with_matrix: bool = True) -> dict:
         out.update(precision_macro=float(precision[present].mean()) if present.any() else 0.0,
                    recall_macro=float(recall[present].mean()) if present.any() else 0.0,
                    f1_macro=float(f1[present].mean()) if present.any() else 0.0)
-    if per_patch and with_matrix:
+    if with_matrix:
         out["confusion"] = cm.astype(np.int64).tolist()
     return out
 

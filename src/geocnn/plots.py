@@ -1,242 +1,808 @@
-"""Pictures people look at instead of reading numbers: loss curves, predictions beside targets.
+"""Pictures people look at instead of reading numbers: loss curves, validation examples, previews.
 
-Matplotlib with the non-interactive Agg backend; every PNG is written atomically. A picture is
-never worth a run: every public function here logs a warning and returns when drawing fails,
-after the output it illustrates has been written.
+Every seismic panel is drawn in survey coordinates (inline/crossline numbers from the grid's
+geometry, two-way time or depth from the sample interval and delay), with a colorbar whose label
+states the symmetric clip; its title names the line shown ("inline 1031"), never window indices.
+Classes get a categorical palette with a legend of their names, and probabilities one map per
+class. Which pictures fit a task is its record's ``pictures`` field (:class:`Pictures`).
+
+Builders (``*_figure`` and the renderers in :class:`Pictures`) return a matplotlib
+:class:`~matplotlib.figure.Figure`, so tests can look at its axes; the public savers wrap them in
+:func:`never_fails`: a picture never stops a run, any error in drawing is a logged warning.
+Figures are made without pyplot (no global figure registry, no GUI backend); PNGs are written
+atomically.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from geocnn import atomic
+from geocnn.grids import sidecar
+from geocnn.grids.grid import open_grid
 
-from geocnn import atomic  # noqa: E402
-
-if TYPE_CHECKING:  # the record only: drawing needs no torch
-    from geocnn.tasks import Task
-
-SEISMIC = "gray"
 log = logging.getLogger(__name__)
 
+SEISMIC = "gray"
+PROBABILITY = "magma"
+CLIP_PERCENTILE = 99  # the clip of a seismic panel: this percentile of |amplitude|
+MAX_STEP_POINTS = 200  # per-step losses kept per epoch in metrics.jsonl (means of equal bins)
+DPI = 90
 
-def _never_fails(fn: Callable) -> Callable:
-    """Turn any failure to draw into a warning: the run's real outputs are already written."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+# ----------------------------------------------------------------------------- the guard
+
+def never_fails(draw: Callable) -> Callable:
+    """Decorator of every public plot function: an error while drawing is a warning, not a failed run."""
+    @functools.wraps(draw)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 — a picture must not fail training or prediction
-            plt.close("all")
-            log.warning("could not draw %s (%s: %s); the outputs are unaffected", fn.__name__.replace("_", " "),
+            return draw(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, training/prediction results stand
+            log.warning("could not draw %s (%s: %s); the run goes on without it", draw.__name__,
                         type(exc).__name__, exc)
-            return [] if fn.__name__ == "prediction_previews" else None
+            return None
+    return guarded
 
-    return wrapper
 
-
-def _save(fig, path: Path) -> None:
+def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG, atomically."""
+    path = Path(path)
     with atomic.replacing(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
+        fig.savefig(tmp, dpi=DPI, format="png")
+    return path
 
 
-@_never_fails
-def loss_curve(records: list[dict], path: Path, metric: str | None = None) -> None:
-    """Training and validation loss per epoch, and the headline metric against its baseline."""
-    epochs = [r["epoch"] for r in records]
-    panels = 2 if metric else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 3.6), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(epochs, [r.get("train_loss") for r in records], "o-", label="train")
-    if any(r.get("val_loss") is not None for r in records):
-        ax.plot(epochs, [r.get("val_loss") for r in records], "s-", label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("loss")
-    if all((r.get("train_loss") or 0) > 0 for r in records):
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    if metric:
-        ax = axes[0, 1]
-        vals = [r.get("val", {}).get(metric) for r in records]
-        ax.plot(epochs, vals, "s-", color="C2", label=metric)
-        base = [r.get("val", {}).get("baseline", {}).get(metric) for r in records]
-        if any(b is not None for b in base):
-            ax.plot(epochs, base, "--", color="0.5", label="baseline")
-        ax.set_xlabel("epoch")
-        ax.set_title(f"validation {metric}")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    _save(fig, path)
+# ----------------------------------------------------------------------------- survey coordinates
+
+@dataclass(frozen=True)
+class Coords:
+    """Survey coordinates along one grid axis: what a tick or a title says about index ``i``."""
+
+    name: str  # inline, crossline, offset, time, depth, trace...
+    values: np.ndarray  # one number per grid index
+    unit: str = ""  # ms, m, ft or ""
+    indexed: bool = False  # the numbers are plain indices: the file says nothing better
+
+    @property
+    def label(self) -> str:
+        """Axis label: ``inline``, ``two-way time (ms)``, ``trace (index)``."""
+        if self.indexed:
+            return f"{self.name} (index)"
+        name = "two-way time" if self.name == "time" else self.name
+        return f"{name} ({self.unit})" if self.unit else name
+
+    def at(self, i: int) -> str:
+        """The line at index ``i``: ``inline 1031``, ``time 200 ms``."""
+        value = _number(float(self.values[int(i)]))
+        return f"{self.name} {value}" + (f" {self.unit}" if self.unit else "")
+
+    def window(self, start: int, stop: int) -> Coords:
+        return Coords(self.name, self.values[start:stop], self.unit, self.indexed)
+
+    def edges(self) -> tuple[float, float]:
+        """First and last value, each widened by half a step (the pixel edges of an image)."""
+        v = np.asarray(self.values, dtype=np.float64)
+        half = (v[-1] - v[0]) / (len(v) - 1) / 2 if len(v) > 1 else 0.5
+        return float(v[0] - half), float(v[-1] + half)
+
+
+def _number(v: float) -> str:
+    return str(int(v)) if v == int(v) else f"{v:.4g}"
+
+
+def index_coords(name: str, n: int) -> Coords:
+    return Coords(name, np.arange(n, dtype=np.float64), indexed=True)
+
+
+_NUMBERS = {"inline": "ilines", "crossline": "xlines", "offset": "offsets"}
+
+
+def declared_spacing(spec, model_axes: Sequence[str]) -> dict[str, tuple[float, str]]:
+    """The model's ``spacing`` (e.g. ``["2 ms"]``) by grid axis name: the sample axis of an array
+    that does not say its own sample interval."""
+    declared = getattr(spec, "spacing", None) or ()
+    return {a: (float(v), u) for a, (v, u) in zip(model_axes, declared) if u in ("ms", "m", "ft")}
+
+
+def survey_coords(grid, declared: dict[str, tuple[float, str]] | None = None) -> tuple[Coords, ...]:
+    """One :class:`Coords` per grid axis: header numbers (inline, crossline, offset), two-way time
+    or depth from the sample interval and delay (else from the model's ``declared`` spacing),
+    else indices."""
+    spacing = {**(declared or {}), **grid.spacing()}
+    out = []
+    for a, (name, n) in enumerate(zip(grid.axes, grid.shape)):
+        numbers = getattr(grid.meta, _NUMBERS[name], None) if name in _NUMBERS else None
+        if numbers is not None and len(numbers) == n:
+            out.append(Coords(name, np.asarray(numbers, dtype=np.float64)))
+        elif a == grid.ndim - 1 and name in spacing:
+            step, unit = spacing[name]
+            start = grid.meta.sample_start_ms if unit == "ms" else 0.0
+            out.append(Coords("time" if unit == "ms" else "depth", start + step * np.arange(n), unit))
+        else:
+            out.append(index_coords(name, n))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where a picture lies in the survey: the line it shows and the coordinates of its drawn axes
+    (horizontal, vertical) of an image, or (along the trace,) of a 1D picture."""
+
+    line: str
+    axes: tuple[Coords, ...]
+
+
+def patch_frame(coords: Sequence[Coords], geom, origin: Sequence[int]) -> Frame:
+    """The frame of the patch at ``origin`` (a :class:`geocnn.patches.PatchGeometry`'s window): fixed
+    axes name the line; a 3D patch is drawn at the middle of its first model axis."""
+    line = [coords[a].at(origin[a]) for a in geom.fixed_axes]
+    shown = list(geom.patch_axes)
+    if len(shown) == 3:
+        a = shown.pop(0)
+        line.append(coords[a].at(origin[a] + geom.extent[a] // 2))
+    axes = tuple(coords[a].window(int(origin[a]), int(origin[a]) + geom.extent[a]) for a in shown)
+    return Frame(", ".join(line), axes)
+
+
+def patch_frames(coords: Sequence[Coords], geom, origins: np.ndarray) -> list[Frame]:
+    return [patch_frame(coords, geom, o) for o in origins]
+
+
+def _index_frame(shape: Sequence[int], names: Sequence[str] = ()) -> Frame:
+    """A frame with plain indices, for patches whose place in the survey is unknown."""
+    names = list(names) or [f"axis {i}" for i in range(len(shape))]
+    return Frame("", tuple(index_coords(n, s) for n, s in zip(names[-len(shape):], shape)))
+
+
+# ----------------------------------------------------------------------------- names
+
+@dataclass(frozen=True)
+class Names:
+    """What the pictures call channels and classes (from the config when it names them)."""
+
+    channels: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+
+    def channel(self, c: int) -> str:
+        return self.channels[c] if c < len(self.channels) else f"channel {c}"
+
+    @classmethod
+    def of(cls, cfg, grid) -> Names:
+        """A config's ``data.channel_names``/``class_names``, the grid's channel names by default."""
+        return cls(tuple(cfg.data.channel_names or grid.channel_names), tuple(cfg.data.class_names or ()))
+
+    def class_names(self, k: int) -> list[str]:
+        """``k`` class names: the configured ones, else ``class 0`` ... ``class k-1``."""
+        if len(self.classes) == k:
+            return list(self.classes)
+        return [f"class {i}" for i in range(k)]
+
+
+# ----------------------------------------------------------------------------- panels
+
+def clip_of(values: np.ndarray) -> float:
+    """Symmetric clip of a seismic panel: the 99th percentile of |values| (1 when all zero)."""
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    v = v[np.isfinite(v)]
+    c = float(np.percentile(v, CLIP_PERCENTILE)) if v.size else 0.0
+    return c if c > 0 else 1.0
+
+
+def clip_text(clip: float) -> str:
+    """``clip ±2.31 (99th percentile)``; large amplitudes in full (``±2,320``), not in e-notation."""
+    value = f"{clip:,.0f}" if abs(clip) >= 100 else f"{clip:.3g}"
+    return f"clip ±{value} ({CLIP_PERCENTILE}th percentile)"
+
+
+def _extent(frame: Frame) -> tuple[float, float, float, float]:
+    x0, x1 = frame.axes[0].edges()
+    y0, y1 = frame.axes[1].edges()
+    return x0, x1, y1, y0  # time grows downward
+
+
+def _axes_labels(ax, frame: Frame, left: bool = True) -> None:
+    ax.set_xlabel(frame.axes[0].label, fontsize=7)
+    if left:
+        ax.set_ylabel(frame.axes[-1].label if len(frame.axes) == 1 else frame.axes[1].label, fontsize=7)
+    ax.tick_params(labelsize=7)
+    for axis, coords in zip((ax.xaxis, ax.yaxis), frame.axes):
+        if not coords.unit:
+            axis.set_major_locator(MaxNLocator(nbins=5, integer=True))
 
 
 def _image(patch: np.ndarray) -> np.ndarray:
-    """A 2D view of one channel: the patch itself (2D), middle slices of the leading axes (3D and
-    more, e.g. pre-stack), a single column (1D)."""
-    patch = np.asarray(patch)
-    while patch.ndim > 2:
-        patch = patch[patch.shape[0] // 2]
-    return patch.reshape(-1, 1) if patch.ndim < 2 else patch
+    """A 2D view of one channel: the patch itself (2D), its middle slice along the first axis (3D)."""
+    return patch[patch.shape[0] // 2] if patch.ndim == 3 else patch
 
 
-def _show(ax, img: np.ndarray, title: str, kind: str, vmax: float | None = None) -> None:
-    if kind == "labels":
-        ax.imshow(img.T, cmap="tab10", vmin=0, vmax=9, aspect="auto", interpolation="nearest")
-    elif kind == "prob":
-        ax.imshow(img.T, cmap="magma", vmin=0, vmax=1, aspect="auto")
-    else:
-        v = vmax if vmax else float(np.percentile(np.abs(img), 99)) or 1.0
-        ax.imshow(img.T, cmap=SEISMIC, vmin=-v, vmax=v, aspect="auto")
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
+def seismic_panel(ax, img: np.ndarray, frame: Frame, title: str, clip: float, left: bool = True):
+    """A 2D amplitude panel on a symmetric clip; returns the image for its colorbar."""
+    im = ax.imshow(img.T, cmap=SEISMIC, vmin=-clip, vmax=clip, aspect="auto", extent=_extent(frame),
+                   interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    _axes_labels(ax, frame, left)
+    return im
 
 
-@_never_fails
-def examples(x: np.ndarray, y: np.ndarray, pred: np.ndarray, task: Task, path: Path,
-             axes_names: tuple[str, ...] = ()) -> None:
-    """Validation examples: input, target and prediction side by side (one row each).
-
-    ``x`` (B, C, ...) inputs in their units, ``y`` targets, ``pred`` predictions in target units: values (regression),
-    class labels or positive-class probability (segmentation), class/values per patch.
-    """
-    n = len(x)
-    if n == 0:
-        return
-    one_d = x.ndim == 3
-    cols = 3 if task.dense else 1
-    fig, axes = plt.subplots(n, cols, figsize=(3.2 * cols + (2 if one_d else 0), 2.6 * n), squeeze=False)
-    for i in range(n):
-        if one_d:
-            _traces(axes[i], x[i], y[i], pred[i], task)
-            continue
-        inp = _image(x[i, 0])
-        ref = _image(y[i, 0]) if task.grid_target else inp  # one colour scale for input, target, prediction
-        vmax = float(np.percentile(np.abs(ref), 99)) or 1.0
-        _show(axes[i, 0], inp, "input" + (f" (ch 0 of {x.shape[1]})" if x.shape[1] > 1 else ""), "values", vmax)
-        if task.grid_target:
-            _show(axes[i, 1], _image(y[i, 0]), "target", "values", vmax)
-            _show(axes[i, 2], _image(pred[i, 0]), "prediction", "values", vmax)
-        elif task.dense:
-            _show(axes[i, 1], _image(y[i]), "labels", "labels")
-            p = _image(pred[i])
-            _show(axes[i, 2], p, "prediction", "prob" if p.dtype.kind == "f" else "labels")
-        else:
-            axes[i, 0].set_title(f"target {_fmt(y[i])} — predicted {_fmt(pred[i])}", fontsize=9)
-    if axes_names and not one_d:
-        axes[-1, 0].set_xlabel(axes_names[-2] if len(axes_names) > 1 else axes_names[0])
-        axes[-1, 0].set_ylabel(axes_names[-1])
-    fig.suptitle("validation examples", fontsize=10)
-    _save(fig, path)
+def probability_panel(ax, img: np.ndarray, frame: Frame, title: str, left: bool = False):
+    im = ax.imshow(img.T, cmap=PROBABILITY, vmin=0, vmax=1, aspect="auto", extent=_extent(frame),
+                   interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    _axes_labels(ax, frame, left)
+    return im
 
 
-def _fmt(v) -> str:
+def palette(k: int) -> tuple[ListedColormap, BoundaryNorm]:
+    """A categorical palette of ``k`` classes: one distinct colour each, no interpolation between them."""
+    from matplotlib import colormaps
+
+    base = colormaps["tab10" if k <= 10 else "tab20"]
+    colors = [base(i % base.N) for i in range(k)]
+    return ListedColormap(colors), BoundaryNorm(np.arange(-0.5, k), k)
+
+
+def class_panel(ax, img: np.ndarray, frame: Frame, title: str, k: int, left: bool = False):
+    cmap, norm = palette(k)
+    im = ax.imshow(np.asarray(img).T, cmap=cmap, norm=norm, aspect="auto", extent=_extent(frame),
+                   interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    _axes_labels(ax, frame, left)
+    return im
+
+
+def class_legend(fig: Figure, names: Sequence[str]) -> None:
+    """One legend for the figure: a colour patch per class name."""
+    cmap, _ = palette(len(names))
+    handles = [Patch(color=cmap(i), label=n) for i, n in enumerate(names)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(names), 6), fontsize=8, frameon=False)
+
+
+def _amplitude_bar(fig: Figure, im, axes, clip: float, what: str = "amplitude") -> None:
+    """The colorbar of seismic panels, its label stating the clip."""
+    bar = fig.colorbar(im, ax=axes, shrink=0.95, pad=0.01)
+    bar.set_label(f"{what}\n{clip_text(clip)}", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+
+
+def _probability_bar(fig: Figure, im, axes) -> None:
+    bar = fig.colorbar(im, ax=axes, shrink=0.95, pad=0.01)
+    bar.set_label("probability", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+
+
+def _figure(rows: int, cols: int, width: float = 2.7, height: float = 2.4) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(min(width * cols + 1.2, 16), height * rows + 0.6), layout="constrained")
+    axes = np.asarray(fig.subplots(rows, cols, squeeze=False))
+    return fig, axes
+
+
+def _with_line(frame: Frame, what: str) -> str:
+    return f"{what} — {frame.line}" if frame.line else what
+
+
+def _fmt(v: Any) -> str:
     v = np.asarray(v)
-    if v.size == 1:
-        f = float(v)
-        return f"{int(f)}" if f == int(f) else f"{f:.3g}"
-    return np.array2string(v, precision=2)
+    return _number(float(v)) if v.size == 1 else np.array2string(v, precision=2)
 
 
-def _traces(row, x: np.ndarray, y, pred, task: Task) -> None:
-    ax = row[0]
-    t = np.arange(x.shape[-1])
-    for c in range(x.shape[0]):
-        scale = np.abs(x[c]).max() or 1.0
-        ax.plot(t, x[c] / scale / 2 + c, lw=0.6, color=f"C{c}")
-    if task.dense:
-        target = np.asarray(y).reshape(-1, x.shape[-1])[0]
-        p = np.asarray(pred).reshape(-1, x.shape[-1])[0]
-        ax.plot(t, target / (np.abs(target).max() or 1) / 2 - 1, lw=0.8, color="k", label="target")
-        ax.plot(t, p / (np.abs(p).max() or 1) / 2 - 1, lw=0.8, color="C3", ls="--", label="prediction")
-        ax.legend(fontsize=7, loc="upper right")
+# ----------------------------------------------------------------------------- validation examples
+
+@dataclass
+class Examples:
+    """A few validation patches for ``examples.png``, as NumPy arrays in their own units.
+
+    ``x`` (B, C, *patch) inputs; ``target`` (B, C, *patch) values, (B, *patch) labels, or (B,) one
+    per patch; ``pred`` the same layout (values in target units, or class labels); ``probs``
+    (B, K, *patch) or (B, K) class probabilities (classifying tasks); ``origins`` the patches'
+    window origins in the grid, which :func:`examples` turns into ``frames`` (where each patch lies
+    in the survey); ``same_units``: the input is in the target's units (denoising), so the residual
+    input − prediction is drawn on the input's scale.
+    """
+
+    x: np.ndarray
+    target: np.ndarray
+    pred: np.ndarray
+    probs: np.ndarray | None = None
+    origins: np.ndarray | None = None
+    same_units: bool = False
+    frames: list[Frame] = field(default_factory=list)
+
+    def frame(self, i: int) -> Frame:
+        if i < len(self.frames):
+            return self.frames[i]
+        return _index_frame(_image(self.x[i, 0]).shape)
+
+
+def values_examples(ex: Examples, names: Names) -> Figure:
+    """Regression: input, target, prediction and residual per patch, one colour scale per row."""
+    if ex.x.ndim == 3:
+        return _trace_examples(ex, names)
+    n = len(ex.x)
+    fig, axes = _figure(n, 4)
+    for i in range(n):
+        frame = ex.frame(i)
+        inp, tgt, prd = (_image(a[i, 0]) for a in (ex.x, ex.target, ex.pred))
+        row = axes[i]
+        label = f"input ({names.channel(0)})" if ex.x.shape[1] > 1 else "input"
+        if ex.same_units:  # denoising: everything, the removed noise included, on the input's clip
+            clip = clip_of(inp)
+            panels = [(inp, label), (tgt, "target"), (prd, "prediction"), (inp - prd, "residual (input − prediction)")]
+            for j, (img, title) in enumerate(panels):
+                im = seismic_panel(row[j], img, frame, _with_line(frame, title) if j == 0 else title, clip, j == 0)
+            _amplitude_bar(fig, im, list(row), clip)
+        else:  # the input has units of its own: its own clip; target, prediction and error share one
+            clip_in, clip = clip_of(inp), clip_of(tgt)
+            im = seismic_panel(row[0], inp, frame, _with_line(frame, label), clip_in)
+            _amplitude_bar(fig, im, [row[0]], clip_in, "input")
+            for j, (img, title) in enumerate([(tgt, "target"), (prd, "prediction"), (tgt - prd, "target − prediction")]):
+                im = seismic_panel(row[j + 1], img, frame, title, clip, False)
+            _amplitude_bar(fig, im, list(row[1:]), clip, "target units")
+    fig.suptitle("validation examples", fontsize=10)
+    return fig
+
+
+def class_examples(ex: Examples, names: Names) -> Figure:
+    """Segmentation: input, target labels, predicted labels and a probability map per class."""
+    if ex.x.ndim == 3:
+        return _trace_examples(ex, names)
+    n, k = len(ex.x), ex.probs.shape[1]
+    shown = [1] if k == 2 else list(range(k))  # binary: P(class 1) says it all
+    class_names = names.class_names(k)
+    fig, axes = _figure(n, 3 + len(shown))
+    for i in range(n):
+        frame, row = ex.frame(i), axes[i]
+        inp = _image(ex.x[i, 0])
+        clip = clip_of(inp)
+        im = seismic_panel(row[0], inp, frame, _with_line(frame, "input"), clip)
+        _amplitude_bar(fig, im, [row[0]], clip)
+        class_panel(row[1], _image(ex.target[i]), frame, "target", k)
+        class_panel(row[2], _image(ex.pred[i]), frame, "prediction", k)
+        for j, c in enumerate(shown):
+            pim = probability_panel(row[3 + j], _image(ex.probs[i, c]), frame, f"P({class_names[c]})")
+        _probability_bar(fig, pim, list(row[3:]))
+    class_legend(fig, class_names)
+    fig.suptitle("validation examples", fontsize=10)
+    return fig
+
+
+def patch_examples(ex: Examples, names: Names) -> Figure:
+    """Classification/scalar: each patch with its target and prediction (and probability) as the title."""
+    if ex.x.ndim == 3:
+        return _trace_examples(ex, names)
+    n = len(ex.x)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = _figure(rows, cols, 3.0, 2.7)
+    for i in range(n):
+        frame, ax = ex.frame(i), axes.flat[i]
+        inp = _image(ex.x[i, 0])
+        clip = clip_of(inp)
+        im = seismic_panel(ax, inp, frame, f"{frame.line}\n{_score_text(ex, i, names)}", clip, i % cols == 0)
+        _amplitude_bar(fig, im, [ax], clip)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle("validation examples", fontsize=10)
+    return fig
+
+
+def _score_text(ex: Examples, i: int, names: Names) -> str:
+    """``target gas — predicted gas (P 0.93)`` for a class, ``target 5.1 — predicted 4.9`` for a value."""
+    if ex.probs is None:
+        return f"target {_fmt(ex.target[i])} — predicted {_fmt(ex.pred[i])}"
+    k = ex.probs.shape[1]
+    class_names = names.class_names(k)
+    t, p = int(np.asarray(ex.target[i])), int(np.asarray(ex.pred[i]))
+    return f"target {class_names[t]} — predicted {class_names[p]} (P {float(ex.probs[i, p]):.2f})"
+
+
+def _trace_examples(ex: Examples, names: Names) -> Figure:
+    """1D patches: one axes per trace, each channel a line (named Z/N/E when the config says so),
+    the target and prediction below, and the scores in the title."""
+    n = len(ex.x)
+    fig = Figure(figsize=(8, 1.2 + 1.3 * n + 0.25 * n * ex.x.shape[1]), layout="constrained")
+    axes = np.asarray(fig.subplots(n, 1, squeeze=False))[:, 0]
+    for i in range(n):
+        ax = axes[i]
+        frame = ex.frames[i] if i < len(ex.frames) else _index_frame(ex.x.shape[-1:], ("sample",))
+        t = frame.axes[-1].values
+        ticks, labels = [], []
+        c_count = ex.x.shape[1]
+        for c in range(c_count):
+            y0 = c_count - c  # first channel on top
+            trace = ex.x[i, c]
+            ax.plot(t, trace / (np.abs(trace).max() or 1.0) * 0.45 + y0, lw=0.6, color="0.15")
+            ticks.append(y0)
+            labels.append(names.channel(c))
+        title = _trace_scores(ex, i, names, ax, t)
+        ax.set_yticks(ticks, labels, fontsize=7)
+        ax.set_title(f"{frame.line}: {title}" if frame.line else title, fontsize=8)
+        ax.set_xlabel(frame.axes[-1].label, fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.set_xlim(t[0], t[-1])
+    fig.suptitle("validation examples", fontsize=10)
+    return fig
+
+
+def _trace_scores(ex: Examples, i: int, names: Names, ax, t: np.ndarray) -> str:
+    """Draw a dense target and prediction under the traces; return the title with the scores."""
+    if ex.target.ndim <= 1 or np.asarray(ex.target[i]).size == 1:
+        return _score_text(ex, i, names)
+    target = np.asarray(ex.target[i]).reshape(-1, len(t))[0]
+    pred = np.asarray(ex.pred[i]).reshape(-1, len(t))[0]
+    scale = np.abs(target).max() or 1.0
+    ax.plot(t, target / scale * 0.45, lw=0.9, color="k", label="target")
+    ax.plot(t, pred / scale * 0.45, lw=0.9, color="C3", ls="--", label="prediction")
+    ax.legend(fontsize=7, loc="upper right")
+    if ex.probs is not None:
+        return f"accuracy {float(np.mean(target == pred)):.2f}"
+    rms = float(np.sqrt(np.mean((target - pred) ** 2)))
+    return f"error rms {rms:.3g}"
+
+
+@never_fails
+def examples(ex: Examples, task, path: Path, names: Names = Names(), grid=None, geom=None,
+             spec=None) -> Path | None:
+    """``examples.png``: the task's example picture (its record's ``pictures.examples``), each patch
+    in the survey coordinates of ``grid`` when its window geometry ``geom`` and origins are given
+    (the model ``spec``'s spacing stands in for a sample interval the grid does not know)."""
+    if len(ex.x) == 0:
+        return None
+    if grid is not None and geom is not None and ex.origins is not None:
+        coords = survey_coords(grid, declared_spacing(spec, geom.model_axes))
+        ex.frames = patch_frames(coords, geom, ex.origins)
+    return save(task.pictures.examples(ex, names), path)
+
+
+# ----------------------------------------------------------------------------- loss and confusion
+
+def thin_steps(first_step: int, losses: Sequence[float], max_points: int = MAX_STEP_POINTS) -> dict:
+    """Per-step training losses of one epoch, kept in ``metrics.jsonl``: all of them, or means of at
+    most ``max_points`` equal bins (each at its bin's last step), so long epochs stay small."""
+    v = np.asarray(losses, dtype=np.float64)
+    steps = first_step + np.arange(len(v))
+    if len(v) > max_points:
+        bins = np.array_split(np.arange(len(v)), max_points)
+        steps = np.array([steps[b[-1]] for b in bins])
+        v = np.array([v[b].mean() for b in bins])
+    return {"steps": [int(s) for s in steps], "loss": [float(f"{x:.6g}") for x in v]}
+
+
+def smooth(values: np.ndarray, span: int) -> np.ndarray:
+    """Exponential moving average of ``values`` (debiased, so the first points are not pulled to 0)."""
+    alpha = 2.0 / (max(span, 1) + 1)
+    out, acc, weight = np.empty(len(values)), 0.0, 0.0
+    for i, v in enumerate(values):
+        acc = (1 - alpha) * acc + alpha * v
+        weight = (1 - alpha) * weight + alpha
+        out[i] = acc / weight
+    return out
+
+
+def loss_figure(records: list[dict], metric: str | None = None) -> Figure:
+    """Left: training loss per step (raw, faint) and smoothed, validation loss per epoch; right: the
+    headline validation metric per epoch with its baseline dashed."""
+    panels = 2 if metric else 1
+    fig = Figure(figsize=(5.2 * panels, 3.6), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)[0]
+    _loss_panel(axes[0], records)
+    if metric:
+        _metric_panel(axes[1], records, metric)
+    return fig
+
+
+def _loss_panel(ax, records: list[dict]) -> None:
+    steps, losses = [], []
+    for r in records:
+        trace = r.get("step_loss")
+        if trace:
+            steps += trace["steps"]
+            losses += trace["loss"]
+        elif r.get("train_loss") is not None:  # an older run: one point per epoch
+            steps.append(r.get("step", r["epoch"]))
+            losses.append(r["train_loss"])
+    steps, losses = np.asarray(steps), np.asarray(losses, dtype=np.float64)
+    few = len(losses) < 30
+    ax.plot(steps, losses, "o-" if few else "-", ms=3, lw=0.8, color="C0", alpha=0.3, label="training (per step)")
+    if len(losses) > 2:
+        ax.plot(steps, smooth(losses, max(len(losses) // 20, 3)), lw=1.6, color="C0", label="training (smoothed)")
+    val = [(r.get("step", r["epoch"]), r["val_loss"]) for r in records if r.get("val_loss") is not None]
+    if val:
+        ax.plot(*zip(*val), "s-", ms=6, color="C1", label="validation (per epoch)")
+    if len(losses) and (losses > 0).all() and all(v > 0 for _, v in val):
+        ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title("loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(steps) == 1:
+        ax.set_xlim(steps[0] - 1, steps[0] + 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _metric_panel(ax, records: list[dict], metric: str) -> None:
+    rows = [(r["epoch"], (r.get("val") or {}).get(metric), ((r.get("val") or {}).get("baseline") or {}).get(metric))
+            for r in records]
+    epochs = [e for e, v, _ in rows if v is not None]
+    ax.plot(epochs, [v for _, v, _ in rows if v is not None], "o-", ms=6, color="C2", label=metric)
+    base = [(e, b) for e, _, b in rows if b is not None]
+    if base:
+        values = {b for _, b in base}
+        if len(values) == 1:  # one baseline for the whole run: a line across the panel
+            ax.axhline(base[0][1], ls="--", color="0.4", label="baseline")
+        else:
+            ax.plot(*zip(*base), "--", marker=".", color="0.4", label="baseline")
+    ax.set_xlabel("epoch")
+    ax.set_title(f"validation {metric}")
+    last = max((r["epoch"] for r in records), default=1)
+    if last <= 12:
+        ax.set_xticks(range(1, last + 1))
     else:
-        ax.set_title(f"target {_fmt(y)} — predicted {_fmt(pred)}", fontsize=9)
-    ax.set_yticks(range(x.shape[0]))
-    ax.set_yticklabels([f"ch {c}" for c in range(x.shape[0])], fontsize=7)
-    for extra in row[1:]:
-        extra.axis("off")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, last + 0.5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
+
+@never_fails
+def loss_curve(records: list[dict], path: Path, metric: str | None = None) -> Path:
+    """``loss.png`` from the records of ``metrics.jsonl``."""
+    return save(loss_figure(records, metric), path)
+
+
+def confusion_figure(matrix: Sequence[Sequence[float]], names: Names = Names(), title: str = "confusion matrix"
+                     ) -> Figure:
+    """Counts per (true, predicted) class; colour is the share of the true class (recall per row)."""
+    cm = np.asarray(matrix, dtype=np.float64)
+    k = len(cm)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    class_names = names.class_names(k)
+    size = 2.4 + 0.55 * k
+    fig = Figure(figsize=(size + 1.2, size), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{int(cm[i, j])}\n{100 * share[i, j]:.0f}%", ha="center", va="center", fontsize=7,
+                    color="white" if share[i, j] > 0.6 else "black")
+    ax.set_xticks(range(k), class_names, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="share of the true class")
+    return fig
+
+
+@never_fails
+def confusion_matrix(matrix: Sequence[Sequence[float]], path: Path, names: Names = Names(),
+                     title: str = "confusion matrix") -> Path:
+    """``confusion.png`` beside ``confusion.json``."""
+    return save(confusion_figure(matrix, names, title), path)
+
+
+# ----------------------------------------------------------------------------- prediction previews
 
 def preview_path(output: Path) -> Path:
     """``faults.sgy`` → ``faults.preview.png``."""
     return output.with_name(output.name.split(".")[0] + ".preview.png")
 
 
-def _middle_slices(shape: tuple[int, ...], axes: tuple[str, ...]) -> list[tuple[str, tuple[slice, ...]]]:
-    """Middle inline, crossline and time slice of a 3D grid (the middle section of a 2D one)."""
-    full = [slice(0, n) for n in shape]
-    if len(shape) > 3:  # pre-stack and other extra axes: each leading axis against the last, others at their middle
-        out = []
-        for a in range(min(len(shape) - 1, 3)):
-            w = [slice(n // 2, n // 2 + 1) for n in shape]
-            w[a], w[-1] = full[a], full[-1]
-            out.append((f"{axes[a]} × {axes[-1]}", tuple(w)))
-        return out
-    if len(shape) == 3:
-        out = []
-        for a, label in enumerate((f"{axes[0]} (middle)", f"{axes[1]} (middle)", f"{axes[2]} slice (middle)")):
-            w = list(full)
-            w[a] = slice(shape[a] // 2, shape[a] // 2 + 1)
-            out.append((label, tuple(w)))
-        return out
-    return [("section", tuple(full))]
+def _views(coords: Sequence[Coords], shape: Sequence[int]) -> list[tuple[Frame, tuple[slice, ...]]]:
+    """Middle inline, crossline and time slice of a 3D grid (every other axis at its middle), each
+    non-sample axis against the samples of a pre-stack grid, the section of a 2D one: each with its
+    frame in survey coordinates."""
+    n = len(shape)
+    # every other axis against the last (sample) axis: pre-stack grids show their offset gathers too
+    pairs = [(a, n - 1) for a in reversed(range(n - 1))] + ([(0, 1)] if n == 3 else [])
+    out = []
+    for pair in pairs:
+        window = tuple(slice(0, s) if a in pair else slice(s // 2, s // 2 + 1) for a, s in enumerate(shape))
+        line = ", ".join(coords[a].at(s // 2) for a, s in enumerate(shape) if a not in pair)
+        out.append((Frame(line, tuple(coords[a] for a in pair)), window))
+    return out
 
 
-@_never_fails
-def prediction_previews(grid, output: Path, task: Task, kind: str) -> list[Path]:
-    """Input and prediction side by side on a middle inline, crossline and time slice (3D), the
-    section (2D) or the traces (1D); or the score map of a patch/trace model. Reads only slices."""
-    from geocnn.grids.grid import open_grid
+def _section(grid, window: tuple[slice, ...], channel: int = 0) -> np.ndarray:
+    """One channel of a window, with its length-1 axes dropped (2D)."""
+    block = grid.read(window)[channel]
+    return block.reshape([s.stop - s.start for s in window if s.stop - s.start > 1])
 
+
+@dataclass(frozen=True)
+class Preview:
+    """What a prediction preview draws: the input grid, the written output, the ``--output`` kind."""
+
+    grid: Any
+    pred: Any
+    kind: str  # values | probabilities | labels
+    names: Names = Names()
+    same_units: bool = False
+    classes: int | None = None
+    map_centres: dict = field(default_factory=dict)  # score maps: grid axis → window centre indices
+    declared: dict = field(default_factory=dict)  # the model's spacing by grid axis (see declared_spacing)
+
+    def coords(self) -> tuple[Coords, ...]:
+        return survey_coords(self.grid, self.declared)
+
+
+def values_preview(p: Preview) -> Figure:
+    """Dense values: input, prediction and (denoising) the residual on middle slices, one scale per row."""
+    if p.grid.ndim == 1:
+        return _trace_preview(p)
+    coords = p.coords()
+    views = _views(coords, p.grid.shape)
+    same = p.same_units and p.pred.channels == p.grid.channels
+    cols = 3 if same else 2
+    fig, axes = _figure(len(views), cols, 3.2, 2.8)
+    label = f"input ({p.names.channel(0)})" if p.grid.channels > 1 else "input"
+    for row, (frame, window) in zip(axes, views):
+        x, y = _section(p.grid, window), _section(p.pred, window)
+        clip = clip_of(x)
+        im = seismic_panel(row[0], x, frame, f"{label} — {frame.line}", clip)
+        if same:
+            seismic_panel(row[1], y, frame, "prediction", clip, False)
+            im = seismic_panel(row[2], x - y, frame, "residual (input − prediction)", clip, False)
+            _amplitude_bar(fig, im, list(row), clip)
+        else:
+            _amplitude_bar(fig, im, [row[0]], clip, "input")
+            pclip = clip_of(y)
+            im = seismic_panel(row[1], y, frame, "prediction", pclip, False)
+            _amplitude_bar(fig, im, [row[1]], pclip, "prediction")
+    fig.suptitle("prediction preview", fontsize=10)
+    return fig
+
+
+def class_preview(p: Preview) -> Figure:
+    """Dense classes: input beside the labels (categorical, with a legend) or a probability map per
+    class (P(class 1) alone when the output holds one channel)."""
+    if p.grid.ndim == 1:
+        return _trace_preview(p)
+    coords = p.coords()
+    views = _views(coords, p.grid.shape)
+    k = p.classes or (p.pred.channels if p.pred.channels > 1 else 2)
+    class_names = p.names.class_names(k)
+    channels = [0] if p.kind == "labels" else list(range(p.pred.channels))
+    fig, axes = _figure(len(views), 1 + len(channels), 3.0, 2.8)
+    for row, (frame, window) in zip(axes, views):
+        x = _section(p.grid, window)
+        clip = clip_of(x)
+        im = seismic_panel(row[0], x, frame, f"input — {frame.line}", clip)
+        _amplitude_bar(fig, im, [row[0]], clip)
+        if p.kind == "labels":
+            class_panel(row[1], _section(p.pred, window), frame, "predicted class", k)
+            continue
+        for j, c in enumerate(channels):
+            cls = c if len(channels) > 1 else 1  # one channel holds P(class 1)
+            pim = probability_panel(row[1 + j], _section(p.pred, window, c), frame, f"P({class_names[cls]})")
+        _probability_bar(fig, pim, list(row[1:]))
+    if p.kind == "labels":
+        class_legend(fig, class_names)
+    fig.suptitle("prediction preview", fontsize=10)
+    return fig
+
+
+def _trace_preview(p: Preview) -> Figure:
+    """A single trace (1D grid): input and prediction as lines in survey time."""
+    coords = p.coords()[0]
+    n = p.grid.shape[0]
+    x = p.grid.read((slice(0, n),))
+    y = p.pred.read((slice(0, n),))
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.subplots()
+    t = coords.values
+    ax.plot(t, x[0] / (np.abs(x[0]).max() or 1), lw=0.7, color="0.2", label=f"input ({p.names.channel(0)})")
+    for c in range(y.shape[0]):
+        ax.plot(t, y[c] / (np.abs(y[c]).max() or 1) - 1.5 * (c + 1), lw=0.7, label=f"prediction {p.kind} {c}")
+    ax.set_xlabel(coords.label)
+    ax.set_yticks([])
+    ax.legend(fontsize=7)
+    ax.set_title("prediction preview", fontsize=9)
+    return fig
+
+
+def map_preview(p: Preview) -> Figure:
+    """Patch/trace models: the map of window scores in survey coordinates (classes with a legend)."""
+    coords = _map_coords(p)
+    values = p.pred.read(tuple(slice(0, n) for n in p.pred.shape))
+    k = p.classes or 2
+    class_names = p.names.class_names(k)
+    fig = Figure(figsize=(7, 4.2), layout="constrained")
+    ax = fig.subplots()
+    if sum(n > 1 for n in values.shape[1:]) <= 1:  # a line of scores (one per trace, say)
+        along = int(np.argmax(values.shape[1:]))
+        v = values.reshape(values.shape[0], -1)
+        for c in range(v.shape[0]):
+            style = ".-" if v.shape[1] <= 60 else "."  # many windows: dots, a line would hide them
+            ax.plot(coords[along].values, v[c], style, lw=0.8, ms=4, label=_channel_label(p, c, class_names))
+        ax.set_xlabel(coords[along].label)
+        ax.set_ylabel(_kind_label(p))
+        ax.legend(fontsize=7)
+        if p.kind == "probabilities":
+            ax.set_ylim(-0.02, 1.02)
+    else:
+        channel = 0 if p.kind != "probabilities" or values.shape[0] == 1 else 1
+        img = values[channel]
+        while img.ndim > 2:  # a 3D map: its middle slice along the last axis
+            img = img[..., img.shape[-1] // 2]
+        frame = Frame("", (coords[0], coords[1]))
+        if p.kind == "labels":
+            class_panel(ax, img, frame, "", k, True)
+            class_legend(fig, class_names)
+        elif p.kind == "probabilities":
+            im = probability_panel(ax, img, frame, "", True)
+            _probability_bar(fig, im, [ax])
+        else:
+            im = ax.imshow(img.T, aspect="auto", cmap="viridis", extent=_extent(frame), interpolation="nearest")
+            _axes_labels(ax, frame)
+            fig.colorbar(im, ax=ax, label="value")
+    ax.set_title(f"{_kind_label(p)} per window", fontsize=9)
+    return fig
+
+
+def _kind_label(p: Preview) -> str:
+    return {"labels": "predicted class", "probabilities": "probability"}.get(p.kind, "predicted value")
+
+
+def _channel_label(p: Preview, c: int, class_names: list[str]) -> str:
+    if p.kind == "probabilities":
+        return f"P({class_names[c if p.pred.channels > 1 else 1]})"
+    return _kind_label(p)
+
+
+def _map_coords(p: Preview) -> list[Coords]:
+    """Survey coordinates of a score map's axes: the grid's at the window centres (from the sidecar),
+    the grid's own where the map lines up with it, else the map file's own."""
+    grid_coords = p.coords()
+    own = survey_coords(p.pred)
+    out = []
+    for a, n in enumerate(p.pred.shape):
+        name = p.pred.axes[a]
+        ga = p.grid.axes.index(name) if name in p.grid.axes else None
+        centres = p.map_centres.get(name)
+        if ga is not None and centres is not None and len(centres) == n:
+            g = grid_coords[ga]
+            out.append(Coords(g.name, g.values[np.asarray(centres)], g.unit, g.indexed))
+        elif ga is not None and p.grid.shape[ga] == n:
+            out.append(grid_coords[ga])
+        else:
+            out.append(own[a])
+    return out
+
+
+@dataclass(frozen=True)
+class Pictures:
+    """Which pictures fit a task (a field of :class:`geocnn.tasks.Task`): its validation examples
+    and its prediction preview, each a builder returning a Figure."""
+
+    examples: Callable[[Examples, Names], Figure]
+    preview: Callable[[Preview], Figure]
+
+
+DENSE_VALUES = Pictures(values_examples, values_preview)
+DENSE_CLASSES = Pictures(class_examples, class_preview)
+PATCH_SCORES = Pictures(patch_examples, map_preview)
+
+
+@never_fails
+def prediction_previews(grid, output: Path, task, kind: str, names: Names = Names(), same_units: bool = False,
+                        classes: int | None = None, spec=None, model_axes: Sequence[str] = ()) -> list[Path]:
+    """``<out>.preview.png``: the task's preview (its record's ``pictures.preview``); reads only slices."""
     output = Path(output)
     pred = open_grid(output)
-    path = preview_path(output)
-    style = "labels" if kind == "labels" else ("prob" if kind == "probabilities" else "values")
-    if pred.shape != grid.shape:  # a map of window scores
-        fig, ax = plt.subplots(figsize=(6, 4))
-        values = pred.read(tuple(slice(0, n) for n in pred.shape))[0]
-        if values.ndim == 1:
-            ax.plot(values, ".-", lw=0.8)
-            ax.set_xlabel(pred.axes[0])
-            ax.set_ylabel(kind)
-        else:
-            img = _image(values[..., values.shape[-1] // 2]) if values.ndim > 2 else values
-            im = ax.imshow(img.T, aspect="auto", cmap="tab10" if style == "labels" else "viridis")
-            fig.colorbar(im, ax=ax, label=kind)
-            ax.set_xlabel(pred.axes[0])
-            ax.set_ylabel(pred.axes[1])
-        ax.set_title(f"{task.name}: {kind} per window")
-        _save(fig, path)
-        return [path]
-    if grid.ndim == 1:
-        fig, ax = plt.subplots(figsize=(8, 3))
-        x = grid.read((slice(0, grid.shape[0]),))[0]
-        y = pred.read((slice(0, grid.shape[0]),))[0]
-        ax.plot(x / (np.abs(x).max() or 1), lw=0.7, label="input")
-        ax.plot(y / (np.abs(y).max() or 1) - 1.5, lw=0.7, label="prediction")
-        ax.legend(fontsize=8)
-        _save(fig, path)
-        return [path]
-    views = _middle_slices(grid.shape, grid.axes)
-    fig, axes = plt.subplots(len(views), 2, figsize=(9, 3.2 * len(views)), squeeze=False)
-    for row, (label, window) in enumerate(views):
-        x = _image(np.squeeze(grid.read(window)[0]))
-        y = _image(np.squeeze(pred.read(window)[0]))
-        vmax = float(np.percentile(np.abs(x), 99)) or 1.0
-        _show(axes[row, 0], x, f"input — {label}", "values", vmax)
-        pv = float(np.percentile(np.abs(y), 99)) or 1.0 if style == "values" else None
-        _show(axes[row, 1], y, f"prediction ({kind}) — {label}", style, vmax if task.grid_target else pv)
-    _save(fig, path)
-    return [path]
+    side = sidecar.read(output) if output.suffix == ".npy" else None
+    centres = ((side or {}).get("map") or {}).get("centres") or {}
+    preview = Preview(grid, pred, kind, names, same_units, classes, centres, declared_spacing(spec, model_axes))
+    return [save(task.pictures.preview(preview), preview_path(output))]

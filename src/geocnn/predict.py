@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from geocnn import device
+from geocnn import device, plots
 from geocnn.config import Config, parse_config
 from geocnn.errors import ConfigError, DataError
 from geocnn.grids import writer
@@ -260,12 +260,21 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             report = _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, reporter)
         report.seconds = time.perf_counter() - t0
         if pictures and rt.main:
-            from geocnn.plots import prediction_previews
-
-            report.pictures = prediction_previews(grid, report.output, trained.cfg.task, kind)
+            report.pictures = plots.prediction_previews(grid, report.output, trained.cfg.task, kind,
+                                                        plots.Names.of(trained.cfg, grid), _same_units(trained),
+                                                        trained.classes, trained.cfg.model, trained.patch_axes) or []
         return report
     finally:
         device.teardown(rt)
+
+
+def _same_units(trained: Trained) -> bool:
+    """Is the prediction in the input's units (denoising), so the preview shows input − prediction?"""
+    if not trained.cfg.task.input_baseline:
+        return False
+    if trained.target_norm is None:
+        return trained.norm.method == "none"
+    return trained.target_norm.to_dict() == trained.norm.to_dict()
 
 
 def _window_size(trained: Trained, window: Sequence[int] | None) -> tuple[int, ...]:

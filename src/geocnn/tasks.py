@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from geocnn import plots
 from geocnn.errors import ConfigError
 from geocnn.metrics import ConfusionMetrics, Metric, RegressionMetrics, ScalarMetrics, metric
 from geocnn.schema import suggest
@@ -129,6 +130,7 @@ class Task:
     read_target: Callable[[Any, Any], np.ndarray]  # (window or patch value, target norm) → target
     units: Callable[[Any, Any], Any]  # (model-space values or targets, target norm) → target units
     make_metrics: Callable[..., Any]  # (classes, majority, ignore_index, train_mean) → accumulator
+    pictures: plots.Pictures  # its validation examples and prediction preview
 
     @property
     def default_loss(self) -> str:
@@ -214,23 +216,23 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("regression", "a grid of values per sample (e.g. denoising): input → clean data",
          dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
          headlines=("snr_db", "snr_db"), baseline="the input itself", read_target=_dense_values,
-         units=_grid_units, make_metrics=_regression_metrics),
+         units=_grid_units, make_metrics=_regression_metrics, pictures=plots.DENSE_VALUES),
     Task("segmentation", "a class per sample (e.g. faults, facies)",
          dense=True, classifies=True, losses=("cross_entropy", "bce_balanced", "dice", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
                        "fw_iou", "miou"),
          headlines=("f1", "miou"), baseline="every sample the training majority class", read_target=_dense_labels,
-         units=_same, make_metrics=_dense_class_metrics),
+         units=_same, make_metrics=_dense_class_metrics, pictures=plots.DENSE_CLASSES),
     Task("classification", "a class per patch or trace",
          dense=False, classifies=True, losses=("cross_entropy", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
                        "fw_iou", "miou", "precision_macro", "recall_macro", "f1_macro"),
          headlines=("f1", "accuracy"), baseline="the training majority class", read_target=_patch_label,
-         units=_same, make_metrics=_patch_class_metrics),
+         units=_same, make_metrics=_patch_class_metrics, pictures=plots.PATCH_SCORES),
     Task("scalar", "a value per patch or trace",
          dense=False, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "mae", "r2"),
          headlines=("r2", "r2"), baseline="the training mean", read_target=_patch_value,
-         units=_scalar_units, make_metrics=_scalar_metrics),
+         units=_scalar_units, make_metrics=_scalar_metrics, pictures=plots.PATCH_SCORES),
 )}
 
 LOSS_KINDS = tuple(sorted({k for t in TASKS.values() for k in t.losses}))

@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -29,7 +28,7 @@ from geocnn.metrics import METRICS
 from geocnn.model import build, infer
 from geocnn.model.budget import check_fits
 from geocnn.progress import SILENT, Reporter
-from geocnn.tasks import class_probabilities, positive_probability
+from geocnn.tasks import class_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +184,7 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
             pred = d.task.predictions(out, d.target_norm).cpu()
             metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
             if examples is None and n_examples:
-                examples = (d.norm.invert(x[:n_examples], channel_axis=1).numpy(),
-                            _target_units(y, d)[:n_examples].numpy(),
-                            _example_values(out, pred, d)[:n_examples])
+                examples = _examples(x[:n_examples], y[:n_examples], out[:n_examples], pred[:n_examples], d, rt)
     device.all_reduce_(loss_sum, rt)
     device.all_reduce_(metric.sums, rt)
     model.train()
@@ -199,11 +196,18 @@ def _target_units(y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor:
     return d.task.units(y, d.target_norm)
 
 
-def _example_values(out: torch.Tensor, pred: torch.Tensor, d: data_mod.TrainingData) -> np.ndarray:
-    """What the pictures show: positive-class probability for binary dense classes, else predictions."""
-    if d.task.dense and d.task.classifies and d.classes == 2:
-        return positive_probability(class_probabilities(out))[:, 0].cpu().numpy()
-    return pred.numpy()
+def _examples(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, pred: torch.Tensor, d: data_mod.TrainingData,
+              rt: device.Runtime) -> plots.Examples:
+    """The first validation patches of this process for examples.png, in their own units, with their origins."""
+    probs = None
+    if d.task.classifies:
+        probs = class_probabilities(out.float()).cpu()
+        if probs.shape[1] == 1:  # one logit channel holds P(class 1)
+            probs = torch.cat([1 - probs, probs], dim=1)
+        probs = probs.numpy()
+    return plots.Examples(d.norm.invert(x, channel_axis=1).numpy(), _target_units(y, d).numpy(), pred.numpy(), probs,
+                          origins=d.val_origins[rt.rank::rt.world_size][:len(x)],
+                          same_units=_input_baseline(x, y, d) is not None)
 
 
 def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler,
@@ -314,6 +318,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             sampler.set_epoch(epoch, prog.batch_in_epoch * bs)
             task = reporter.task(f"epoch {epoch}/{cfg.train.epochs}", total=len(sampler), unit="patch")
             loss_sum, seen, wait, t0 = 0.0, 0, 0.0, time.perf_counter()
+            step_losses: list[float] = []  # this process's, for loss.png
             t_last = t0
             stopped = False
             for x, y in loader:
@@ -339,6 +344,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                 prog.step += 1
                 prog.batch_in_epoch += 1
                 loss_sum += value * len(x)
+                step_losses.append(value)
                 seen += len(x)
                 task.advance(len(x), info=f"loss {value:.4g}")
                 t_last = time.perf_counter()
@@ -357,6 +363,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             record = {
                 "epoch": epoch, "step": prog.step, **({"partial": True} if stopped else {}),
                 "train_loss": float(totals[0] / max(totals[1], 1)), "val_loss": val_loss, "val": val,
+                "step_loss": plots.thin_steps(prog.step - len(step_losses) + 1, step_losses),
                 "lr": opt.param_groups[0]["lr"],
                 "patches_per_s": float(totals[1] / max(elapsed, 1e-9)),
                 "data_wait_fraction": float(totals[3] / max(totals[2], 1e-9)), "time_s": elapsed,
@@ -374,9 +381,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                     runs.save_checkpoint(runs.checkpoint_dir(run) / "best.pt", state)
                 runs.append_metrics(run, record)
                 history.append(record)
-                plots.loss_curve(history, run / "loss.png", headline if val else None)
-                if examples is not None:
-                    plots.examples(*examples, cfg.task, run / "examples.png", d.geom.model_axes)
+                _pictures(run, d, history, examples, headline if val else None)
                 if tb is not None:
                     tb.epoch(record)
                     if examples is not None:
@@ -395,6 +400,21 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         if tb is not None:
             tb.close()
     return run
+
+
+def _pictures(run: Path, d: data_mod.TrainingData, history: list[dict], examples: plots.Examples | None,
+              headline: str | None) -> None:
+    """loss.png, examples.png and (classes) confusion.json with confusion.png; a picture never stops the run."""
+    names = plots.Names.of(d.cfg, d.grid)
+    plots.loss_curve(history, run / "loss.png", headline)
+    if examples is not None:
+        plots.examples(examples, d.task, run / "examples.png", names, d.grid, d.geom, d.cfg.model)
+    matrix = (history[-1].get("val") or {}).get("confusion")
+    if matrix is not None:
+        epoch = history[-1]["epoch"]
+        write_json(run / "confusion.json", {"epoch": epoch, "classes": names.class_names(len(matrix)),
+                                            "rows": "true class", "columns": "predicted class", "matrix": matrix})
+        plots.confusion_matrix(matrix, run / "confusion.png", names, f"validation confusion matrix, epoch {epoch}")
 
 
 def epoch_line(record: dict, headline: str) -> str:

@@ -1,0 +1,255 @@
+"""Pictures: survey coordinates, clip, legends, per-class probabilities, loss with one epoch, and
+the guard that keeps a failing picture from failing a run. Checked on the Figure objects."""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from geocnn import plots
+from geocnn.config import load_config
+from geocnn.errors import ConfigError
+from geocnn.grids.grid import open_grid
+from geocnn.grids.spec import InputSpec
+from geocnn.patches import patch_geometry
+from geocnn.predict import predict
+from geocnn.tasks import TASKS
+from geocnn.train import train
+from tests import segyfactory, trainkit
+
+ILINES, XLINES = range(1001, 1007), range(2001, 2009)  # 6 inlines × 8 crosslines, 20 samples at 4 ms from 100 ms
+
+
+@pytest.fixture
+def cube(tmp_path):
+    segyfactory.write_segy(tmp_path / "cube.sgy", ILINES, XLINES, 20, delay_ms=100)
+    return open_grid(tmp_path / "cube.sgy")
+
+
+def image_axes(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def colorbar_labels(fig):
+    return [ax.get_ylabel() for ax in fig.axes if not ax.images and ax.get_ylabel() and ax.collections]
+
+
+def tick_texts(fig, ax, axis="x"):
+    fig.canvas.draw()
+    ticks = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    return [t.get_text() for t in ticks]
+
+
+def test_survey_coordinates_come_from_the_headers(cube):
+    il, xl, t = plots.survey_coords(cube)
+    assert il.values.tolist() == list(ILINES) and xl.values.tolist() == list(XLINES)
+    assert t.values[:3].tolist() == [100.0, 104.0, 108.0] and t.values[-1] == 100 + 4 * 19
+    assert (il.label, xl.label, t.label) == ("inline", "crossline", "two-way time (ms)")
+    assert il.at(2) == "inline 1003" and t.at(5) == "time 120 ms"
+
+
+def test_an_array_without_headers_says_its_numbers_are_indices(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((3, 4, 5), np.float32))
+    il, _, s = plots.survey_coords(open_grid(tmp_path / "a.npy"))
+    assert il.label == "inline (index)" and s.values.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_patch_frame_names_its_line_and_windows_the_axes(cube):
+    geom = patch_geometry(cube.axes, cube.shape, (4, 8), section="inline")
+    frame = plots.patch_frame(plots.survey_coords(cube), geom, (2, 3, 5))
+    assert frame.line == "inline 1003"
+    assert frame.axes[0].values.tolist() == [2004, 2005, 2006, 2007]
+    assert frame.axes[1].values.tolist() == [100 + 4 * k for k in range(5, 13)]
+    geom3 = patch_geometry(cube.axes, cube.shape, (4, 4, 8))
+    assert plots.patch_frame(plots.survey_coords(cube), geom3, (1, 2, 0)).line == "inline 1004"  # middle of 1002-1005
+
+
+def examples_on(cube, x, target, pred, probs=None, same_units=False, size=(4, 8)):
+    geom = patch_geometry(cube.axes, cube.shape, size, section="inline")
+    origins = np.array([[2, 3, 5], [4, 0, 0]])[: len(x)]
+    frames = plots.patch_frames(plots.survey_coords(cube), geom, origins)
+    return plots.Examples(x, target, pred, probs, frames=frames, same_units=same_units)
+
+
+def test_regression_examples_share_one_scale_with_the_residual(cube):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 4, 8)).astype(np.float32)
+    pred = 0.5 * x
+    fig = TASKS["regression"].pictures.examples(examples_on(cube, x, x * 0.4, pred, same_units=True), plots.Names())
+    panels = image_axes(fig)
+    assert len(panels) == 2 * 4
+    assert [ax.get_title() for ax in panels[:4]] == ["input — inline 1003", "target", "prediction",
+                                                     "residual (input − prediction)"]
+    clip = float(np.percentile(np.abs(x[0, 0]), 99))
+    assert all(ax.images[0].get_clim() == pytest.approx((-clip, clip)) for ax in panels[:4])
+    np.testing.assert_allclose(panels[3].images[0].get_array().T, x[0, 0] - pred[0, 0])
+    assert sum(f"clip ±{clip:.3g} (99th percentile)" in label for label in colorbar_labels(fig)) == 1
+    assert panels[0].get_xlim() == (2003.5, 2007.5) and panels[0].get_ylim() == (150.0, 118.0)  # time down
+    assert "2005" in tick_texts(fig, panels[0]) and panels[0].get_ylabel() == "two-way time (ms)"
+
+
+def test_segmentation_examples_show_every_class_with_a_legend(cube):
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(3), size=(2, 4, 8)).transpose(0, 3, 1, 2)
+    labels = probs.argmax(1)
+    x = rng.standard_normal((2, 1, 4, 8))
+    names = plots.Names(classes=("shale", "sand", "gas"))
+    fig = TASKS["segmentation"].pictures.examples(examples_on(cube, x, labels, labels, probs), names)
+    titles = [ax.get_title() for ax in image_axes(fig)[:6]]
+    assert titles == ["input — inline 1003", "target", "prediction", "P(shale)", "P(sand)", "P(gas)"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["shale", "sand", "gas"]
+    np.testing.assert_allclose(image_axes(fig)[5].images[0].get_array().T, probs[0, 2])
+    assert "probability" in colorbar_labels(fig)
+
+
+def test_binary_segmentation_shows_the_positive_class_and_default_names(cube):
+    probs = np.full((1, 2, 4, 8), 0.5)
+    fig = TASKS["segmentation"].pictures.examples(
+        examples_on(cube, np.ones((1, 1, 4, 8)), np.zeros((1, 4, 8), int), np.zeros((1, 4, 8), int), probs),
+        plots.Names())
+    assert [ax.get_title() for ax in image_axes(fig)][3:] == ["P(class 1)"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["class 0", "class 1"]
+
+
+def test_patch_classification_examples_title_their_scores(cube):
+    probs = np.array([[0.1, 0.9], [0.7, 0.3]])
+    ex = examples_on(cube, np.ones((2, 1, 4, 8)), np.array([1, 1]), np.array([1, 0]), probs)
+    fig = TASKS["classification"].pictures.examples(ex, plots.Names(classes=("brine", "gas")))
+    titles = [ax.get_title() for ax in image_axes(fig)]
+    assert titles == ["inline 1003\ntarget gas — predicted gas (P 0.90)",
+                      "inline 1005\ntarget gas — predicted brine (P 0.70)"]
+    fig = TASKS["scalar"].pictures.examples(examples_on(cube, np.ones((1, 1, 4, 8)), np.array([5.25]),
+                                                        np.array([4.5])), plots.Names())
+    assert image_axes(fig)[0].get_title() == "inline 1003\ntarget 5.25 — predicted 4.5"
+
+
+def test_traces_are_lines_named_by_component(tmp_path):
+    np.save(tmp_path / "t.npy", np.zeros((5, 3, 16), np.float32))
+    grid = open_grid(InputSpec(str(tmp_path / "t.npy"), axes=("trace", "component", "sample"),
+                               channels_from="component"))
+    geom = patch_geometry(grid.axes, grid.shape, (16,))
+    x = np.random.default_rng(2).standard_normal((2, 3, 16))
+    ex = plots.Examples(x, np.array([0, 1]), np.array([0, 1]), np.array([[0.8, 0.2], [0.4, 0.6]]),
+                        frames=plots.patch_frames(plots.survey_coords(grid, plots.declared_spacing(
+                            SimpleNamespace(spacing=((2.0, "ms"),)), geom.model_axes)), geom, np.array([[3, 0], [4, 0]])))
+    fig = TASKS["classification"].pictures.examples(ex, plots.Names(channels=("Z", "N", "E"),
+                                                                     classes=("noise", "event")))
+    assert len(fig.axes) == 2 and not image_axes(fig)
+    labels = tick_texts(fig, fig.axes[0], "y")
+    assert dict(zip(fig.axes[0].get_yticks().tolist(), labels)) == {3: "Z", 2: "N", 1: "E"}  # Z on top
+    assert fig.axes[1].get_title() == "trace 4: target event — predicted event (P 0.60)"
+    assert fig.axes[0].get_xlabel() == "two-way time (ms)" and len(fig.axes[0].lines) == 3
+    assert fig.axes[0].lines[0].get_xdata()[:3].tolist() == [0.0, 2.0, 4.0]  # the model's 2 ms: no interval in .npy
+    default = TASKS["classification"].pictures.examples(ex, plots.Names.of(SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid))
+    assert tick_texts(default, default.axes[0], "y") == ["component 0", "component 1", "component 2"]
+
+
+def test_loss_picture_of_a_one_epoch_run():
+    record = {"epoch": 1, "step": 3, "train_loss": 0.5, "val_loss": 0.4,
+              "val": {"snr_db": 6.0, "baseline": {"snr_db": 2.0}},
+              "step_loss": {"steps": [1, 2, 3], "loss": [0.7, 0.5, 0.3]}}
+    fig = plots.loss_figure([record], "snr_db")
+    loss, metric = fig.axes[:2]
+    raw = loss.lines[0]
+    assert raw.get_xdata().tolist() == [1, 2, 3] and raw.get_marker() == "o" and raw.get_alpha() < 1
+    assert loss.lines[1].get_label() == "training (smoothed)"
+    assert loss.lines[1].get_ydata()[0] == pytest.approx(0.7)  # the debiased average starts at the first loss
+    val = [line for line in loss.lines if line.get_label() == "validation (per epoch)"][0]
+    assert val.get_xdata().tolist() == [3] and val.get_marker() == "s"
+    point = metric.lines[0]
+    assert point.get_xdata().tolist() == [1] and point.get_ydata().tolist() == [6.0] and point.get_marker() == "o"
+    base = [line for line in metric.lines if line.get_label() == "baseline"][0]
+    assert base.get_linestyle() == "--" and base.get_ydata()[0] == 2.0
+    assert metric.get_xlim() == (0.5, 1.5) and tick_texts(fig, metric) == ["1"]
+
+
+def test_step_losses_are_thinned_to_bin_means():
+    kept = plots.thin_steps(11, list(range(450)), max_points=200)
+    assert len(kept["steps"]) == 200
+    assert kept["steps"][:2] == [13, 16] and kept["loss"][:2] == [1.0, 4.0]  # bins of 3 first (450 = 50×3 + 150×2)
+    assert kept["steps"][-1] == 460 and kept["loss"][-1] == 448.5
+    assert plots.thin_steps(5, [0.25, 0.5]) == {"steps": [5, 6], "loss": [0.25, 0.5]}
+
+
+def test_confusion_picture_counts_and_names():
+    fig = plots.confusion_figure([[8, 2], [1, 9]], plots.Names(classes=("noise", "event")))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["8\n80%", "2\n20%", "1\n10%", "9\n90%"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["noise", "event"]
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+
+
+def test_previews_of_a_prestack_input_and_of_class_probabilities(tmp_path):
+    segyfactory.write_segy(tmp_path / "gathers.sgy", ILINES, XLINES, 20, offsets=[5, 15, 25])
+    grid = open_grid(InputSpec(str(tmp_path / "gathers.sgy"), channels_from="offset"))
+    np.save(tmp_path / "pred.npy", np.zeros((6, 8, 20), np.float32))
+    pred = open_grid(tmp_path / "pred.npy")
+    fig = TASKS["regression"].pictures.preview(plots.Preview(grid, pred, "values", plots.Names.of(
+        SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid)))
+    panels = image_axes(fig)
+    assert len(panels) == 3 * 2
+    assert [ax.get_title() for ax in panels[::2]] == ["input (offset 5) — inline 1004", "input (offset 5) — crossline 2005",
+                                                      "input (offset 5) — time 40 ms"]
+    assert panels[4].get_xlabel() == "inline" and panels[4].get_ylabel() == "crossline"
+    np.save(tmp_path / "probs.npy", np.random.default_rng(3).dirichlet(np.ones(3), (6, 8, 20)).transpose(3, 0, 1, 2))
+    probs = open_grid(InputSpec(str(tmp_path / "probs.npy"), axes=("channel", "inline", "crossline", "sample"),
+                                channels_from="channel"))
+    fig = TASKS["segmentation"].pictures.preview(plots.Preview(grid, probs, "probabilities", classes=3))
+    assert [ax.get_title() for ax in image_axes(fig)[:4]] == ["input — inline 1004", "P(class 0)", "P(class 1)",
+                                                              "P(class 2)"]  # not class 0 alone
+
+
+def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog):
+    def broken(ex, names):
+        raise ValueError("no luck")
+
+    task = SimpleNamespace(pictures=plots.Pictures(broken, broken))
+    ex = plots.Examples(np.ones((1, 1, 4, 4)), np.ones((1, 1, 4, 4)), np.ones((1, 1, 4, 4)))
+    with caplog.at_level(logging.WARNING, logger="geocnn.plots"):
+        assert plots.examples(ex, task, tmp_path / "examples.png") is None
+    assert "could not draw examples (ValueError: no luck)" in caplog.text
+    assert not (tmp_path / "examples.png").exists()
+
+
+def test_a_segmentation_run_writes_its_pictures(tmp_path, caplog):
+    data = trainkit.write_segmentation(tmp_path, classes=3)
+    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, {"epochs": 1},
+                                 patch=[8, 16], section="inline", class_names=["low", "mid", "high"])
+    with caplog.at_level(logging.WARNING, logger="geocnn.plots"):
+        run = train(load_config(path), tmp_path / "run")
+        report = predict(run, [tmp_path / "seis.npy"], tmp_path / "p.npy", output="probabilities")
+    assert "could not draw" not in caplog.text
+    assert report.pictures == [tmp_path / "p.preview.png"] and report.pictures[0].stat().st_size > 0
+    for name in ("loss.png", "examples.png", "confusion.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    confusion = json.loads((run / "confusion.json").read_text())
+    val = json.loads((run / "metrics.jsonl").read_text())["val"]
+    assert confusion["matrix"] == val["confusion"] and confusion["classes"] == ["low", "mid", "high"]
+    assert np.sum(confusion["matrix"]) == 8 * 8 * 16  # every sample of the 8 validation patches
+    record = json.loads((run / "metrics.jsonl").read_text())
+    assert record["step_loss"]["steps"] == [1, 2, 3, 4]  # 16 patches, batches of 4
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("channel_names", ["Z", "N"], "channel_names gives 2 names for the model's 1 input channel"),
+    ("class_names", ["a", "b", "c"], "class_names are for classifying tasks, not regression"),
+])
+def test_names_that_do_not_fit_are_config_errors(tmp_path, field, value, message):
+    data = trainkit.write_regression(tmp_path)
+    path = trainkit.write_config(tmp_path, "regression", data, trainkit.SMALL_2D % {"out": 1}, patch=[8, 16],
+                                 section="inline", **{field: value})
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(path)
+    assert f"data.{field}" in str(err.value) or field in str(err.value)
+
+
+def test_class_names_must_match_the_classes(tmp_path):
+    data = trainkit.write_segmentation(tmp_path, classes=3)
+    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, patch=[8, 16],
+                                 section="inline", classes=3, class_names=["low", "high"])
+    with pytest.raises(ConfigError, match="class_names gives 2 names for 3 classes"):
+        load_config(path)
