@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime
 import hashlib
 import json
 import typing
@@ -457,14 +456,13 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
 
 def _plain(obj: Any, source: Source, keypath: KeyPath = ()) -> Any:
     """The effective config as plain JSON types, so it round-trips through YAML, JSON and
-    ``torch.load(weights_only=True)``: tuples → lists, YAML dates → ISO strings; anything else
-    (``!!binary``) is refused here, not when the checkpoint is read back."""
+    ``torch.load(weights_only=True)``: tuples → lists. The loader already keeps dates as text and
+    refuses ``!!binary``/``!!set``; anything else that is not plain is refused here, not when the
+    checkpoint is read back."""
     if isinstance(obj, dict):
         return {k: _plain(v, source, (*keypath, k)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v, source, (*keypath, i)) for i, v in enumerate(obj)]
-    if isinstance(obj, (datetime.date, datetime.datetime)):
-        return obj.isoformat()
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
     label = Ctx(source, keypath).label()

@@ -38,8 +38,7 @@ class _Loader(yaml.SafeLoader):
 
 def _refuse(loader: yaml.SafeLoader, node: yaml.Node) -> None:
     raise yaml.constructor.ConstructorError(
-        None, None, f"{node.tag.rsplit(':', 1)[-1]} values are not config values (use plain text, "
-        "numbers, lists and mappings)", node.start_mark)
+        None, None, f"a {node.tag.rsplit(':', 1)[-1]} value cannot be stored in a run", node.start_mark)
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
