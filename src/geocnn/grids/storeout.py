@@ -92,13 +92,7 @@ class StoreOutput:
             return Path(self.path)
         final = atomic.check_new(self.path, self.force)
         self._root().attrs[STATE] = "complete"
-        old = None
-        if final.exists():  # force: move the old dataset aside first, so the rename cannot fail halfway
-            old = _sibling(final, "old")
-            os.replace(final, old)
-        os.replace(self.tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        move_into_place(Path(self.tmp), final, self.force)
         log.info("wrote %s", final)
         return final
 
@@ -145,7 +139,7 @@ class StoreWriter:
             self.array[(slice(None), *window)] = values.astype(p.dtype, copy=False)
 
 
-def _sibling(final: Path, what: str) -> Path:
+def sibling(final: Path, what: str) -> Path:
     """A hidden, unused name beside ``final`` that keeps its suffix (``.pred.tmp-1a2b3c4d.mdio``)."""
     while True:
         candidate = final.parent / f".{final.stem}.{what}-{secrets.token_hex(4)}{final.suffix}"
@@ -153,11 +147,32 @@ def _sibling(final: Path, what: str) -> Path:
             return candidate
 
 
+def move_into_place(tmp: Path, final: Path, force: bool) -> Path:
+    """Rename the finished folder ``tmp`` onto ``final``; an existing one (``force``) is moved aside
+    first and removed after, so a reader sees the old dataset or the new one, never a mixture."""
+    atomic.check_new(final, force)
+    old = None
+    if final.exists():
+        old = sibling(final, "old")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def new_file_mode() -> int:
+    """The mode a new file gets under the user's umask (``0o666 & ~umask``)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _make_folder(final: Path) -> Path:
     """The temporary sibling folder, created with the user's umask (mkdtemp would make it private)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        tmp = _sibling(final, "tmp")
+        tmp = sibling(final, "tmp")
         try:
             os.mkdir(tmp, 0o777)
             return tmp
