@@ -7,6 +7,7 @@ rows; MDIO chunks are never shared).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -33,25 +34,19 @@ def two_nodes(*args, cwd, timeout: int = 240) -> list[str]:
     """Run ``geocnn ARGS`` as 2 nodes × 1 process; returns each launcher's output (asserting success)."""
     port = str(free_port())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs, logs = [], []
-    for node in (0, 1):
-        log = open(cwd / f"node{node}.log", "w+")  # files, not pipes: neither launcher can block on a full pipe
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-               "--node-rank", str(node), "--master-addr", "127.0.0.1", "--master-port", port,
-               "-m", "geocnn", *map(str, args)]
-        procs.append(subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
-        logs.append(log)
-    try:
+    logs = [cwd / f"node{node}.log" for node in (0, 1)]  # files, not pipes: no launcher blocks on a full pipe
+    with contextlib.ExitStack() as stack:
+        procs = []
+        for node, log in enumerate(logs):
+            out = stack.enter_context(open(log, "w"))
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                   "--node-rank", str(node), "--master-addr", "127.0.0.1", "--master-port", port,
+                   "-m", "geocnn", *map(str, args)]
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+            stack.callback(lambda p=proc: p.poll() is None and p.kill())
+            procs.append(proc)
         codes = [p.wait(timeout=timeout) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    outputs = []
-    for log in logs:
-        log.seek(0)
-        outputs.append(log.read())
-        log.close()
+    outputs = [log.read_text() for log in logs]
     assert codes == [0, 0], "\n".join(o[-2000:] for o in outputs)
     return outputs
 

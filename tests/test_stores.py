@@ -209,3 +209,42 @@ def test_predict_into_zarr_and_mdio_equals_npy(tmp_path):
     assert ds["trace_mask"].values.sum() == 7 * 13 - 1
     zarr_out = open_grid(tmp_path / "out.zarr")
     assert zarr_out.meta.sample_interval_us == 4000.0 and zarr_out.channel_names == ("out",)
+
+
+def test_every_format_has_a_reader():
+    from geocnn.grids.formats import FORMATS, format_from_suffix, output_format
+    from geocnn.grids.kinds import SOURCE_KINDS
+
+    assert set(SOURCE_KINDS) == set(FORMATS)
+    assert [format_from_suffix(p) for p in ("a.sgy.1", "s3://b/survey.mdio/", "c.zarr", "d.npz")] == \
+        ["segy", "mdio", "zarr", "npz"]
+    with pytest.raises(DataError, match=r"name the output .*\.mdio"):
+        output_format("x.npz")
+
+
+@needs_extra
+def test_training_from_zarr_reads_what_npy_gives(tmp_path):
+    """Normalisation comes from a seeded sample of whole traces (read_traces): the same numbers."""
+    import pickle
+
+    from geocnn.config import load_config
+    from geocnn.runs import load_checkpoint
+    from geocnn.train import train
+    from tests import trainkit
+
+    data = trainkit.write_regression(tmp_path)
+    for name in ("noisy", "clean"):
+        array = np.load(tmp_path / f"{name}.npy")
+        zarr.create_array(tmp_path / f"{name}.zarr", data=array, chunks=(4, 4, 16))
+    runs = {}
+    for fmt, inputs in (("npy", data), ("zarr", {"inputs": ["noisy.zarr"], "target": "clean.zarr"})):
+        path = trainkit.write_config(tmp_path, "regression", inputs, trainkit.SMALL_2D % {"out": 1},
+                                     {"max_steps": 1, "epochs": 1}, name=f"{fmt}.yaml", patch=[8, 16],
+                                     section="inline")
+        runs[fmt] = load_checkpoint(train(load_config(path), tmp_path / fmt) / "checkpoints" / "last.pt")
+    assert runs["zarr"]["normalization"] == runs["npy"]["normalization"]
+    grid = open_grid(tmp_path / "noisy.zarr")
+    state = pickle.dumps(grid)
+    assert len(state) < 4096 < grid.shape[0] * grid.shape[1] * grid.shape[2] * 4  # no values inside
+    again = pickle.loads(state)  # what DataLoader workers get: the store reopened, not copied
+    np.testing.assert_array_equal(full(again), full(grid))
