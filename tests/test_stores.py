@@ -248,3 +248,17 @@ def test_training_from_zarr_reads_what_npy_gives(tmp_path):
     assert len(state) < 4096 < grid.shape[0] * grid.shape[1] * grid.shape[2] * 4  # no values inside
     again = pickle.loads(state)  # what DataLoader workers get: the store reopened, not copied
     np.testing.assert_array_equal(full(again), full(grid))
+
+
+@needs_extra
+def test_several_channels_in_mdio_come_back_as_channels_with_the_trace_mask(tmp_path):
+    survey = segyfactory.write_segy(tmp_path / "cube.sgy", ilines=range(1, 4), xlines=range(20, 24), n_samples=6,
+                                    missing=[(2, 22)])
+    like = open_grid(survey.path)
+    values = np.stack([survey.values, -survey.values])
+    writer.write_array(tmp_path / "two.mdio", like, values, channel_names=("up", "down"))
+    grid = open_grid(tmp_path / "two.mdio")
+    assert (grid.axes, grid.channel_names) == (("inline", "crossline", "sample"), ("up", "down"))
+    assert grid.live().tolist() == [[True] * 4, [True, True, False, True], [True] * 4]
+    np.testing.assert_array_equal(full(grid), values)
+    assert grid.read_traces(np.array([5]))[:, 0, 0].tolist() == pytest.approx([2.21, -2.21])  # il 2, xl 21

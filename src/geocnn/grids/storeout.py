@@ -272,8 +272,9 @@ def _create_mdio(zarr: Any, tmp: str, like: Grid, pending: StoreOutput, stored: 
     live = like.live() if pending.shape[:-1] == like.shape[:-1] else None
     mask = np.ones(pending.shape[:-1], bool) if live is None else np.asarray(live, bool)
     root.create_array(MASK, data=mask, dimension_names=dims[:-1])
-    root.create_array(VARIABLE, shape=stored, chunks=chunks, dtype=pending.dtype, fill_value=0,
-                      dimension_names=(("channel",) if pending.channels > 1 else ()) + dims)
+    data = root.create_array(VARIABLE, shape=stored, chunks=chunks, dtype=pending.dtype, fill_value=0,
+                             dimension_names=(("channel",) if pending.channels > 1 else ()) + dims)
+    data.attrs.update(_plain(pending.sidecar))  # channel names, sample axis: read back like a .npy sidecar
     try:
         api = version("multidimio")
     except PackageNotFoundError:  # the package is optional: claim the v1 layout without it

@@ -87,7 +87,6 @@ class StoreSource(Source):
     def __init__(self, spec: InputSpec, fmt: str) -> None:
         self.path, self.spec, self.fmt = spec.path, spec, fmt
         self._array: Any = None
-        self._mask: np.ndarray | None = None
         root = open_store(spec.path)
         if dict(root.attrs).get(STATE) == "writing":
             raise DataError("the dataset is incomplete: the run writing it failed or is still running",
@@ -100,6 +99,7 @@ class StoreSource(Source):
         dims = dimension_names(array)
         self.attrs = dict(array.attrs)
         self.axes, self.explicit_axes = self._axes(dims, spec)
+        self._mask = self._trace_mask(root, dims) if self.mdio else None
         self.meta = self._meta(root, dims, array)
         log.debug("%s: %s %s chunks %s", self.path, "MDIO variable" if self.mdio else "Zarr array", self.key,
                   self.chunks)
@@ -174,17 +174,28 @@ class StoreSource(Source):
         state["_array"] = None
         return state
 
-    def live_mask(self) -> np.ndarray | None:
-        """The MDIO trace mask over all axes but the last (None: every position holds a trace)."""
-        if self._mask is None and self.mdio:
-            root = open_store(self.path)
-            if MASK in root.array_keys():
-                mask = np.asarray(root[MASK][:], dtype=bool)
-                self._mask = mask if not mask.all() else np.ones(0, bool)
-            else:
-                self._mask = np.ones(0, bool)
-        if self._mask is None or self._mask.size == 0:
+    def _trace_mask(self, root: Any, dims: tuple[str, ...] | None) -> np.ndarray | None:
+        """MDIO's trace mask over this variable's trace axes (None: every position holds a trace).
+
+        A variable with more axes than the mask (a geocnn output's ``channel`` axis) sees the mask
+        repeated along them.
+        """
+        if MASK not in root.array_keys():
             return None
+        stored = root[MASK]
+        mask = np.asarray(stored[:], dtype=bool)
+        if mask.all():
+            return None
+        trace_dims = (dims or ())[:-1]
+        mask_dims = dimension_names(stored) or trace_dims[len(trace_dims) - mask.ndim:]
+        index = tuple(slice(None) if d in mask_dims else None for d in trace_dims)
+        if sum(i is not None for i in index) != mask.ndim:
+            raise DataError(f"its trace_mask has axes ({', '.join(mask_dims)}) that the variable "
+                            f"'{self.key}' ({', '.join(trace_dims)}) lacks", where=self.path)
+        return np.broadcast_to(mask[index], self.shape[:-1])
+
+    def live_mask(self) -> np.ndarray | None:
+        """Which positions of the trace axes (all but the last) hold a trace; None when all do."""
         return self._mask
 
     # ---------------------------------------------------------------- reading
