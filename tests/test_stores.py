@@ -262,3 +262,19 @@ def test_several_channels_in_mdio_come_back_as_channels_with_the_trace_mask(tmp_
     assert grid.live().tolist() == [[True] * 4, [True, True, False, True], [True] * 4]
     np.testing.assert_array_equal(full(grid), values)
     assert grid.read_traces(np.array([5]))[:, 0, 0].tolist() == pytest.approx([2.21, -2.21])  # il 2, xl 21
+
+
+def test_processes_take_whole_chunk_rows():
+    """23 inlines in chunks of 3 over 3 processes: 9 + 9 + 5 rows, never a chunk split between two."""
+    from types import SimpleNamespace
+
+    from geocnn.grids.storeout import row_block
+    from geocnn.predict import _rank_rows
+
+    def split(world, block):
+        return [_rank_rows(23, SimpleNamespace(rank=r, world_size=world), block) for r in range(world)]
+
+    assert row_block(23) == 3 and row_block(10_000) == 64 and row_block(5) == 1
+    assert split(3, 3) == [(0, 9), (9, 18), (18, 23)]
+    assert split(3, 1) == [(0, 8), (8, 16), (16, 23)]  # files: any split
+    assert split(2, 3) == [(0, 12), (12, 23)]
