@@ -26,6 +26,9 @@ from tests.test_distributed import free_port
 
 try:
     import zarr
+
+    if int(zarr.__version__.split(".")[0]) < 3:
+        raise ImportError("zarr 2")
 except ImportError:
     zarr = None
 
@@ -71,8 +74,8 @@ def test_two_nodes_train_with_resume_like_one_node(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(zarr is None, reason="the geocnn[mdio] extra (zarr) is not installed: "
-                                         "pip install -e '.[test,mdio]'")
+@pytest.mark.skipif(zarr is None, reason="the geocnn[mdio] extra (zarr 3) is not installed: "
+                                         "pip install -e '.[test,mdio]' (Python 3.11+)")
 def test_two_nodes_predict_into_mdio_and_segy_like_one_process(tmp_path):
     survey = segyfactory.write_segy(tmp_path / "cube.sgy", ilines=range(1, 24), xlines=range(20, 32),
                                     n_samples=48, missing=[(7, 25)])

@@ -24,11 +24,14 @@ from tests import segyfactory
 try:
     import mdio
     import zarr
+
+    if int(zarr.__version__.split(".")[0]) < 3:
+        raise ImportError("zarr 2")
 except ImportError:
     mdio = zarr = None
 needs_extra = pytest.mark.skipif(zarr is None or mdio is None,
-                                 reason="the geocnn[mdio] extra (multidimio, zarr) is not installed: "
-                                        "pip install -e '.[test,mdio]'")
+                                 reason="the geocnn[mdio] extra (multidimio, zarr 3) is not installed: "
+                                        "pip install -e '.[test,mdio]' (Python 3.11-3.13)")
 
 
 def full(grid):
@@ -118,7 +121,7 @@ def test_missing_extra_says_how_to_install(tmp_path, monkeypatch, cli):
     with pytest.raises(MissingExtra) as e:
         open_grid(tmp_path / "s.zarr")
     assert e.value.message == ("MDIO/Zarr stores need the Python package 'zarr', which is not installed — "
-                               "install the extra: pip install 'geocnn[mdio]'")
+                               "install the extra: pip install 'geocnn[mdio]' (Python 3.11 or later)")
     result = cli("inspect", tmp_path / "s.zarr")
     assert result.exit_code == 2 and "pip install 'geocnn[mdio]'" in result.output
 

@@ -48,10 +48,14 @@ class MissingExtra(GeocnnError):
 def require(module: str = "zarr") -> Any:
     """Import an optional dependency of ``geocnn[mdio]``, or say how to install it (one line)."""
     try:
-        return __import__(module)
+        found = __import__(module)
     except ImportError:
         raise MissingExtra(f"MDIO/Zarr stores need the Python package '{module}', which is not installed",
-                           fix=f"install the extra: {EXTRA}") from None
+                           fix=f"install the extra: {EXTRA} (Python 3.11 or later)") from None
+    if module == "zarr" and int(found.__version__.split(".")[0]) < 3:
+        raise MissingExtra(f"MDIO/Zarr stores need zarr 3, and zarr {found.__version__} is installed",
+                           fix=f"install the extra: {EXTRA} (Python 3.11 or later)")
+    return found
 
 
 def dimension_names(array: Any) -> tuple[str, ...] | None:
