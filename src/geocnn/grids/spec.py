@@ -82,9 +82,11 @@ def _validate_spec(value: dict, ctx: Ctx) -> None:
 
 INPUT_SPEC = Record(
     [
-        Field("path", Str(), REQUIRED, "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, or an MDIO (.mdio) or Zarr (.zarr) store"),
+        Field("path", Str(), REQUIRED,
+              "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, or an MDIO (.mdio) or Zarr (.zarr) store"),
         Field("format", Choice(*FILE_FORMATS), "auto", "file format; auto = from the file name"),
-        Field("key", Str(), None, "member of a .npz file or Zarr/MDIO group (needed when it holds several arrays)"),
+        Field("key", Str(), None,
+              "member of a .npz file or Zarr/MDIO group (needed when it holds several arrays)"),
         Field("axes", ListOf(Str(), min_len=1, max_len=6), None,
               "names of a NumPy array's axes in order, e.g. [inline, crossline, sample]"),
         Field("channels_from", Str(), None,
