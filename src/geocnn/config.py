@@ -248,10 +248,10 @@ class Train:
     compile: bool
     channels_last: str | bool
     workers: str | int
+    threads: int | None
     seed: int
     max_steps: int | None
     examples: int
-    threads: int | None
     tensorboard: bool
 
 

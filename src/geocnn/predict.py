@@ -319,8 +319,11 @@ def _orientation_geoms(trained: Trained, grid: Grid, geom: PatchGeometry, both: 
     return [geom, patch_geometry(grid.axes, grid.shape, geom.size, other, None)]
 
 
-def _rank_rows(n: int, rt: device.Runtime) -> tuple[int, int]:
-    per = -(-n // rt.world_size)
+def _rank_rows(n: int, rt: device.Runtime, block: int = 1) -> tuple[int, int]:
+    """This process's first-axis rows, in multiples of the output's chunk rows (``block``), so that
+    processes writing a chunked store never share a chunk."""
+    blocks = -(-n // block)
+    per = -(-blocks // rt.world_size) * block
     return min(rt.rank * per, n), min((rt.rank + 1) * per, n)
 
 
@@ -367,7 +370,7 @@ def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force
     scores = _model_channels(trained, geom.size)
     channels, dtype = trained.cfg.task.output_channels(kind, scores)
     pending = _prepare(rt, lambda tmp: writer.prepare(out, grid, channels, dtype, force, attach=tmp))
-    rows = _rank_rows(grid.shape[0], rt)
+    rows = _rank_rows(grid.shape[0], rt, pending.row_block)
     blender = Blender(grid.shape, scores, plans)
     blender.base = rows[0]
     live = grid.live()
@@ -456,7 +459,7 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
     scores = _model_channels(trained, geom.size)
     channels, dtype = trained.cfg.task.output_channels(kind, scores)
     pending = _prepare(rt, lambda tmp: _map_output(out, grid, plan, channels, dtype, force, tmp))
-    keys = list(plan.indices(range(*_rank_rows(shape[0], rt))))
+    keys = list(plan.indices(range(*_rank_rows(shape[0], rt, pending.row_block))))
     task = reporter.task("predict", total=len(keys), unit="window")
     ok = False
     live = grid.live()

@@ -83,8 +83,8 @@ def inspect_cmd(
 
 
 def convert_cmd(
-    src: Path = typer.Argument(..., help="Input: SEG-Y, or .npy/.npz (then --template is needed)."),
-    dst: Path = typer.Argument(..., help="Output: .npy (from SEG-Y) or .sgy/.segy."),
+    src: Path = typer.Argument(..., help="Input: SEG-Y, .mdio, or .npy/.npz/.zarr (then --template is needed)."),
+    dst: Path = typer.Argument(..., help="Output: .npy, .zarr or .mdio (from SEG-Y) or .sgy/.segy."),
     template: Path | None = typer.Option(None, "--template",
                                          help="SEG-Y whose headers and geometry a NumPy input is "
                                               "written with."),
@@ -92,7 +92,7 @@ def convert_cmd(
     iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
     structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY, fmt: str = FORMAT,
 ) -> None:
-    """Convert SEG-Y to a memory-mappable .npy (grid axis order), or .npy back to SEG-Y with a template."""
+    """Convert SEG-Y to a memory-mappable .npy (grid axis order), MDIO or Zarr, and back to SEG-Y."""
     _choice("--endian", endian, ("auto", "big", "little"))
     _choice("--structured", structured, ("auto", "yes", "no"))
     _choice("--format", fmt, FILE_FORMATS)

@@ -15,8 +15,9 @@ def predict_cmd(
                                show_default=False),
     inputs: list[Path] = typer.Argument(..., help="Input file(s), stacked as channels as in training.",
                                         show_default=False),
-    out: Path = typer.Option(..., "--out", "-o", help="Output: .sgy/.segy (with the input's headers) or .npy "
-                             "(+ JSON sidecar).", show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="Output: .sgy/.segy (with the input's headers), .npy "
+                             "(+ JSON sidecar), or a .mdio/.zarr store (chunked; torchrun ranks write their "
+                             "own chunks).", show_default=False),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95, help="Share of each window shared "
                                   "with its neighbours."),
     blend: str = typer.Option("gaussian", "--blend", help="Weights of overlapping windows: gaussian | linear | none."),

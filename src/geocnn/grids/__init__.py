@@ -4,18 +4,24 @@ Modules, in dependency order (each imports only those above it):
 
 ``headers``    SEG-Y textual/binary headers, trace-header scan, grid suggestions
 ``segy``       SEG-Y layout, IBM decoding, geometry inference, lazy sample access
+``formats``    one record per file format: suffixes, output, store (the only place suffixes live)
 ``spec``       :class:`~geocnn.grids.spec.InputSpec`: one input file and how to read it
 ``npyfile``    ``.npy``/``.npz`` files someone else wrote (damaged headers, complex values)
 ``labels``     per-trace label files (``.npy``, ``.csv``)
 ``sidecar``    the JSON beside a geocnn ``.npy`` (axes, sample axis, sources)
 ``cache``      the decoded float32 copy of IBM/integer SEG-Y, for fast random patches
 ``sources``    one file each (SEG-Y, ``.npy``, ``.npz``) as a :class:`~geocnn.grids.sources.Source`
+``stores``     MDIO v1 / Zarr stores as sources (zarr imported on first use: ``geocnn[mdio]``)
+``kinds``      one record per format: which source opens it
 ``grid``       :class:`~geocnn.grids.grid.Grid`: channels-first view of stacked sources
 ``normalize``  per-channel statistics from a bounded trace sample
 ``checks``     every value a run reads is finite (streamed, remembered per file)
-``writer``     outputs (SEG-Y with the source's headers, ``.npy`` + sidecar), written in parts
-``convert``    SEG-Y <-> ``.npy`` in bounded memory
+``storeout``   ``.mdio``/``.zarr`` outputs in chunk-aligned parts, renamed into place at commit
+``writer``     outputs (SEG-Y with the source's headers, ``.npy`` + sidecar, stores), written in parts
+``mdioconvert`` SEG-Y <-> MDIO through mdio's converters
+``convert``    SEG-Y <-> ``.npy``/``.zarr``/``.mdio`` in bounded memory
 ``inspect``    what ``geocnn inspect`` shows
 
-Nothing here imports torch, the model or the training code (tests/test_layering.py checks it).
+Nothing here imports torch, the model or the training code (tests/test_layering.py checks it),
+nor zarr/mdio at import time (tests/test_stores.py checks it).
 """

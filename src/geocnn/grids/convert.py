@@ -6,6 +6,9 @@
 * ``.npy``/``.npz`` -> SEG-Y: headers from ``template`` (a SEG-Y file with the same geometry),
   samples as IEEE float.
 * SEG-Y -> SEG-Y: the same traces and headers re-encoded as IEEE float (e.g. from IBM float).
+* SEG-Y -> MDIO and back (``.mdio`` made from SEG-Y): ``mdio``'s own converters
+  (:mod:`geocnn.grids.mdioconvert`); SEG-Y -> ``.zarr`` and MDIO/Zarr -> SEG-Y with ``template``:
+  block by block like the rest.
 
 Memory is one block of whole rows of the first axis (about :data:`BLOCK_BYTES`), whatever the
 file size: reads and writes map only the block they touch.
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from geocnn.errors import DataError
-from geocnn.grids import writer
+from geocnn.grids import mdioconvert, writer
 from geocnn.grids.grid import Grid, open_grid
 from geocnn.grids.spec import InputSpec, format_from_suffix
 from geocnn.progress import SILENT, Reporter
@@ -75,7 +78,12 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | o
             raise DataError("--template is for NumPy inputs; a SEG-Y input is its own template",
                             where=str(src))
         grid = open_grid(src_spec)
+        if dst_fmt == "mdio":  # mdio's own converter: every header kept, so the dataset converts back
+            return _result(grid, mdioconvert.segy_to_mdio(grid, src_spec, dst, force), dst_fmt)
         return _copy(grid, grid, dst, force, reporter, block_bytes, dst_fmt)
+    if src_fmt == "mdio" and dst_fmt == "segy" and template is None and mdioconvert.has_segy_headers(str(src)):
+        out = mdioconvert.mdio_to_segy(str(src), dst, force, src_spec)
+        return _result(open_grid(src_spec), out, dst_fmt)
     if dst_fmt != "segy":
         raise DataError(f"nothing to convert: {src_fmt} to .npy", where=str(dst),
                         fix="convert SEG-Y to .npy, or .npy to SEG-Y with --template")
@@ -88,6 +96,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | o
     grid = open_grid(src_spec)
     _check_against_template(grid, like, str(template))
     return _copy(grid, like, dst, force, reporter, block_bytes, dst_fmt)
+
+
+def _result(grid: Grid, out: os.PathLike, dst_fmt: str) -> ConvertResult:
+    return ConvertResult(grid.sources[0], str(out), dst_fmt, grid.axes, grid.shape,
+                         int(np.prod(grid.shape[:-1], dtype=np.int64)))
 
 
 def _with_path(spec: InputSpec | None, path: str | os.PathLike) -> InputSpec:

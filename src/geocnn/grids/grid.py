@@ -29,10 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from geocnn.errors import ConfigError, DataError
+from geocnn.grids.kinds import open_source
 from geocnn.grids.segy import SegyFile
-from geocnn.grids.sidecar import number_range
-from geocnn.grids.sources import ArraySource, SegySource, Source, open_source
+from geocnn.grids.sidecar import MARK, number_range
+from geocnn.grids.sources import ArraySource, SegySource, Source
 from geocnn.grids.spec import InputSpec, as_spec
+from geocnn.grids.stores import StoreSource
 
 # --------------------------------------------------------------------------------------------
 # The grid
@@ -189,7 +191,9 @@ class Grid:
 def _part(spec: InputSpec, random_access: bool = False) -> _Part:
     source = open_source(spec, random_access)
     if spec.channels_from is None:
-        if isinstance(source, ArraySource) and source.sidecar and "channel" in source.axes:
+        written = (isinstance(source, ArraySource) and source.sidecar) or \
+            (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK)
+        if written and "channel" in source.axes:  # a geocnn output of several channels
             return _channels_from(source, "channel")
         return _Part(source, None, (source.label(),))
     return _channels_from(source, spec.channels_from)

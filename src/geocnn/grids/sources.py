@@ -301,14 +301,3 @@ class ArraySource(Source):
         state = dict(self.__dict__)
         state["_array"] = None  # a memmap would be pickled by value: map it again instead
         return state
-
-
-def open_source(spec: InputSpec, random_access: bool = False) -> Source:
-    """One file, as a :class:`Source`, with errors naming it.
-
-    ``random_access`` (training) lets ``cache: auto`` decode IBM/integer SEG-Y once into a cache.
-    """
-    fmt = spec.resolved_format
-    if fmt == "segy":
-        return SegySource(spec, random_access)
-    return ArraySource(spec, fmt)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from geocnn import schema
 from geocnn.errors import DataError
+from geocnn.grids.formats import FORMATS
+from geocnn.grids.formats import format_from_suffix as format_from_suffix
 from geocnn.grids.segy import ILINE_BYTE, OFFSET_BYTE, XLINE_BYTE
 from geocnn.schema import REQUIRED, Choice, Ctx, Field, Int, ListOf, Record, Str
 
-FILE_FORMATS = ("auto", "segy", "npy", "npz")
-SEGY_SUFFIXES = (".sgy", ".segy")
+FILE_FORMATS = ("auto", *FORMATS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -48,29 +48,8 @@ class InputSpec:
 
     @property
     def resolved_format(self) -> str:
-        """``segy``, ``npy`` or ``npz`` (from the suffix when ``format`` is ``auto``)."""
+        """A :data:`~geocnn.grids.formats.FORMATS` name (from the suffix when ``format`` is ``auto``)."""
         return self.format if self.format != "auto" else format_from_suffix(self.path)
-
-
-def format_from_suffix(path: str | os.PathLike) -> str:
-    """``segy`` for ``.sgy``/``.segy`` (also ``x.sgy.1``), ``npy``, ``npz``; DataError otherwise."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if any(s in SEGY_SUFFIXES for s in suffixes):
-        return "segy"
-    if suffixes and suffixes[-1] in (".npy", ".npz"):
-        return suffixes[-1][1:]
-    if suffixes and suffixes[-1] == ".su":
-        raise DataError("a Seismic Unix file (.su: traces without SEG-Y's textual and binary headers) is not "
-                        "read by geocnn", where=str(path),
-                        fix="convert it to SEG-Y first, e.g. with Seismic Unix: "
-                            "segyhdrs < FILE.su; segywrite tape=FILE.sgy < FILE.su")
-    if suffixes and suffixes[-1] == ".csv":
-        raise DataError("a .csv file is a label file, not a grid", where=str(path),
-                        fix="give it as data.labels in the config (one label per trace), and a SEG-Y "
-                            "or NumPy grid as the input")
-    raise DataError(f"cannot tell the file format from the name (suffix {''.join(suffixes) or 'none'})",
-                    where=str(path), fix="name it .sgy/.segy, .npy or .npz, or say the format: "
-                                         "--format segy|npy|npz on the command line, format: in a config")
 
 
 def _validate_spec(value: dict, ctx: Ctx) -> None:
@@ -80,7 +59,7 @@ def _validate_spec(value: dict, ctx: Ctx) -> None:
             fmt = format_from_suffix(value["path"])
         except DataError as exc:
             raise ctx.at("path").error(exc.problem, exc.fix) from None
-    if value["key"] is not None and fmt != "npz":
+    if value["key"] is not None and not FORMATS[fmt].members:
         raise ctx.at("key").error(f"key names a member of a .npz file, but this input is {fmt}",
                                   "remove key")
     axes = value["axes"]
@@ -103,9 +82,11 @@ def _validate_spec(value: dict, ctx: Ctx) -> None:
 
 INPUT_SPEC = Record(
     [
-        Field("path", Str(), REQUIRED, "input file: SEG-Y (.sgy/.segy), NumPy (.npy) or .npz"),
+        Field("path", Str(), REQUIRED,
+              "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, or an MDIO (.mdio) or Zarr (.zarr) store"),
         Field("format", Choice(*FILE_FORMATS), "auto", "file format; auto = from the file name"),
-        Field("key", Str(), None, "member of a .npz file (needed when it holds several arrays)"),
+        Field("key", Str(), None,
+              "member of a .npz file or Zarr/MDIO group (needed when it holds several arrays)"),
         Field("axes", ListOf(Str(), min_len=1, max_len=6), None,
               "names of a NumPy array's axes in order, e.g. [inline, crossline, sample]"),
         Field("channels_from", Str(), None,

@@ -42,6 +42,9 @@ import numpy as np
 
 from geocnn import atomic
 from geocnn.errors import DataError, OutputExistsError
+from geocnn.grids import storeout
+from geocnn.grids.formats import FORMATS
+from geocnn.grids.formats import output_format as output_format
 from geocnn.grids.grid import Grid
 from geocnn.grids.segy import (
     BIN_FORMAT,
@@ -59,17 +62,6 @@ from geocnn.grids.sidecar import path_for as sidecar_path
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 16 << 20  # file span mapped per bulk header copy (bounds resident memory)
-
-
-def output_format(path: str | os.PathLike) -> str:
-    """``segy`` or ``npy`` from the output file name."""
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if any(s in (".sgy", ".segy") for s in suffixes):
-        return "segy"
-    if suffixes and suffixes[-1] == ".npy":
-        return "npy"
-    raise DataError(f"cannot tell the output format from the name (suffix {''.join(suffixes) or 'none'})",
-                    where=str(path), fix="name the output .sgy/.segy (SEG-Y) or .npy (NumPy)")
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +86,11 @@ class PendingOutput:
     geometry: Geometry | None = None
     channel_axis: int | None = None  # trace axis the channels are written along (offsets)
     sidecar: dict = field(default_factory=dict)
+
+    @property
+    def row_block(self) -> int:
+        """Processes split first-axis rows in multiples of this: any split writes disjoint bytes of a file."""
+        return 1
 
     def open(self) -> OutputWriter:
         """A writer for this output, usable in any process (each maps only what it writes)."""
@@ -224,13 +221,14 @@ def prepare(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = 
             force: bool = False, *, n_samples: int | None = None, sample_interval_us: float | None = None,
             sample_start_ms: float | None = None, channel_names: tuple[str, ...] | None = None,
             shape: tuple[int, ...] | None = None, sidecar_extra: dict | None = None,
-            attach: str | None = None) -> PendingOutput:
+            attach: str | None = None) -> PendingOutput | storeout.StoreOutput:
     """Create the complete output for a grid shaped like ``like`` in a temporary file.
 
     Parameters
     ----------
     out
-        Final path: ``.sgy``/``.segy`` (needs a SEG-Y input in ``like`` for its headers) or ``.npy``.
+        Final path: ``.sgy``/``.segy`` (needs a SEG-Y input in ``like`` for its headers), ``.npy``, or a
+        ``.mdio``/``.zarr`` store (:mod:`geocnn.grids.storeout`).
     like
         The grid the output lines up with (its axes, shape, geometry, metadata).
     channels
@@ -254,6 +252,11 @@ def prepare(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = 
         Call ``.open().write(window, values)`` (any process), then ``.commit()``.
     """
     fmt = output_format(out)
+    if FORMATS[fmt].store:
+        shape = tuple(shape) if shape is not None else (*like.shape[:-1], n_samples or like.shape[-1])
+        return storeout.prepare(out, like, fmt, shape, channels, dtype, force, sample_interval_us=sample_interval_us,
+                                sample_start_ms=sample_start_ms, channel_names=channel_names,
+                                extra=sidecar_extra or {}, attach=attach)
     final = atomic.check_new(out, force) if attach is None else Path(out)
     if shape is not None and fmt == "segy" and tuple(shape[:-1]) != like.shape[:-1]:
         raise DataError(f"an output of shape {'×'.join(map(str, shape))} does not line up trace for trace with "

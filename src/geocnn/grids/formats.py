@@ -1,0 +1,103 @@
+"""File formats geocnn reads and writes: one :class:`Format` record each, the only place that knows suffixes.
+
+Readers (:mod:`geocnn.grids.kinds`), outputs (:mod:`geocnn.grids.writer`), input specs and
+``geocnn convert`` ask these records rather than comparing suffix strings themselves.
+
+Example
+-------
+>>> format_from_suffix("survey.mdio")
+'mdio'
+>>> FORMATS["zarr"].store
+True
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from geocnn.errors import DataError
+
+
+@dataclass(frozen=True)
+class Format:
+    """One data format.
+
+    ``suffixes`` name it (SEG-Y also matches inside a name: ``x.sgy.1``); ``output`` says geocnn can
+    write it; ``store`` marks a chunked Zarr store (a folder, or a URL fsspec understands);
+    ``members`` says a file holds named arrays (an input's ``key`` picks one).
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    help: str
+    output: bool
+    store: bool = False
+    members: bool = False
+    anywhere: bool = False  # the suffix may be followed by others (x.sgy.1)
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("segy", (".sgy", ".segy"), "SEG-Y", output=True, anywhere=True),
+    Format("npy", (".npy",), "NumPy array (+ JSON sidecar)", output=True),
+    Format("npz", (".npz",), "NumPy archive member", output=False, members=True),
+    Format("mdio", (".mdio",), "MDIO v1 dataset (Zarr)", output=True, store=True, members=True),
+    Format("zarr", (".zarr",), "Zarr array or group", output=True, store=True, members=True),
+)}
+
+
+def _suffixes(path: str | os.PathLike) -> list[str]:
+    # PurePosixPath: URLs (s3://bucket/survey.mdio/) have their suffix after the last slash too.
+    return [s.lower() for s in PurePosixPath(os.fspath(path).rstrip("/")).suffixes]
+
+
+def match(path: str | os.PathLike) -> Format | None:
+    """The format the name says, or None."""
+    suffixes = _suffixes(path)
+    for fmt in FORMATS.values():
+        if any(s in fmt.suffixes for s in (suffixes if fmt.anywhere else suffixes[-1:])):
+            return fmt
+    return None
+
+
+def _names(formats: list[Format]) -> str:
+    return ", ".join("/".join(f.suffixes) + f" ({f.help})" for f in formats)
+
+
+# Files people hand geocnn that are not grids: what they are, and what to do instead.
+NOT_GRIDS: dict[str, tuple[str, str]] = {
+    ".su": ("a Seismic Unix file (.su: traces without SEG-Y's textual and binary headers) is not read by geocnn",
+            "convert it to SEG-Y first, e.g. with Seismic Unix: segyhdrs < FILE.su; segywrite tape=FILE.sgy < FILE.su"),
+    ".csv": ("a .csv file is a label file, not a grid",
+             "give it as data.labels in the config (one label per trace), and a SEG-Y or NumPy grid as the input"),
+}
+
+
+def format_from_suffix(path: str | os.PathLike) -> str:
+    """The input format the name says; DataError listing the known suffixes otherwise."""
+    fmt = match(path)
+    if fmt is not None:
+        return fmt.name
+    suffixes = _suffixes(path)
+    if suffixes and suffixes[-1] in NOT_GRIDS:
+        problem, fix = NOT_GRIDS[suffixes[-1]]
+        raise DataError(problem, where=str(path), fix=fix)
+    raise DataError(f"cannot tell the file format from the name (suffix {''.join(suffixes) or 'none'})",
+                    where=str(path), fix=f"use {_names(list(FORMATS.values()))}, or say the format: "
+                                         f"--format {'|'.join(FORMATS)} on the command line, format: in a config")
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The output format the name says; DataError listing the writable suffixes otherwise."""
+    fmt = match(path)
+    if fmt is None or not fmt.output:
+        raise DataError(f"cannot tell the output format from the name (suffix {''.join(_suffixes(path)) or 'none'})",
+                        where=str(path),
+                        fix=f"name the output {_names([f for f in FORMATS.values() if f.output])}")
+    return fmt.name
+
+
+def is_url(path: str | os.PathLike) -> bool:
+    """An fsspec URL such as ``s3://bucket/survey.mdio`` (not a local path)."""
+    return "://" in os.fspath(path)

@@ -1,0 +1,39 @@
+"""Which :class:`~geocnn.grids.sources.Source` reads each format: one record per source kind.
+
+:data:`SOURCE_KINDS` is keyed by the :data:`~geocnn.grids.formats.FORMATS` names (the formats'
+suffixes live there); :func:`open_source` asks it, so a new store is one record here and one there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from geocnn.grids.sources import ArraySource, SegySource, Source
+from geocnn.grids.spec import InputSpec
+from geocnn.grids.stores import StoreSource
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """How one format is opened; ``open(spec, random_access)`` returns its source."""
+
+    name: str
+    open: Callable[[InputSpec, bool], Source]
+
+
+SOURCE_KINDS: dict[str, SourceKind] = {k.name: k for k in (
+    SourceKind("segy", lambda spec, random_access: SegySource(spec, random_access)),
+    SourceKind("npy", lambda spec, random_access: ArraySource(spec, "npy")),
+    SourceKind("npz", lambda spec, random_access: ArraySource(spec, "npz")),
+    SourceKind("mdio", lambda spec, random_access: StoreSource(spec, "mdio")),
+    SourceKind("zarr", lambda spec, random_access: StoreSource(spec, "zarr")),
+)}
+
+
+def open_source(spec: InputSpec, random_access: bool = False) -> Source:
+    """One file or store, as a :class:`Source`, with errors naming it.
+
+    ``random_access`` (training) lets ``cache: auto`` decode IBM/integer SEG-Y once into a cache.
+    """
+    return SOURCE_KINDS[spec.resolved_format].open(spec, random_access)
