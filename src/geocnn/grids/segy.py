@@ -86,6 +86,9 @@ FORMATS: dict[int, tuple[str, str]] = {
     12: ("uint64", "u8"),
     16: ("uint8", "u1"),
 }
+# Formats whose raw words a decoder outside this package may take (``SegyFile.read_raw``):
+# IBM floats and integers that fit an int64 exactly.
+RAW_FORMATS = frozenset({1, 2, 3, 8, 10, 11, 16})
 UNSUPPORTED_FORMATS = {4: "4-byte fixed point with gain", 7: "3-byte integer", 15: "3-byte unsigned integer"}
 VALID_HEADER_BYTES = frozenset(int(v) for v in TraceField.enums())
 
@@ -759,8 +762,40 @@ class SegyFile:
         if not geo.regular:
             numbers = geo.trace_numbers(window[:-1])
             return self.read_traces(numbers.reshape(-1), window[-1]).reshape(sizes)
-        # Regular: one strided view of the file (no index arrays), copied once. The view's
-        # bounds are checked by NumPy against the mapped buffer.
+        return decode(self._view(window, sizes), self.layout.format)
+
+    def read_raw(self, window: tuple[slice, ...]) -> np.ndarray:
+        """Samples of a window as stored (file byte order, :attr:`Layout.sample_dtype`), in a new
+        array; dead traces are zero words (which every format decodes to 0.0).
+
+        For decoders elsewhere (a GPU): the bytes travel undecoded, a quarter of float64's and
+        the same as float32's, and no float array is built on the host.
+        """
+        window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, self.shape))
+        sizes = [max(s.stop - s.start, 0) for s in window]
+        dtype = self.layout.sample_dtype
+        if min(sizes) == 0:
+            return np.zeros(sizes, dtype=dtype)
+        if self.geometry.regular:
+            return self._view(window, sizes).copy()
+        traces = self.geometry.trace_numbers(window[:-1]).reshape(-1)
+        live = traces >= 0
+        if not live.any():
+            return np.zeros(sizes, dtype=dtype)
+        lo, hi = int(traces[live].min()), int(traces.max())
+        layout = self.layout
+        buffer, pos = self._buffer(lo, hi, math.prod(sizes) * layout.sample_itemsize)
+        table = np.ndarray((hi - lo + 1, layout.n_samples), dtype, buffer=buffer, offset=pos + HEADER_BYTES,
+                           strides=(layout.trace_bytes, layout.sample_itemsize))
+        raw = table[np.where(live, traces - lo, 0), window[-1]]  # a copy already
+        raw[~live] = 0
+        return raw.reshape(sizes)
+
+    def _view(self, window: tuple[slice, ...], sizes: list[int]) -> np.ndarray:
+        """A regular geometry's window as one strided view of the file (samples as stored)."""
+        # One strided view (no index arrays), copied once by the caller. The view's bounds are
+        # checked by NumPy against the mapped buffer.
+        geo = self.geometry
         lo = last = first = geo.base
         for s, st in zip(window, geo.strides):
             first += s.start * st
@@ -769,10 +804,9 @@ class SegyFile:
         layout = self.layout
         tb, item = layout.trace_bytes, layout.sample_itemsize
         buffer, pos = self._buffer(lo, last, math.prod(sizes) * layout.sample_itemsize)
-        view = np.ndarray(sizes, layout.sample_dtype, buffer=buffer,
+        return np.ndarray(sizes, layout.sample_dtype, buffer=buffer,
                           offset=pos + (first - lo) * tb + HEADER_BYTES + window[-1].start * item,
                           strides=(*(st * tb for st in geo.strides), item))
-        return decode(view, layout.format)
 
     def read_traces(self, traces: np.ndarray, samples: slice = slice(None)) -> np.ndarray:
         """float32 samples (n, ns) of the given trace numbers; ``-1`` gives a trace of zeros."""
