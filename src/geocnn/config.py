@@ -119,6 +119,9 @@ DATA = Record([
     Field("sampling", SAMPLING, {}, "how patches are drawn"),
     Field("augment", AUGMENT, {}, "random flips, transposes and noise (training only)"),
     Field("classes", Int(min=2), None, "number of classes (default: the model's output channels)"),
+    Field("on_device", OneOf(Choice("auto"), Bool()), "auto",
+          "keep the normalised grids on the GPU and cut, augment and balance patches there; auto: when they "
+          "fit half its free memory (else pinned host prefetch), never on the CPU; true: always"),
 ], title="data")
 
 LOSS = Record([
