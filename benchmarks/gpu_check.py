@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -168,6 +169,13 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp())
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp())
+    try:
+        run_steps(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the runs and volumes; the report stays in ``out``
+
+
+def run_steps(tmp: Path, out: Path) -> None:
     report: dict = {"torch": torch.__version__, "cuda": torch.version.cuda,
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                     "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported()}
