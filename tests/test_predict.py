@@ -194,6 +194,7 @@ def test_samples_decoded_on_the_device_give_the_same_bits(tmp_path, monkeypatch,
         return grid.raw_format()
 
     monkeypatch.setattr(predict_mod, "_device_decoding", on_device)
+    monkeypatch.setattr(predict_mod, "_blend_on", lambda rt: rt.device)  # the ring buffer as a tensor
     dev = np.load(predict(run, [s.path], tmp_path / "dev.npy", pictures=False).output)
     assert seen == [(fmt, ">")]
     np.testing.assert_array_equal(dev.view(np.uint32), host.view(np.uint32))
@@ -241,3 +242,19 @@ def test_the_reader_stops_when_the_consumer_stops(tmp_path):
     blocks.close()  # the consumer gives up: the thread must end, not block on a full queue
     assert not any(t.name == "geocnn-predict-reader" for t in threading.enumerate())
     assert len(read) <= 2 * (2 + 2)  # a bounded read-ahead: queue of 2 batches, one in hand, one staged
+
+
+@pytest.mark.parametrize("output", ["labels", "probabilities"])
+def test_blending_in_tensors_gives_numpys_bits(tmp_path, monkeypatch, output):
+    import geocnn.predict as predict_mod
+
+    data = trainkit.write_segmentation(tmp_path, classes=3)
+    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, patch=[8, 16],
+                                 section="inline")
+    run = train(load_config(path), tmp_path / "seg")
+    kw = {"output": output, "pictures": False, "overlap": 0.5, "both_orientations": True}
+    host = np.load(predict(run, [tmp_path / "seis.npy"], tmp_path / "host.npy", **kw).output)
+    monkeypatch.setattr(predict_mod, "_blend_on", lambda rt: rt.device)
+    dev = np.load(predict(run, [tmp_path / "seis.npy"], tmp_path / "dev.npy", **kw).output)
+    assert dev.dtype == host.dtype == (np.uint8 if output == "labels" else np.float32)
+    np.testing.assert_array_equal(dev, host)
