@@ -255,8 +255,8 @@ class DeviceGrids:
         self.data, self.device = d, dev
         self.x = _upload(d.grid, d.norm, dev, rows)
         self.y = None
-        if d.target is not None and d.cfg.dense:  # regression: normalised like target_of; labels as read
-            self.y = _upload(d.target, d.target_norm if d.task == "regression" else None, dev, rows)
+        if d.target is not None and d.cfg.dense:  # values normalised as target_of does (labels have no norm)
+            self.y = _upload(d.target, d.target_norm, dev, rows)
 
     def cut(self, grid: torch.Tensor, origins: np.ndarray) -> torch.Tensor:
         """(B, C, *patch) in model order: one gather for the whole batch."""
@@ -281,7 +281,7 @@ class DeviceGrids:
         x = self.cut(self.x, origins)
         if self.y is not None:
             y = self.cut(self.y, origins)
-            if d.task == "segmentation":
+            if d.classes is not None:  # dense class labels: (B, *patch) indices, as target_of gives them
                 y = y[:, 0].to(torch.int64)
         else:  # one label per patch: from the host (a few numbers)
             y = torch.stack([torch.as_tensor(target_of(d, f[0])) for f in found]).to(self.device)
