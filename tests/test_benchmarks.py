@@ -36,3 +36,24 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path, script):
     assert any(line.startswith("machine: ") for line in lines)
     assert any(set(line) <= {"-", " "} and "--" in line for line in lines), "no table printed"
     assert list(tmp_path.iterdir()) == [], "the script left files behind"
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_on_the_cpu(tmp_path):
+    import json
+
+    cmd = [sys.executable, str(BENCH / "gpu_check.py"), "--device", "cpu", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    failed = {k: v.get("error") for k, v in report.items() if isinstance(v, dict) and v.get("ok") is False}
+    assert not failed, failed
+    targets = report["targets"]
+    assert sorted(k for k in targets if k not in ("ok", "seconds")) == ["denoise2d", "faults3d", "predict_npy",
+                                                                         "predict_sgy"]
+    assert all(targets[k]["value"] > 0 and targets[k]["limit"] in (0.9, 0.5) for k in ("denoise2d", "predict_sgy"))
+    assert report["gpu_decode_bits"]["differ"] == 0
+    lines = [line for line in done.stdout.splitlines() if line.startswith("TARGET")]
+    assert len(lines) == 5 and lines[-1].startswith("TARGETS on cpu: ")
+    assert all(line.endswith(")") and ("PASS" in line or "FAIL" in line) for line in lines[:4])
+    assert [p.name for p in tmp_path.iterdir()] == ["gpu_check.json"]

@@ -48,3 +48,29 @@ def test_progress_is_silent_on_other_ranks(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     with console.progress() as reporter:
         assert reporter is SILENT
+
+
+def test_batch_size_from_free_memory():
+    from geocnn.device import batch_for_memory
+
+    gib, mib = 1 << 30, 1 << 20
+    assert batch_for_memory(8 * gib, 100 * mib, 16) == 40  # half of 8 GiB = 4096 MiB / 100 MiB
+    assert batch_for_memory(8 * gib, 100 * mib, 16, fraction=0.25) == 20
+    assert batch_for_memory(64 * mib, 100 * mib, 16) == 1  # never below one window
+    assert batch_for_memory(140 * gib, 1 * mib, 16) == 256  # never above the cap
+    assert batch_for_memory(None, 100 * mib, 16) == 16  # CPU / MPS: the configured size stands
+
+
+def test_cpu_buffers_are_plain_and_copies_back_are_views():
+    import torch
+
+    from geocnn.device import free_memory, host_buffer, setup, to_host
+
+    rt = setup("cpu")
+    buf = host_buffer((3, 4), torch.float32, rt)
+    assert buf.shape == (3, 4) and not buf.is_pinned()
+    t = torch.arange(6.0)
+    host = to_host(t)
+    host[0] = 7.0
+    assert t[0] == 7.0  # the CPU tensor's own memory: no copy
+    assert free_memory(rt) is None

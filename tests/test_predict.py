@@ -165,3 +165,87 @@ def test_output_exists_error_type(tmp_path):
     (tmp_path / "taken.npy").write_bytes(b"x")
     with pytest.raises(OutputExistsError):
         predict(run, [tmp_path / "noisy.npy"], tmp_path / "taken.npy", pictures=False)
+
+
+# ----------------------------------------------------------------------------- the device path, run on the CPU
+
+@pytest.mark.parametrize("fmt", [1, 3])
+def test_samples_decoded_on_the_device_give_the_same_bits(tmp_path, monkeypatch, fmt):
+    import geocnn.predict as predict_mod
+
+    run = identity_run(tmp_path)
+    vol = np.round(trainkit.layered_volume((9, 12, 37), seed=4) * (1000 if fmt == 3 else 1))
+    s = segyfactory.write_segy(tmp_path / "in.sgy", range(1, 10), range(1, 13), 37, format=fmt,
+                               missing=[(2, 3), (5, 7)], values=vol.astype(np.float32))
+    host = np.load(predict(run, [s.path], tmp_path / "host.npy", pictures=False).output)
+    seen = []
+
+    def on_device(rt, grid):  # what a GPU gets: raw words up, decoded and normalised there
+        seen.append(grid.raw_format())
+        return grid.raw_format()
+
+    monkeypatch.setattr(predict_mod, "_device_decoding", on_device)
+    monkeypatch.setattr(predict_mod, "_blend_on", lambda rt: rt.device)  # the ring buffer as a tensor
+    dev = np.load(predict(run, [s.path], tmp_path / "dev.npy", pictures=False).output)
+    assert seen == [(fmt, ">")]
+    np.testing.assert_array_equal(dev.view(np.uint32), host.view(np.uint32))
+    np.testing.assert_allclose(dev, s.values, rtol=1e-5, atol=1e-5 * np.abs(s.values).max())
+    assert not dev[1, 2].any()  # the dead trace (2, 3) stays zero
+
+
+def test_an_error_in_the_reading_thread_arrives_as_itself(tmp_path, monkeypatch):
+    from geocnn.grids.grid import Grid
+
+    run = identity_run(tmp_path)
+    np.save(tmp_path / "vol.npy", trainkit.layered_volume((20, 12, 37)))
+    calls = {"n": 0}
+    read = Grid.read
+
+    def failing(self, window):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise DataError("the disk went away", where="vol.npy", fix="reconnect it")
+        return read(self, window)
+
+    monkeypatch.setattr(Grid, "read", failing)
+    with pytest.raises(DataError, match="the disk went away") as err:
+        predict(run, [tmp_path / "vol.npy"], tmp_path / "out.npy", pictures=False)
+    assert err.value.fix == "reconnect it"
+    assert not (tmp_path / "out.npy").exists() and not list(tmp_path.glob("out*.npy"))  # aborted
+
+
+def test_the_reader_stops_when_the_consumer_stops(tmp_path):
+    import threading
+
+    from geocnn import device
+    from geocnn.predict import Runner, load_trained
+
+    trained = load_trained(identity_run(tmp_path))
+    runner = Runner(trained, device.setup("cpu"), (8, 16), 2)
+    read = []
+    blocks = runner.stream(iter(range(1000)), lambda k: read.append(k) or np.full((1, 8, 16), k, np.float32),
+                           ahead=2)
+    keys, scores = next(blocks)
+    assert keys == [0, 1] and scores.shape == (2, 1, 8, 16)
+    # normalised on the host, straight into the batch: (k - center) / scale, then the identity model
+    norm = trained.norm
+    assert float(scores[1, 0, 0, 0]) == pytest.approx((1 - norm.center[0]) / norm.scale[0], rel=1e-6)
+    blocks.close()  # the consumer gives up: the thread must end, not block on a full queue
+    assert not any(t.name == "geocnn-predict-reader" for t in threading.enumerate())
+    assert len(read) <= 2 * (2 + 2)  # a bounded read-ahead: queue of 2 batches, one in hand, one staged
+
+
+@pytest.mark.parametrize("output", ["labels", "probabilities"])
+def test_blending_in_tensors_gives_numpys_bits(tmp_path, monkeypatch, output):
+    import geocnn.predict as predict_mod
+
+    data = trainkit.write_segmentation(tmp_path, classes=3)
+    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, patch=[8, 16],
+                                 section="inline")
+    run = train(load_config(path), tmp_path / "seg")
+    kw = {"output": output, "pictures": False, "overlap": 0.5, "both_orientations": True}
+    host = np.load(predict(run, [tmp_path / "seis.npy"], tmp_path / "host.npy", **kw).output)
+    monkeypatch.setattr(predict_mod, "_blend_on", lambda rt: rt.device)
+    dev = np.load(predict(run, [tmp_path / "seis.npy"], tmp_path / "dev.npy", **kw).output)
+    assert dev.dtype == host.dtype == (np.uint8 if output == "labels" else np.float32)
+    np.testing.assert_array_equal(dev, host)

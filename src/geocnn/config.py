@@ -113,6 +113,9 @@ DATA = Record([
           "names of the classes 0, 1, ... in pictures and confusion matrices (default: class 0, class 1...)"),
     Field("channel_names", ListOf(Str(), min_len=1), None,
           "names of the input channels in pictures, e.g. [Z, N, E] (default: from the files)"),
+    Field("on_device", OneOf(Choice("auto"), Bool()), "auto",
+          "keep the normalised grids on the GPU and cut, augment and balance patches there; auto: when they "
+          "fit half its free memory (else pinned host prefetch), never on the CPU; true: always"),
 ], title="data")
 
 LOSS = Record([
@@ -214,6 +217,7 @@ class Data:
     classes: int | None
     class_names: tuple[str, ...] | None
     channel_names: tuple[str, ...] | None
+    on_device: str | bool
 
 
 @dataclass(frozen=True)

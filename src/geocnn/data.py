@@ -9,6 +9,7 @@ the number of workers.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -170,24 +171,174 @@ def _reduce(block: np.ndarray, how: str) -> float:
     return float(block.mean() if how == "mean" else block.max())
 
 
+@dataclass(frozen=True)
+class Augmentation:
+    """One patch's random augmentation, drawn from its own generator: patch axes flipped, whether
+    two are swapped, the noise added (float32, the patch's shape) — so the host path and the
+    device path apply the same draws to the same keys."""
+
+    flips: tuple[int, ...]  # model-axis indices (0 = first patch axis)
+    swap: tuple[int, int] | None
+    noise: np.ndarray | None
+
+
+def draw_augmentation(aug: Augment, geom: PatchGeometry, shape: tuple[int, ...],
+                      rng: np.random.Generator) -> Augmentation:
+    """The draws of one (C, *patch) patch, in a fixed order: one per flip axis, the transpose, the noise."""
+    axes = geom.model_axes
+    flips = tuple(axes.index(name) for name in aug.flip if rng.random() < 0.5)
+    swap = None
+    if aug.transpose and rng.random() < 0.5:
+        swap = tuple(axes.index(n) for n in aug.transpose)
+    noise = rng.normal(0, aug.noise, shape).astype(np.float32) if aug.noise > 0 else None
+    return Augmentation(flips, swap, noise)
+
+
 def _augment(x: np.ndarray, y: np.ndarray, aug: Augment, geom: PatchGeometry, rng: np.random.Generator):
     dense = y.ndim == x.ndim - 1 or y.shape[1:] == x.shape[1:]
-    axes = geom.model_axes
-    for name in aug.flip:
-        if rng.random() < 0.5:
-            a = axes.index(name) + 1
-            x = np.flip(x, a)
-            if dense and y.ndim:
-                y = np.flip(y, a - (x.ndim - y.ndim))
-    if aug.transpose and rng.random() < 0.5:
-        a, b = (axes.index(n) + 1 for n in aug.transpose)
-        x = np.swapaxes(x, a, b)
+    a = draw_augmentation(aug, geom, x.shape, rng)
+    shift = x.ndim - y.ndim  # x's patch axes start at 1, y's at 1 - shift
+    for axis in a.flips:
+        x = np.flip(x, axis + 1)
         if dense and y.ndim:
-            shift = x.ndim - y.ndim
-            y = np.swapaxes(y, a - shift, b - shift)
-    if aug.noise > 0:
-        x = x + rng.normal(0, aug.noise, x.shape).astype(np.float32)
+            y = np.flip(y, axis + 1 - shift)
+    if a.swap is not None:
+        x = np.swapaxes(x, a.swap[0] + 1, a.swap[1] + 1)
+        if dense and y.ndim:
+            y = np.swapaxes(y, a.swap[0] + 1 - shift, a.swap[1] + 1 - shift)
+    if a.noise is not None:
+        x = x + a.noise
     return x, y
+
+
+# ----------------------------------------------------------------------------- patches on the device
+
+ON_DEVICE_SHARE = 0.5  # of the free device memory the grids may take (the model, its activations, the rest)
+
+
+def grid_bytes(d: TrainingData) -> int:
+    """Bytes of the normalised input grid (and of a dense target grid) held as float32 tensors."""
+    n = int(np.prod(d.grid.shape, dtype=np.int64))
+    dense_target = d.target is not None and d.cfg.dense
+    return 4 * n * (d.grid.channels + (d.target.channels if dense_target else 0))
+
+
+def keep_on_device(d: TrainingData, dev: torch.device, free: int | None) -> bool:
+    """``data.on_device``: auto = on a GPU when the grids fit :data:`ON_DEVICE_SHARE` of its free
+    memory (``free``, bytes); true = always (a clear error when they cannot fit); false = never."""
+    setting = d.cfg.data.on_device
+    if setting is False or setting == "false" or (setting == "auto" and dev.type != "cuda"):
+        return False
+    need = grid_bytes(d)
+    fits = free is None or need <= ON_DEVICE_SHARE * free
+    if setting == "auto":
+        log.info("data on %s: %s (%.2f GiB of grids, %.2f GiB free)", dev, "yes" if fits else "no, pinned prefetch",
+                 need / 2**30, (free or 0) / 2**30)
+        return fits
+    if not fits:
+        raise ConfigError(f"data.on_device: true, but the grids take {need / 2**30:.2f} GiB and {dev} has "
+                          f"{free / 2**30:.2f} GiB free (at most {ON_DEVICE_SHARE:.0%} of it is used)",
+                          where=d.cfg.path, fix="use data.on_device: auto (pinned host prefetch when it does not fit)")
+    return True
+
+
+class DeviceGrids:
+    """The normalised input grid (and a dense task's target grid) as tensors on one device;
+    patches are cut, augmented and batched there, equal to :class:`PatchDataset`'s for the same
+    keys (same windows, same float32 arithmetic, the same augmentation draws)."""
+
+    def __init__(self, d: TrainingData, dev: torch.device, rows: int = 2**24) -> None:
+        self.data, self.device = d, dev
+        self.x = _upload(d.grid, d.norm, dev, rows)
+        self.y = None
+        if d.target is not None and d.cfg.dense:  # values normalised as target_of does (labels have no norm)
+            self.y = _upload(d.target, d.target_norm, dev, rows)
+
+    def cut(self, grid: torch.Tensor, origins: np.ndarray) -> torch.Tensor:
+        """(B, C, *patch) in model order: one gather for the whole batch."""
+        geom = self.data.geom
+        n = len(origins)
+        index = []
+        for a, e in enumerate(geom.extent):
+            start = torch.as_tensor(origins[:, a], dtype=torch.int64, device=self.device)
+            shape = [n] + [1] * len(geom.extent)
+            shape[1 + a] = e
+            index.append((start[:, None] + torch.arange(e, device=self.device)).reshape(shape))
+        block = grid[(slice(None), *index)].transpose(0, 1)  # (B, C, *extent)
+        block = block.reshape((n, block.shape[1], *[geom.extent[a] for a in sorted(geom.patch_axes)]))
+        order = np.argsort(np.argsort(geom.patch_axes))  # as PatchGeometry.to_model
+        return block.permute(0, 1, *(2 + int(i) for i in order)).contiguous()
+
+    def batch(self, dataset: PatchDataset, keys: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of these keys, on the device."""
+        d = self.data
+        found = [dataset._origin(k) for k in keys]
+        origins = np.stack([f[0] for f in found]).astype(np.int64)
+        x = self.cut(self.x, origins)
+        if self.y is not None:
+            y = self.cut(self.y, origins)
+            if d.classes is not None:  # dense class labels: (B, *patch) indices, as target_of gives them
+                y = y[:, 0].to(torch.int64)
+        else:  # one label per patch: from the host (a few numbers)
+            y = torch.stack([torch.as_tensor(target_of(d, f[0])) for f in found]).to(self.device)
+        if dataset.augment is not None:
+            x, y = self._augment(x, y, dataset.augment, [(f[1], f[2]) for f in found])
+        return x, y
+
+    def _augment(self, x: torch.Tensor, y: torch.Tensor, aug: Augment, keys: list) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.data
+        draws = [draw_augmentation(aug, d.geom, tuple(x.shape[1:]), np.random.default_rng([d.cfg.train.seed, e, 2, i]))
+                 for e, i in keys]
+        dense = y.ndim > 1
+        shift = x.ndim - y.ndim
+        groups: dict[tuple, list[int]] = {}
+        for n, a in enumerate(draws):  # items sharing flips and swap take one batched op
+            groups.setdefault((a.flips, a.swap), []).append(n)
+        for (flips, swap), members in groups.items():
+            if not flips and swap is None:
+                continue
+            sel = torch.as_tensor(members, device=self.device)
+            xs, ys = x[sel], y[sel]
+            if flips:
+                xs = xs.flip([a + 2 for a in flips])
+                ys = ys.flip([a + 2 - shift for a in flips]) if dense else ys
+            if swap is not None:
+                xs = xs.transpose(swap[0] + 2, swap[1] + 2)
+                ys = ys.transpose(swap[0] + 2 - shift, swap[1] + 2 - shift) if dense else ys
+            x[sel], y[sel] = xs, ys
+        if draws and draws[0].noise is not None:
+            x = x + torch.from_numpy(np.stack([a.noise for a in draws])).to(self.device, non_blocking=True)
+        return x, y
+
+
+def _upload(grid: Grid, norm: Normalization | None, dev: torch.device, values: int) -> torch.Tensor:
+    """(C, *shape) float32 tensor on ``dev``, read and normalised slab by slab (bounded host memory)."""
+    out = torch.empty((grid.channels, *grid.shape), dtype=torch.float32, device=dev)
+    step = max(1, values // max(1, int(np.prod(grid.shape[1:])) * grid.channels))
+    rest = tuple(slice(0, n) for n in grid.shape[1:])
+    for start in range(0, grid.shape[0], step):
+        block = grid.read((slice(start, min(start + step, grid.shape[0])), *rest))
+        if norm is not None:
+            block = norm.apply(block)
+        out[:, start:start + block.shape[1]] = torch.from_numpy(np.ascontiguousarray(block)).to(dev)
+    grid.release()
+    return out
+
+
+class DeviceBatches:
+    """Batches of a :class:`PatchDataset` cut on the device, in the keys a DataLoader would give
+    it (the sampler's, or 0..n-1), ``batch_size`` at a time — a drop-in for the loader."""
+
+    def __init__(self, grids: DeviceGrids, dataset: PatchDataset, batch_size: int, sampler=None) -> None:
+        self.grids, self.dataset, self.batch_size, self.sampler = grids, dataset, batch_size, sampler
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler if self.sampler is not None else self.dataset) // self.batch_size)
+
+    def __iter__(self):
+        keys = iter(self.sampler) if self.sampler is not None else iter(range(len(self.dataset)))
+        while chunk := list(itertools.islice(keys, self.batch_size)):
+            yield self.grids.batch(self.dataset, chunk)
 
 
 # ----------------------------------------------------------------------------- building

@@ -18,6 +18,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -224,3 +225,43 @@ def all_reduce_(tensor: torch.Tensor, rt: Runtime) -> torch.Tensor:
     if rt.distributed:
         dist.all_reduce(tensor)
     return tensor
+
+
+# ----------------------------------------------------------------------------- host <-> device
+
+def host_buffer(shape: tuple[int, ...], dtype: torch.dtype, rt: Runtime) -> torch.Tensor:
+    """An empty host tensor to stage a copy to the device: page-locked on CUDA (so the copy can
+    run without blocking the host, from torch's caching host allocator), plain memory elsewhere."""
+    return torch.empty(shape, dtype=dtype, pin_memory=rt.device.type == "cuda")
+
+
+def to_host(t: torch.Tensor) -> np.ndarray:
+    """A device tensor as a NumPy array: through a pinned buffer on CUDA (one synchronising
+    copy), the tensor's own memory on the CPU (no copy)."""
+    if t.device.type != "cuda":
+        return t.numpy()
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(t.device).synchronize()
+    return host.numpy()
+
+
+def free_memory(rt: Runtime) -> int | None:
+    """Free bytes on a CUDA device (``torch.cuda.mem_get_info``); None elsewhere."""
+    if rt.device.type != "cuda":
+        return None
+    return int(torch.cuda.mem_get_info(rt.device)[0])
+
+
+def batch_for_memory(free: int | None, per_item: int, fallback: int, fraction: float = 0.5,
+                     most: int = 256) -> int:
+    """Items per batch that fit ``fraction`` of ``free`` device bytes at ``per_item`` bytes each
+    (peak of one item's forward pass), between 1 and ``most``; ``fallback`` when the free memory
+    is unknown (CPU, MPS): there the configured batch size stands.
+
+    >>> batch_for_memory(8 << 30, 100 << 20, 16)     # half of 8 GiB at 100 MiB an item
+    40
+    """
+    if free is None or per_item <= 0:
+        return fallback
+    return max(1, min(most, int(free * fraction) // per_item))

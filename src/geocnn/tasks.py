@@ -51,6 +51,11 @@ def class_labels(probs: Any, axis: int = 1) -> Any:
     return probs.argmax(axis)
 
 
+def _cast(values: Any, dtype: str) -> Any:
+    """``values`` as ``dtype``, NumPy or torch alike (prediction blends on the device on a GPU)."""
+    return values.astype(dtype) if isinstance(values, np.ndarray) else values.to(getattr(torch, dtype))
+
+
 def positive_probability(probs: Any, axis: int = 1) -> Any:
     """What a probability map shows: P(class 1) for a binary problem (one channel), else every class."""
     if probs.shape[axis] == 2:
@@ -194,15 +199,16 @@ class Task:
         """Model output (B, K, ...) → what prediction blends: probabilities, or the values."""
         return class_probabilities(out) if self.classifies else out.float()
 
-    def to_output(self, scores: np.ndarray, kind: str, target_norm: Any) -> np.ndarray:
-        """Blended (K, ...) scores → what is written: values in target units, probabilities, uint8 labels."""
+    def to_output(self, scores: Any, kind: str, target_norm: Any) -> Any:
+        """Blended (K, ...) scores (NumPy, or torch on the device) → what is written: values in target
+        units, probabilities, uint8 labels."""
         if not self.classifies:
             if target_norm is None:
                 return scores
-            return target_norm.invert(scores).astype(np.float32)
+            return _cast(target_norm.invert(scores), "float32")
         if kind == "labels":
-            return class_labels(scores, axis=0).astype(np.uint8)[None]
-        return positive_probability(scores, axis=0).astype(np.float32)
+            return _cast(class_labels(scores, axis=0), "uint8")[None]
+        return _cast(positive_probability(scores, axis=0), "float32")
 
     def predictions(self, out: torch.Tensor, target_norm: Any) -> torch.Tensor:
         """Model output of a batch → class labels (B, ...), or values in target units."""

@@ -307,7 +307,12 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     max_steps = cfg.train.max_steps
     history = runs.read_metrics(run) if rt.main else []
     sampler = data_mod.EpochSampler(d.per_process(rt.world_size))
-    loader = _loader(d.training_set(rt.rank, rt.world_size), cfg, rt, sampler)
+    if data_mod.keep_on_device(d, rt.device, device.free_memory(rt)):
+        # patches cut, augmented and batched on the device from the grids held there
+        loader = data_mod.DeviceBatches(data_mod.DeviceGrids(d, rt.device), d.training_set(rt.rank, rt.world_size),
+                                        bs, sampler)
+    else:
+        loader = _loader(d.training_set(rt.rank, rt.world_size), cfg, rt, sampler)
     val_loader = _loader(d.validation_set(rt.rank, rt.world_size), cfg, rt)
     # on resume, events after the checkpoint's last logged step are dropped (they are logged again)
     tb = tensorboard_log.TensorBoardLog(run, prog.step + 1 if ckpt else None) \

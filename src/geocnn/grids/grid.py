@@ -123,6 +123,23 @@ class Grid:
                 blocks.append(np.moveaxis(part.source.read(tuple(w)), part.channel_axis, 0))
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
 
+    def raw_format(self) -> tuple[int, str] | None:
+        """(SEG-Y format code, byte order) when every channel is a whole SEG-Y file with the same
+        undecoded sample format (IBM, integers), so :meth:`read_raw` can stand in for
+        :meth:`read` with the decoding done elsewhere (on a GPU); else None."""
+        found = {p.source.raw_format if isinstance(p.source, SegySource) and p.channel_axis is None else None
+                 for p in self._parts}
+        return found.pop() if len(found) == 1 else None
+
+    def read_raw(self, window: tuple[slice, ...]) -> np.ndarray:
+        """``(channels, *window sizes)`` samples as stored (see :meth:`raw_format`); dead traces are
+        zero words."""
+        if self.raw_format() is None:
+            raise ValueError("read_raw needs SEG-Y inputs with one undecoded sample format (raw_format())")
+        window = _check_window(tuple(window), self.shape)
+        blocks = [p.source.read_raw(window)[None] for p in self._parts]
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
+
     def live(self, window: tuple[slice, ...] | None = None) -> np.ndarray | None:
         """Mask over all axes but the last: True where a trace exists (in every stacked file).
 

@@ -22,7 +22,7 @@ from geocnn.errors import DataError
 from geocnn.grids import sidecar
 from geocnn.grids.cache import decoded
 from geocnn.grids.npyfile import NPZ_ERRORS, check_numbers
-from geocnn.grids.segy import BIG_READ, open_segy
+from geocnn.grids.segy import BIG_READ, RAW_FORMATS, open_segy
 from geocnn.grids.spec import InputSpec
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,19 @@ class SegySource(Source):
 
     def live(self, window: tuple[slice, ...]) -> np.ndarray | None:
         return self.file.geometry.live(window)
+
+    @property
+    def raw_format(self) -> tuple[int, str] | None:
+        """(SEG-Y format code, byte order '>' or '<') when :meth:`read_raw` gives words another
+        decoder can take (IBM, integers; no decoded cache in use), else None."""
+        layout = self.file.layout
+        if self.cache_path is not None or layout.format not in RAW_FORMATS:
+            return None
+        return layout.format, ">" if layout.endian == "big" else "<"
+
+    def read_raw(self, window: tuple[slice, ...]) -> np.ndarray:
+        """Samples of a window as stored in the file (see :meth:`SegyFile.read_raw`)."""
+        return self.file.read_raw(window)
 
     def release(self) -> None:
         self.file.release()
