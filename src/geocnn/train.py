@@ -270,7 +270,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     check_fits(infer(cfg.model, cfg.patch, receptive=False), cfg.train.batch_size, rt.device, training=True)
 
     # --- data: grids, checks, split, normalisation (reused from the checkpoint on resume)
-    d = data_mod.build(cfg, stored=(ckpt.normalization, ckpt.target_normalization) if ckpt else None)
+    d = data_mod.build(cfg, stored=_stored_normalization(ckpt) if ckpt else None)
 
     # --- model, optimizer, schedule, loss
     model, inf = build(cfg.model, cfg.patch)
@@ -306,26 +306,30 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     best_metric = METRICS[best_name]
     replacement = runfolder.Replacement(run)
     if rt.main:
-        if force and not resume:
-            replacement.begin()
-        runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
-        runs.write_config(run, cfg.raw)
-        shape = (cfg.model.in_channels, *cfg.patch)
-        write_json(run / "summary.json", summary.to_json(summary.summarize(cfg.model, shape, bs)))
-        write_json(run / "split.json", data_mod.split_record(d))
-        if ckpt is not None:
-            runs.truncate_metrics(run, prog.epoch)
-        log.info("device: %s", rt.describe())
-        log.info("run folder: %s", run)
-        log.info("data: %s → patches %s along (%s); %s", " + ".join(d.grid.channel_names),
-                 "×".join(map(str, d.geom.size)), ", ".join(d.geom.model_axes), data_mod.describe_split(d))
-        log.info("model: %s parameters, receptive field %s", f"{sum(r.params for r in inf.records):,}",
-                 "×".join(map(str, inf.output_record.receptive_field)))
-        if ckpt is not None:
-            log.info("resuming after epoch %d (step %d)%s", prog.epoch, prog.step,
-                     "".join(f"; {c.key} {c.old} → {c.new}" for c in changed))
-            if reset_optimizer:
-                log.info("optimizer state restarted (--reset-optimizer)")
+        try:
+            if force and not resume:
+                replacement.begin()
+            runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
+            runs.write_config(run, cfg.raw)
+            shape = (cfg.model.in_channels, *cfg.patch)
+            write_json(run / "summary.json", summary.to_json(summary.summarize(cfg.model, shape, bs)))
+            write_json(run / "split.json", data_mod.split_record(d))
+            if ckpt is not None:
+                runs.truncate_metrics(run, prog.epoch)
+            log.info("device: %s", rt.describe())
+            log.info("run folder: %s", run)
+            log.info("data: %s → patches %s along (%s); %s", " + ".join(d.grid.channel_names),
+                     "×".join(map(str, d.geom.size)), ", ".join(d.geom.model_axes), data_mod.describe_split(d))
+            log.info("model: %s parameters, receptive field %s", f"{sum(r.params for r in inf.records):,}",
+                     "×".join(map(str, inf.output_record.receptive_field)))
+            if ckpt is not None:
+                log.info("resuming after epoch %d (step %d)%s", prog.epoch, prog.step,
+                         "".join(f"; {c.key} {c.old} → {c.new}" for c in changed))
+                if reset_optimizer:
+                    log.info("optimizer state restarted (--reset-optimizer)")
+        except BaseException:
+            replacement.rollback()  # Ctrl-C or a failure while the new run writes its first files
+            raise
 
     # --- epochs
     model.train()
@@ -439,11 +443,15 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                     interrupted = True
                     break
             if interrupted:
+                if saved is None and prog.step == 0:
+                    raise _before_first_step(run)
                 if saved != (prog.epoch, prog.step):
                     save(partial=prog.batch_in_epoch > 0)
                 raise _interrupted(run, prog)
     except KeyboardInterrupt:
         # a second Ctrl-C (or one outside the main thread): save only a state that is whole
+        if saved is None and prog.step == 0:
+            raise _before_first_step(run) from None
         if step.phase != "updating":
             step.rewind()  # a forward pass may have updated BatchNorm statistics: undo it
             save(partial=prog.batch_in_epoch > 0, collective=False)
@@ -458,10 +466,22 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     return run
 
 
+def _stored_normalization(ckpt: runs.Checkpoint) -> tuple:
+    """The checkpoint's normalisations; a target normalised like the input is the input's object again
+    (the validation baseline "input as prediction" is scored only then, as in the run's first part)."""
+    norm, target = ckpt.normalization, ckpt.target_normalization
+    return norm, norm if target == norm else target
+
+
 def _interrupted(run: Path, prog: Progress) -> TrainingInterrupted:
     return TrainingInterrupted(
         f"interrupted at epoch {prog.epoch + 1}, step {prog.step}; saved {runs.checkpoint_dir(run) / 'last.pt'}",
         fix=f"resume with: geocnn train {run} --resume")
+
+
+def _before_first_step(run: Path) -> TrainingInterrupted:
+    return TrainingInterrupted("interrupted before the first optimizer step; no checkpoint was saved",
+                               where=str(run), fix="start the run again")
 
 
 def _last_good(saved: tuple[int, int] | None) -> str:
