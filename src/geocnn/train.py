@@ -575,7 +575,7 @@ class _DeferredInterrupt:
         """Whether any process was interrupted (all processes must stop at the same step)."""
         if not rt.distributed:
             return self.requested
-        flag = torch.tensor([float(self.requested)])
+        flag = torch.tensor([float(self.requested)], device=rt.device)  # NCCL reduces device tensors only
         device.all_reduce_(flag, rt)
         return bool(flag[0] > 0)
 
