@@ -302,3 +302,51 @@ def test_dry_run_shows_everything_and_writes_nothing(tmp_path, monkeypatch, cli)
     assert "3 epochs × 4 steps; run folder: try" in text
     assert not (tmp_path / "try").exists() and not (tmp_path / "runs").exists()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no lock file either
+
+
+CTRL_C_IN_A_TERMINAL = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    import torch
+    from geocnn import train as train_mod
+    from geocnn.config import load_config
+    from geocnn.train import TrainingInterrupted, train
+
+    real, calls = train_mod.make_loss, {"n": 0}
+
+    def make(*args, **kwargs):
+        loss = real(*args, **kwargs)
+
+        class Hook(torch.nn.Module):
+            def forward(self, out, y):
+                if torch.is_grad_enabled():
+                    calls["n"] += 1
+                    if calls["n"] == 6:
+                        os.killpg(0, signal.SIGINT)  # what a terminal does: the process and its workers
+                return loss(out, y)
+
+        return Hook()
+
+    train_mod.make_loss = make
+    try:
+        train(load_config(sys.argv[1]), Path(sys.argv[2]))
+    except TrainingInterrupted as exc:
+        print(exc.message)
+        sys.exit(exc.exit_code)
+""")
+
+
+def test_ctrl_c_from_a_terminal_with_dataloader_workers(tmp_path):
+    path = bn_config(tmp_path, epochs=2, workers=2)
+    run = tmp_path / "run"
+    # its own session, so the SIGINT reaches that process group only (not pytest's)
+    cut = subprocess.run([sys.executable, "-c", CTRL_C_IN_A_TERMINAL, str(path), str(run)], capture_output=True,
+                         text=True, timeout=300, start_new_session=True)
+    assert cut.returncode == 130, cut.stderr[-2000:]
+    assert cut.stdout.strip().endswith(f"resume with: geocnn train {run} --resume")
+    ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert (ckpt.epoch, ckpt.step, ckpt.batch_in_epoch) == (1, 6, 2)  # the step under way finished
+    straight = train(load_config(path), tmp_path / "straight")
+    resumed = train(load_config(path), run, resume=True)
+    for k, v in state(straight).items():
+        assert torch.equal(v, state(resumed)[k]), k

@@ -135,8 +135,9 @@ def resume_target(target: Path, out: Path | None, overrides: list[str]) -> tuple
     given = load_config(target)
     run = Path(out) if out is not None else Path("runs") / given.name
     cfg = config_of_run(run, overrides)
+    overridden = {item.split("=", 1)[0].strip() for item in overrides}
     ignored = [k for k, v in flatten(given.raw).items()
-               if k not in SESSION_KEYS and flatten(cfg.raw).get(k, v) != v]
+               if k not in SESSION_KEYS and k not in overridden and flatten(cfg.raw).get(k, v) != v]
     for k in ignored:
         if k.split(".", 1)[0] in ("task", "model", "data"):
             raise ConfigError(f"the config's {k.split('.', 1)[0]} differs from the run being resumed ({k})",

@@ -126,9 +126,15 @@ def _loader(dataset, cfg: Config, rt: device.Runtime, sampler=None):
     return torch.utils.data.DataLoader(
         dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=rt.device.type == "cuda", persistent_workers=workers > 0,
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=4 if workers else None, worker_init_fn=_ignore_ctrl_c if workers else None,
         # its own generator: creating iterators must not draw from the global RNG (exact resume)
         generator=torch.Generator().manual_seed(cfg.train.seed))
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """DataLoader workers ignore Ctrl-C (the terminal sends it to the whole process group): the
+    main process stops at a step boundary and still needs them for that step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _close(*loaders) -> None:
@@ -439,7 +445,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                         plots.examples(*examples, cfg.task, run / "examples.png", d.geom.model_axes)
                     log.info("epoch %d: %s", epoch, epoch_line(record, headline))
                 device.barrier(rt)
-                if ctrl_c.agreed(rt):
+                if prog.epoch < cfg.train.epochs and ctrl_c.agreed(rt):
                     interrupted = True
                     break
             if interrupted:
