@@ -72,6 +72,7 @@ class RunLock:
 
     path: Path
     fd: int
+    made_parent: bool = False  # runs/ was made for this lock: removed again if the run wrote nothing
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
@@ -79,6 +80,9 @@ class RunLock:
         with contextlib.suppress(OSError):
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
+        if self.made_parent:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()  # only when empty
 
     def __enter__(self) -> RunLock:
         return self
@@ -90,6 +94,7 @@ class RunLock:
 def lock(run: Path) -> RunLock:
     """Lock ``run`` for this process, or raise :class:`RunInUse` naming the holder."""
     path = lock_path(run)
+    made_parent = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -116,7 +121,7 @@ def lock(run: Path) -> RunLock:
               "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(record).encode(), 0)
-    return RunLock(path, fd)
+    return RunLock(path, fd, made_parent)
 
 
 def _read_holder(fd: int) -> str:
