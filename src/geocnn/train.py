@@ -228,12 +228,15 @@ def train(cfg: Config, out: Path | None = None, resume: bool = False, force: boo
     rt = device.setup(cfg.train.device, cfg.train.amp)
     default = default_run_folder(cfg)
     run = check_folder(Path(out) if out is not None else default)
-    lock = None
+    lock = replacement = None
     try:
         if rt.main:
             run, lock = _claim(run, out is not None, resume, force)
-        return _train(cfg, run, resume, force, reporter, rt, reset_optimizer)
+            replacement = runfolder.Replacement(run)
+        return _train(cfg, run, resume, force, reporter, rt, reset_optimizer, replacement)
     finally:
+        if replacement is not None:
+            replacement.rollback()  # --force, stopped before the first checkpoint: the old run comes back
         if lock is not None:
             lock.release()
         device.teardown(rt)
@@ -261,7 +264,7 @@ def _claim(run: Path, explicit: bool, resume: bool, force: bool) -> tuple[Path, 
 
 
 def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter, rt: device.Runtime,
-           reset_optimizer: bool = False) -> Path:
+           reset_optimizer: bool = False, replacement: runfolder.Replacement | None = None) -> Path:
     # --- run folder and checkpoint to resume from (the folder is written once data and model check out)
     if rt.main:
         _check_folder(run, resume, force)
@@ -306,36 +309,31 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     if cfg.train.compile:
         model = torch.compile(model)
 
-    # --- what the run folder says before the first step (--force: the old run is moved aside, not yet deleted)
+    # --- what the run folder says before the first step
     headline = cfg.task.headline(d.classes).name
     best_name = cfg.train.best_metric
     best_metric = METRICS[best_name]
-    replacement = runfolder.Replacement(run)
     if rt.main:
-        try:
-            if force and not resume:
-                replacement.begin()
-            runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
-            runs.write_config(run, cfg.raw)
-            shape = (cfg.model.in_channels, *cfg.patch)
-            write_json(run / "summary.json", summary.to_json(summary.summarize(cfg.model, shape, bs)))
-            write_json(run / "split.json", data_mod.split_record(d))
-            if ckpt is not None:
-                runs.truncate_metrics(run, prog.epoch)
-            log.info("device: %s", rt.describe())
-            log.info("run folder: %s", run)
-            log.info("data: %s → patches %s along (%s); %s", " + ".join(d.grid.channel_names),
-                     "×".join(map(str, d.geom.size)), ", ".join(d.geom.model_axes), data_mod.describe_split(d))
-            log.info("model: %s parameters, receptive field %s", f"{sum(r.params for r in inf.records):,}",
-                     "×".join(map(str, inf.output_record.receptive_field)))
-            if ckpt is not None:
-                log.info("resuming after epoch %d (step %d)%s", prog.epoch, prog.step,
-                         "".join(f"; {c.key} {c.old} → {c.new}" for c in changed))
-                if reset_optimizer:
-                    log.info("optimizer state restarted (--reset-optimizer)")
-        except BaseException:
-            replacement.rollback()  # Ctrl-C or a failure while the new run writes its first files
-            raise
+        if force and not resume:
+            replacement.begin()  # the old run's files move aside; deleted after the first checkpoint
+        runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
+        runs.write_config(run, cfg.raw)
+        shape = (cfg.model.in_channels, *cfg.patch)
+        write_json(run / "summary.json", summary.to_json(summary.summarize(cfg.model, shape, bs)))
+        write_json(run / "split.json", data_mod.split_record(d))
+        if ckpt is not None:
+            runs.truncate_metrics(run, prog.epoch)
+        log.info("device: %s", rt.describe())
+        log.info("run folder: %s", run)
+        log.info("data: %s → patches %s along (%s); %s", " + ".join(d.grid.channel_names),
+                 "×".join(map(str, d.geom.size)), ", ".join(d.geom.model_axes), data_mod.describe_split(d))
+        log.info("model: %s parameters, receptive field %s", f"{sum(r.params for r in inf.records):,}",
+                 "×".join(map(str, inf.output_record.receptive_field)))
+        if ckpt is not None:
+            log.info("resuming after epoch %d (step %d)%s", prog.epoch, prog.step,
+                     "".join(f"; {c.key} {c.old} → {c.new}" for c in changed))
+            if reset_optimizer:
+                log.info("optimizer state restarted (--reset-optimizer)")
 
     # --- epochs
     model.train()
@@ -358,102 +356,104 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         if rt.main:
             state = _checkpoint_state(cfg, d, model, opt, sched, scaler, prog, sums)
             runs.save_checkpoint(runs.checkpoint_dir(run) / "last.pt", state)
-            replacement.commit()
+            if replacement is not None:
+                replacement.commit()
         saved = (prog.epoch, prog.step)
         return state
 
+    ctrl_c = _DeferredInterrupt()
+    ctrl_c.install()
     try:
-        with _DeferredInterrupt() as ctrl_c:
-            while prog.epoch < cfg.train.epochs and not (max_steps and prog.step >= max_steps):
-                epoch = prog.epoch + 1
-                sampler.set_epoch(epoch, prog.batch_in_epoch * bs)
-                task = reporter.task(f"epoch {epoch}/{cfg.train.epochs}", total=len(sampler), unit="patch")
-                epoch_seen, wait, t0 = 0, 0.0, time.perf_counter()
-                t_last = t0
-                stopped = interrupted = False
-                for x, y in loader:
-                    wait += time.perf_counter() - t_last
-                    if ctrl_c.agreed(rt):  # Ctrl-C: stop between steps, never inside one
-                        stopped = interrupted = True
-                        break
-                    step.begin()
-                    x, y = place.batch(x), place.target(y)
-                    with rt.autocast():
-                        out = model(x)
-                        loss = loss_fn(out, y)
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        raise TrainingDiverged(
-                            f"loss became {value} at epoch {epoch}, step {prog.step + 1}; training stopped, "
-                            f"{_last_good(saved)}", where=str(run),
-                            fix="lower train.lr, add train.grad_clip, or check the data for extreme values")
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if cfg.train.grad_clip:
-                        scaler.unscale_(opt)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                    step.updating()
-                    scaler.step(opt)
-                    scaler.update()
-                    sched.step()
-                    prog.step += 1
-                    prog.batch_in_epoch += 1
-                    loss_sum += value * len(x)
-                    seen += len(x)
-                    epoch_seen += len(x)
-                    step.end()
-                    task.advance(len(x), info=f"loss {value:.4g}")
-                    t_last = time.perf_counter()
-                    if max_steps and prog.step >= max_steps:
-                        # stopped inside the epoch: the checkpoint remembers where, so --resume goes on
-                        stopped = epoch_seen < len(sampler)
-                        break
-                task.close()
-                if interrupted:
+        while prog.epoch < cfg.train.epochs and not (max_steps and prog.step >= max_steps):
+            epoch = prog.epoch + 1
+            sampler.set_epoch(epoch, prog.batch_in_epoch * bs)
+            task = reporter.task(f"epoch {epoch}/{cfg.train.epochs}", total=len(sampler), unit="patch")
+            epoch_seen, wait, t0 = 0, 0.0, time.perf_counter()
+            t_last = t0
+            stopped = interrupted = False
+            for x, y in loader:
+                wait += time.perf_counter() - t_last
+                if ctrl_c.agreed(rt):  # Ctrl-C: stop between steps, never inside one
+                    stopped = interrupted = True
                     break
-                elapsed = time.perf_counter() - t0
-                val_loss, val, examples = _validate(model, d, val_loader, loss_fn, rt, place,
-                                                    cfg.train.examples)
-                if not stopped:
-                    prog.epoch, prog.batch_in_epoch = epoch, 0
-                totals = torch.tensor([loss_sum, seen, elapsed, wait, epoch_seen], dtype=torch.float64)
-                device.all_reduce_(totals, rt)
-                record = {
-                    "epoch": epoch, "step": prog.step, **({"partial": True} if stopped else {}), **resumed,
-                    "train_loss": float(totals[0] / max(totals[1], 1)), "val_loss": val_loss, "val": val,
-                    "lr": opt.param_groups[0]["lr"],
-                    "patches_per_s": float(totals[4] / max(elapsed, 1e-9)),
-                    "data_wait_fraction": float(totals[3] / max(totals[2], 1e-9)), "time_s": elapsed,
-                }
-                resumed = {}
-                score = val_loss if best_name == "val_loss" else val.get(best_name)
-                if score is None:
-                    score = record["train_loss"] if best_name == "val_loss" else None
-                improved = score is not None and best_metric.better(score, prog.best)
-                if improved:
-                    prog.best, prog.best_epoch = score, epoch
-                state = save(partial=stopped)
-                if not stopped:
-                    loss_sum, seen = 0.0, 0
-                if rt.main:
-                    if improved:
-                        runs.save_checkpoint(runs.checkpoint_dir(run) / "best.pt", state)
-                    runs.append_metrics(run, record)
-                    history.append(record)
-                    plots.loss_curve(history, run / "loss.png", headline if val else None)
-                    if examples is not None:
-                        plots.examples(*examples, cfg.task, run / "examples.png", d.geom.model_axes)
-                    log.info("epoch %d: %s", epoch, epoch_line(record, headline))
-                device.barrier(rt)
-                if prog.epoch < cfg.train.epochs and ctrl_c.agreed(rt):
-                    interrupted = True
+                step.begin()
+                x, y = place.batch(x), place.target(y)
+                with rt.autocast():
+                    out = model(x)
+                    loss = loss_fn(out, y)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"loss became {value} at epoch {epoch}, step {prog.step + 1}; training stopped, "
+                        f"{_last_good(saved)}", where=str(run),
+                        fix="lower train.lr, add train.grad_clip, or check the data for extreme values")
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.train.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                step.updating()
+                scaler.step(opt)
+                scaler.update()
+                sched.step()
+                prog.step += 1
+                prog.batch_in_epoch += 1
+                loss_sum += value * len(x)
+                seen += len(x)
+                epoch_seen += len(x)
+                step.end()
+                task.advance(len(x), info=f"loss {value:.4g}")
+                t_last = time.perf_counter()
+                if max_steps and prog.step >= max_steps:
+                    # stopped inside the epoch: the checkpoint remembers where, so --resume goes on
+                    stopped = epoch_seen < len(sampler)
                     break
+            task.close()
             if interrupted:
-                if saved is None and prog.step == 0:
-                    raise _before_first_step(run)
-                if saved != (prog.epoch, prog.step):
-                    save(partial=prog.batch_in_epoch > 0)
-                raise _interrupted(run, prog)
+                break
+            elapsed = time.perf_counter() - t0
+            val_loss, val, examples = _validate(model, d, val_loader, loss_fn, rt, place,
+                                                cfg.train.examples)
+            if not stopped:
+                prog.epoch, prog.batch_in_epoch = epoch, 0
+            totals = torch.tensor([loss_sum, seen, elapsed, wait, epoch_seen], dtype=torch.float64)
+            device.all_reduce_(totals, rt)
+            record = {
+                "epoch": epoch, "step": prog.step, **({"partial": True} if stopped else {}), **resumed,
+                "train_loss": float(totals[0] / max(totals[1], 1)), "val_loss": val_loss, "val": val,
+                "lr": opt.param_groups[0]["lr"],
+                "patches_per_s": float(totals[4] / max(elapsed, 1e-9)),
+                "data_wait_fraction": float(totals[3] / max(totals[2], 1e-9)), "time_s": elapsed,
+            }
+            resumed = {}
+            score = val_loss if best_name == "val_loss" else val.get(best_name)
+            if score is None:
+                score = record["train_loss"] if best_name == "val_loss" else None
+            improved = score is not None and best_metric.better(score, prog.best)
+            if improved:
+                prog.best, prog.best_epoch = score, epoch
+            state = save(partial=stopped)
+            if not stopped:
+                loss_sum, seen = 0.0, 0
+            if rt.main:
+                if improved:
+                    runs.save_checkpoint(runs.checkpoint_dir(run) / "best.pt", state)
+                runs.append_metrics(run, record)
+                history.append(record)
+                plots.loss_curve(history, run / "loss.png", headline if val else None)
+                if examples is not None:
+                    plots.examples(*examples, cfg.task, run / "examples.png", d.geom.model_axes)
+                log.info("epoch %d: %s", epoch, epoch_line(record, headline))
+            device.barrier(rt)
+            if prog.epoch < cfg.train.epochs and ctrl_c.agreed(rt):
+                interrupted = True
+                break
+        if interrupted:
+            if saved is None and prog.step == 0:
+                raise _before_first_step(run)
+            if saved != (prog.epoch, prog.step):
+                save(partial=prog.batch_in_epoch > 0)
+            raise _interrupted(run, prog)
     except KeyboardInterrupt:
         # a second Ctrl-C (or one outside the main thread): save only a state that is whole
         if saved is None and prog.step == 0:
@@ -466,9 +466,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                                   f"{_last_good(saved)}", fix=f"resume with: geocnn train {run} --resume"
                                   if saved else "start the run again") from None
     finally:
+        ctrl_c.restore()
         _close(loader, val_loader)
-        if rt.main:
-            replacement.rollback()  # no-op once the first checkpoint is written
     return run
 
 
@@ -562,14 +561,14 @@ class _DeferredInterrupt:
         self.requested = False
         self._previous = None
 
-    def __enter__(self) -> _DeferredInterrupt:
+    def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._note)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def restore(self) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
     def _note(self, signum, frame) -> None:
         if self.requested:
