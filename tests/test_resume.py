@@ -145,6 +145,9 @@ def test_overrides_on_resume_apply_and_are_recorded_or_are_refused(tmp_path, cli
     assert second["lr"] == 0.004  # no schedule: the new rate itself
     opt = load_checkpoint(run / "checkpoints" / "last.pt").optimizer_state
     assert opt["param_groups"][0]["lr"] == 0.004 and opt["param_groups"][0]["initial_lr"] == 0.004
+    dry = cli("train", run, "--resume", "--epochs", "5", "--dry-run")
+    assert dry.exit_code == 0 and "resume changes train.epochs: 2 → 5" in dry.stdout
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 2  # a dry run writes nothing
     back = cli("train", run, "--resume", "--epochs", "1")
     assert back.exit_code == 2 and "train.epochs 1 on resume, but the run has already done 2 epochs" in back.stderr
 
