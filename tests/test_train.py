@@ -154,6 +154,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(TrainingDiverged) as err:
         train(load_config(path), tmp_path / "run")
     assert "loss became nan at epoch 2" in err.value.message
+    assert "checkpoints/last.pt holds the last good state (epoch 1, step 4)" in err.value.message
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt").epoch == 1
 
 

@@ -60,6 +60,9 @@ class Checkpoint:
     scheduler_state: dict = field(default_factory=dict)
     scaler_state: dict = field(default_factory=dict)
     rng: dict = field(default_factory=dict)
+    # the unfinished epoch's training-loss sums (all processes), so its metrics.jsonl line covers the whole epoch
+    epoch_loss_sum: float = 0.0
+    epoch_patches: int = 0
     # provenance, set when saved
     geocnn_version: str = __version__
     torch_version: str = str(torch.__version__)
@@ -74,6 +77,7 @@ class Checkpoint:
             "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
             "best": {"metric": self.best_metric, "value": self.best_value, "epoch": self.best_epoch},
             "rng": self.rng,
+            "epoch_partial": {"loss_sum": self.epoch_loss_sum, "patches": self.epoch_patches},
             "normalization": {"inputs": self.normalization.to_dict(),
                               "target": self.target_normalization.to_dict()
                               if self.target_normalization is not None else None},
@@ -93,6 +97,9 @@ class Checkpoint:
         norm = r.get("normalization", dict)
         best, channels, patch = r.get("best", dict), r.get("channels", dict), r.get("patch", dict)
         freq = r.get("class_frequencies", list, optional=True)
+        # absent from checkpoints of earlier versions: an epoch boundary, or a partial epoch without sums
+        partial = d.get("epoch_partial") if isinstance(d, dict) and "epoch_partial" in d else \
+            {"loss_sum": 0.0, "patches": 0}
         return cls(
             config=r.get("config", dict), config_hash=r.get("config_hash", str),
             model_state=r.get("model_state", dict),
@@ -108,6 +115,8 @@ class Checkpoint:
             best_epoch=r.at(best, "best.epoch", int, True),
             optimizer_state=r.get("optimizer_state", dict), scheduler_state=r.get("scheduler_state", dict),
             scaler_state=r.get("scaler_state", dict), rng=r.get("rng", dict),
+            epoch_loss_sum=float(r.at(r.mapping(partial, "epoch_partial"), "epoch_partial.loss_sum", (int, float))),
+            epoch_patches=r.at(partial, "epoch_partial.patches", int),
             geocnn_version=r.get("geocnn_version", str), torch_version=r.get("torch_version", str),
         )
 
@@ -141,6 +150,11 @@ class _Reader:
         if not isinstance(self.d, dict):
             raise DataError("not a geocnn checkpoint", where=self.where, fix=_FIX)
         return self.at(self.d, key, kind, optional)
+
+    def mapping(self, value: Any, key: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"should be a mapping, not {type(value).__name__}")
+        return value
 
     def items(self, d: dict, key: str, kind: type) -> list:
         values = self.at(d, key, list)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from geocnn import data as data_mod
-from geocnn import device, plots, runs, summary, tensorboard_log
+from geocnn import device, plots, runfolder, runs, summary, tensorboard_log
+from geocnn import resume as resume_mod
 from geocnn.atomic import check_folder, write_json
 from geocnn.config import Config
 from geocnn.errors import ConfigError, GeocnnError
@@ -60,31 +63,15 @@ def default_run_folder(cfg: Config) -> Path:
 
 
 def _check_folder(run: Path, resume: bool, force: bool) -> None:
-    """Refuse to clobber a run; clear an old one only with ``force`` (called before any work)."""
+    """Refuse to clobber a run, or to resume one that has no checkpoint (called before any work)."""
     last = runs.checkpoint_dir(run) / "last.pt"
     if resume:
         if not last.is_file():
             raise ConfigError("--resume, but this run folder has no checkpoints/last.pt", where=str(run),
                               fix="start a new run (without --resume) or give the run's --out folder")
         return
-    if run.exists() and any(run.iterdir()) and not force:
-        raise ConfigError("run folder already exists", where=str(run),
-                          fix="continue it with --resume, choose another --out, or pass --force to start over")
-    if force and run.exists():
-        for name in ("metrics.jsonl", "loss.png", "examples.png", "summary.json", "split.json"):
-            (run / name).unlink(missing_ok=True)
-        for name in ("last.pt", "best.pt"):
-            (runs.checkpoint_dir(run) / name).unlink(missing_ok=True)
-
-
-
-def _same_run(cfg: Config, ckpt: runs.Checkpoint, run: Path) -> None:
-    """A resumed run must train the same model on the same data."""
-    old = ckpt.config
-    for section in ("task", "model", "data"):
-        if old.get(section) != cfg.raw.get(section):
-            raise ConfigError(f"the config's {section} differs from the run being resumed", where=str(run),
-                              fix="resume with the run's own config (its config.yaml), or start a new run")
+    if runfolder.holds_a_run(run) and not force:
+        runfolder.refuse_existing(run)
 
 
 def _optimizer(cfg: Config, params) -> torch.optim.Optimizer:
@@ -138,9 +125,15 @@ def _loader(dataset, cfg: Config, rt: device.Runtime, sampler=None):
     return torch.utils.data.DataLoader(
         dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=rt.device.type == "cuda", persistent_workers=workers > 0,
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=4 if workers else None, worker_init_fn=_ignore_ctrl_c if workers else None,
         # its own generator: creating iterators must not draw from the global RNG (exact resume)
         generator=torch.Generator().manual_seed(cfg.train.seed))
+
+
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """DataLoader workers ignore Ctrl-C (the terminal sends it to the whole process group): the
+    main process stops at a step boundary and still needs them for that step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _close(*loaders) -> None:
@@ -211,7 +204,7 @@ def _examples(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, pred: torch.T
 
 
 def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler,
-                      prog: Progress) -> runs.Checkpoint:
+                      prog: Progress, sums: tuple[float, int] = (0.0, 0)) -> runs.Checkpoint:
     core = getattr(model, "_orig_mod", model)  # torch.compile wraps the (DDP-wrapped) model
     core = core.module if isinstance(core, DistributedDataParallel) else core
     return runs.Checkpoint(
@@ -224,30 +217,67 @@ def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, 
         epoch=prog.epoch, step=prog.step, batch_in_epoch=prog.batch_in_epoch,
         best_metric=cfg.train.best_metric, best_value=prog.best, best_epoch=prog.best_epoch,
         optimizer_state=opt.state_dict(), scheduler_state=sched.state_dict(), scaler_state=scaler.state_dict(),
-        rng=_rng_state())
+        rng=_rng_state(), epoch_loss_sum=sums[0], epoch_patches=sums[1])
 
 
 def train(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
-          reporter: Reporter = SILENT) -> Path:
-    """Train ``cfg``; returns the run folder. See the module docstring for the flow."""
+          reporter: Reporter = SILENT, reset_optimizer: bool = False) -> Path:
+    """Train ``cfg``; returns the run folder. See the module docstring for the flow.
+
+    Without ``out`` the run folder is ``runs/<name>``, or ``runs/<name>-2``, ``-3``, ... when that
+    one already holds a run (and neither ``resume`` nor ``force`` is given). The folder is locked
+    for the whole call. On ``resume``, ``cfg`` may differ from the run's checkpoint only in the keys
+    :mod:`geocnn.resume` allows (optimizer keys with ``reset_optimizer``).
+    """
     if cfg.train.tensorboard:
         tensorboard_log.require()
     rt = device.setup(cfg.train.device, cfg.train.amp, cfg.train.threads)
-    run = check_folder(Path(out) if out is not None else default_run_folder(cfg))
+    default = default_run_folder(cfg)
+    run = check_folder(Path(out) if out is not None else default)
+    lock = replacement = None
     try:
-        return _train(cfg, run, resume, force, reporter, rt)
+        if rt.main:
+            run, lock = _claim(run, out is not None, resume, force)
+            replacement = runfolder.Replacement(run)
+        return _train(cfg, run, resume, force, reporter, rt, reset_optimizer, replacement)
     finally:
+        if replacement is not None:
+            replacement.rollback()  # --force, stopped before the first checkpoint: the old run comes back
+        if lock is not None:
+            lock.release()
         device.teardown(rt)
 
 
-def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter, rt: device.Runtime) -> Path:
-    # --- run folder and checkpoint to resume from (the folder is created once data and model check out)
+def _claim(run: Path, explicit: bool, resume: bool, force: bool) -> tuple[Path, runfolder.RunLock]:
+    """Choose (numbering the default folder) and lock the run folder; say which one when it is not the default."""
+    default, numbered = run, not (explicit or resume or force)
+    while True:
+        run = runfolder.choose(default, explicit, resume, force)
+        try:
+            lock = runfolder.lock(run)
+        except runfolder.RunInUse:
+            if not numbered:
+                raise
+            continue  # another process took this folder a moment ago: the next number
+        if numbered and runfolder.holds_a_run(run):
+            lock.release()  # a run was written there between choosing and locking
+            continue
+        break
+    if run != default:
+        log.info("%s holds a previous run: this run is %s", default, run)
+    runfolder.recover(run)
+    return run, lock
+
+
+def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter, rt: device.Runtime,
+           reset_optimizer: bool = False, replacement: runfolder.Replacement | None = None) -> Path:
+    # --- run folder and checkpoint to resume from (the folder is written once data and model check out)
     if rt.main:
         _check_folder(run, resume, force)
     device.barrier(rt)
     ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt") if resume else None
-    if ckpt is not None:
-        _same_run(cfg, ckpt, run)
+    changed = (resume_mod.changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)
+               if ckpt is not None else [])
     seed = cfg.train.seed
     torch.manual_seed(seed)
 
@@ -255,7 +285,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     check_fits(infer(cfg.model, cfg.patch, receptive=False), cfg.train.batch_size, rt.device, training=True)
 
     # --- data: grids, checks, split, normalisation (reused from the checkpoint on resume)
-    d = data_mod.build(cfg, stored=(ckpt.normalization, ckpt.target_normalization) if ckpt else None)
+    d = data_mod.build(cfg, stored=_stored_normalization(ckpt) if ckpt else None)
 
     # --- model, optimizer, schedule, loss
     model, inf = build(cfg.model, cfg.patch)
@@ -265,17 +295,21 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     per_rank = (cfg.data.sampling.patches_per_epoch // rt.world_size)
     steps_per_epoch = max(1, math.ceil(per_rank / bs))
     opt = _optimizer(cfg, model.parameters())
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps_per_epoch))
+    factor = _schedule(cfg, steps_per_epoch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     scaler = rt.grad_scaler()
     loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq).to(rt.device)
     prog = Progress()
+    carried = (0.0, 0)  # the unfinished epoch's loss sum and patches from before the resume
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
-        opt.load_state_dict(ckpt.optimizer_state)
-        sched.load_state_dict(ckpt.scheduler_state)
-        scaler.load_state_dict(ckpt.scaler_state)
+        _restore_optimizer(opt, sched, factor, ckpt, reset_optimizer, run)
+        if ckpt.scaler_state and scaler.is_enabled():
+            scaler.load_state_dict(ckpt.scaler_state)
         prog = Progress(ckpt.epoch, ckpt.step, ckpt.batch_in_epoch, ckpt.best_value, ckpt.best_epoch)
+        carried = (ckpt.epoch_loss_sum, ckpt.epoch_patches) if rt.main else (0.0, 0)
         _set_rng_state(ckpt.rng)
+    core_buffers = list(model.buffers())  # before wrapping: what a forward pass updates (BatchNorm statistics)
     if rt.distributed:
         model = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
     if cfg.train.compile:
@@ -286,6 +320,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     best_name = cfg.train.best_metric
     best_metric = METRICS[best_name]
     if rt.main:
+        if force and not resume:
+            replacement.begin()  # the old run's files move aside; deleted after the first checkpoint
         runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
         runs.write_config(run, cfg.raw)
         shape = (cfg.model.in_channels, *cfg.patch)
@@ -300,7 +336,10 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         log.info("model: %s parameters, receptive field %s", f"{sum(r.params for r in inf.records):,}",
                  "×".join(map(str, inf.output_record.receptive_field)))
         if ckpt is not None:
-            log.info("resuming after epoch %d (step %d)", prog.epoch, prog.step)
+            log.info("resuming after epoch %d (step %d)%s", prog.epoch, prog.step,
+                     "".join(f"; {c.key} {c.old} → {c.new}" for c in changed))
+            if reset_optimizer:
+                log.info("optimizer state restarted (--reset-optimizer)")
 
     # --- epochs
     model.train()
@@ -317,17 +356,42 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     # on resume, events after the checkpoint's last logged step are dropped (they are logged again)
     tb = tensorboard_log.TensorBoardLog(run, prog.step + 1 if ckpt else None) \
         if cfg.train.tensorboard and rt.main else None
+    saved = (ckpt.epoch, ckpt.step) if ckpt is not None else None  # what checkpoints/last.pt holds
+    resumed = ({"resumed": {"step": prog.step, **({"changed": {c.key: c.record() for c in changed}}
+                                                  if changed else {})}} if ckpt is not None else {})
+    loss_sum, seen = carried
+    step = _StepState(core_buffers)
+
+    def save(partial: bool, collective: bool = True) -> runs.Checkpoint | None:
+        """last.pt (every process calls it when ``collective``: the partial sums are summed over them)."""
+        nonlocal saved
+        sums = _epoch_sums(loss_sum, seen, rt, collective) if partial else (0.0, 0)
+        state = None
+        if rt.main:
+            state = _checkpoint_state(cfg, d, model, opt, sched, scaler, prog, sums)
+            runs.save_checkpoint(runs.checkpoint_dir(run) / "last.pt", state)
+            if replacement is not None:
+                replacement.commit()
+        saved = (prog.epoch, prog.step)
+        return state
+
+    ctrl_c = _DeferredInterrupt()
+    ctrl_c.install()
     try:
         while prog.epoch < cfg.train.epochs and not (max_steps and prog.step >= max_steps):
             epoch = prog.epoch + 1
             sampler.set_epoch(epoch, prog.batch_in_epoch * bs)
             task = reporter.task(f"epoch {epoch}/{cfg.train.epochs}", total=len(sampler), unit="patch")
-            loss_sum, seen, wait, t0 = 0.0, 0, 0.0, time.perf_counter()
+            epoch_seen, wait, t0 = 0, 0.0, time.perf_counter()
             step_losses: list[float] = []  # this process's, for loss.png
             t_last = t0
-            stopped = False
+            stopped = interrupted = False
             for x, y in loader:
                 wait += time.perf_counter() - t_last
+                if ctrl_c.agreed(rt):  # Ctrl-C: stop between steps, never inside one
+                    stopped = interrupted = True
+                    break
+                step.begin()
                 x, y = place.batch(x), place.target(y)
                 with rt.autocast():
                     out = model(x)
@@ -336,13 +400,14 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                 if not math.isfinite(value):
                     raise TrainingDiverged(
                         f"loss became {value} at epoch {epoch}, step {prog.step + 1}; training stopped, "
-                        f"checkpoints/last.pt holds the last good state (epoch {prog.epoch})", where=str(run),
+                        f"{_last_good(saved)}", where=str(run),
                         fix="lower train.lr, add train.grad_clip, or check the data for extreme values")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.train.grad_clip:
                     scaler.unscale_(opt)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                step.updating()
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
@@ -351,37 +416,43 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                 loss_sum += value * len(x)
                 step_losses.append(value)
                 seen += len(x)
+                epoch_seen += len(x)
+                step.end()
                 task.advance(len(x), info=f"loss {value:.4g}")
                 t_last = time.perf_counter()
                 if max_steps and prog.step >= max_steps:
                     # stopped inside the epoch: the checkpoint remembers where, so --resume goes on
-                    stopped = seen < len(sampler)
+                    stopped = epoch_seen < len(sampler)
                     break
             task.close()
+            if interrupted:
+                break
             elapsed = time.perf_counter() - t0
             val_loss, val, examples = _validate(model, d, val_loader, loss_fn, rt, place,
                                                 cfg.train.examples)
             if not stopped:
                 prog.epoch, prog.batch_in_epoch = epoch, 0
-            totals = torch.tensor([loss_sum, seen, elapsed, wait], dtype=torch.float64)
+            totals = torch.tensor([loss_sum, seen, elapsed, wait, epoch_seen], dtype=torch.float64)
             device.all_reduce_(totals, rt)
             record = {
-                "epoch": epoch, "step": prog.step, **({"partial": True} if stopped else {}),
+                "epoch": epoch, "step": prog.step, **({"partial": True} if stopped else {}), **resumed,
                 "train_loss": float(totals[0] / max(totals[1], 1)), "val_loss": val_loss, "val": val,
                 "step_loss": plots.thin_steps(prog.step - len(step_losses) + 1, step_losses),
                 "lr": opt.param_groups[0]["lr"],
-                "patches_per_s": float(totals[1] / max(elapsed, 1e-9)),
+                "patches_per_s": float(totals[4] / max(elapsed, 1e-9)),
                 "data_wait_fraction": float(totals[3] / max(totals[2], 1e-9)), "time_s": elapsed,
             }
+            resumed = {}
             score = val_loss if best_name == "val_loss" else val.get(best_name)
             if score is None:
                 score = record["train_loss"] if best_name == "val_loss" else None
             improved = score is not None and best_metric.better(score, prog.best)
             if improved:
                 prog.best, prog.best_epoch = score, epoch
+            state = save(partial=stopped)
+            if not stopped:
+                loss_sum, seen = 0.0, 0
             if rt.main:
-                state = _checkpoint_state(cfg, d, model, opt, sched, scaler, prog)
-                runs.save_checkpoint(runs.checkpoint_dir(run) / "last.pt", state)
                 if improved:
                     runs.save_checkpoint(runs.checkpoint_dir(run) / "best.pt", state)
                 runs.append_metrics(run, record)
@@ -393,14 +464,28 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
                         tb.picture("examples", run / "examples.png", prog.step)
                 log.info("epoch %d: %s", epoch, epoch_line(record, headline))
             device.barrier(rt)
+            if prog.epoch < cfg.train.epochs and ctrl_c.agreed(rt):
+                interrupted = True
+                break
+        if interrupted:
+            if saved is None and prog.step == 0:
+                raise _before_first_step(run)
+            if saved != (prog.epoch, prog.step):
+                save(partial=prog.batch_in_epoch > 0)
+            raise _interrupted(run, prog)
     except KeyboardInterrupt:
-        if rt.main:
-            state = _checkpoint_state(cfg, d, model, opt, sched, scaler, prog)
-            runs.save_checkpoint(runs.checkpoint_dir(run) / "last.pt", state)
-        raise TrainingInterrupted(
-            f"interrupted at epoch {prog.epoch + 1}, step {prog.step}; saved {runs.checkpoint_dir(run) / 'last.pt'}",
-            fix=f"resume with: geocnn train {cfg.path} --out {run} --resume") from None
+        # a second Ctrl-C (or one outside the main thread): save only a state that is whole
+        if saved is None and prog.step == 0:
+            raise _before_first_step(run) from None
+        if step.phase != "updating":
+            step.rewind()  # a forward pass may have updated BatchNorm statistics: undo it
+            save(partial=prog.batch_in_epoch > 0, collective=False)
+            raise _interrupted(run, prog) from None
+        raise TrainingInterrupted(f"interrupted inside an optimizer step at step {prog.step + 1}; "
+                                  f"{_last_good(saved)}", fix=f"resume with: geocnn train {run} --resume"
+                                  if saved else "start the run again") from None
     finally:
+        ctrl_c.restore()
         _close(loader, val_loader)
         if tb is not None:
             tb.close()
@@ -420,6 +505,120 @@ def _pictures(run: Path, d: data_mod.TrainingData, history: list[dict], examples
         write_json(run / "confusion.json", {"epoch": epoch, "classes": names.class_names(len(matrix)),
                                             "rows": "true class", "columns": "predicted class", "matrix": matrix})
         plots.confusion_matrix(matrix, run / "confusion.png", names, f"validation confusion matrix, epoch {epoch}")
+
+
+def _stored_normalization(ckpt: runs.Checkpoint) -> tuple:
+    """The checkpoint's normalisations; a target normalised like the input is the input's object again
+    (the validation baseline "input as prediction" is scored only then, as in the run's first part)."""
+    norm, target = ckpt.normalization, ckpt.target_normalization
+    return norm, norm if target == norm else target
+
+
+def _interrupted(run: Path, prog: Progress) -> TrainingInterrupted:
+    return TrainingInterrupted(
+        f"interrupted at epoch {prog.epoch + 1}, step {prog.step}; saved {runs.checkpoint_dir(run) / 'last.pt'}",
+        fix=f"resume with: geocnn train {run} --resume")
+
+
+def _before_first_step(run: Path) -> TrainingInterrupted:
+    return TrainingInterrupted("interrupted before the first optimizer step; no checkpoint was saved",
+                               where=str(run), fix="start the run again")
+
+
+def _last_good(saved: tuple[int, int] | None) -> str:
+    """What checkpoints/last.pt holds, in words (the truth: it may not exist yet)."""
+    if saved is None:
+        return "no checkpoint was saved yet (checkpoints/last.pt is written at the end of the first epoch)"
+    return f"checkpoints/last.pt holds the last good state (epoch {saved[0]}, step {saved[1]})"
+
+
+def _epoch_sums(loss_sum: float, seen: int, rt: device.Runtime, collective: bool) -> tuple[float, int]:
+    """The unfinished epoch's loss sum and patch count over all processes (this process's alone if not collective)."""
+    t = torch.tensor([loss_sum, seen], dtype=torch.float64)
+    if collective:
+        device.all_reduce_(t, rt)
+    return float(t[0]), int(t[1])
+
+
+def _restore_optimizer(opt, sched, factor, ckpt: runs.Checkpoint, reset: bool, run: Path) -> None:
+    """Optimizer and schedule state from the checkpoint; the config's hyperparameters win (only the
+    keys :mod:`geocnn.resume` allows can differ), and the current rate follows from them."""
+    settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    if not reset:
+        try:
+            opt.load_state_dict(ckpt.optimizer_state)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"the checkpoint's optimizer state does not fit this optimizer ({exc})", where=str(run),
+                              fix="resume with --reset-optimizer to restart the optimizer's state") from None
+    sched.load_state_dict(ckpt.scheduler_state)
+    for group, fresh in zip(opt.param_groups, settings):
+        group.update(fresh)  # lr here is the base rate (initial_lr); the current one follows
+    sched.base_lrs = [g["initial_lr"] for g in opt.param_groups]
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = base * factor(sched.last_epoch)  # what LambdaLR computes: bit-identical when unchanged
+
+
+class _StepState:
+    """Where the loop is inside a step, and the buffers and RNG from before it, so an interrupt
+    that lands inside the forward pass can be undone exactly."""
+
+    def __init__(self, buffers: list[torch.Tensor]) -> None:
+        self.buffers = buffers
+        self.phase = "between"
+        self._saved: list[torch.Tensor] = []
+        self._rng: dict = {}
+
+    def begin(self) -> None:
+        self._saved = [b.detach().clone() for b in self.buffers]
+        self._rng = _rng_state()
+        self.phase = "forward"
+
+    def updating(self) -> None:
+        self.phase = "updating"
+
+    def end(self) -> None:
+        self.phase = "between"
+
+    def rewind(self) -> None:
+        if self.phase == "forward":
+            with torch.no_grad():
+                for b, s in zip(self.buffers, self._saved):
+                    b.copy_(s)
+            _set_rng_state(self._rng)
+        self.phase = "between"
+
+
+class _DeferredInterrupt:
+    """Ctrl-C while training only sets a flag, read between steps: a step is never cut in half
+    (a forward pass updates BatchNorm statistics before the optimizer step). A second Ctrl-C
+    stops at once. Only the main thread can hold a signal handler; elsewhere nothing changes."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._note)
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _note(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("Ctrl-C: stopping after this step and saving a checkpoint (Ctrl-C again stops at once)")
+
+    def agreed(self, rt: device.Runtime) -> bool:
+        """Whether any process was interrupted (all processes must stop at the same step)."""
+        if not rt.distributed:
+            return self.requested
+        flag = torch.tensor([float(self.requested)], device=rt.device)  # NCCL reduces device tensors only
+        device.all_reduce_(flag, rt)
+        return bool(flag[0] > 0)
 
 
 def epoch_line(record: dict, headline: str) -> str:

@@ -105,6 +105,19 @@ def _natural_width(table: Table) -> int:
     return Measurement.get(wide, wide.options, table).maximum
 
 
+def print_summary(s: summary.Summary, wide: bool = False) -> None:
+    """The summary table, the text folded out of it, the totals and the warnings, on stdout."""
+    width = console.columns()
+    table, folded = _views(s, wide, width)
+    console.out.print(table, width=max(width, _natural_width(table)) if wide else width, crop=not wide)
+    for line in folded:
+        console.out.print(line, width=width)
+    for line in summary.totals_lines(s):
+        console.out.print(line, width=width)
+    for w in s.warnings:
+        console.out.print(f"[yellow]warning:[/] {w}", width=width)
+
+
 def summarize_cmd(
     config: Path = typer.Argument(..., help="Model YAML, full config with a model: section, run folder "
                                   "or checkpoint (.pt).", show_default=False),
@@ -139,15 +152,7 @@ def summarize_cmd(
         if path is not None:
             atomic.check_new(path, force)
     s = summary.summarize(spec, shape, batch_size)
-    width = console.columns()
-    table, folded = _views(s, wide, width)
-    console.out.print(table, width=max(width, _natural_width(table)) if wide else width, crop=not wide)
-    for line in folded:
-        console.out.print(line, width=width)
-    for line in summary.totals_lines(s):
-        console.out.print(line, width=width)
-    for w in s.warnings:
-        console.out.print(f"[yellow]warning:[/] {w}", width=width)
+    print_summary(s, wide)
     if json_path is not None:
         atomic.write_json(json_path, summary.to_json(s), force=force)
         console.out.print(f"wrote {json_path}")

@@ -1,0 +1,73 @@
+"""``geocnn train CONFIG --dry-run``: everything a run would start from, and nothing written.
+
+The resolved config (every default and override filled in, as the run's config.yaml would hold
+it), the data and its train/validation split, the model summary, the memory one training step
+needs against what the device has free, and the run folder that would be used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from geocnn import data as data_mod
+from geocnn import device, runfolder, runs, summary
+from geocnn.config import Config
+from geocnn.model import infer
+from geocnn.model.budget import available_bytes, needed_bytes
+from geocnn.resume import Change, changes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``geocnn train`` would do with this config (see :func:`plan`)."""
+
+    config_yaml: str  # the effective config, as config.yaml would hold it
+    run: Path  # the run folder it would use
+    device: str
+    data: str  # one line: channels, patch, split
+    split: dict  # split.json's content
+    summary: summary.Summary
+    steps_per_epoch: int
+    param_bytes: int  # parameters, gradients and optimizer moments
+    activation_bytes: int  # activations of one training step (batch_size patches)
+    available_bytes: int | None  # free on the device (None: unknown)
+    changes: tuple[Change, ...]  # --resume: what this invocation changes in the run
+
+    @property
+    def fits(self) -> bool | None:
+        if self.available_bytes is None:
+            return None
+        return self.param_bytes + self.activation_bytes <= self.available_bytes
+
+
+def plan(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
+         reset_optimizer: bool = False) -> Plan:
+    """Resolve and check everything ``train`` would, reading the data but writing nothing."""
+    default = Path("runs") / cfg.name
+    run = runfolder.choose(Path(out) if out is not None else default, out is not None, resume, force)
+    found: list[Change] = []
+    if resume:
+        ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt")
+        found = changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)
+    rt = device.setup(cfg.train.device, cfg.train.amp)
+    try:
+        d = data_mod.build(cfg)
+        inf = infer(cfg.model, cfg.patch, receptive=False)
+        bs = cfg.train.batch_size
+        params, acts = needed_bytes(inf, bs, training=True)
+        return Plan(
+            config_yaml=yaml.safe_dump(cfg.raw, sort_keys=False, allow_unicode=True), run=run,
+            device=rt.describe(),
+            data=f"{' + '.join(d.grid.channel_names)} → patches {'×'.join(map(str, d.geom.size))} along "
+                 f"({', '.join(d.geom.model_axes)}); {data_mod.describe_split(d)}",
+            split=data_mod.split_record(d),
+            summary=summary.summarize(cfg.model, (cfg.model.in_channels, *cfg.patch), bs),
+            steps_per_epoch=max(1, math.ceil(cfg.data.sampling.patches_per_epoch // rt.world_size / bs)),
+            param_bytes=params, activation_bytes=acts, available_bytes=available_bytes(rt.device),
+            changes=tuple(found))
+    finally:
+        device.teardown(rt)

@@ -1,0 +1,149 @@
+"""Resuming a run: the run's own effective config is the truth, and what may change on resume.
+
+A run folder's ``config.yaml`` is the config the run trains with, overrides included. ``geocnn
+train RUN --resume`` rebuilds the config from it (``--max-steps`` is a stop for one invocation and
+is not carried over). A value given again on resume (``--epochs``, ``--set train.lr=…``, or an
+edited ``config.yaml``) is compared with the checkpoint's config, key by key:
+
+- keys in :data:`CHANGEABLE` are applied from the next step on and recorded (config.yaml, and the
+  next line of metrics.jsonl under ``resumed.changed``);
+- keys in :data:`OPTIMIZER_KEYS` change the optimizer's kind or state layout, so they apply only
+  with ``--reset-optimizer`` (the optimizer restarts from zero state; the schedule continues);
+- every other key (task, data, model, batch size, schedule, loss, seed, ...) would make the
+  resumed run a different experiment than its first part: refused with one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geocnn.config import Config, load_config, parse_config
+from geocnn.errors import ConfigError
+from geocnn.runs import checkpoint_dir, load_checkpoint
+from geocnn.yamlsource import Source, load
+
+log = logging.getLogger(__name__)
+
+# key → why it is safe to change mid-run
+CHANGEABLE = {
+    "train.epochs": "extends or shortens the plan; the learning-rate schedule follows the new total from here",
+    "train.max_steps": "a stop for this invocation",
+    "train.lr": "the schedule continues from its current step at the new base rate",
+    "train.grad_clip": "applies from the next step",
+    "train.weight_decay": "applies from the next step",
+    "train.device": "the same state on another device",
+    "train.amp": "precision from the next step",
+    "train.compile": "the same model, compiled or not",
+    "train.channels_last": "memory layout only",
+    "train.workers": "patches are drawn from (seed, epoch, index) whatever the worker count",
+    "train.examples": "pictures only",
+}
+OPTIMIZER_KEYS = ("train.optimizer", "train.momentum")
+SESSION_KEYS = ("train.max_steps",)  # not inherited from the run: given again or unset
+
+
+@dataclass(frozen=True)
+class Change:
+    """One config value that differs between the run's checkpoint and this invocation."""
+
+    key: str
+    old: Any
+    new: Any
+
+    def record(self) -> list:
+        return [self.old, self.new]
+
+
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """``{'train': {'lr': 1}}`` → ``{'train.lr': 1}`` (lists are leaves)."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out.update(flatten(v, key) if isinstance(v, dict) and v else {key: v})
+    return out
+
+
+def changes(old: dict, new: dict, run: Path, epochs_done: int, reset_optimizer: bool) -> list[Change]:
+    """The differences ``old`` (checkpoint) → ``new`` (this invocation) a resume may apply; refuses the rest."""
+    a, b = flatten(old), flatten(new)
+    found = [Change(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+             if a.get(k) != b.get(k) and k not in SESSION_KEYS]
+    for c in found:
+        section = c.key.split(".", 1)[0]
+        if section in ("task", "model", "data", "name"):
+            raise ConfigError(f"the config's {section} differs from the run being resumed ({c.key}: "
+                              f"{_show(c.old)} in the run, {_show(c.new)} now)", where=str(run),
+                              fix="resume with the run's own config (geocnn train RUN_FOLDER --resume), or start a "
+                                  "new run")
+        if c.key in OPTIMIZER_KEYS and not reset_optimizer:
+            raise ConfigError(f"--resume cannot change {c.key} ({_show(c.old)} in the run, {_show(c.new)} now) "
+                              "and keep the optimizer's state", where=str(run),
+                              fix="add --reset-optimizer to restart the optimizer's state with the new setting, or "
+                                  "drop the change")
+        if c.key not in CHANGEABLE and c.key not in OPTIMIZER_KEYS:
+            raise ConfigError(f"--resume cannot change {c.key} ({_show(c.old)} in the run, {_show(c.new)} now): "
+                              "the rest of the run would not continue the same experiment", where=str(run),
+                              fix=f"drop the change to resume, or start a new run with it; resume may change "
+                                  f"{', '.join(k.split('.', 1)[1] for k in CHANGEABLE)}")
+        if c.key == "train.epochs" and c.new < epochs_done:
+            raise ConfigError(f"train.epochs {c.new} on resume, but the run has already done {epochs_done} epochs",
+                              where=str(run), fix=f"give --epochs {epochs_done} or more")
+    return found
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def config_of_run(run: Path, overrides: list[str]) -> Config:
+    """The run's own config (``config.yaml``, else the checkpoint's), with this invocation's overrides.
+
+    ``train.max_steps`` of the previous invocation is dropped: it stopped that invocation.
+    """
+    last = checkpoint_dir(run) / "last.pt"
+    if not last.is_file():
+        raise ConfigError("--resume, but this run folder has no checkpoints/last.pt", where=str(run),
+                          fix="start a new run (give its config file, without --resume)")
+    path = run / "config.yaml"
+    if path.is_file():
+        data, source = load(path)
+    else:
+        data, source = load_checkpoint(last).config, Source(str(last))
+    if isinstance(data, dict) and isinstance(data.get("train"), dict):
+        data["train"].pop("max_steps", None)
+    return parse_config(data, source, overrides)
+
+
+def resume_target(target: Path, out: Path | None, overrides: list[str]) -> tuple[Config, Path]:
+    """``geocnn train TARGET --resume``: TARGET is the run folder, or the config file that started it.
+
+    With a config file the run folder is ``--out`` (or ``runs/<name>``) and the run's own config
+    still wins: the file must describe the same task, data and model; other differences are
+    reported and ignored (give them as options to change them).
+    """
+    if target.is_dir():
+        if out is not None and Path(out).resolve() != target.resolve():
+            raise ConfigError(f"--out {out} and the run folder {target} disagree", where=str(target),
+                              fix="give the run folder once: geocnn train RUN_FOLDER --resume")
+        return config_of_run(target, overrides), target
+    given = load_config(target)
+    run = Path(out) if out is not None else Path("runs") / given.name
+    cfg = config_of_run(run, overrides)
+    overridden = {item.split("=", 1)[0].strip() for item in overrides}
+    ignored = [k for k, v in flatten(given.raw).items()
+               if k not in SESSION_KEYS and k not in overridden and flatten(cfg.raw).get(k, v) != v]
+    for k in ignored:
+        if k.split(".", 1)[0] in ("task", "model", "data"):
+            raise ConfigError(f"the config's {k.split('.', 1)[0]} differs from the run being resumed ({k})",
+                              where=str(target), fix="resume with the run's own config: geocnn train "
+                                                     f"{run} --resume")
+    if ignored:
+        log.info("resuming with the run's own config (%s); %s differs in %s — change it with --set on resume",
+                 run / "config.yaml", target, ", ".join(ignored))
+    return cfg, run
