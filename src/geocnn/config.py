@@ -35,7 +35,7 @@ from geocnn.grids.normalize import METHODS as NORMALIZATION_METHODS
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
-from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS
+from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS, frozen_layers
 from geocnn.patches import SECTION_AXES
 from geocnn.schema import (
     REQUIRED,
@@ -122,6 +122,11 @@ LOSS = Record([
     Field("gamma", Float(min=0), 2.0, "focal: focusing exponent"),
 ], title="loss", shorthand="kind")
 
+EARLY_STOP = Record([
+    Field("patience", Int(min=1), REQUIRED, "epochs without an improvement of best_metric before training stops"),
+    Field("min_delta", Float(min=0), 0.0, "least change of best_metric that counts as an improvement"),
+], title="early_stop", shorthand="patience")
+
 TRAIN = Record([
     Field("epochs", Int(min=1), 10, "passes over patches_per_epoch patches"),
     Field("batch_size", Int(min=1), 16, "patches per step and process (global batch = batch_size × processes)"),
@@ -145,6 +150,14 @@ TRAIN = Record([
     Field("seed", Int(min=0), 0, "seed of weights, patch draws and augmentation"),
     Field("max_steps", Int(min=1), None, "stop after this many optimizer steps"),
     Field("examples", Int(min=0, max=16), 4, "validation patches drawn in examples.png"),
+    Field("init_from", Str(), None,
+          "start from the weights of a run folder or checkpoint (.pt): layers are matched by name, "
+          "those whose shapes differ (e.g. a head with another class count) keep their fresh weights"),
+    Field("freeze", ListOf(Str()), [],
+          "layers not trained: names as in the model YAML / geocnn summarize, or prefixes "
+          "(enc1 = enc1.conv1, enc1.conv2, ...; enc* = every layer whose name starts with enc)"),
+    Field("early_stop", EARLY_STOP, None,
+          "stop when best_metric has not improved by min_delta for patience epochs"),
 ], title="train")
 
 # ----------------------------------------------------------------------------- typed sections
@@ -219,6 +232,14 @@ class Loss:
 
 
 @dataclass(frozen=True)
+class EarlyStop:
+    """``train.early_stop``: how long to wait for best_metric to improve."""
+
+    patience: int
+    min_delta: float
+
+
+@dataclass(frozen=True)
 class Train:
     """The ``train`` section: optimisation, device and checkpoint selection."""
 
@@ -242,10 +263,13 @@ class Train:
     seed: int
     max_steps: int | None
     examples: int
+    init_from: str | None
+    freeze: tuple[str, ...]
+    early_stop: EarlyStop | None
 
 
 SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: AUGMENT, Data: DATA, Loss: LOSS,
-               Train: TRAIN}
+               EarlyStop: EARLY_STOP, Train: TRAIN}
 
 
 def section_record(cls: type, checked: dict) -> Any:
@@ -254,12 +278,21 @@ def section_record(cls: type, checked: dict) -> Any:
     values = {}
     for f in dataclasses.fields(cls):
         v = checked[f.name]
-        if dataclasses.is_dataclass(hints[f.name]):
-            v = section_record(hints[f.name], v)
+        kind = _optional_record(hints[f.name])
+        if kind is not None and v is not None:
+            v = section_record(kind, v)
         elif isinstance(v, list):
             v = tuple(v)
         values[f.name] = v
     return cls(**values)
+
+
+def _optional_record(hint: Any) -> type | None:
+    """The section record a field holds (``Loss``, or ``EarlyStop`` of ``EarlyStop | None``), if any."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    records = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+    return records[0] if records else None
 
 
 CONFIG = Record([
@@ -356,6 +389,9 @@ def _absolute(raw: dict, folder: Path) -> None:
     for key in ("target", "labels"):
         if data.get(key) is not None:
             data[key] = _resolve_path(data[key], folder)
+    train = raw.get("train")
+    if isinstance(train, dict) and isinstance(train.get("init_from"), str):
+        train["init_from"] = _resolve_path(train["init_from"], folder)
 
 
 def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
@@ -392,11 +428,23 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
         raise ctx.at("train").at("best_metric").error(
             f"best_metric {best!r} is not a validation metric of task {task.name}, so best.pt would never be "
             "written", suggest(best, list(best_metric_names(task))))
+    _check_freeze(train["freeze"], spec, ctx.at("train").at("freeze"))
     last = spec.layers[-1]
     if last.kind in ("softmax", "sigmoid") and task.raw_scores:
         raise ConfigError(f"the model ends with {last.kind}, but geocnn's losses take raw scores (logits)",
                           where=last.where, fix=f"remove the final {last.kind}; predict applies it to "
                           "give probabilities")
+
+
+def _check_freeze(names: list[str], spec: ModelSpec, ctx: Ctx) -> None:
+    """Every ``train.freeze`` entry must name at least one layer of the model."""
+    layer_names = [node.name for node in spec.nodes()]
+    # what may be named: every layer and every dotted prefix of one (enc1 of enc1.conv1)
+    options = sorted({".".join(n.split(".")[:k]) for n in layer_names for k in range(1, n.count(".") + 2)})
+    for i, name in enumerate(names):
+        if not frozen_layers([name], layer_names)[name]:
+            raise ctx.at(i).error(f"no layer is named {name!r} or starts with '{name.rstrip('*')}.'",
+                                  suggest(name, options))
 
 
 def parse_config(data: Any, source: Source, overrides: list[str] | None = None) -> Config:
