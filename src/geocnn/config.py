@@ -524,6 +524,21 @@ def resolve_model_source(path: str | Path) -> tuple[ModelSpec, tuple[int, ...] |
     return spec, None
 
 
+def freeze_of(path: str | Path) -> tuple[str, ...]:
+    """``train.freeze`` of a full config, run folder or checkpoint (none for a model file), so
+    ``summarize`` shows what a run trains."""
+    p = Path(path)
+    if p.is_dir() or p.suffix == ".pt":
+        from geocnn.runs import load_checkpoint, resolve_checkpoint
+
+        data: Any = load_checkpoint(resolve_checkpoint(p)).config
+    else:
+        data = load(p)[0]
+    train = data.get("train") if isinstance(data, dict) and "task" in data else None
+    names = train.get("freeze") if isinstance(train, dict) else None
+    return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
+
+
 # ----------------------------------------------------------------------------- JSON Schema
 
 def _layer_schema() -> dict:

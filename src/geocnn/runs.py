@@ -60,6 +60,7 @@ class Checkpoint:
     scheduler_state: dict = field(default_factory=dict)
     scaler_state: dict = field(default_factory=dict)
     rng: dict = field(default_factory=dict)
+    early_stop: dict = field(default_factory=dict)  # EarlyStopping.to_dict(), empty without train.early_stop
     # provenance, set when saved
     geocnn_version: str = __version__
     torch_version: str = str(torch.__version__)
@@ -73,7 +74,7 @@ class Checkpoint:
             "scaler_state": self.scaler_state,
             "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
             "best": {"metric": self.best_metric, "value": self.best_value, "epoch": self.best_epoch},
-            "rng": self.rng,
+            "rng": self.rng, "early_stop": self.early_stop,
             "normalization": {"inputs": self.normalization.to_dict(),
                               "target": self.target_normalization.to_dict()
                               if self.target_normalization is not None else None},
@@ -108,6 +109,7 @@ class Checkpoint:
             best_epoch=r.at(best, "best.epoch", int, True),
             optimizer_state=r.get("optimizer_state", dict), scheduler_state=r.get("scheduler_state", dict),
             scaler_state=r.get("scaler_state", dict), rng=r.get("rng", dict),
+            early_stop=r.get("early_stop", dict) if "early_stop" in d else {},  # absent before early stopping
             geocnn_version=r.get("geocnn_version", str), torch_version=r.get("torch_version", str),
         )
 

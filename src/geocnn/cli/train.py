@@ -30,7 +30,7 @@ def train_cmd(
     epoch), loss.png, examples.png and checkpoints/last.pt and best.pt. Ctrl-C saves a checkpoint;
     --resume continues exactly. Several GPUs or nodes: torchrun --nproc_per_node N -m geocnn train CONFIG.
     """
-    from geocnn.train import train
+    from geocnn.train import outcome_line, train
 
     overrides = list(set_)
     for key, value in (("epochs", epochs), ("max_steps", max_steps), ("batch_size", batch_size),
@@ -44,6 +44,7 @@ def train_cmd(
         run = train(cfg, out, resume=resume, force=force, reporter=reporter)
     if console.is_main_rank():
         console.out.print(f"[bold green]done[/]: {run} (metrics.jsonl, loss.png, examples.png, checkpoints/)")
+        console.out.print(outcome_line(run), markup=False)
 
 
 COMMANDS = [("train", train_cmd)]
