@@ -443,7 +443,7 @@ def _check_freeze(names: list[str], spec: ModelSpec, ctx: Ctx) -> None:
     options = sorted({".".join(n.split(".")[:k]) for n in layer_names for k in range(1, n.count(".") + 2)})
     for i, name in enumerate(names):
         if not frozen_layers([name], layer_names)[name]:
-            raise ctx.at(i).error(f"no layer is named {name!r} or starts with '{name.rstrip('*')}.'",
+            raise ctx.at(i).error(f"train.freeze: no layer is named {name!r} or starts with '{name.rstrip('*')}.'",
                                   suggest(name, options))
 
 

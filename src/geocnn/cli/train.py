@@ -44,7 +44,7 @@ def train_cmd(
         run = train(cfg, out, resume=resume, force=force, reporter=reporter)
     if console.is_main_rank():
         console.out.print(f"[bold green]done[/]: {run} (metrics.jsonl, loss.png, examples.png, checkpoints/)")
-        console.out.print(outcome_line(run), markup=False)
+        console.out.print(outcome_line(run), markup=False, soft_wrap=True)
 
 
 COMMANDS = [("train", train_cmd)]
