@@ -110,6 +110,19 @@ def test_frozen_layers_stay_bit_identical_and_leave_the_optimizer(tmp_path):
     assert (summary["total_params"], summary["trainable_params"]) == (40 + 37, 37)
 
 
+def test_frozen_normalisation_keeps_its_statistics(tmp_path):
+    model = NAMED_2D.replace("    name: body\n", "    name: body\n  - norm: batch\n")
+    path = seg_config(tmp_path, model, 1, freeze=["body", "norm1"], epochs=1)
+    cfg = load_config(path)
+    run = train(cfg, tmp_path / "run")
+    torch.manual_seed(cfg.train.seed)
+    init = build(cfg.model, cfg.patch)[0].state_dict()
+    after = load_checkpoint(run / "checkpoints" / "last.pt").model_state
+    for key in ("steps.1.weight", "steps.1.bias", "steps.1.running_mean", "steps.1.running_var"):
+        assert torch.equal(after[key], init[key]), key
+    assert torch.equal(init["steps.1.running_mean"], torch.zeros(4))  # never updated from the batches
+
+
 def test_freeze_unknown_name_suggests(tmp_path):
     path = seg_config(tmp_path, NAMED_2D, 1, freeze=["bodi"])
     with pytest.raises(ConfigError, match=r"cfg.yaml:\d+:\d+: train.freeze: no layer is named 'bodi' .* did you mean 'body'\? "
