@@ -73,7 +73,7 @@ def _check_folder(run: Path, resume: bool, force: bool) -> None:
         raise ConfigError("run folder already exists", where=str(run),
                           fix="continue it with --resume, choose another --out, or pass --force to start over")
     if force and run.exists():
-        for name in ("metrics.jsonl", "loss.png", "examples.png", "summary.json", "split.json"):
+        for name in ("metrics.jsonl", "loss.png", "examples.png", "summary.json", "split.json", "init.json"):
             (run / name).unlink(missing_ok=True)
         for name in ("last.pt", "best.pt"):
             (runs.checkpoint_dir(run) / name).unlink(missing_ok=True)
