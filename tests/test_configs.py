@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,9 +46,17 @@ def test_every_parameter_gets_a_gradient(path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_example_trains_a_few_steps(path, tmp_path):
-    cfg = load_config(path, ["train.max_steps=2", "train.batch_size=2", "data.sampling.patches_per_epoch=4",
-                             "data.sampling.val_patches=2", "train.examples=1"])
+    few = ["train.max_steps=2", "train.batch_size=2", "data.sampling.patches_per_epoch=4",
+           "data.sampling.val_patches=2", "train.examples=1"]
+    init_from = load_config(path).train.init_from
+    if init_from:  # a fine-tuning example starts from the run of the example it names (runs/NAME)
+        train(load_config(ROOT / "configs" / f"{Path(init_from).name}.yaml", few), tmp_path / "source")
+        few.append(f"train.init_from={tmp_path / 'source'}")
+    cfg = load_config(path, few)
     run = train(cfg, tmp_path / "run")
+    if init_from:
+        counts = json.loads((run / "init.json").read_text())["counts"]
+        assert counts["loaded"] > 0 and counts["skipped"] == counts["new"] == counts["unused"] == 0
     line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert line["step"] == 2 and line["val_loss"] is not None
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "examples.png").is_file()

@@ -8,6 +8,10 @@ import socket
 import subprocess
 import sys
 
+import torch
+
+from geocnn.config import load_config
+from geocnn.model import build
 from geocnn.runs import load_checkpoint
 from tests import trainkit
 
@@ -40,3 +44,17 @@ def test_two_processes_train_and_resume(tmp_path):
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt").step == 4
     # each process saw its own 8 patches: the logged rate counts both
     assert lines[0]["val"]["baseline"]["mse"] > 0
+
+
+def test_two_processes_leave_frozen_layers_alone(tmp_path):
+    path = trainkit.regression_config(tmp_path, epochs=1, freeze=["conv1"])
+    result = torchrun("train", path, "--out", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    cfg = load_config(path)
+    torch.manual_seed(cfg.train.seed)  # train() builds the model right after seeding
+    init = build(cfg.model, cfg.patch)[0].state_dict()
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ckpt.step == 2  # 16 patches over 2 processes of 4 per batch
+    assert torch.equal(ckpt.model_state["steps.0.conv.weight"], init["steps.0.conv.weight"])
+    assert not torch.equal(ckpt.model_state["steps.2.conv.weight"], init["steps.2.conv.weight"])
+    assert len(ckpt.optimizer_state["state"]) == 2  # the second conv's weight and bias

@@ -9,6 +9,7 @@ from geocnn.errors import ConfigError
 from geocnn.patches import (
     PatchGeometry,
     axis_starts,
+    fitting_centres,
     fixed_origins,
     make_split,
     patch_geometry,
@@ -166,10 +167,11 @@ def test_split_along_a_spanned_axis_keeps_a_gap():
     train, val = split.plan(geom, "train"), split.plan(geom, "val")
     assert train.starts[1] == (0, 8, 14)  # tiling of the training block: the last window ends at 22
     assert val.starts[1] == (30, 32)
-    # rare-class centres all inside the validation block: centred windows are still clipped into training
+    # rare-class centres all inside the validation block are never drawn: every window is uniform
     centres = np.array([[3, 35, 15], [0, 39, 0]])
     origins = sample_origins(train, 2000, np.random.default_rng(0), centres=centres, centred_share=0.5)
     assert origins[:, 1].min() == 0 and origins[:, 1].max() + 8 == 22  # reaches the edge, never past it
+    assert np.array_equal(origins, sample_origins(train, 2000, np.random.default_rng(0)))
     assert max(o[1] for o in train.windows()) + 8 == 22
     held = fixed_origins(val, 50, seed=1)
     assert held[:, 1].min() >= 30 and held[:, 1].max() + 8 <= 40
@@ -190,3 +192,29 @@ def test_split_too_small_names_the_numbers():
     geom = patch_geometry(AXES, (6, 20, 30), (8, 16), section="inline")
     with pytest.raises(ConfigError, match="20 samples along crossline.*at least 8, a gap of 8"):
         make_split(geom, "crossline", 0.25, "auto")
+
+
+# ----------------------------------------------------------------------------- balanced draws
+
+def test_fitting_centres_keeps_those_a_training_window_can_be_centred_on():
+    # inline × sample grid 40 × 16, patch 8 × 16, 10 validation inlines, gap 4: training inlines 0-25,
+    # window starts 0..18 along inline, so a centre (start + 4) lies on inline 4..22 and sample 8 only
+    geom = PatchGeometry(("inline", "sample"), (40, 16), (0, 1), (8, 16))
+    train = make_split(geom, "inline", 0.25, 4).plan(geom, "train")
+    assert train.region == ((0, 26), (0, 16))
+    centres = np.array([[3, 8], [4, 8], [22, 8], [23, 8], [30, 8], [10, 7], [10, 9]])
+    assert fitting_centres(train, centres).tolist() == [[4, 8], [22, 8]]
+
+
+def test_balanced_draws_stay_in_the_training_block_without_an_edge_pile_up():
+    geom = PatchGeometry(("inline", "sample"), (40, 16), (0, 1), (8, 16))
+    train = make_split(geom, "inline", 0.25, 4).plan(geom, "train")
+    # the rare class on every inline of the grid (training block, gap and validation block alike)
+    centres = np.array([[i, 8] for i in range(40)])
+    origins = sample_origins(train, 19_000, np.random.default_rng(0), centres=centres, centred_share=1.0)
+    # every window is centred on a rare-class sample inside the training block
+    assert set((origins[:, 0] + 4).tolist()) == set(range(4, 23)) and (origins[:, 1] == 0).all()
+    # 19 possible starts (0..18): uniform share 1/19 ≈ 5.3 %; clipping the 18 centres on inlines 22-39
+    # to the last start put 45 % there
+    share = np.bincount(origins[:, 0], minlength=19) / len(origins)
+    assert share[18] < 2 / 19 and share.max() < 2 / 19

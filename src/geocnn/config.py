@@ -34,7 +34,7 @@ from geocnn.grids.normalize import METHODS as NORMALIZATION_METHODS
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
-from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS
+from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS, frozen_layers
 from geocnn.patches import SECTION_AXES
 from geocnn.schema import (
     REQUIRED,
@@ -128,6 +128,11 @@ LOSS = Record([
     Field("gamma", Float(min=0), 2.0, "focal: focusing exponent"),
 ], title="loss", shorthand="kind")
 
+EARLY_STOP = Record([
+    Field("patience", Int(min=1), REQUIRED, "epochs without an improvement of best_metric before training stops"),
+    Field("min_delta", Float(min=0), 0.0, "least change of best_metric that counts as an improvement"),
+], title="early_stop", shorthand="patience")
+
 TRAIN = Record([
     Field("epochs", Int(min=1), 10, "passes over patches_per_epoch patches"),
     Field("batch_size", Int(min=1), 16, "patches per step and process (global batch = batch_size × processes)"),
@@ -155,6 +160,14 @@ TRAIN = Record([
     Field("examples", Int(min=0, max=16), 4, "validation patches drawn in examples.png"),
     Field("tensorboard", Bool(), False, "also log metrics.jsonl's numbers and examples.png to <run>/tb/ "
           "(needs the tensorboard extra)"),
+    Field("init_from", Str(), None,
+          "start from the weights of a run folder or checkpoint (.pt): layers are matched by name, "
+          "those whose shapes differ (e.g. a head with another class count) keep their fresh weights"),
+    Field("freeze", ListOf(Str()), [],
+          "layers not trained: names as in the model YAML / geocnn summarize, or prefixes "
+          "(enc1 = enc1.conv1, enc1.conv2, ...; enc* = every layer whose name starts with enc)"),
+    Field("early_stop", EARLY_STOP, None,
+          "stop when best_metric has not improved by min_delta for patience epochs"),
 ], title="train")
 
 # ----------------------------------------------------------------------------- typed sections
@@ -232,6 +245,14 @@ class Loss:
 
 
 @dataclass(frozen=True)
+class EarlyStop:
+    """``train.early_stop``: how long to wait for best_metric to improve."""
+
+    patience: int
+    min_delta: float
+
+
+@dataclass(frozen=True)
 class Train:
     """The ``train`` section: optimisation, device and checkpoint selection."""
 
@@ -257,10 +278,13 @@ class Train:
     max_steps: int | None
     examples: int
     tensorboard: bool
+    init_from: str | None
+    freeze: tuple[str, ...]
+    early_stop: EarlyStop | None
 
 
 SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: AUGMENT, Data: DATA, Loss: LOSS,
-               Train: TRAIN}
+               EarlyStop: EARLY_STOP, Train: TRAIN}
 
 
 def section_record(cls: type, checked: dict) -> Any:
@@ -269,12 +293,21 @@ def section_record(cls: type, checked: dict) -> Any:
     values = {}
     for f in dataclasses.fields(cls):
         v = checked[f.name]
-        if dataclasses.is_dataclass(hints[f.name]):
-            v = section_record(hints[f.name], v)
+        kind = _optional_record(hints[f.name])
+        if kind is not None and v is not None:
+            v = section_record(kind, v)
         elif isinstance(v, list):
             v = tuple(v)
         values[f.name] = v
     return cls(**values)
+
+
+def _optional_record(hint: Any) -> type | None:
+    """The section record a field holds (``Loss``, or ``EarlyStop`` of ``EarlyStop | None``), if any."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    records = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
+    return records[0] if records else None
 
 
 CONFIG = Record([
@@ -371,6 +404,9 @@ def _absolute(raw: dict, folder: Path) -> None:
     for key in ("target", "labels"):
         if data.get(key) is not None:
             data[key] = _resolve_path(data[key], folder)
+    train = raw.get("train")
+    if isinstance(train, dict) and isinstance(train.get("init_from"), str):
+        train["init_from"] = _resolve_path(train["init_from"], folder)
 
 
 def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
@@ -408,6 +444,7 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
         raise ctx.at("train").at("best_metric").error(
             f"best_metric {best!r} is not a validation metric of task {task.name}, so best.pt would never be "
             "written", suggest(best, list(best_metric_names(task))))
+    _check_freeze(train["freeze"], spec, ctx.at("train").at("freeze"))
     last = spec.layers[-1]
     if last.kind in ("softmax", "sigmoid") and task.raw_scores:
         raise ConfigError(f"the model ends with {last.kind}, but geocnn's losses take raw scores (logits)",
@@ -429,6 +466,17 @@ def _check_names(task: Task, data: dict, spec: ModelSpec, d: Ctx) -> None:
     if data["classes"] is not None and len(names) != data["classes"]:
         raise d.at("class_names").error(f"class_names gives {len(names)} names for {data['classes']} classes",
                                         f"give {data['classes']} names")
+
+
+def _check_freeze(names: list[str], spec: ModelSpec, ctx: Ctx) -> None:
+    """Every ``train.freeze`` entry must name at least one layer of the model."""
+    layer_names = [node.name for node in spec.nodes()]
+    # what may be named: every layer and every dotted prefix of one (enc1 of enc1.conv1)
+    options = sorted({".".join(n.split(".")[:k]) for n in layer_names for k in range(1, n.count(".") + 2)})
+    for i, name in enumerate(names):
+        if not frozen_layers([name], layer_names)[name]:
+            raise ctx.at(i).error(f"train.freeze: no layer is named {name!r} or starts with '{name.rstrip('*')}.'",
+                                  suggest(name, options))
 
 
 def parse_config(data: Any, source: Source, overrides: list[str] | None = None) -> Config:
@@ -505,6 +553,21 @@ def resolve_model_source(path: str | Path) -> tuple[ModelSpec, tuple[int, ...] |
     if isinstance(patch, list) and len(patch) == spec.dims and all(isinstance(n, int) and n > 0 for n in patch):
         return spec, (spec.in_channels, *patch)
     return spec, None
+
+
+def freeze_of(path: str | Path) -> tuple[str, ...]:
+    """``train.freeze`` of a full config, run folder or checkpoint (none for a model file), so
+    ``summarize`` shows what a run trains."""
+    p = Path(path)
+    if p.is_dir() or p.suffix == ".pt":
+        from geocnn.runs import load_checkpoint, resolve_checkpoint
+
+        data: Any = load_checkpoint(resolve_checkpoint(p)).config
+    else:
+        data = load(p)[0]
+    train = data.get("train") if isinstance(data, dict) and "task" in data else None
+    names = train.get("freeze") if isinstance(train, dict) else None
+    return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
 
 
 # ----------------------------------------------------------------------------- JSON Schema

@@ -24,7 +24,16 @@ from geocnn.grids.grid import Grid, open_grid, open_stack
 from geocnn.grids.labels import read_labels
 from geocnn.grids.normalize import Normalization, estimate
 from geocnn.model import infer
-from geocnn.patches import PatchGeometry, Split, fixed_origins, make_split, patch_geometry, sample_origins
+from geocnn.patches import (
+    PatchGeometry,
+    Split,
+    WindowPlan,
+    fitting_centres,
+    fixed_origins,
+    make_split,
+    patch_geometry,
+    sample_origins,
+)
 from geocnn.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -385,13 +394,15 @@ def _scan_classes(target: Grid, classes: int | None, ignore: int | None, where: 
     return np.array([counts.get(c, 0) for c in range(k)], dtype=np.float64)
 
 
-def _rare_centres(target: Grid, rare: int, limit: int, seed: int) -> np.ndarray:
-    """Up to ``limit`` random grid positions of the rare class (for balanced sampling)."""
+def _rare_centres(target: Grid, rare: int, limit: int, seed: int, plan: WindowPlan) -> np.ndarray:
+    """Up to ``limit`` random grid positions of the rare class on which a training window can be
+    centred (inside the training block, away from its edges; for balanced sampling)."""
     rng = np.random.default_rng([seed, 3])
     found: list[np.ndarray] = []
     for start, block in _slabs(target):
         pos = np.argwhere(block == rare)
         pos[:, 0] += start
+        pos = fitting_centres(plan, pos)
         if len(pos) > limit:
             pos = pos[rng.choice(len(pos), limit, replace=False)]
         found.append(pos)
@@ -510,8 +521,12 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
         rare = d.sampling.rare_class
         if rare is None:
             rare = int(np.argmin(np.where(class_freq > 0, class_freq, np.inf)))
-        centres = _rare_centres(target, rare, 100_000, seed)
-        log.info("balanced sampling: %.0f%% of patches centred on class %d (%d positions known)",
+        centres = _rare_centres(target, rare, 100_000, seed, split.plan(geom, "train"))
+        if not len(centres):
+            raise ConfigError(f"data.sampling.balance is {d.sampling.balance:g}, but no sample of class {rare} lies in "
+                              "the training block where a patch can be centred on it", where=where,
+                              fix="set data.sampling.balance to 0, or move the split so the training block holds it")
+        log.info("balanced sampling: %.0f%% of patches centred on class %d (%d positions in the training block)",
                  100 * d.sampling.balance, rare, len(centres))
     live = grid.live()
     # a value per patch is scored against the training mean (the scalar task's baseline)

@@ -302,13 +302,24 @@ def live_fraction(geom: PatchGeometry, live: np.ndarray | None, origins: np.ndar
     return out
 
 
+def fitting_centres(plan: WindowPlan, centres: np.ndarray) -> np.ndarray:
+    """The rows of ``centres`` (grid positions) on which a window can be centred inside ``plan``'s region.
+
+    Balanced sampling draws only these: a centre in the validation block or the gap would leak
+    it, and one near the region's edge, clipped, would pile windows up on the last start.
+    """
+    lo, hi = plan.bounds
+    start = np.asarray(centres, dtype=np.int64).reshape(-1, len(lo)) - np.array([e // 2 for e in plan.geom.extent])
+    return np.asarray(centres).reshape(-1, len(lo))[np.all((start >= lo) & (start <= hi), axis=1)]
+
+
 def sample_origins(plan: WindowPlan, n: int, rng: np.random.Generator,
                    live: np.ndarray | None = None, min_live: float = 0.0,
                    centres: np.ndarray | None = None, centred_share: float = 0.0) -> np.ndarray:
     """``n`` random window origins inside ``plan``'s region, int64 (n, grid ndim).
 
-    A ``centred_share`` of them are centred on rows of ``centres`` (positions of a rare class),
-    the rest uniform. Windows with fewer than ``min_live`` live traces are drawn again (up to
+    A ``centred_share`` of them are centred on rows of ``centres`` (positions of a rare class)
+    whose window fits in the region (:func:`fitting_centres`), the rest uniform. Windows with fewer than ``min_live`` live traces are drawn again (up to
     a bound; then the best ones are kept).
     """
     geom = plan.geom
@@ -318,6 +329,8 @@ def sample_origins(plan: WindowPlan, n: int, rng: np.random.Generator,
     out = np.empty((n, len(lo)), dtype=np.int64)
     todo = np.arange(n)
     half = np.array([e // 2 for e in geom.extent])
+    if centres is not None:
+        centres = fitting_centres(plan, centres)
     for _ in range(20):
         k = len(todo)
         cand = rng.integers(lo, hi + 1, size=(k, len(lo)))
@@ -325,7 +338,7 @@ def sample_origins(plan: WindowPlan, n: int, rng: np.random.Generator,
             pick = rng.random(k) < centred_share
             if pick.any():
                 c = centres[rng.integers(0, len(centres), size=int(pick.sum()))]
-                cand[pick] = np.clip(c - half, lo, hi)
+                cand[pick] = c - half
         out[todo] = cand
         if live is None or min_live <= 0:
             return out

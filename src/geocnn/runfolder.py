@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # What geocnn train writes into a run folder; --force replaces these and leaves anything else alone.
 RUN_ENTRIES = ("config.yaml", "summary.json", "split.json", "metrics.jsonl", "loss.png", "examples.png",
-               "checkpoints")
+               "confusion.json", "confusion.png", "init.json", "tb", "checkpoints")
 ASIDE = ".replaced"  # the old run's entries while a --force run has no checkpoint yet
 
 

@@ -63,6 +63,7 @@ class Checkpoint:
     # the unfinished epoch's training-loss sums (all processes), so its metrics.jsonl line covers the whole epoch
     epoch_loss_sum: float = 0.0
     epoch_patches: int = 0
+    early_stop: dict = field(default_factory=dict)  # EarlyStopping.to_dict(), empty without train.early_stop
     # provenance, set when saved
     geocnn_version: str = __version__
     torch_version: str = str(torch.__version__)
@@ -76,7 +77,7 @@ class Checkpoint:
             "scaler_state": self.scaler_state,
             "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
             "best": {"metric": self.best_metric, "value": self.best_value, "epoch": self.best_epoch},
-            "rng": self.rng,
+            "rng": self.rng, "early_stop": self.early_stop,
             "epoch_partial": {"loss_sum": self.epoch_loss_sum, "patches": self.epoch_patches},
             "normalization": {"inputs": self.normalization.to_dict(),
                               "target": self.target_normalization.to_dict()
@@ -117,6 +118,7 @@ class Checkpoint:
             scaler_state=r.get("scaler_state", dict), rng=r.get("rng", dict),
             epoch_loss_sum=float(r.at(r.mapping(partial, "epoch_partial"), "epoch_partial.loss_sum", (int, float))),
             epoch_patches=r.at(partial, "epoch_partial.patches", int),
+            early_stop=r.get("early_stop", dict) if "early_stop" in d else {},  # absent before early stopping
             geocnn_version=r.get("geocnn_version", str), torch_version=r.get("torch_version", str),
         )
 

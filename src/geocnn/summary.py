@@ -9,12 +9,15 @@ the CLI are two views of them, so their columns cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from geocnn.errors import ShapeError
 from geocnn.fmt import fmt_shape, human_bytes
 from geocnn.model import ModelSpec, infer, size_rules
 from geocnn.model.shapes import Inference, LayerRecord, _downsampling
+from geocnn.model.spec import frozen_layers
 
 BYTES_PER_VALUE = 4  # float32
 # The valid-size search walks the network once per size and axis; each node costs about 600
@@ -96,19 +99,27 @@ def _num(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:g}"
 
 
-def summarize(spec: ModelSpec, input_shape: tuple[int, ...], batch_size: int = 1) -> Summary:
+def summarize(spec: ModelSpec, input_shape: tuple[int, ...], batch_size: int = 1,
+              freeze: Sequence[str] = ()) -> Summary:
     """Records and totals of ``spec`` for ``input_shape`` = (C, ...spatial).
 
     Never raises for shape problems: they are returned in ``error`` with the records computed
-    before the failing layer, so the table can still be shown up to it.
+    before the failing layer, so the table can still be shown up to it. ``freeze`` (the
+    config's ``train.freeze``) marks layers not trained, so the totals say what is trained.
     """
     spatial = tuple(input_shape[1:])
     rules = _rules(spec, spatial) if _has_stride(spec) or _has_flatten(spec) else []
     try:
         inf = infer(spec, spatial)
     except ShapeError as exc:
-        return Summary(spec, tuple(input_shape), batch_size, list(exc.records), None, exc, rules)
-    return Summary(spec, tuple(input_shape), batch_size, inf.records, inf, None, rules)
+        return Summary(spec, tuple(input_shape), batch_size, _frozen(list(exc.records), freeze), None, exc, rules)
+    return Summary(spec, tuple(input_shape), batch_size, _frozen(inf.records, freeze), inf, None, rules)
+
+
+def _frozen(records: list[LayerRecord], freeze: Sequence[str]) -> list[LayerRecord]:
+    """Copies of ``records`` with the layers ``freeze`` selects marked not trainable."""
+    names = {n for hits in frozen_layers(freeze, [r.name for r in records]).values() for n in hits}
+    return [dataclasses.replace(r, trainable=False) if r.name in names else r for r in records]
 
 
 def _rules(spec: ModelSpec, spatial: tuple[int, ...]) -> list[str]:

@@ -21,10 +21,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from geocnn import data as data_mod
-from geocnn import device, plots, runfolder, runs, summary, tensorboard_log
+from geocnn import device, plots, runfolder, runs, summary, tensorboard_log, transfer
 from geocnn import resume as resume_mod
 from geocnn.atomic import check_folder, write_json
 from geocnn.config import Config
+from geocnn.early_stop import EarlyStopping
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.losses import make_loss
 from geocnn.metrics import METRICS
@@ -204,7 +205,8 @@ def _examples(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, pred: torch.T
 
 
 def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, scaler,
-                      prog: Progress, sums: tuple[float, int] = (0.0, 0)) -> runs.Checkpoint:
+                      prog: Progress, sums: tuple[float, int] = (0.0, 0),
+                      stopper: EarlyStopping | None = None) -> runs.Checkpoint:
     core = getattr(model, "_orig_mod", model)  # torch.compile wraps the (DDP-wrapped) model
     core = core.module if isinstance(core, DistributedDataParallel) else core
     return runs.Checkpoint(
@@ -217,7 +219,8 @@ def _checkpoint_state(cfg: Config, d: data_mod.TrainingData, model, opt, sched, 
         epoch=prog.epoch, step=prog.step, batch_in_epoch=prog.batch_in_epoch,
         best_metric=cfg.train.best_metric, best_value=prog.best, best_epoch=prog.best_epoch,
         optimizer_state=opt.state_dict(), scheduler_state=sched.state_dict(), scaler_state=scaler.state_dict(),
-        rng=_rng_state(), epoch_loss_sum=sums[0], epoch_patches=sums[1])
+        rng=_rng_state(), epoch_loss_sum=sums[0], epoch_patches=sums[1],
+        early_stop=stopper.to_dict() if stopper is not None else {})
 
 
 def train(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
@@ -278,6 +281,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt") if resume else None
     changed = (resume_mod.changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)
                if ckpt is not None else [])
+    # a fresh run may start from another run's weights: read them now, so a bad path fails first
+    init = transfer.load_source(cfg.train.init_from) if cfg.train.init_from and ckpt is None else None
     seed = cfg.train.seed
     torch.manual_seed(seed)
 
@@ -289,18 +294,22 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
 
     # --- model, optimizer, schedule, loss
     model, inf = build(cfg.model, cfg.patch)
+    init_report = transfer.init_weights(model, cfg.model, init[0], str(init[1])) if init else None
+    transfer.freeze(model, cfg.model, cfg.train.freeze)  # before the optimizer and DDP see the parameters
+    n_trainable, n_total = transfer.parameter_counts(model)
     place = device.placement(rt, cfg.model.dims, cfg.train.channels_last)
     model = place.model(model)
     bs = cfg.train.batch_size
     per_rank = (cfg.data.sampling.patches_per_epoch // rt.world_size)
     steps_per_epoch = max(1, math.ceil(per_rank / bs))
-    opt = _optimizer(cfg, model.parameters())
+    opt = _optimizer(cfg, transfer.trainable(model))
     factor = _schedule(cfg, steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     scaler = rt.grad_scaler()
     loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq).to(rt.device)
     prog = Progress()
     carried = (0.0, 0)  # the unfinished epoch's loss sum and patches from before the resume
+    stopper = _early_stopping(cfg)
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
         _restore_optimizer(opt, sched, factor, ckpt, reset_optimizer, run)
@@ -308,6 +317,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             scaler.load_state_dict(ckpt.scaler_state)
         prog = Progress(ckpt.epoch, ckpt.step, ckpt.batch_in_epoch, ckpt.best_value, ckpt.best_epoch)
         carried = (ckpt.epoch_loss_sum, ckpt.epoch_patches) if rt.main else (0.0, 0)
+        if stopper is not None:
+            stopper.restore(ckpt.early_stop)
         _set_rng_state(ckpt.rng)
     core_buffers = list(model.buffers())  # before wrapping: what a forward pass updates (BatchNorm statistics)
     if rt.distributed:
@@ -325,7 +336,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
         runs.write_config(run, cfg.raw)
         shape = (cfg.model.in_channels, *cfg.patch)
-        write_json(run / "summary.json", summary.to_json(summary.summarize(cfg.model, shape, bs)))
+        write_json(run / "summary.json", summary.to_json(summary.summarize(cfg.model, shape, bs, cfg.train.freeze)))
         write_json(run / "split.json", data_mod.split_record(d))
         if ckpt is not None:
             runs.truncate_metrics(run, prog.epoch)
@@ -333,8 +344,10 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         log.info("run folder: %s", run)
         log.info("data: %s → patches %s along (%s); %s", " + ".join(d.grid.channel_names),
                  "×".join(map(str, d.geom.size)), ", ".join(d.geom.model_axes), data_mod.describe_split(d))
-        log.info("model: %s parameters, receptive field %s", f"{sum(r.params for r in inf.records):,}",
+        log.info("model: %s parameters (%s trainable), receptive field %s", f"{n_total:,}", f"{n_trainable:,}",
                  "×".join(map(str, inf.output_record.receptive_field)))
+        if init_report is not None:
+            _log_init(init_report)
         if ckpt is not None:
             log.info("resuming after epoch %d (step %d)%s", prog.epoch, prog.step,
                      "".join(f"; {c.key} {c.old} → {c.new}" for c in changed))
@@ -368,7 +381,7 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
         sums = _epoch_sums(loss_sum, seen, rt, collective) if partial else (0.0, 0)
         state = None
         if rt.main:
-            state = _checkpoint_state(cfg, d, model, opt, sched, scaler, prog, sums)
+            state = _checkpoint_state(cfg, d, model, opt, sched, scaler, prog, sums, stopper)
             runs.save_checkpoint(runs.checkpoint_dir(run) / "last.pt", state)
             if replacement is not None:
                 replacement.commit()
@@ -377,8 +390,11 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
 
     ctrl_c = _DeferredInterrupt()
     ctrl_c.install()
+    if init_report is not None:
+        _before_training(init_report, model, d, val_loader, loss_fn, rt, place, run, headline)
     try:
-        while prog.epoch < cfg.train.epochs and not (max_steps and prog.step >= max_steps):
+        while (prog.epoch < cfg.train.epochs and not (max_steps and prog.step >= max_steps)
+               and not (stopper is not None and stopper.stopped)):
             epoch = prog.epoch + 1
             sampler.set_epoch(epoch, prog.batch_in_epoch * bs)
             task = reporter.task(f"epoch {epoch}/{cfg.train.epochs}", total=len(sampler), unit="patch")
@@ -449,6 +465,10 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
             improved = score is not None and best_metric.better(score, prog.best)
             if improved:
                 prog.best, prog.best_epoch = score, epoch
+            record["best"] = {"metric": best_name, "value": prog.best, "epoch": prog.best_epoch, "headline": headline}
+            if stopper is not None and not stopped:
+                record["stopped_early"] = stopper.update(epoch, score)
+                record["early_stop"] = stopper.to_dict()
             state = save(partial=stopped)
             if not stopped:
                 loss_sum, seen = 0.0, 0
@@ -621,6 +641,32 @@ class _DeferredInterrupt:
         return bool(flag[0] > 0)
 
 
+def _early_stopping(cfg: Config) -> EarlyStopping | None:
+    es = cfg.train.early_stop
+    return EarlyStopping(METRICS[cfg.train.best_metric], es.patience, es.min_delta) if es is not None else None
+
+
+def _before_training(report: transfer.InitReport, model, d: data_mod.TrainingData, val_loader, loss_fn,
+                     rt: device.Runtime, place: device.Placement, run: Path, headline: str) -> None:
+    """Score the weights of ``train.init_from`` on the validation block before the first step (what
+    the pretrained network does on this data as it is) and write init.json."""
+    val_loss, val, _ = _validate(model, d, val_loader, loss_fn, rt, place, 0)
+    if rt.main:
+        write_json(run / "init.json", runs.strict_json({**report.to_json(),
+                                                        "before_training": {"val_loss": val_loss, "val": val}}))
+        if val_loss is not None:
+            score = f", {_with_baseline({'val': val}, headline, val[headline])}" if headline in val else ""
+            log.info("before training (weights from train.init_from): val loss %.4g%s", val_loss, score)
+
+
+def _log_init(report: transfer.InitReport) -> None:
+    """The init_from table in the log: one line per layer."""
+    log.info("weights from %s: %d layers loaded, %d skipped (shapes differ), %d new, %d unused", report.source,
+             report.count("loaded"), report.count("skipped"), report.count("new"), report.count("unused"))
+    for line in report.lines():
+        log.info("  %s", line)
+
+
 def epoch_line(record: dict, headline: str) -> str:
     """One human line per epoch: losses, headline metric vs baseline, speed."""
     parts = [f"train loss {record['train_loss']:.4g}"]
@@ -632,3 +678,38 @@ def epoch_line(record: dict, headline: str) -> str:
         parts.append(f"{headline} {val[headline]:.4g}" + (f" (baseline {base:.4g})" if base is not None else ""))
     parts.append(f"{record['patches_per_s']:.0f} patches/s, waiting on data {100 * record['data_wait_fraction']:.0f}%")
     return ", ".join(parts)
+
+
+def outcome_line(run: Path) -> str:
+    """The last line of a run: the best epoch and its metric next to the baseline, whether it
+    stopped early, and which checkpoint ``geocnn predict RUN`` uses (best.pt, else last.pt)."""
+    lines = [r for r in runs.read_metrics(run) if not r.get("partial")]
+    ckpts = runs.checkpoint_dir(run)
+    if not lines:
+        return f"no epoch finished; predict uses {ckpts / 'last.pt'}"
+    last, best = lines[-1], lines[-1].get("best") or {}
+    name, epoch = best.get("metric", "val_loss"), best.get("epoch")
+    parts = []
+    if epoch is not None and best.get("value") is not None:
+        at = next((r for r in reversed(lines) if r["epoch"] == epoch), last)
+        text = f"best epoch {epoch} of {last['epoch']}: {_with_baseline(at, name, best['value'])}"
+        headline = best.get("headline")
+        if headline and headline != name and headline in (at.get("val") or {}):
+            text += f"; {_with_baseline(at, headline, at['val'][headline])} there"
+        parts.append(text)
+    if last.get("stopped_early"):
+        es = last["early_stop"]
+        parts.append(f"stopped early: {es['waited']} epochs without a {name} gain over {es['min_delta']:g} "
+                     f"since epoch {es['best_epoch']}")
+    if (ckpts / "best.pt").is_file():
+        parts.append(f"predict uses {ckpts / 'best.pt'} (epoch {epoch}, the best {name}; last.pt is epoch "
+                     f"{last['epoch']})")
+    else:
+        parts.append(f"predict uses {ckpts / 'last.pt'} (epoch {last['epoch']}; no {name} value selected a "
+                     "best epoch)")
+    return "; ".join(parts)
+
+
+def _with_baseline(record: dict, name: str, value: float) -> str:
+    base = ((record.get("val") or {}).get("baseline") or {}).get(name)
+    return f"{name} {value:.4g}" + (f" (baseline {base:.4g})" if base is not None else "")

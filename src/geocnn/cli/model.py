@@ -15,7 +15,7 @@ from rich.text import Text
 
 from geocnn import atomic, summary
 from geocnn.cli import console
-from geocnn.config import json_schema, resolve_model_source
+from geocnn.config import freeze_of, json_schema, resolve_model_source
 from geocnn.errors import ConfigError
 from geocnn.fmt import fmt_shape
 
@@ -151,7 +151,7 @@ def summarize_cmd(
     for path in (json_path, markdown_path):
         if path is not None:
             atomic.check_new(path, force)
-    s = summary.summarize(spec, shape, batch_size)
+    s = summary.summarize(spec, shape, batch_size, freeze_of(config))
     print_summary(s, wide)
     if json_path is not None:
         atomic.write_json(json_path, summary.to_json(s), force=force)

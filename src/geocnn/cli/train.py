@@ -49,7 +49,7 @@ def train_cmd(
     saves a checkpoint and prints the command that resumes; `geocnn train RUN_FOLDER --resume`
     continues exactly. Several GPUs or nodes: torchrun --nproc_per_node N -m geocnn train CONFIG.
     """
-    from geocnn.train import train
+    from geocnn.train import outcome_line, train
 
     overrides = list(set_)
     for key, value in (("epochs", epochs), ("max_steps", max_steps), ("batch_size", batch_size),
@@ -72,6 +72,7 @@ def train_cmd(
         run = train(cfg, out, resume=resume, force=force, reporter=reporter, reset_optimizer=reset_optimizer)
     if console.is_main_rank():
         console.out.print(f"[bold green]done[/]: {run} (metrics.jsonl, loss.png, examples.png, checkpoints/)")
+        console.out.print(outcome_line(run), markup=False, soft_wrap=True)
 
 
 def _resolve(config: Path, out: Path | None, resume: bool, overrides: list[str]) -> tuple[Config, Path | None]:

@@ -30,6 +30,7 @@ Skips refer to names, never to positions, so inserting a layer cannot rewire the
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -469,3 +470,15 @@ def parse_model(section: Any, source: Source, base: KeyPath = ("model",)) -> Mod
         spacing=_parse_spacing(m["spacing"], ctx.at("spacing")) if m["spacing"] else None,
         name=m["name"], path=source.path, raw=section,
     )
+
+
+def frozen_layers(names: Sequence[str], layer_names: Sequence[str]) -> dict[str, list[str]]:
+    """The layers each ``train.freeze`` entry names: itself, the layers under it (``enc1`` →
+    ``enc1.conv1``), or with a trailing ``*`` every layer whose name starts with the rest."""
+    out = {}
+    for name in names:
+        if name.endswith("*"):
+            out[name] = [n for n in layer_names if n.startswith(name[:-1])]
+        else:
+            out[name] = [n for n in layer_names if n == name or n.startswith(name + ".")]
+    return out
