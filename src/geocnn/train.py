@@ -20,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from geocnn import data as data_mod
-from geocnn import device, plots, runs, summary
+from geocnn import device, plots, runs, selfsup, summary
 from geocnn.atomic import check_folder, write_json
 from geocnn.config import Config
 from geocnn.errors import ConfigError, GeocnnError
@@ -183,7 +183,11 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
                 out = model(xd)
             loss_sum += torch.tensor([float(loss_fn(out, yd)) * len(x), len(x)], dtype=torch.float64)
             pred = d.task.predictions(out, d.target_norm).cpu()
-            metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
+            if d.task.self_supervised:
+                selfsup.score(metric, x, y, pred, d, lambda t: _predict_batch(model, t, d, rt, place))
+                y = selfsup.unmasked(y, x.shape[1])  # the pictures show the unmasked input as the target
+            else:
+                metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
             if examples is None and n_examples:
                 examples = (d.norm.invert(x[:n_examples], channel_axis=1).numpy(),
                             _target_units(y, d)[:n_examples].numpy(),
@@ -192,6 +196,14 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
     device.all_reduce_(metric.sums, rt)
     model.train()
     return float(loss_sum[0] / max(loss_sum[1], 1)), metric.compute(), examples
+
+
+def _predict_batch(model, x: torch.Tensor, d: data_mod.TrainingData, rt: device.Runtime,
+                   place: device.Placement) -> torch.Tensor:
+    """The model's predictions (target units, CPU) on a normalised CPU batch."""
+    with rt.autocast():
+        out = model(place.batch(x))
+    return d.task.predictions(out, d.target_norm).cpu()
 
 
 def _target_units(y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor:
@@ -261,7 +273,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     opt = _optimizer(cfg, model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps_per_epoch))
     scaler = rt.grad_scaler()
-    loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq).to(rt.device)
+    loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq,
+                        hidden_only=cfg.task.self_supervised).to(rt.device)
     prog = Progress()
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
