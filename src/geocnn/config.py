@@ -418,8 +418,9 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
         raise d.at("labels").error(f"task {task.name} learns from the inputs alone; data.labels is not read",
                                    "remove data.labels")
     mask = data["mask"]
-    for key in given_mask or {}:
-        if key in MASK.by_name and key not in MASK_FIELDS_OF[task.name]:
+    for key, value in (given_mask or {}).items():
+        # a saved run's config holds every field at its default: only a changed one is a mistake
+        if key in MASK.by_name and key not in MASK_FIELDS_OF[task.name] and value != MASK.by_name[key].default:
             raise m.at(key).error(f"mask.{key} does not apply to task {task.name}",
                                   f"{task.name} reads {', '.join(MASK_FIELDS_OF[task.name])}")
     if mask["ratio"] is None:
@@ -432,22 +433,25 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
         raise m.at("length").error(f"length {mask['length']} is even: the line is centred on the blind spot",
                                    f"use {mask['length'] + 1} or {mask['length'] - 1}")
     axes = _patch_axes_known(data)
-    if mask["axis"] is None or axes is None or len(axes) != len(patch):
-        return
-    if mask["axis"] not in axes:
-        raise m.at("axis").error(f"mask axis {mask['axis']!r} is not a patch axis ({', '.join(axes)})",
-                                 suggest(mask["axis"], list(axes)))
-    along = patch[axes.index(mask["axis"])]
-    if task.name == "denoise_self" and mask["length"] > along:
-        raise m.at("length").error(f"length {mask['length']} is longer than the patch along {mask['axis']} ({along})",
-                                   f"use at most {along - (along % 2 == 0)}")
-    if task.name == "reconstruct_traces":
-        if mask["axis"] in TIME_AXES:
-            raise m.at("axis").error(f"gaps run along a lateral axis, not {mask['axis']}",
-                                     f"use one of {', '.join(a for a in axes if a not in TIME_AXES)}")
-        if mask["gap"] > along // 2:
+    if axes is None or len(axes) != len(patch):
+        return  # the grid decides the patch axes: checked again when it is open (geocnn.data)
+    axis = mask["axis"]
+    if axis is not None and axis not in axes:
+        raise m.at("axis").error(f"mask axis {axis!r} is not a patch axis ({', '.join(axes)})",
+                                 suggest(axis, list(axes)))
+    if "gap" in MASK_FIELDS_OF[task.name]:
+        lateral = [a for a in axes if a not in TIME_AXES]
+        if axis in TIME_AXES:
+            raise m.at("axis").error(f"gaps run along a lateral axis, not {axis}", f"use one of {', '.join(lateral)}")
+        axis = axis or (lateral[0] if lateral else None)
+        along = patch[axes.index(axis)] if axis else 0
+        if axis and mask["gap"] > along // 2:
             raise m.at("gap").error(f"gap {mask['gap']} leaves no live trace on both sides in a patch of {along} "
-                                    f"along {mask['axis']}", f"use at most {along // 2}")
+                                    f"along {axis}", f"use at most {along // 2}")
+    elif axis is not None and mask["length"] > patch[axes.index(axis)]:
+        along = patch[axes.index(axis)]
+        raise m.at("length").error(f"length {mask['length']} is longer than the patch along {axis} ({along})",
+                                   f"use at most {along - (along % 2 == 0)}")
 
 
 def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = None) -> None:

@@ -185,6 +185,7 @@ class Masking:
     clean_whole_patch: bool  # clean-twin SNR over the whole patch from the unmasked input; else hidden only
     baseline_help: str
     check: Callable[..., Any]  # (patch axes, mask) → raises ValueError when the patch cannot be masked so
+    fills_traces: bool  # predict fills the missing traces only (live traces pass through); else every sample
 
 
 def _any_patch(axes: tuple[str, ...], mask: Any) -> None:
@@ -197,6 +198,7 @@ def _trace_patch(axes: tuple[str, ...], mask: Any) -> None:
 
 SAMPLES = Masking("samples", 0.02, hide_samples, input_baseline, True,
                   "the input itself (the replaced value on hidden samples; the noisy input against the clean twin)",
-                  _any_patch)
+                  _any_patch, False)
 TRACES = Masking("traces", 0.15, hide_traces, interpolate_traces, False,
-                 "linear interpolation between the neighbouring live traces, on the same hidden traces", _trace_patch)
+                 "linear interpolation between the neighbouring live traces, on the same hidden traces", _trace_patch,
+                 True)
