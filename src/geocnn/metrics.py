@@ -71,8 +71,10 @@ class HiddenMetrics:
         # [Σ t², Σ (p − t)², Σ (b − t)², n | Σ c², Σ (p − c)², Σ (b − c)², n clean, clean available]
         self.sums = torch.zeros(9, dtype=torch.float64)
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor, hidden: torch.Tensor) -> None:
-        """Add a batch: ``hidden`` (bool, broadcast to the values) selects the scored samples."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor,
+               hidden: torch.Tensor | None = None) -> None:
+        """Add a batch: ``hidden`` (bool, broadcast to the values) selects the scored samples (None: all)."""
+        hidden = torch.ones_like(target, dtype=torch.bool) if hidden is None else hidden
         self.sums[:4] += _masked_sums(pred, target, baseline, hidden)
 
     def update_clean(self, pred: torch.Tensor, clean: torch.Tensor, baseline: torch.Tensor,
