@@ -97,7 +97,8 @@ def test_positive_probability_keeps_class_1_of_two():
 def test_outputs_of_each_task():
     assert {n: t.outputs for n, t in TASKS.items()} == {
         "regression": ("values",), "segmentation": ("probabilities", "labels"),
-        "classification": ("probabilities", "labels"), "scalar": ("values",)}
+        "classification": ("probabilities", "labels"), "scalar": ("values",),
+        "denoise_self": ("values",), "reconstruct_traces": ("values",)}
     assert TASKS["regression"].output_kind("auto", None) == "values"
     assert TASKS["segmentation"].output_kind("auto", 2) == "probabilities"
     assert TASKS["classification"].output_kind("auto", 5) == "labels"
