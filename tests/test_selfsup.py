@@ -264,3 +264,12 @@ def test_run_records_hidden_scores_in_metrics_jsonl(tmp_path):
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"mse", "snr_db", "clean_snr_db"} <= set(record["val"])
     assert {"snr_db", "clean_snr_db"} <= set(record["val"]["baseline"])
+
+
+def test_json_schema_has_the_mask_section(cli):
+    schema = json.loads(cli("schema").stdout)
+    data = schema["properties"]["data"]["properties"]
+    assert set(data["mask"]["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap"}
+    assert data["mask"]["properties"]["ratio"]["maximum"] == 0.5
+    assert data["mask"]["properties"]["replace"]["enum"] == ["neighbour", "zero"]
+    assert "clean" in data and {"denoise_self", "reconstruct_traces"} <= set(schema["properties"]["task"]["enum"])
