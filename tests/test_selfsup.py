@@ -273,3 +273,22 @@ def test_json_schema_has_the_mask_section(cli):
     assert data["mask"]["properties"]["ratio"]["maximum"] == 0.5
     assert data["mask"]["properties"]["replace"]["enum"] == ["neighbour", "zero"]
     assert "clean" in data and {"denoise_self", "reconstruct_traces"} <= set(schema["properties"]["task"]["enum"])
+
+
+def test_dead_traces_are_shown_as_zero_and_never_scored(tmp_path):
+    from tests import segyfactory
+
+    values = trainkit.layered_volume((6, 12, 48)) + 3.0  # no zero sample in a live trace
+    segyfactory.write_segy(tmp_path / "irr.sgy", range(1, 7), range(20, 32), 48, values=values[:, :, None],
+                           missing=[(1, 21), (6, 25)])
+    path = trainkit.write_config(tmp_path, "reconstruct_traces", {"inputs": ["irr.sgy"]},
+                                 trainkit.SMALL_2D % {"out": 1}, patch=[12, 16], section="inline",
+                                 mask={"ratio": 0.5, "axis": "crossline"},
+                                 split={"fraction": 0.34, "gap": 0}, normalize="none")
+    d = data_mod.build(load_config(path))
+    train_set, origins = d.training_set(), d.epoch_origins(1)
+    k = next(k for k, o in enumerate(origins) if o[0] == 0)  # a patch of inline 1, dead at crossline 21
+    x, y = train_set[(1, k)]
+    assert (x[0, 1] == 0).all() and (y[0, 1] == 0).all() and (y[1, 1] == 0).all()  # shown as 0, never scored
+    live = [j for j in range(12) if j != 1]
+    assert (y[0, live] != 0).all() and y[1, live].any()

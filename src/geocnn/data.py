@@ -149,17 +149,35 @@ class PatchDataset(torch.utils.data.Dataset):
         """
         d = self.data
         seed = d.cfg.train.seed
+        live = self._live_patch(origin)
+        if live is not None:
+            x = x * live  # dead traces read as zeros, as missing traces are shown at prediction
         if self.augment is not None:
-            x, _ = _augment(x, np.zeros(()), self.augment, d.geom, np.random.default_rng([seed, epoch, 2, i]))
+            x, live = _augment(x, live if live is not None else np.zeros(()), self.augment, d.geom,
+                               np.random.default_rng([seed, epoch, 2, i]))
         stream = 4 if self.fixed is None else 5
         rng = np.random.default_rng([seed, epoch, stream, i])
         masked, hidden = d.task.masking.hide(np.ascontiguousarray(x, np.float32), d.cfg.data.mask,
                                              d.geom.model_axes, rng)
+        if live is not None and live.ndim:
+            hidden &= live[0] > 0  # a dead trace's value is unknown: never scored
         parts = [x, hidden[None].astype(np.float32)]
         if self.fixed is not None and d.clean is not None:
             parts.append(d.norm.apply(d.geom.read(d.clean, origin)))
         y = np.concatenate(parts).astype(np.float32)
         return torch.from_numpy(np.ascontiguousarray(masked)), torch.from_numpy(y)
+
+
+    def _live_patch(self, origin: np.ndarray) -> np.ndarray | None:
+        """(1, *patch) float 1/0 of live traces under the patch; None on a regular grid."""
+        live = self.data.live
+        if live is None:
+            return None
+        g = self.data.geom
+        window = g.window(origin)
+        block = np.broadcast_to(live[window[:-1]][None, ..., None],
+                                (1, *(w.stop - w.start for w in window))).astype(np.float32)
+        return g.to_model(block)
 
 
 class EpochSampler(torch.utils.data.Sampler):
