@@ -294,3 +294,10 @@ def test_dead_traces_are_shown_as_zero_and_never_scored(tmp_path):
     assert (x[0, 1] == 0).all() and (y[0, 1] == 0).all() and (y[1, 1] == 0).all()  # shown as 0, never scored
     live = [j for j in range(12) if j != 1]
     assert (y[0, live] != 0).all() and y[1, live].any()
+
+
+def test_a_supervised_run_reloads_with_the_default_mask_section(tmp_path):
+    run = train(load_config(trainkit.regression_config(tmp_path, max_steps=1)), tmp_path / "run")
+    from geocnn.predict import load_trained
+
+    assert load_trained(run).cfg.task.name == "regression"

@@ -474,7 +474,8 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = 
     elif data["clean"] is not None:
         raise d.at("clean").error(f"data.clean (an evaluation twin) is for self-supervised tasks, not {task.name}",
                                   "use data.target to train on clean data")
-    elif given_mask is not None:
+    elif any(value != MASK.by_name[key].default for key, value in (given_mask or {}).items() if key in MASK.by_name):
+        # (a saved run's config holds the section at its defaults: that is not a mistake)
         raise d.at("mask").error(f"data.mask is for the self-supervised tasks (denoise_self, reconstruct_traces), "
                                  f"not {task.name}", "remove it")
     if task.dense and not task.self_supervised and data["target"] is None:
