@@ -18,8 +18,8 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 def test_there_is_an_example_per_task():
     tasks = {load_config(p).task.name for p in CONFIGS}
-    assert tasks == {"regression", "segmentation", "classification", "scalar"}
-    assert len(CONFIGS) >= 7
+    assert tasks == {"regression", "segmentation", "classification", "scalar", "denoise_self", "reconstruct_traces"}
+    assert len(CONFIGS) >= 9
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

@@ -16,20 +16,25 @@ from geocnn.tasks import TASKS, class_labels, class_probabilities, get_task, pos
 from tests import trainkit
 
 
-def test_the_four_tasks_and_their_losses():
-    assert list(TASKS) == ["regression", "segmentation", "classification", "scalar"]
-    assert {n: (t.dense, t.classifies) for n, t in TASKS.items()} == {
-        "regression": (True, False), "segmentation": (True, True),
-        "classification": (False, True), "scalar": (False, False)}
+def test_the_six_tasks_and_their_losses():
+    assert list(TASKS) == ["regression", "segmentation", "classification", "scalar", "denoise_self",
+                           "reconstruct_traces"]
+    assert {n: (t.dense, t.classifies, t.self_supervised) for n, t in TASKS.items()} == {
+        "regression": (True, False, False), "segmentation": (True, True, False),
+        "classification": (False, True, False), "scalar": (False, False, False),
+        "denoise_self": (True, False, True), "reconstruct_traces": (True, False, True)}
     assert {n: t.losses for n, t in TASKS.items()} == {
         "regression": ("mse", "l1", "huber"), "segmentation": ("cross_entropy", "bce_balanced", "dice", "focal"),
-        "classification": ("cross_entropy", "focal"), "scalar": ("mse", "l1", "huber")}
+        "classification": ("cross_entropy", "focal"), "scalar": ("mse", "l1", "huber"),
+        "denoise_self": ("mse", "l1", "huber"), "reconstruct_traces": ("mse", "l1", "huber")}
     assert {n: t.default_loss for n, t in TASKS.items()} == {
-        "regression": "mse", "segmentation": "cross_entropy", "classification": "cross_entropy", "scalar": "mse"}
+        "regression": "mse", "segmentation": "cross_entropy", "classification": "cross_entropy", "scalar": "mse",
+        "denoise_self": "mse", "reconstruct_traces": "mse"}
 
 
 @pytest.mark.parametrize("task, classes, name", [
-    ("regression", None, "snr_db"), ("scalar", None, "r2"),
+    ("regression", None, "snr_db"), ("scalar", None, "r2"), ("denoise_self", None, "snr_db"),
+    ("reconstruct_traces", None, "snr_db"),
     ("segmentation", 2, "f1"), ("segmentation", 6, "miou"),
     ("classification", 2, "f1"), ("classification", 4, "accuracy"),
 ])
@@ -92,7 +97,8 @@ def test_positive_probability_keeps_class_1_of_two():
 def test_outputs_of_each_task():
     assert {n: t.outputs for n, t in TASKS.items()} == {
         "regression": ("values",), "segmentation": ("probabilities", "labels"),
-        "classification": ("probabilities", "labels"), "scalar": ("values",)}
+        "classification": ("probabilities", "labels"), "scalar": ("values",),
+        "denoise_self": ("values",), "reconstruct_traces": ("values",)}
     assert TASKS["regression"].output_kind("auto", None) == "values"
     assert TASKS["segmentation"].output_kind("auto", 2) == "probabilities"
     assert TASKS["classification"].output_kind("auto", 5) == "labels"

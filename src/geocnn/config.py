@@ -8,7 +8,7 @@ anywhere; the effective config written into a run folder holds absolute paths.
 A full config::
 
     name: denoise
-    task: regression            # regression | segmentation | classification | scalar
+    task: regression            # regression | segmentation | classification | scalar | denoise_self | reconstruct_traces
     data:
       inputs: [../data_samples/seismic_noisy.sgy]     # stacked as channels, in order
       target: ../data_samples/seismic_clean.sgy
@@ -16,6 +16,10 @@ A full config::
       section: inline           # 2D patches from a 3D volume: inline | crossline | time
     model: {...}                # see geocnn.model.spec
     train: {epochs: 10, batch_size: 16, lr: 0.001, loss: mse}
+
+Self-supervised tasks (``denoise_self``, ``reconstruct_traces``) have no ``data.target``: they hide
+part of each input patch as ``data.mask`` says and learn to predict it (see geocnn.masking);
+``data.clean`` names an optional clean twin, read for validation scores only.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 from geocnn.errors import ConfigError
 from geocnn.grids.normalize import METHODS as NORMALIZATION_METHODS
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
+from geocnn.masking import TIME_AXES
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS, frozen_layers
@@ -85,6 +90,25 @@ AUGMENT = Record([
     Field("noise", Float(min=0), 0.0, "std of Gaussian noise added to the normalised input"),
 ], title="augment")
 
+MASK = Record([
+    Field("ratio", Float(min=0, max=0.5, exclusive_min=True), None,
+          "share hidden in each patch: of the samples (denoise_self, default 0.02) or of the traces "
+          "(reconstruct_traces, default 0.15)"),
+    Field("radius", Int(min=1, max=16), 2,
+          "denoise_self: a blind spot shows a random neighbour's value from within this many samples"),
+    Field("replace", Choice("neighbour", "zero"), "neighbour",
+          "denoise_self: what a blind spot shows: a random neighbour's value, or zero (the normalised mean)"),
+    Field("axis", Str(), None,
+          "denoise_self: StructN2V, also hide a line along this patch axis around each blind spot (noise "
+          "coherent along it); reconstruct_traces: the lateral axis gaps run along (default: the first)"),
+    Field("length", Int(min=1, max=63), 5, "denoise_self with axis: samples on that line (odd), centred on the blind spot"),
+    Field("gap", Int(min=1, max=64), 1, "reconstruct_traces: adjacent traces per hidden gap (1: scattered traces)"),
+], title="mask")
+
+# the mask fields only one self-supervised task reads (a field given to the other is an error)
+MASK_FIELDS_OF = {"denoise_self": ("ratio", "radius", "replace", "axis", "length"),
+                  "reconstruct_traces": ("ratio", "axis", "gap")}
+
 DATA = Record([
     Field("inputs", ListOf(AnyValue(), min_len=1), REQUIRED,
           "input files stacked as channels, in order: a path, or a mapping (see input)"),
@@ -116,6 +140,9 @@ DATA = Record([
     Field("on_device", OneOf(Choice("auto"), Bool()), "auto",
           "keep the normalised grids on the GPU and cut, augment and balance patches there; auto: when they "
           "fit half its free memory (else pinned host prefetch), never on the CPU; true: always"),
+    Field("mask", MASK, {}, "self-supervised tasks: which samples or traces each patch hides"),
+    Field("clean", AnyValue(), None,
+          "self-supervised tasks: a clean twin of the inputs, for validation scores only (never trained on)"),
 ], title="data")
 
 LOSS = Record([
@@ -212,6 +239,18 @@ class Augment:
 
 
 @dataclass(frozen=True)
+class Mask:
+    """``data.mask``: what a self-supervised task hides in each patch (see geocnn.masking)."""
+
+    ratio: float
+    radius: int
+    replace: str
+    axis: str | None
+    length: int
+    gap: int
+
+
+@dataclass(frozen=True)
 class Data:
     """The ``data`` section: inputs, targets, patch and how patches are drawn."""
 
@@ -231,6 +270,8 @@ class Data:
     class_names: tuple[str, ...] | None
     channel_names: tuple[str, ...] | None
     on_device: str | bool
+    mask: Mask
+    clean: Any
 
 
 @dataclass(frozen=True)
@@ -283,8 +324,8 @@ class Train:
     early_stop: EarlyStop | None
 
 
-SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: AUGMENT, Data: DATA, Loss: LOSS,
-               EarlyStop: EARLY_STOP, Train: TRAIN}
+SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: AUGMENT, Mask: MASK, Data: DATA,
+               Loss: LOSS, EarlyStop: EARLY_STOP, Train: TRAIN}
 
 
 def section_record(cls: type, checked: dict) -> Any:
@@ -333,6 +374,7 @@ class Config:
     inputs: list[InputSpec]
     target: InputSpec | None
     labels: str | None
+    clean: InputSpec | None = None
 
     @property
     def patch(self) -> tuple[int, ...]:
@@ -401,7 +443,7 @@ def _absolute(raw: dict, folder: Path) -> None:
         return
     if isinstance(data.get("inputs"), list):
         data["inputs"] = [_resolve_path(v, folder) for v in data["inputs"]]
-    for key in ("target", "labels"):
+    for key in ("target", "labels", "clean"):
         if data.get(key) is not None:
             data[key] = _resolve_path(data[key], folder)
     train = raw.get("train")
@@ -409,7 +451,61 @@ def _absolute(raw: dict, folder: Path) -> None:
         train["init_from"] = _resolve_path(train["init_from"], folder)
 
 
-def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
+def _patch_axes_known(data: dict) -> tuple[str, ...] | None:
+    """The patch axes when the config names them (section or patch_axes), else None (the grid decides)."""
+    if data["patch_axes"] is not None:
+        return tuple(data["patch_axes"])
+    return SECTION_AXES[data["section"]] if data["section"] is not None else None
+
+
+def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None:
+    """denoise_self / reconstruct_traces: no target, a mask whose fields fit the task and the patch."""
+    task, data = TASKS[cfg["task"]], cfg["data"]
+    d, m = ctx.at("data"), ctx.at("data").at("mask")
+    if data["target"] is not None:
+        raise d.at("target").error(f"task {task.name} learns from the inputs alone; data.target is not read",
+                                   "remove data.target (a clean twin for evaluation goes in data.clean)")
+    if data["labels"] is not None:
+        raise d.at("labels").error(f"task {task.name} learns from the inputs alone; data.labels is not read",
+                                   "remove data.labels")
+    mask = data["mask"]
+    for key, value in (given_mask or {}).items():
+        # a saved run's config holds every field at its default: only a changed one is a mistake
+        if key in MASK.by_name and key not in MASK_FIELDS_OF[task.name] and value != MASK.by_name[key].default:
+            raise m.at(key).error(f"mask.{key} does not apply to task {task.name}",
+                                  f"{task.name} reads {', '.join(MASK_FIELDS_OF[task.name])}")
+    if mask["ratio"] is None:
+        mask["ratio"] = task.masking.default_ratio
+    patch = data["patch"]
+    if mask["radius"] >= max(patch):
+        raise m.at("radius").error(f"radius {mask['radius']} does not fit a {'×'.join(map(str, patch))} patch",
+                                   f"use at most {max(patch) - 1}")
+    if mask["length"] % 2 == 0:
+        raise m.at("length").error(f"length {mask['length']} is even: the line is centred on the blind spot",
+                                   f"use {mask['length'] + 1} or {mask['length'] - 1}")
+    axes = _patch_axes_known(data)
+    if axes is None or len(axes) != len(patch):
+        return  # the grid decides the patch axes: checked again when it is open (geocnn.data)
+    axis = mask["axis"]
+    if axis is not None and axis not in axes:
+        raise m.at("axis").error(f"mask axis {axis!r} is not a patch axis ({', '.join(axes)})",
+                                 suggest(axis, list(axes)))
+    if "gap" in MASK_FIELDS_OF[task.name]:
+        lateral = [a for a in axes if a not in TIME_AXES]
+        if axis in TIME_AXES:
+            raise m.at("axis").error(f"gaps run along a lateral axis, not {axis}", f"use one of {', '.join(lateral)}")
+        axis = axis or (lateral[0] if lateral else None)
+        along = patch[axes.index(axis)] if axis else 0
+        if axis and mask["gap"] > along // 2:
+            raise m.at("gap").error(f"gap {mask['gap']} leaves no live trace on both sides in a patch of {along} "
+                                    f"along {axis}", f"use at most {along // 2}")
+    elif axis is not None and mask["length"] > patch[axes.index(axis)]:
+        along = patch[axes.index(axis)]
+        raise m.at("length").error(f"length {mask['length']} is longer than the patch along {axis} ({along})",
+                                   f"use at most {along - (along % 2 == 0)}")
+
+
+def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = None) -> None:
     task, data, train = TASKS[cfg["task"]], cfg["data"], cfg["train"]
     d = ctx.at("data")
     if len(data["patch"]) != spec.dims:
@@ -424,7 +520,16 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx) -> None:
     if data["section"] is not None and spec.dims != 2:
         raise d.at("section").error(f"section is for 2D models on 3D volumes, but the model has dims {spec.dims}",
                                     "use patch_axes")
-    if task.dense and data["target"] is None:
+    if task.self_supervised:
+        _check_self_supervised(cfg, ctx, given_mask)
+    elif data["clean"] is not None:
+        raise d.at("clean").error(f"data.clean (an evaluation twin) is for self-supervised tasks, not {task.name}",
+                                  "use data.target to train on clean data")
+    elif any(value != MASK.by_name[key].default for key, value in (given_mask or {}).items() if key in MASK.by_name):
+        # (a saved run's config holds the section at its defaults: that is not a mistake)
+        raise d.at("mask").error(f"data.mask is for the self-supervised tasks (denoise_self, reconstruct_traces), "
+                                 f"not {task.name}", "remove it")
+    if task.dense and not task.self_supervised and data["target"] is None:
         raise d.error(f"task {task.name} needs data.target (a grid with the same geometry as the inputs)")
     if not task.dense and (data["target"] is None) == (data["labels"] is None):
         raise d.error(f"task {task.name} needs exactly one of data.target (a grid read under each patch) "
@@ -490,7 +595,9 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
     ctx = Ctx(source)
     cfg = CONFIG.check(data, ctx)
     spec = parse_model(data["model"], source, ("model",))
-    _check_task(cfg, spec, ctx)
+    user_data = data.get("data")
+    given_mask = user_data.get("mask") if isinstance(user_data, dict) else None
+    _check_task(cfg, spec, ctx, given_mask if isinstance(given_mask, dict) else None)
     d = cfg["data"]
     inputs = [input_spec(v, ctx.at("data").at("inputs").at(i)) for i, v in enumerate(d["inputs"])]
     target = input_spec(d["target"], ctx.at("data").at("target")) if d["target"] is not None else None
@@ -500,10 +607,11 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
         labels = lab if isinstance(lab, str) else (lab.get("path") if isinstance(lab, dict) else None)
         if not isinstance(labels, str):
             raise ctx.at("data").at("labels").error("labels must be a file path (.npy or .csv)")
+    clean = input_spec(d["clean"], ctx.at("data").at("clean")) if d["clean"] is not None else None
     name = cfg["name"] or Path(source.path).stem
     raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
     return Config(source.path, name, TASKS[cfg["task"]], section_record(Data, d), spec,
-                  section_record(Train, cfg["train"]), _plain(raw, source), inputs, target, labels)
+                  section_record(Train, cfg["train"]), _plain(raw, source), inputs, target, labels, clean)
 
 
 def _plain(obj: Any, source: Source, keypath: KeyPath = ()) -> Any:
@@ -617,6 +725,7 @@ def json_schema() -> dict:
                                     "description": DATA.by_name["inputs"].help}
     data["properties"]["target"] = {**item, "description": DATA.by_name["target"].help}
     data["properties"]["labels"] = {"type": "string", "description": DATA.by_name["labels"].help}
+    data["properties"]["clean"] = {**item, "description": DATA.by_name["clean"].help}
     schema.update({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://geocnn.dev/schema/config.json",

@@ -59,6 +59,7 @@ class TrainingData:
     live: np.ndarray | None
     train_mean: float | None
     val_origins: np.ndarray
+    clean: Grid | None = None  # self-supervised: the clean twin, read for validation scores only
 
     @property
     def task(self) -> Task:
@@ -140,11 +141,53 @@ class PatchDataset(torch.utils.data.Dataset):
         d = self.data
         origin, epoch, i = self._origin(key)
         x = d.norm.apply(d.geom.read(d.grid, origin))
+        if d.task.self_supervised:
+            return self._hidden_item(x, origin, epoch, i)
         y = target_of(d, origin)
         if self.augment is not None:
             x, y = _augment(x, y, self.augment, d.geom, np.random.default_rng([d.cfg.train.seed, epoch, 2, i]))
         y = np.ascontiguousarray(y) if y.ndim else y  # ascontiguousarray would make a scalar 1-D
         return torch.from_numpy(np.ascontiguousarray(x)), torch.as_tensor(y)
+
+
+    def _hidden_item(self, x: np.ndarray, origin: np.ndarray, epoch: int, i: int):
+        """Self-supervised item: (masked input, target) with the target (C + 1 [+ C], ...) = the
+        unmasked input, the hidden mask, and on validation the clean twin when there is one.
+
+        The mask comes from (seed, epoch, index) like the window (validation: index only, so its
+        masks are fixed), so a resumed run hides the same samples.
+        """
+        d = self.data
+        seed = d.cfg.train.seed
+        live = self._live_patch(origin)
+        if live is not None:
+            x = x * live  # dead traces read as zeros, as missing traces are shown at prediction
+        if self.augment is not None:
+            x, live = _augment(x, live if live is not None else np.zeros(()), self.augment, d.geom,
+                               np.random.default_rng([seed, epoch, 2, i]))
+        stream = 4 if self.fixed is None else 5
+        rng = np.random.default_rng([seed, epoch, stream, i])
+        masked, hidden = d.task.masking.hide(np.ascontiguousarray(x, np.float32), d.cfg.data.mask,
+                                             d.geom.model_axes, rng)
+        if live is not None and live.ndim:
+            hidden &= live[0] > 0  # a dead trace's value is unknown: never scored
+        parts = [x, hidden[None].astype(np.float32)]
+        if self.fixed is not None and d.clean is not None:
+            parts.append(d.norm.apply(d.geom.read(d.clean, origin)))
+        y = np.concatenate(parts).astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(masked)), torch.from_numpy(y)
+
+
+    def _live_patch(self, origin: np.ndarray) -> np.ndarray | None:
+        """(1, *patch) float 1/0 of live traces under the patch; None on a regular grid."""
+        live = self.data.live
+        if live is None:
+            return None
+        g = self.data.geom
+        window = g.window(origin)
+        block = np.broadcast_to(live[window[:-1]][None, ..., None],
+                                (1, *(w.stop - w.start for w in window))).astype(np.float32)
+        return g.to_model(block)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -476,7 +519,15 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
     d = cfg.data
     geom = patch_geometry(grid.axes, grid.shape, cfg.patch, d.patch_axes, d.section, where)
     _check_augment(cfg, geom)
-    target = labels = None
+    if cfg.task.self_supervised:
+        _check_mask(cfg, geom)
+    target = labels = clean = None
+    if cfg.clean is not None:
+        clean = open_grid(cfg.clean, random_access=True)
+        if clean.shape != grid.shape or clean.channels != grid.channels:
+            raise DataError(f"the clean twin has shape {fmt_shape(clean.shape)} × {clean.channels} channel(s) but the "
+                            f"inputs have {fmt_shape(grid.shape)} × {grid.channels}", where=cfg.clean.path,
+                            fix="give a clean twin on the same grid as the inputs")
     if cfg.target is not None:
         target = open_grid(cfg.target, random_access=True)
         if target.shape != grid.shape:
@@ -503,7 +554,8 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
         target_norm = _target_norm(cfg, grid, target, labels, norm, split, geom)
     out_channels = infer(cfg.model, cfg.patch, receptive=False).output.channels
     classes = output_classes(cfg, out_channels)
-    _check_model_output(cfg, target.channels if target is not None else None, classes)
+    target_channels = grid.channels if cfg.task.self_supervised else target.channels if target is not None else None
+    _check_model_output(cfg, target_channels, classes)
     class_freq = centres = None
     ignore = cfg.train.loss.ignore_index
     if cfg.task.classifies:
@@ -536,12 +588,27 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
         val_origins = fixed_origins(split.plan(geom, "val"), d.sampling.val_patches, seed, live,
                                     d.sampling.min_live)
     return TrainingData(cfg, grid, target, labels, geom, split, norm, target_norm, classes, class_freq,
-                        centres, live, train_mean, val_origins)
+                        centres, live, train_mean, val_origins, clean)
+
+
+def _check_mask(cfg: Config, geom: PatchGeometry) -> None:
+    """data.mask against the patch the grid gave (the config checked what it could without the grid)."""
+    mask, axes = cfg.data.mask, geom.model_axes
+    if mask.axis is not None and mask.axis not in axes:
+        raise ConfigError(f"data.mask.axis {mask.axis!r} is not a patch axis ({', '.join(axes)})", where=cfg.path,
+                          fix="name one of the patch axes")
+    try:
+        cfg.task.masking.check(axes, mask)
+    except ValueError as exc:
+        raise ConfigError(f"task {cfg.task.name}: {exc}", where=cfg.path,
+                          fix="use patches that span the sample axis and a lateral axis") from None
 
 
 def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarray | None, norm: Normalization,
                  split: Split, geom: PatchGeometry) -> Normalization | None:
     d = cfg.data
+    if cfg.task.self_supervised:
+        return norm  # the model predicts the input, in the input's units
     if cfg.task.classifies:
         return None
     if cfg.task.dense:

@@ -11,6 +11,7 @@ Targets are class indices (int64) or values (float32).
   batch, so the rare fault class is not drowned.
 - ``dice``: 1 − mean soft Dice over classes.
 - ``focal``: (1 − p_t)^γ-weighted cross-entropy.
+- self-supervised tasks wrap the value losses in :class:`HiddenLoss`: scored on hidden samples only.
 """
 
 from __future__ import annotations
@@ -111,9 +112,38 @@ class ValueLoss(nn.Module):
         return F.huber_loss(out, target, delta=self.delta)
 
 
-def make_loss(classifies: bool, cfg: Loss, class_freq: np.ndarray | None = None) -> nn.Module:
-    """The loss of ``train.loss``: on class scores when the task ``classifies``, else on values;
-    ``class_freq`` feeds ``class_weights: auto``."""
+class HiddenLoss(nn.Module):
+    """A value loss on the hidden samples only (self-supervised tasks).
+
+    The target is (B, C + 1 [+ C], ...): the C unmasked input channels, then the hidden mask
+    (1 where a sample was hidden); clean channels after that (validation) are not read. Visible
+    samples get no gradient, so the network cannot learn the identity.
+    """
+
+    def __init__(self, kind: str, delta: float) -> None:
+        super().__init__()
+        self.kind, self.delta = kind, delta
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        c = out.shape[1]
+        hidden = (target[:, c:c + 1] > 0.5).expand_as(out)
+        pred, truth = out.float()[hidden], target[:, :c].float()[hidden]
+        if pred.numel() == 0:
+            return out.float().sum() * 0.0
+        if self.kind == "mse":
+            return F.mse_loss(pred, truth)
+        if self.kind == "l1":
+            return F.l1_loss(pred, truth)
+        return F.huber_loss(pred, truth, delta=self.delta)
+
+
+def make_loss(classifies: bool, cfg: Loss, class_freq: np.ndarray | None = None,
+              hidden_only: bool = False) -> nn.Module:
+    """The loss of ``train.loss``: on class scores when the task ``classifies``, else on values
+    (on hidden samples only for a self-supervised task, ``hidden_only``); ``class_freq`` feeds
+    ``class_weights: auto``."""
+    if hidden_only:
+        return HiddenLoss(cfg.kind, cfg.delta)
     if not classifies:
         return ValueLoss(cfg.kind, cfg.delta)
     weights = cfg.class_weights

@@ -13,6 +13,9 @@ over the whole validation set, not averages of batch averages.
 - classification: accuracy, precision/recall/F1 (positive class if binary, else macro), confusion
   matrix; baseline = majority class.
 - scalar: MSE, MAE, R²; baseline = the training mean.
+- self-supervised (denoise_self, reconstruct_traces): MSE and SNR on the hidden samples only,
+  against the noisy values that were hidden; baseline = the task's trivial fill of the same
+  samples. With a clean twin (``data.clean``, evaluation only) also ``clean_snr_db``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,50 @@ class RegressionMetrics:
         if has_base:
             out["baseline"] = {"mse": base / n, "snr_db": _db(sig, base)}
         return out
+
+
+class HiddenMetrics:
+    """Self-supervised scores: MSE and SNR (dB) on hidden samples only; with a clean twin, SNR against it.
+
+    ``clean_snr_db`` is reported, never used to pick a checkpoint (it is not a ``best_metric``
+    choice): the clean twin is for evaluation only.
+    """
+
+    def __init__(self) -> None:
+        # [Σ t², Σ (p − t)², Σ (b − t)², n | Σ c², Σ (p − c)², Σ (b − c)², n clean, clean available]
+        self.sums = torch.zeros(9, dtype=torch.float64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor,
+               hidden: torch.Tensor | None = None) -> None:
+        """Add a batch: ``hidden`` (bool, broadcast to the values) selects the scored samples (None: all)."""
+        hidden = torch.ones_like(target, dtype=torch.bool) if hidden is None else hidden
+        self.sums[:4] += _masked_sums(pred, target, baseline, hidden)
+
+    def update_clean(self, pred: torch.Tensor, clean: torch.Tensor, baseline: torch.Tensor,
+                     where: torch.Tensor | None = None) -> None:
+        """Add a batch scored against the clean twin (over ``where``, or every sample)."""
+        where = torch.ones_like(clean, dtype=torch.bool) if where is None else where
+        self.sums[4:8] += _masked_sums(pred, clean, baseline, where)
+        self.sums[8] = 1
+
+    def compute(self) -> dict:
+        sig, err, base, n, csig, cerr, cbase, _, has_clean = self.sums.tolist()
+        n = max(n, 1)
+        out = {"mse": err / n, "snr_db": _db(sig, err)}
+        out["baseline"] = {"mse": base / n, "snr_db": _db(sig, base)}
+        if has_clean:
+            out["clean_snr_db"] = _db(csig, cerr)
+            out["baseline"]["clean_snr_db"] = _db(csig, cbase)
+        return out
+
+
+def _masked_sums(pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor,
+                 where: torch.Tensor) -> torch.Tensor:
+    """[Σ t², Σ (p − t)², Σ (b − t)², n] over the samples ``where`` is True."""
+    w = where.expand_as(target)
+    t, p, b = target.double()[w], pred.double()[w], baseline.double()[w]
+    return torch.stack([(t * t).sum(), ((p - t) ** 2).sum(), ((b - t) ** 2).sum(),
+                        torch.tensor(float(t.numel()), dtype=torch.float64)])
 
 
 class ConfusionMetrics:

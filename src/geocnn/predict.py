@@ -19,6 +19,11 @@ blocking, IBM and integer SEG-Y samples travel as stored and are decoded there
 (:mod:`geocnn.gpu_decode`), and the batch size is chosen from the device's free memory. A thread
 reads windows one slab of rows ahead of the model on every device.
 
+Trace reconstruction (``reconstruct_traces``) fills the missing traces only: those the grid's
+dead-trace mask (irregular SEG-Y) or a ``--mask`` file marks. They are zeroed in the model's input,
+as hidden traces were in training, and every other trace is written back exactly as read
+(``--all`` writes the model's prediction everywhere instead).
+
 Under ``torchrun`` each process takes a contiguous range of first-axis rows, computes every window
 that touches it (a few windows are computed by both neighbours) and writes its rows into the
 shared output, so the result equals a single process's.
@@ -98,6 +103,76 @@ def _check_grid(trained: Trained, grid: Grid) -> None:
         raise DataError(f"the model was trained on patches along {', '.join(trained.patch_axes)}, but the input's "
                         f"axes are {', '.join(grid.axes)}", where=grid.sources[0],
                         fix="give a grid with the training axes (geocnn inspect shows them)")
+
+
+# ----------------------------------------------------------------------------- missing traces
+
+@dataclass
+class TraceFill:
+    """Trace reconstruction at prediction: which traces are missing, and whether live ones are kept."""
+
+    missing: np.ndarray  # bool over the grid's trace axes (all but the last): True = missing
+    keep_live: bool  # live traces pass through unchanged (not --all)
+    center: np.ndarray  # (C,) the run's normalisation centre: a trace set to it is zero once normalised
+
+    def hide(self, block: np.ndarray, origin: Sequence[int]) -> np.ndarray:
+        """Hide the missing traces of a (C, *window) grid-order block in the input's units: set to the
+        normalisation centre, they are zero in the model's input, as hidden traces were in training
+        (padding is never missing)."""
+        window = tuple(slice(o, o + n) for o, n in zip(origin, block.shape[1:-1]))
+        miss = self.missing[window]
+        pad = [(0, n - m) for n, m in zip(block.shape[1:-1], miss.shape)]
+        miss = np.pad(miss, pad) if any(p[1] for p in pad) else miss
+        block = block.copy()
+        block[:, miss] = self.center.astype(block.dtype)[:, None, None]
+        return block
+
+    def compose(self, grid: Grid, first: int, values: np.ndarray) -> np.ndarray:
+        """Rows ``first ..`` of the output: predictions on missing traces, the input elsewhere."""
+        if not self.keep_live:
+            return values
+        rows = slice(first, first + values.shape[1])
+        raw = grid.read((rows, *(slice(0, n) for n in grid.shape[1:])))
+        miss = self.missing[rows][None, ..., None]
+        return np.where(miss, values, raw).astype(values.dtype)
+
+
+def trace_fill(trained: Trained, grid: Grid, mask: str | Path | None, fill_all: bool) -> TraceFill | None:
+    """What a reconstruct_traces model fills: the ``--mask`` file (True = missing) or the dead traces."""
+    masking = trained.cfg.task.masking
+    if masking is None or not masking.fills_traces:
+        if mask is not None or fill_all:
+            raise ConfigError(f"--mask and --all are for trace-reconstruction models, not {trained.cfg.task.name}",
+                              fix="leave them out")
+        return None
+    shape = grid.shape[:-1]
+    if mask is None:
+        live = grid.live()
+        missing = np.zeros(shape, bool) if live is None else ~live
+    else:
+        missing = _read_mask(mask, shape)
+    if not missing.any() and not fill_all:
+        log.warning("no trace is missing (no dead traces%s): the output equals the input",
+                    "" if mask is None else " in the mask")
+    log.info("filling %d of %d traces%s", int(missing.sum()), missing.size,
+             "; --all: every trace is the model's prediction" if fill_all else "")
+    return TraceFill(missing, keep_live=not fill_all, center=np.asarray(trained.norm.center, np.float32))
+
+
+def _read_mask(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A --mask file: a .npy of bools (or 0/1) over the grid's trace positions, True = missing."""
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the mask: {exc}", where=str(path),
+                        fix="give a .npy file of booleans (True = missing trace)") from None
+    if mask.shape != shape:
+        raise DataError(f"the mask has shape {mask.shape} but the grid has {shape} trace positions",
+                        where=str(path), fix="give one value per trace (all grid axes but the sample axis)")
+    if mask.dtype != bool and not np.isin(mask, (0, 1)).all():
+        raise DataError("the mask holds values other than 0/1", where=str(path),
+                        fix="give booleans: True (1) = missing trace")
+    return mask.astype(bool)
 
 
 # ----------------------------------------------------------------------------- windows
@@ -349,7 +424,8 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             overlap: float = 0.25, blend: str = "gaussian", batch_size: int | None = None,
             device_name: str = "auto", output: str = "auto", force: bool = False,
             window: Sequence[int] | None = None, both_orientations: bool = False,
-            pictures: bool = True, threads: int | None = None, reporter: Reporter = SILENT) -> Report:
+            pictures: bool = True, threads: int | None = None, mask: str | Path | None = None,
+            fill_all: bool = False, reporter: Reporter = SILENT) -> Report:
     """Apply a trained model to whole grids and write the result (see the module docstring)."""
     if not 0 <= overlap < 1:
         raise ConfigError(f"--overlap must be in [0, 1), got {overlap}")
@@ -365,10 +441,12 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
         t0 = time.perf_counter()
         size = _window_size(trained, window)
         geom = _geometry(grid, trained, size)
-        runner = Runner(trained, rt, size, batch_size, _device_decoding(rt, grid))
+        fill = trace_fill(trained, grid, mask, fill_all)
+        # hidden traces are set in the input's units, before normalisation: decode on the host then
+        runner = Runner(trained, rt, size, batch_size, None if fill is not None else _device_decoding(rt, grid))
         if trained.cfg.dense:
             report = _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force,
-                                    both_orientations, rt, reporter)
+                                    both_orientations, rt, reporter, fill)
         else:
             report = _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, reporter)
         report.seconds = time.perf_counter() - t0
@@ -477,7 +555,8 @@ def _finish(pending: writer.PendingOutput, rt: device.Runtime, ok: bool) -> Path
     return Path(pending.path)
 
 
-def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force, both, rt, reporter) -> Report:
+def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force, both, rt, reporter,
+                   fill: TraceFill | None = None) -> Report:
     geoms = _orientation_geoms(trained, grid, geom, both)
     plans = [plan_windows(g, overlap=overlap, blend=blend) for g in geoms]
     scores = _model_channels(trained, geom.size)
@@ -497,19 +576,22 @@ def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force
 
             def read(key):
                 p, origin = key
-                return plans[p].geom.to_model(_read_window(grid, plans[p].geom, origin, raw))
+                block = _read_window(grid, plans[p].geom, origin, raw)
+                if fill is not None:
+                    block = fill.hide(block, origin)
+                return plans[p].geom.to_model(block)
 
             for keys, batch_scores in runner.stream(items, read, _ahead(plans, runner.batch)):
                 if blender.device is None:
                     batch_scores = batch_scores.cpu().numpy()  # the CPU's tensor's own memory
                 for (p, origin), s in zip(keys, batch_scores):
-                    if _flush(blender, origin[0], rows, w, trained, kind, live):
+                    if _flush(blender, origin[0], rows, w, trained, kind, live, fill, grid):
                         # Rows before this window are final: let their input pages leave this process
                         # (mapped pages count in its memory; the reader maps the file again).
                         grid.release()
                     blender.add(p, origin, _grid_layout(plans[p].geom, s))
                 task.advance(len(keys))
-            _flush(blender, rows[1], rows, w, trained, kind, live)
+            _flush(blender, rows[1], rows, w, trained, kind, live, fill, grid)
         ok = True
     finally:
         task.close()
@@ -548,15 +630,17 @@ def _merged_windows(plans: list[WindowPlan], rows: tuple[int, int]) -> Iterator[
 
 
 def _flush(blender: Blender, upto: int, rows: tuple[int, int], w, trained: Trained, kind: str,
-           live: np.ndarray | None) -> bool:
-    """Write rows before ``upto`` (within this process's range); dead traces stay zero. True when
-    rows were written."""
+           live: np.ndarray | None, fill: TraceFill | None = None, grid: Grid | None = None) -> bool:
+    """Write rows before ``upto`` (within this process's range); dead traces stay zero unless they
+    are filled. True when rows were written."""
     released = blender.release(min(upto, rows[1]))
     if released is None:
         return False
     first, values = released
     values = trained.cfg.task.to_output(values, kind, trained.target_norm)
-    if live is not None:
+    if fill is not None:  # the input's live traces come from the host
+        values = fill.compose(grid, first, values if isinstance(values, np.ndarray) else device.to_host(values))
+    elif live is not None:
         mask = live[first:first + values.shape[1]]
         if not isinstance(values, np.ndarray):
             mask = torch.from_numpy(mask).to(values.device)

@@ -25,7 +25,8 @@ import torch
 
 from geocnn import plots
 from geocnn.errors import ConfigError
-from geocnn.metrics import ConfusionMetrics, Metric, RegressionMetrics, ScalarMetrics, metric
+from geocnn.masking import SAMPLES, TRACES, Masking
+from geocnn.metrics import ConfusionMetrics, HiddenMetrics, Metric, RegressionMetrics, ScalarMetrics, metric
 from geocnn.schema import suggest
 
 OUTPUTS_OF_VALUES = ("values",)
@@ -118,6 +119,10 @@ def _scalar_metrics(classes: int | None, majority: int, ignore: int | None, mean
     return ScalarMetrics(mean)
 
 
+def _hidden_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
+    return HiddenMetrics()
+
+
 # ----------------------------------------------------------------------------- the record
 
 @dataclass(frozen=True)
@@ -136,6 +141,12 @@ class Task:
     units: Callable[[Any, Any], Any]  # (model-space values or targets, target norm) → target units
     make_metrics: Callable[..., Any]  # (classes, majority, ignore_index, train_mean) → accumulator
     pictures: plots.Pictures  # its validation examples and prediction preview
+    masking: Masking | None = None  # self-supervised: how samples are hidden (the target is the input)
+
+    @property
+    def self_supervised(self) -> bool:
+        """It learns from the inputs alone: no data.target, a data.mask, loss on hidden samples."""
+        return self.masking is not None
 
     @property
     def default_loss(self) -> str:
@@ -239,6 +250,16 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          dense=False, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "mae", "r2"),
          headlines=("r2", "r2"), baseline="the training mean", read_target=_patch_value,
          units=_scalar_units, make_metrics=_scalar_metrics, pictures=plots.PATCH_SCORES),
+    Task("denoise_self", "self-supervised denoising (Noise2Void / StructN2V blind spots): noisy input only",
+         dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
+         headlines=("snr_db", "snr_db"), baseline=SAMPLES.baseline_help, read_target=_dense_values,
+         units=_grid_units, make_metrics=_hidden_metrics, masking=SAMPLES,
+         pictures=plots.DENSE_VALUES),
+    Task("reconstruct_traces", "self-supervised trace reconstruction: hidden traces predicted from their "
+         "neighbours; predict fills missing traces", dense=True, classifies=False, losses=("mse", "l1", "huber"),
+         metric_names=("mse", "snr_db"), headlines=("snr_db", "snr_db"), baseline=TRACES.baseline_help,
+         read_target=_dense_values, units=_grid_units, make_metrics=_hidden_metrics, masking=TRACES,
+         pictures=plots.DENSE_VALUES),
 )}
 
 LOSS_KINDS = tuple(sorted({k for t in TASKS.values() for k in t.losses}))

@@ -21,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from geocnn import data as data_mod
-from geocnn import device, plots, runfolder, runs, summary, tensorboard_log, transfer
+from geocnn import device, plots, runfolder, runs, selfsup, summary, tensorboard_log, transfer
 from geocnn import resume as resume_mod
 from geocnn.atomic import check_folder, write_json
 from geocnn.config import Config
@@ -176,13 +176,25 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
                 out = model(xd)
             loss_sum += torch.tensor([float(loss_fn(out, yd)) * len(x), len(x)], dtype=torch.float64)
             pred = d.task.predictions(out, d.target_norm).cpu()
-            metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
+            if d.task.self_supervised:
+                selfsup.score(metric, x, y, pred, d, lambda t: _predict_batch(model, t, d, rt, place))
+                y = selfsup.unmasked(y, x.shape[1])  # the pictures show the unmasked input as the target
+            else:
+                metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
             if examples is None and n_examples:
                 examples = _examples(x[:n_examples], y[:n_examples], out[:n_examples], pred[:n_examples], d, rt)
     device.all_reduce_(loss_sum, rt)
     device.all_reduce_(metric.sums, rt)
     model.train()
     return float(loss_sum[0] / max(loss_sum[1], 1)), metric.compute(), examples
+
+
+def _predict_batch(model, x: torch.Tensor, d: data_mod.TrainingData, rt: device.Runtime,
+                   place: device.Placement) -> torch.Tensor:
+    """The model's predictions (target units, CPU) on a normalised CPU batch."""
+    with rt.autocast():
+        out = model(place.batch(x))
+    return d.task.predictions(out, d.target_norm).cpu()
 
 
 def _target_units(y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor:
@@ -306,7 +318,8 @@ def _train(cfg: Config, run: Path, resume: bool, force: bool, reporter: Reporter
     factor = _schedule(cfg, steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     scaler = rt.grad_scaler()
-    loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq).to(rt.device)
+    loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq,
+                        hidden_only=cfg.task.self_supervised).to(rt.device)
     prog = Progress()
     carried = (0.0, 0)  # the unfinished epoch's loss sum and patches from before the resume
     stopper = _early_stopping(cfg)

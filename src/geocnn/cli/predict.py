@@ -31,6 +31,10 @@ def predict_cmd(
                                            "inline and crossline sections."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: the run's train.threads, "
                                 "else one per core)."),
+    mask: Path = typer.Option(None, "--mask", help="Trace reconstruction: .npy of booleans over the trace "
+                              "positions, True = missing (default: the input's dead traces).", show_default=False),
+    fill_all: bool = typer.Option(False, "--all", help="Trace reconstruction: write the model's prediction for every "
+                                  "trace, not only the missing ones."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
 ) -> None:
     """Apply a trained model to whole grids with blended sliding windows, in bounded memory.
@@ -49,7 +53,8 @@ def predict_cmd(
     with console.progress() as reporter:
         report = predict(run, inputs, out, overlap=overlap, blend=blend, batch_size=batch_size,
                          device_name=device, output=output, force=force, window=size,
-                         both_orientations=both_orientations, threads=threads, reporter=reporter)
+                         both_orientations=both_orientations, threads=threads, mask=mask, fill_all=fill_all,
+                         reporter=reporter)
     if console.is_main_rank():
         rate = report.windows / report.seconds if report.seconds else 0.0
         console.out.print(f"[bold green]wrote[/] {report.output} ({report.windows:,} windows, {rate:,.1f} windows/s)")
