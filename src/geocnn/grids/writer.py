@@ -46,6 +46,7 @@ import abc
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,73 @@ class PendingOutput:
             os.unlink(self.tmp)
 
 
+def class_paths(out: str | os.PathLike, classes: Sequence[int]) -> list[Path]:
+    """One output name per class: ``pred.sgy`` → ``pred.class-0.sgy``, ``pred.class-1.sgy`` ..."""
+    out = Path(out)
+    return [out.with_name(f"{out.stem}.class-{k}{out.suffix}") for k in classes]
+
+
+@dataclass(frozen=True, eq=False)
+class PendingSet:
+    """Several outputs written and committed together, channel ``c`` into ``parts[c]`` (one file per
+    class). All or none: a failed commit removes the files already renamed into place."""
+
+    parts: tuple[PendingOutput, ...]
+
+    @property
+    def path(self) -> str:
+        return self.parts[0].path
+
+    @property
+    def paths(self) -> list[Path]:
+        return [Path(p.path) for p in self.parts]
+
+    @property
+    def tmp(self) -> str:
+        """The temporary files, one a line (what other torchrun ranks attach to)."""
+        return "\n".join(p.tmp for p in self.parts)
+
+    def open(self) -> OutputWriter:
+        return SetWriter(self)
+
+    def commit(self) -> Path:
+        for p in self.parts:  # every name is checked before any file is renamed
+            atomic.check_new(p.path, p.force)
+        done: list[Path] = []
+        try:
+            for p in self.parts:
+                done.append(p.commit())
+        except BaseException:
+            for path in done:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    sidecar_path(path).unlink()
+            self.abort()
+            raise
+        return Path(self.path)
+
+    def abort(self) -> None:
+        for p in self.parts:
+            p.abort()
+
+
+def prepare_set(outs: Sequence[str | os.PathLike], like: Grid, dtype: str = "float32", force: bool = False,
+                attach: str | None = None, **options: Any) -> PendingSet:
+    """One one-channel output per name (see :func:`prepare` for ``options``); ``attach`` is another
+    process's :attr:`PendingSet.tmp`."""
+    tmps = attach.split("\n") if attach is not None else [None] * len(outs)
+    parts: list[PendingOutput] = []
+    try:
+        for out, tmp in zip(outs, tmps):
+            parts.append(prepare(out, like, 1, dtype, force, attach=tmp, **options))
+    except BaseException:
+        if attach is None:
+            for p in parts:
+                p.abort()
+        raise
+    return PendingSet(tuple(parts))
+
+
 class OutputWriter(abc.ABC):
     """Writes windows of values into a :class:`PendingOutput`."""
 
@@ -294,6 +362,21 @@ class SegyWriter(OutputWriter):
                        shape=(hi - lo + 1,))
         mm["samples"][numbers - lo, samples] = block
         del mm
+
+
+class SetWriter(OutputWriter):
+    """Channel ``c`` of each write goes to the set's ``c``-th output."""
+
+    def __init__(self, pending: PendingSet) -> None:
+        self.pending = pending
+        self.writers = [p.open() for p in pending.parts]
+
+    def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
+        values = np.asarray(values)
+        if values.shape[0] != len(self.writers):
+            raise ValueError(f"values with {values.shape[0]} channels for {len(self.writers)} outputs")
+        for c, w in enumerate(self.writers):
+            w.write(window, values[c:c + 1])
 
 
 # --------------------------------------------------------------------------------------------
