@@ -3,12 +3,16 @@ with their own geometry, one file per class, section models on 2D lines, sanity 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import segyio
 
 from geocnn.config import load_config
+from geocnn.errors import DataError, OutputExistsError
+from geocnn.grids import writer
 from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.writer import write_array
@@ -72,3 +76,108 @@ def test_predict_with_angle_stacks_as_channels_writes_post_stack_segy(tmp_path):
         assert (len(f.ilines), len(f.xlines), list(f.offsets), len(f.samples)) == (32, 24, [0], 100)
         probs = segyio.tools.cube(f)
     assert ((probs >= 0) & (probs <= 1)).all() and probs.std() > 0
+
+
+# ----------------------------------------------------------------------------- score maps
+
+CLASSIFIER_2D = """
+dims: 2
+in_channels: 1
+layers:
+  - conv: {out: 4, kernel: 3, padding: same}
+  - relu
+  - global_pool: mean
+  - dense: 3
+"""
+
+
+@pytest.fixture(scope="module")
+def patch_run(tmp_path_factory):
+    """A 3-class patch classifier (8 crosslines × 16 samples on inline sections) and its SEG-Y cube:
+    inlines 100, 102 ... 122, crosslines 20 ... 43, 48 samples of 4 ms."""
+    tmp = tmp_path_factory.mktemp("patch")
+    values = trainkit.layered_volume((12, 24, 48))
+    cube = segyfactory.write_segy(tmp / "cube.sgy", range(100, 124, 2), range(20, 44), 48, values=values)
+    labels = np.digitize(values, [-0.5, 0.5]).astype(np.uint8)
+    np.save(tmp / "labels.npy", labels)
+    path = trainkit.write_config(tmp, "classification", {"inputs": [str(cube.path)], "target": "labels.npy"},
+                                 CLASSIFIER_2D, {"max_steps": 1}, patch=[8, 16], section="inline")
+    return train(load_config(path), tmp / "run"), cube
+
+
+def test_strided_npy_map_has_the_cells_line_numbers_and_its_own_spacing(patch_run, tmp_path):
+    run, cube = patch_run
+    report = predict(run, [cube.path], tmp_path / "map.npy", stride={"inline": 2, "crossline": 4, "sample": 8},
+                     output="probabilities", pictures=False)
+    probs = np.load(report.output)
+    # inline starts 0, 2 .. 10 (6); crossline starts 0, 4 .. 16 (5, window 8); sample starts 0, 8 .. 32 (5, window 16)
+    assert probs.shape == (3, 6, 5, 5)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
+    side = json.loads((tmp_path / "map.json").read_text())
+    assert side["map"]["ilines"] == [100, 104, 108, 112, 116, 120]  # centres 0, 2 .. 10 → every 2nd line of step 2
+    assert side["map"]["xlines"] == [24, 28, 32, 36, 40]  # centres 4, 8 .. 20 → crossline 20 + centre
+    assert side["map"]["centres"]["sample"] == [8, 16, 24, 32, 40]
+    assert side["map"]["stride"] == {"inline": 2, "crossline": 4, "sample": 8}
+    assert side["ilines"] == {"first": 100, "last": 120, "step": 4, "count": 6}
+    assert side["spacing"] == {"inline": {"value": 50.0, "unit": "m"}, "crossline": {"value": 50.0, "unit": "m"},
+                               "sample": {"value": 32.0, "unit": "ms"}}  # 2 × 25 m, 4 × 12.5 m, 8 × 4 ms
+    assert side["sample_interval_us"] == 32000 and side["sample_start_ms"] == 32.0
+
+
+def test_segy_map_has_one_trace_per_cell_with_the_centre_trace_headers(patch_run, tmp_path):
+    run, cube = patch_run
+    report = predict(run, [cube.path], tmp_path / "labels.sgy", stride=[2, 4, 8], output="labels", pictures=False)
+    source = trace_headers(cube.path, 48)
+    with segyio.open(report.output) as f:
+        assert list(f.ilines) == [100, 104, 108, 112, 116, 120] and list(f.xlines) == [24, 28, 32, 36, 40]
+        assert list(f.samples) == [32.0, 64.0, 96.0, 128.0, 160.0]  # centres 8 .. 40 × 4 ms, every 32 ms
+        labels = segyio.tools.cube(f)
+        headers = trace_headers(report.output, 5)
+    assert labels.shape == (6, 5, 5) and set(np.unique(labels)) <= {0.0, 1.0, 2.0}
+    centre = (np.array([0, 2, 4, 6, 8, 10])[:, None] * 24 + np.array([4, 8, 12, 16, 20])[None]).reshape(-1)
+    keep = np.r_[0:108, 110:114, 118:240]  # all but the delay (109-110) and sample count/interval (115-118)
+    np.testing.assert_array_equal(headers[:, keep], source[centre][:, keep])
+
+
+def test_segy_map_with_one_cell_along_time_holds_the_class_probabilities_as_samples(patch_run, tmp_path):
+    run, cube = patch_run
+    short = segyfactory.write_segy(tmp_path / "short.sgy", range(100, 124, 2), range(20, 44), 16,
+                                   values=trainkit.layered_volume((12, 24, 16)))
+    report = predict(run, [short.path], tmp_path / "p.sgy", stride=1, output="probabilities", pictures=False)
+    as_npy = predict(run, [short.path], tmp_path / "p.npy", stride=1, output="probabilities", pictures=False)
+    with segyio.open(report.output) as f:
+        assert len(f.ilines) == 12 and len(f.xlines) == 17 and len(f.samples) == 3  # 24 − 8 + 1 windows
+        values = segyio.tools.cube(f)
+    np.testing.assert_allclose(values, np.moveaxis(np.load(as_npy.output)[..., 0], 0, -1), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- one file per class
+
+def test_split_classes_writes_one_segy_per_class(patch_run, tmp_path, cli):
+    run, cube = patch_run
+    with pytest.raises(DataError, match="3 class probabilities per sample do not fit one SEG-Y.*--split-classes"):
+        predict(run, [cube.path], tmp_path / "p.sgy", stride=[2, 4, 8], output="probabilities", pictures=False)
+    result = cli("predict", run, cube.path, "--out", tmp_path / "p.sgy", "--stride", "2,4,8", "--output",
+                 "probabilities", "--split-classes")
+    assert result.exit_code == 0, result.output
+    names = [tmp_path / f"p.class-{k}.sgy" for k in range(3)]
+    assert sorted(p.name for p in tmp_path.glob("p*.sgy")) == [p.name for p in names]
+    cubes = []
+    for name in names:
+        with segyio.open(name) as f:
+            cubes.append(segyio.tools.cube(f))
+    assert cubes[0].shape == (6, 5, 5)
+    np.testing.assert_allclose(sum(cubes), 1.0, atol=1e-5)
+
+
+def test_a_class_set_is_committed_all_or_none(tmp_path):
+    s = segyfactory.write_segy(tmp_path / "in.sgy", range(1, 4), range(1, 5), 6)
+    grid = open_grid(s.path)
+    outs = writer.class_paths(tmp_path / "p.sgy", range(3))
+    pending = writer.prepare_set(outs, grid)
+    with pending.open() as w:
+        w.write((slice(0, 3), slice(0, 4), slice(0, 6)), np.ones((3, 3, 4, 6), np.float32))
+    outs[2].write_bytes(b"someone else's file")
+    with pytest.raises(OutputExistsError):
+        pending.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.sgy", "p.class-2.sgy"]  # no class 0/1, no temp

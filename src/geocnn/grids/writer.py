@@ -229,10 +229,10 @@ class PendingSet:
         return SetWriter(self)
 
     def commit(self) -> Path:
-        for p in self.parts:  # every name is checked before any file is renamed
-            atomic.check_new(p.path, p.force)
         done: list[Path] = []
         try:
+            for p in self.parts:  # every name is checked before any file is renamed
+                atomic.check_new(p.path, p.force)
             for p in self.parts:
                 done.append(p.commit())
         except BaseException:
