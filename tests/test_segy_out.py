@@ -4,12 +4,15 @@ with their own geometry, one file per class, section models on 2D lines, sanity 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 import segyio
+import yaml
 
+from geocnn import data as data_mod
 from geocnn.config import load_config
 from geocnn.errors import DataError, OutputExistsError
 from geocnn.grids import writer
@@ -17,6 +20,7 @@ from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.writer import write_array
 from geocnn.predict import predict
+from geocnn.runs import load_checkpoint
 from geocnn.train import train
 from tests import segyfactory, trainkit
 from tests.segyfactory import trace_headers
@@ -181,3 +185,76 @@ def test_a_class_set_is_committed_all_or_none(tmp_path):
     with pytest.raises(OutputExistsError):
         pending.commit()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.sgy", "p.class-2.sgy"]  # no class 0/1, no temp
+
+
+# ----------------------------------------------------------------------------- section models on 2D lines
+
+def test_section_model_runs_along_a_2d_line_with_an_axis_mapping(tmp_path, cli):
+    run = train(load_config(trainkit.regression_config(tmp_path, max_steps=1)), tmp_path / "run")  # 3×3 convs
+    section = trainkit.layered_volume((1, 30, 40), seed=3)
+    line = segyfactory.write_segy(tmp_path / "line.sgy", [7], range(1, 31), 40, values=section)
+    assert open_grid(line.path).axes == ("trace", "sample")
+    np.save(tmp_path / "section.npy", section)  # the same traces as one inline: (inline, crossline, sample)
+    as_section = predict(run, [tmp_path / "section.npy"], tmp_path / "section_out.npy", pictures=False)
+    along = predict(run, [line.path], tmp_path / "line_out.npy", axes={"trace": "crossline"}, pictures=False)
+    expected = np.load(as_section.output)[0]
+    assert expected.std() > 0 and not np.allclose(expected, section[0], atol=1e-2)  # not an identity
+    np.testing.assert_allclose(np.load(along.output), expected, rtol=1e-5, atol=1e-6)
+    refused = cli("predict", run, line.path, "--out", tmp_path / "x.npy")
+    assert refused.exit_code == 2 and "--axes trace=crossline" in refused.stderr
+    bad = cli("predict", run, line.path, "--out", tmp_path / "x.npy", "--axes", "trace=inline")
+    assert bad.exit_code == 2 and "'inline' is not one of the model's patch axes (crossline, sample)" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- sanity warnings
+
+@pytest.fixture(scope="module")
+def regression_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reg")
+    return train(load_config(trainkit.regression_config(tmp, max_steps=1)), tmp / "run"), tmp
+
+
+def test_no_warning_on_data_like_the_training_data(regression_run, tmp_path):
+    run, data = regression_run
+    report = predict(run, [data / "noisy.npy"], tmp_path / "o.npy", pictures=False)
+    assert report.warnings == []
+
+
+def test_amplitudes_far_from_training_give_a_warning_with_both_numbers(regression_run, tmp_path, cli, caplog):
+    run, data = regression_run
+    noisy = np.load(data / "noisy.npy")
+    np.save(tmp_path / "loud.npy", noisy * 100)
+    report = predict(run, [tmp_path / "loud.npy"], tmp_path / "o.npy", pictures=False)
+    trained = load_checkpoint(run / "checkpoints" / "best.pt").normalization.scale[0]
+    measured = float(noisy.std() * 100)  # every trace is sampled (192 < 256)
+    assert len(report.warnings) == 1
+    assert f"amplitude scale {measured:.4g} (standard, 192 sampled traces) is {measured / trained:.3g}× the " \
+           f"training data's {trained:.4g}" in report.warnings[0]
+    result = cli("predict", run, tmp_path / "loud.npy", "--out", tmp_path / "o2.npy")
+    assert result.exit_code == 0 and "amplitude scale" in result.stderr
+
+
+def test_integer_class_values_into_a_seismic_model_give_a_warning(regression_run, tmp_path):
+    run, data = regression_run
+    labels = (np.load(data / "clean.npy") > 0).astype(np.float32)  # 0/1: std 0.5, close to the training scale
+    np.save(tmp_path / "labels.npy", labels)
+    report = predict(run, [tmp_path / "labels.npy"], tmp_path / "o.npy", pictures=False)
+    assert len(report.warnings) == 1
+    assert "hold only 2 distinct integer values (0, 1) — this looks like a label grid" in report.warnings[0]
+
+
+def test_a_target_equal_to_the_input_gives_a_training_warning(tmp_path, caplog):
+    data_cfg = trainkit.regression_config(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="geocnn.sanity"):
+        data_mod.build(load_config(data_cfg))
+    assert caplog.records == []  # noisy → clean: fine
+    cfg = yaml.safe_load(data_cfg.read_text())
+    for target, message in (("noisy.npy", f"is the input file {tmp_path / 'noisy.npy'}"),
+                            ("copy.npy", "equals input noisy on all 192 sampled traces (48 samples each)")):
+        np.save(tmp_path / "copy.npy", np.load(tmp_path / "noisy.npy"))
+        cfg["data"]["target"] = target
+        (tmp_path / "same.yaml").write_text(yaml.safe_dump(cfg))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="geocnn.sanity"):
+            data_mod.build(load_config(tmp_path / "same.yaml"))
+        assert [r.getMessage() for r in caplog.records if message in r.getMessage()], caplog.text
