@@ -14,7 +14,7 @@ import yaml
 
 from geocnn import data as data_mod
 from geocnn.config import load_config
-from geocnn.errors import DataError, OutputExistsError
+from geocnn.errors import ConfigError, DataError, OutputExistsError
 from geocnn.grids import writer
 from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
@@ -258,3 +258,43 @@ def test_a_target_equal_to_the_input_gives_a_training_warning(tmp_path, caplog):
         with caplog.at_level(logging.WARNING, logger="geocnn.sanity"):
             data_mod.build(load_config(tmp_path / "same.yaml"))
         assert [r.getMessage() for r in caplog.records if message in r.getMessage()], caplog.text
+
+
+def test_gather_classifier_map_over_an_offset_axis_is_post_stack(tmp_path):
+    """A model over (offset, sample) gathers: one cell along offset, so one trace per bin (the
+    middle offset's headers, offset zeroed)."""
+    gathers = segyfactory.write_segy(tmp_path / "g.sgy", range(1, 5), range(1, 7), 32, offsets=[10, 20, 30])
+    assert open_grid(gathers.path).axes == ("inline", "crossline", "offset", "sample")
+    np.save(tmp_path / "labels.npy", (gathers.values > 3).astype(np.uint8))
+    path = trainkit.write_config(tmp_path, "classification", {"inputs": [str(gathers.path)], "target": {
+                                     "path": "labels.npy", "axes": ["inline", "crossline", "offset", "sample"]}},
+                                 CLASSIFIER_2D.replace("dense: 3", "dense: 2"), {"max_steps": 1}, patch=[3, 16],
+                                 patch_axes=["offset", "sample"])
+    run = train(load_config(path), tmp_path / "run")
+    with pytest.raises(DataError, match="sample interval 64000 µs does not fit the SEG-Y field"):
+        predict(run, [gathers.path], tmp_path / "map.sgy", stride={"sample": 16}, output="labels", pictures=False)
+    report = predict(run, [gathers.path], tmp_path / "map.sgy", stride={"sample": 8}, output="labels",
+                     pictures=False)
+    with segyio.open(report.output) as f:
+        assert list(f.ilines) == [1, 2, 3, 4] and list(f.xlines) == list(range(1, 7)) and list(f.offsets) == [0]
+        assert list(f.samples) == [32.0, 64.0, 96.0]  # centres 8, 16, 24 × 4 ms
+    source = trace_headers(gathers.path, 32)
+    keep = np.r_[0:36, 40:108, 110:114, 118:240]  # not the offset, delay, sample count/interval
+    np.testing.assert_array_equal(trace_headers(report.output, 3)[:, keep], source[1::3][:, keep])
+    assert (trace_headers(report.output, 3)[:, 36:40] == 0).all()
+
+
+def test_dense_multi_class_probabilities_split_into_one_npy_per_class(tmp_path):
+    data = trainkit.write_segmentation(tmp_path, classes=3)
+    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, {"max_steps": 1},
+                                 patch=[8, 16], section="inline")
+    run = train(load_config(path), tmp_path / "seg")
+    whole = predict(run, [tmp_path / "seis.npy"], tmp_path / "p.npy", output="probabilities", pictures=False)
+    split = predict(run, [tmp_path / "seis.npy"], tmp_path / "s.npy", output="probabilities", split_classes=True,
+                    pictures=False)
+    assert split.outputs == [tmp_path / f"s.class-{k}.npy" for k in range(3)]
+    for k, name in enumerate(split.outputs):
+        np.testing.assert_array_equal(np.load(name), np.load(whole.output)[k])
+        assert json.loads(name.with_suffix(".json").read_text())["shape"] == [16, 12, 48]
+    with pytest.raises(ConfigError, match="--split-classes writes one file of probabilities per class"):
+        predict(run, [tmp_path / "seis.npy"], tmp_path / "l.npy", output="labels", split_classes=True)

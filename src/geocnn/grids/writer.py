@@ -532,9 +532,10 @@ def _copy_headers(src: SegyFile, tmp: Path, n_samples: int, sample_interval_us: 
     interval = None
     if sample_interval_us is not None and sample_interval_us != src.sample_interval_us:
         interval = int(round(sample_interval_us))
-        if not 0 < interval <= 65535:
-            raise DataError(f"sample interval {sample_interval_us} µs does not fit the SEG-Y field",
-                            where=str(tmp))
+        if not 0 < interval <= 32767:  # segyio and most readers read the field as signed
+            raise DataError(f"sample interval {sample_interval_us:g} µs does not fit the SEG-Y field (at most "
+                            "32767 µs as readers read it)", where=str(tmp),
+                            fix="use a smaller --stride along the sample axis, or write a .npy output")
     delay = None
     if sample_start_ms is not None and sample_start_ms != src.sample_start_ms:
         delay = int(round(sample_start_ms))
