@@ -92,8 +92,9 @@ def test_prestack_channels_go_back_to_their_offsets(tmp_path):
     back = open_grid(InputSpec(str(out), channels_from="offset"))
     np.testing.assert_array_equal(back.read(_all(grid.shape)), values)
     np.testing.assert_array_equal(trace_headers(out, 5), trace_headers(s.path, 5))
-    with pytest.raises(DataError, match="one channel per offset \\(3\\), not 1"):
-        prepare(tmp_path / "x.sgy", like=grid)
+    with pytest.raises(DataError, match="one channel per offset \\(3\\) or one trace per bin \\(one channel\\), "
+                                        "not 2 channels.*--split-classes"):
+        prepare(tmp_path / "x.sgy", like=grid, channels=2)
 
 
 def test_npy_output_with_sidecar_reads_back_as_a_grid(tmp_path):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from geocnn import sanity
 from geocnn.config import Augment, Config
 from geocnn.errors import ConfigError, DataError
 from geocnn.fmt import fmt_shape
@@ -546,6 +547,8 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
     check_finite(grid, "inputs")
     if target is not None:
         check_finite(target, "target")
+        if cfg.task.grid_target:
+            sanity.check_target(grid, target, cfg.target.path, seed=cfg.train.seed)
     seed = cfg.train.seed
     if stored is not None:
         norm, target_norm = stored

@@ -11,7 +11,17 @@ sums and needs no buffer of its own.
 
 Patch/trace models (classification, scalar) give one score per window position: a map whose
 axes are the grid's, sampled at the window centres (full resolution along axes the patch does
-not span — e.g. one score per trace).
+not span — e.g. one score per trace). The map is regular: windows start every ``stride``
+samples/lines of each axis (``--stride``; default 1 along axes the patch does not span, the
+overlap's step along those it does), so its spacing is stride × the input's. A ``.npy`` map's
+sidecar gives the cells' inline/crossline numbers, the map's ``spacing`` and ``stride``, and the
+window centres; a SEG-Y map has one trace per map cell along the trace axes, carrying the
+headers of the input trace at the cell's centre, and its samples are the cells along time when
+there are several (interval stride × dt, first sample at the first window's centre) — else the
+score channels (sample k = channel k, first sample at the window's centre time).
+
+Class probabilities of more than two classes go to one file per class on request
+(``split_classes``: ``NAME.class-K.sgy``), committed together or not at all.
 
 On a GPU the ring buffer, the blending and the output conversion live on the device (only
 finished rows come back, through a pinned buffer), batches go up from pinned host memory without
@@ -31,12 +41,13 @@ shared output, so the result equals a single process's.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,12 +55,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from geocnn import device, gpu_decode, plots
+from geocnn import device, gpu_decode, plots, sanity
 from geocnn.config import Config, parse_config
 from geocnn.errors import ConfigError, DataError
 from geocnn.grids import writer
 from geocnn.grids.grid import Grid, open_stack
 from geocnn.grids.normalize import Normalization
+from geocnn.grids.sidecar import number_range
 from geocnn.grids.spec import InputSpec
 from geocnn.model import accepts, build
 from geocnn.patches import BLENDS, PatchGeometry, WindowPlan, live_fraction, patch_geometry, plan_windows
@@ -92,17 +104,37 @@ def input_specs(trained: Trained, inputs: Sequence[str | Path]) -> list[InputSpe
     return [InputSpec(**{**spec.__dict__, "path": str(p)}) for spec, p in zip(train_specs, inputs)]
 
 
-def _check_grid(trained: Trained, grid: Grid) -> None:
+def patch_axes_on(trained: Trained, grid: Grid, axis_map: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The training patch axes as the input's axis names: ``axis_map`` (input axis → training axis,
+    e.g. ``{"trace": "crossline"}``) lets a section model run along a 2D line's trace axis."""
+    axis_map = dict(axis_map or {})
+    trained_axes = trained.patch_axes
+    for given, meant in axis_map.items():
+        if given not in grid.axes:
+            raise ConfigError(f"--axes {given}={meant}: '{given}' is not an axis of the input "
+                              f"({', '.join(grid.axes)})", fix="name an input axis on the left of '='")
+        if meant not in trained_axes:
+            raise ConfigError(f"--axes {given}={meant}: '{meant}' is not one of the model's patch axes "
+                              f"({', '.join(trained_axes)})", fix="name a training patch axis on the right of '='")
+    inverse = {meant: given for given, meant in axis_map.items()}
+    return tuple(inverse.get(a, a) for a in trained_axes)
+
+
+def _check_grid(trained: Trained, grid: Grid, patch_axes: tuple[str, ...] | None = None) -> None:
     spec = trained.cfg.model
     if grid.channels != spec.in_channels:
         raise DataError(f"the input gives {grid.channels} channel(s) ({', '.join(grid.channel_names)}) but the "
                         f"model was trained on {spec.in_channels}", where=grid.sources[0],
                         fix="give the same channels as in training (files, channels_from)")
-    missing = [a for a in trained.patch_axes if a not in grid.axes]
+    patch_axes = patch_axes or trained.patch_axes
+    missing = [a for a in patch_axes if a not in grid.axes]
     if missing:
+        extra = [a for a in grid.axes if a not in patch_axes]
+        example = f", e.g. --axes {extra[0]}={missing[0]}" if extra else ""
         raise DataError(f"the model was trained on patches along {', '.join(trained.patch_axes)}, but the input's "
                         f"axes are {', '.join(grid.axes)}", where=grid.sources[0],
-                        fix="give a grid with the training axes (geocnn inspect shows them)")
+                        fix=f"give a grid with the training axes (geocnn inspect shows them), or map an input axis "
+                            f"onto a training one{example}")
 
 
 # ----------------------------------------------------------------------------- missing traces
@@ -418,6 +450,8 @@ class Report:
     buffer_bytes: int
     seconds: float
     pictures: list[Path]
+    outputs: list[Path] = dataclasses.field(default_factory=list)  # every file written (one per class if split)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # the input sanity checks that fired
 
 
 def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: str | Path, *,
@@ -425,8 +459,17 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             device_name: str = "auto", output: str = "auto", force: bool = False,
             window: Sequence[int] | None = None, both_orientations: bool = False,
             pictures: bool = True, threads: int | None = None, mask: str | Path | None = None,
-            fill_all: bool = False, reporter: Reporter = SILENT) -> Report:
-    """Apply a trained model to whole grids and write the result (see the module docstring)."""
+            fill_all: bool = False, reporter: Reporter = SILENT,
+            stride: int | Sequence[int] | Mapping[str, int] | None = None, split_classes: bool = False,
+            axes: Mapping[str, str] | None = None) -> Report:
+    """Apply a trained model to whole grids and write the result (see the module docstring).
+
+    ``stride`` (patch/trace models): map step per grid axis — one number for every axis, one
+    per axis in grid order, or ``{axis: step}``. ``split_classes``: one output per class
+    (``NAME.class-K.sgy``/``.npy``). ``axes``: input axis → training patch axis, for a section
+    model on a 2D line (``{"trace": "crossline"}``). Sanity checks on the input's amplitudes
+    are logged as warnings and listed in :attr:`Report.warnings`.
+    """
     if not 0 <= overlap < 1:
         raise ConfigError(f"--overlap must be in [0, 1), got {overlap}")
     if blend not in BLENDS:
@@ -434,29 +477,66 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
     trained = load_trained(run_or_checkpoint)
     writer.output_format(out)  # a bad output name fails before any work
     kind = trained.cfg.task.output_kind(output, trained.classes)
+    if stride is not None and trained.cfg.dense:
+        raise ConfigError("--stride applies to patch/trace models (one score per window); this model answers "
+                          "every sample", fix="leave --stride out (use --overlap for dense models)")
     rt = device.setup(device_name, trained.cfg.train.amp, threads or trained.cfg.train.threads)
     try:
         grid = open_stack(input_specs(trained, inputs))
-        _check_grid(trained, grid)
+        patch_axes = patch_axes_on(trained, grid, axes)
+        _check_grid(trained, grid, patch_axes)
+        found = sanity.check_input(grid, trained.norm) if rt.main else []
         t0 = time.perf_counter()
         size = _window_size(trained, window)
-        geom = _geometry(grid, trained, size)
+        geom = _geometry(grid, trained, size, patch_axes)
         fill = trace_fill(trained, grid, mask, fill_all)
         # hidden traces are set in the input's units, before normalisation: decode on the host then
         runner = Runner(trained, rt, size, batch_size, None if fill is not None else _device_decoding(rt, grid))
+        target = _Target(out, force, split_classes)
         if trained.cfg.dense:
-            report = _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force,
+            report = _predict_dense(trained, grid, geom, runner, target, overlap, blend, kind,
                                     both_orientations, rt, reporter, fill)
         else:
-            report = _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, reporter)
+            report = _predict_map(trained, grid, geom, runner, target, overlap, stride, kind, rt, reporter)
         report.seconds = time.perf_counter() - t0
+        report.warnings = found
         if pictures and rt.main:
             report.pictures = plots.prediction_previews(grid, report.output, trained.cfg.task, kind,
                                                         plots.Names.of(trained.cfg, grid), _same_units(trained),
-                                                        trained.classes, trained.cfg.model, trained.patch_axes) or []
+                                                        trained.classes, trained.cfg.model, patch_axes) or []
         return report
     finally:
         device.teardown(rt)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where the prediction goes: one output, or one per class."""
+
+    out: str | Path
+    force: bool
+    split_classes: bool
+
+    def prepare(self, trained: Trained, grid: Grid, channels: int, dtype: str, kind: str,
+                attach: str | None, **options) -> writer.PendingOutput | writer.PendingSet:
+        """The pending output(s) for ``channels`` values per position."""
+        if not self.split_classes:
+            _check_segy_channels(trained, self.out, channels, kind)
+            return writer.prepare(self.out, grid, channels, dtype, self.force, attach=attach, **options)
+        if not trained.cfg.task.classifies or kind != "probabilities":
+            raise ConfigError("--split-classes writes one file of probabilities per class",
+                              fix="use it with --output probabilities on a classifying model")
+        classes = range(channels) if channels > 1 else [1]  # one channel: P(class 1) of a binary model
+        return writer.prepare_set(writer.class_paths(self.out, classes), grid, dtype, self.force,
+                                  attach=attach, **options)
+
+
+def _check_segy_channels(trained: Trained, out, channels: int, kind: str) -> None:
+    """Several class probabilities per position do not fit one SEG-Y (even a pre-stack one)."""
+    if writer.output_format(out) == "segy" and trained.cfg.task.classifies and kind == "probabilities" \
+            and channels > 1:
+        raise DataError(f"{channels} class probabilities per sample do not fit one SEG-Y", where=str(out),
+                        fix="pass --split-classes for one SEG-Y per class (NAME.class-K.sgy), or write a .npy output")
 
 
 def _same_units(trained: Trained) -> bool:
@@ -488,14 +568,14 @@ def _window_size(trained: Trained, window: Sequence[int] | None) -> tuple[int, .
     return window
 
 
-def _geometry(grid: Grid, trained: Trained, size: tuple[int, ...]) -> PatchGeometry:
+def _geometry(grid: Grid, trained: Trained, size: tuple[int, ...], patch_axes: tuple[str, ...]) -> PatchGeometry:
     """Windows along the training patch axes; dense models pad a grid smaller than the window."""
-    small = [f"{a} {grid.shape[grid.axes.index(a)]} < {n}" for a, n in zip(trained.patch_axes, size)
+    small = [f"{a} {grid.shape[grid.axes.index(a)]} < {n}" for a, n in zip(patch_axes, size)
              if grid.shape[grid.axes.index(a)] < n]
     if small and not trained.cfg.dense:
         raise DataError(f"the grid is smaller than the model's patch ({', '.join(small)})", where=grid.sources[0],
                         fix="a patch/trace classifier needs whole patches")
-    idx = tuple(grid.axes.index(a) for a in trained.patch_axes)
+    idx = tuple(grid.axes.index(a) for a in patch_axes)
     return PatchGeometry(grid.axes, grid.shape, idx, tuple(size))
 
 
@@ -518,7 +598,7 @@ def _rank_rows(n: int, rt: device.Runtime, block: int = 1) -> tuple[int, int]:
     return min(rt.rank * per, n), min((rt.rank + 1) * per, n)
 
 
-def _share_output(pending: writer.PendingOutput | None, rt: device.Runtime) -> str | None:
+def _share_output(pending: writer.PendingOutput | writer.PendingSet | None, rt: device.Runtime) -> str | None:
     """Rank 0's temporary output path on every process (sent as bytes, nothing pickled)."""
     if not rt.distributed:
         return None
@@ -532,7 +612,7 @@ def _share_output(pending: writer.PendingOutput | None, rt: device.Runtime) -> s
     return bytes(buf.tolist()).decode()
 
 
-def _prepare(rt: device.Runtime, make) -> writer.PendingOutput:
+def _prepare(rt: device.Runtime, make) -> writer.PendingOutput | writer.PendingSet:
     """Rank 0 creates the temporary output; the others attach to the same file."""
     pending = make(None) if rt.main else None
     tmp = _share_output(pending, rt)
@@ -541,7 +621,7 @@ def _prepare(rt: device.Runtime, make) -> writer.PendingOutput:
     return pending
 
 
-def _finish(pending: writer.PendingOutput, rt: device.Runtime, ok: bool) -> Path:
+def _finish(pending: writer.PendingOutput | writer.PendingSet, rt: device.Runtime, ok: bool) -> Path:
     if rt.distributed:
         flag = torch.tensor([int(ok)])
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
@@ -555,13 +635,13 @@ def _finish(pending: writer.PendingOutput, rt: device.Runtime, ok: bool) -> Path
     return Path(pending.path)
 
 
-def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force, both, rt, reporter,
+def _predict_dense(trained, grid, geom, runner, target, overlap, blend, kind, both, rt, reporter,
                    fill: TraceFill | None = None) -> Report:
     geoms = _orientation_geoms(trained, grid, geom, both)
     plans = [plan_windows(g, overlap=overlap, blend=blend) for g in geoms]
     scores = _model_channels(trained, geom.size)
     channels, dtype = trained.cfg.task.output_channels(kind, scores)
-    pending = _prepare(rt, lambda tmp: writer.prepare(out, grid, channels, dtype, force, attach=tmp))
+    pending = _prepare(rt, lambda tmp: target.prepare(trained, grid, channels, dtype, kind, tmp))
     rows = _rank_rows(grid.shape[0], rt, pending.row_block)
     blender = Blender(grid.shape, scores, plans, _blend_on(rt))
     blender.base = rows[0]
@@ -596,7 +676,11 @@ def _predict_dense(trained, grid, geom, runner, out, overlap, blend, kind, force
     finally:
         task.close()
         path = _finish(pending, rt, ok)
-    return Report(path, total, blender.nbytes, 0.0, [])
+    return Report(path, total, blender.nbytes, 0.0, [], _paths(pending))
+
+
+def _paths(pending: writer.PendingOutput | writer.PendingSet) -> list[Path]:
+    return pending.paths if isinstance(pending, writer.PendingSet) else [Path(pending.path)]
 
 
 def _blend_on(rt: device.Runtime) -> torch.device | None:
@@ -650,30 +734,111 @@ def _flush(blender: Blender, upto: int, rows: tuple[int, int], w, trained: Train
     return True
 
 
-def _map_output(out, grid: Grid, plan: WindowPlan, channels: int, dtype: str, force: bool,
-                attach: str | None) -> writer.PendingOutput:
-    """The output of a score map: .npy with the window centres in its sidecar, or SEG-Y when the
-    map lines up trace for trace (its sample axis then holds one value per window along time)."""
-    shape, extent, centres = plan.shape, plan.geom.extent, plan.centres
-    extra = {"map": {"window": list(extent), "centres": {grid.axes[a]: c for a, c in enumerate(centres)
-                                                         if extent[a] > 1}}}
-    if writer.output_format(out) == "segy" and tuple(shape[:-1]) == grid.shape[:-1]:
-        dt = grid.meta.sample_interval_us or 1000.0
-        last = centres[-1]
-        step = last[1] - last[0] if len(last) > 1 else 1
-        return writer.prepare(out, grid, channels, dtype, force, shape=shape, n_samples=shape[-1],
-                              sample_interval_us=dt * step,
-                              sample_start_ms=grid.meta.sample_start_ms + last[0] * dt / 1000.0, attach=attach)
-    return writer.prepare(out, grid, channels, dtype, force, shape=shape, sidecar_extra=extra, attach=attach)
+def map_plan(geom: PatchGeometry, overlap: float = 0.0,
+             stride: int | Sequence[int] | Mapping[str, int] | None = None) -> tuple[WindowPlan, tuple[int, ...]]:
+    """The regular windows of a score map, and its step per grid axis.
+
+    Windows start at 0 and every ``step`` along each axis while they fit (no window is moved
+    to the end, so the map's cells are evenly spaced: stride × the input's spacing).
+
+    Examples
+    --------
+    >>> geom = PatchGeometry(("inline", "crossline", "sample"), (5, 40, 100), (1, 2), (16, 64))
+    >>> plan, steps = map_plan(geom, stride={"inline": 2, "crossline": 8, "sample": 12})
+    >>> steps, plan.shape, plan.centres[1]
+    ((2, 8, 12), (3, 4, 4), [8, 16, 24, 32])
+    """
+    steps = _map_steps(geom, overlap, stride)
+    starts = tuple(tuple(range(0, n - e + 1, s)) for n, e, s in zip(geom.grid_shape, geom.extent, steps))
+    return dataclasses.replace(plan_windows(geom, overlap=overlap), starts=starts), steps
 
 
-def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, reporter) -> Report:
-    """One score per window position (patch/trace models)."""
-    plan = plan_windows(geom, overlap=overlap)  # the same tiling as dense models, one score per window
+def _map_steps(geom: PatchGeometry, overlap: float, stride) -> tuple[int, ...]:
+    """``--stride`` resolved per grid axis; default 1 off the patch, the overlap's step along it."""
+    axes = geom.grid_axes
+    default = [1 if e == 1 else max(1, int(round(e * (1 - overlap)))) for e in geom.extent]
+    if stride is None:
+        return tuple(default)
+    if isinstance(stride, int):
+        steps = [stride] * len(axes)
+    elif isinstance(stride, Mapping):
+        unknown = [a for a in stride if a not in axes]
+        if unknown:
+            raise ConfigError(f"--stride names {', '.join(unknown)}, not an axis of the input ({', '.join(axes)})",
+                              fix="use the input's axis names, e.g. --stride inline=2,crossline=4")
+        steps = [stride.get(a, d) for a, d in zip(axes, default)]
+    else:
+        steps = list(stride)
+        if len(steps) != len(axes):
+            raise ConfigError(f"--stride needs one step, or one per input axis ({', '.join(axes)}), got {len(steps)}",
+                              fix=f"e.g. --stride {','.join(map(str, default))}")
+    if any(int(v) < 1 for v in steps):
+        raise ConfigError(f"--stride steps must be at least 1, got {','.join(map(str, steps))}")
+    return tuple(int(v) for v in steps)
+
+
+def _map_sidecar(grid: Grid, plan: WindowPlan, steps: tuple[int, ...]) -> dict:
+    """What a map's sidecar adds: window, stride, centres, the cells' line numbers, the map's spacing."""
+    extent, centres, m = plan.geom.extent, plan.centres, grid.meta
+    cells = {"window": list(extent), "stride": dict(zip(grid.axes, steps)),
+             "centres": {grid.axes[a]: c for a, c in enumerate(centres) if extent[a] > 1 or steps[a] > 1}}
+    side: dict = {}
+    for axis, key, numbers in (("inline", "ilines", m.ilines), ("crossline", "xlines", m.xlines),
+                               ("offset", "offsets", m.offsets)):
+        if axis in grid.axes and numbers is not None:
+            at = np.asarray(numbers)[centres[grid.axes.index(axis)]]
+            cells[key] = [int(v) for v in at]
+            side[key] = number_range(at)
+    spacing = grid.spacing()
+    side["spacing"] = {a: {"value": spacing[a][0] * s, "unit": spacing[a][1]} for a, s in zip(grid.axes, steps)
+                       if a in spacing}
+    if "sample" in grid.axes:
+        dt = m.sample_interval_us or 1000.0
+        side["sample_start_ms"] = m.sample_start_ms + centres[-1][0] * dt / 1000.0
+    return {**side, "map": cells}
+
+
+def _map_output(target: _Target, trained: Trained, grid: Grid, plan: WindowPlan, steps: tuple[int, ...],
+                channels: int, dtype: str, kind: str, attach: str | None
+                ) -> tuple[writer.PendingOutput | writer.PendingSet, bool]:
+    """The output of a score map, and whether its samples hold the score channels (see the module
+    docstring for the SEG-Y layout)."""
+    shape, centres, m = plan.shape, plan.centres, grid.meta
+    dt = m.sample_interval_us
+    side = _map_sidecar(grid, plan, steps)
+    if writer.output_format(target.out) != "segy":
+        pending = target.prepare(trained, grid, channels, dtype, kind, attach, shape=shape, sidecar_extra=side,
+                                 sample_interval_us=dt * steps[-1] if dt else None)
+        return pending, False
+    positions = tuple(np.meshgrid(*[np.asarray(c) for c in centres[:-1]], indexing="ij"))
+    collapsed = "offset" in grid.axes and shape[grid.axes.index("offset")] == 1 \
+        and grid.shape[grid.axes.index("offset")] > 1
+    options = {"traces": writer.trace_selection(grid, positions, clear_offsets=collapsed),
+               "sample_start_ms": side.get("sample_start_ms")}
+    as_samples = shape[-1] == 1 and channels > 1 and not target.split_classes
+    if as_samples:  # one cell along time: sample k holds score channel k
+        pending = target.prepare(trained, grid, 1, dtype, kind, attach, shape=(*shape[:-1], channels), **options)
+    else:
+        pending = target.prepare(trained, grid, channels, dtype, kind, attach, shape=shape,
+                                 sample_interval_us=(dt or 1000.0) * steps[-1], **options)
+    return pending, as_samples
+
+
+def _predict_map(trained, grid, geom, runner, target, overlap, stride, kind, rt, reporter) -> Report:
+    """One score per window position (patch/trace models), on a regular map."""
+    plan, steps = map_plan(geom, overlap, stride)
     shape = plan.shape
     scores = _model_channels(trained, geom.size)
     channels, dtype = trained.cfg.task.output_channels(kind, scores)
-    pending = _prepare(rt, lambda tmp: _map_output(out, grid, plan, channels, dtype, force, tmp))
+    made: list[bool] = []
+
+    def make(tmp):
+        pending, as_samples = _map_output(target, trained, grid, plan, steps, channels, dtype, kind, tmp)
+        made.append(as_samples)
+        return pending
+
+    pending = _prepare(rt, make)
+    as_samples = made[-1]
     keys = list(plan.indices(range(*_rank_rows(shape[0], rt, pending.row_block))))
     task = reporter.task("predict", total=len(keys), unit="window")
     ok = False
@@ -692,10 +857,14 @@ def _predict_map(trained, grid, geom, runner, out, overlap, kind, force, rt, rep
                     values = trained.cfg.task.to_output(s.reshape(-1, *([1] * len(shape))), kind, trained.target_norm)
                     if live is not None and live_fraction(geom, live, np.array([plan.origin(key)]))[0] == 0:
                         values = values * 0  # a window without a live trace
-                    w.write(tuple(slice(k, k + 1) for k in key), values)
+                    window = tuple(slice(k, k + 1) for k in key)
+                    if as_samples:  # (K, 1, ..., 1) → (1, 1, ..., K)
+                        values = values.reshape(1, *([1] * (len(shape) - 1)), -1)
+                        window = (*window[:-1], slice(0, values.shape[-1]))
+                    w.write(window, values)
                 task.advance(len(batch_keys))
         ok = True
     finally:
         task.close()
         path = _finish(pending, rt, ok)
-    return Report(path, len(keys), 0, 0.0, [])
+    return Report(path, len(keys), 0, 0.0, [], _paths(pending))

@@ -35,6 +35,13 @@ def predict_cmd(
                               "positions, True = missing (default: the input's dead traces).", show_default=False),
     fill_all: bool = typer.Option(False, "--all", help="Trace reconstruction: write the model's prediction for every "
                                   "trace, not only the missing ones."),
+    stride: str = typer.Option(None, "--stride", help="Patch/trace models: map step, one number for every axis "
+                               "(4), one per axis (1,4,8) or by name (inline=2,crossline=4); the map's spacing is "
+                               "stride × the input's."),
+    split_classes: bool = typer.Option(False, "--split-classes", help="Class probabilities: one output per class, "
+                                       "NAME.class-K.sgy (or .npy), written all or none."),
+    axes: str = typer.Option(None, "--axes", help="Map input axes onto the model's training axes, e.g. "
+                             "trace=crossline to run a section model along a 2D line."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
 ) -> None:
     """Apply a trained model to whole grids with blended sliding windows, in bounded memory.
@@ -54,12 +61,40 @@ def predict_cmd(
         report = predict(run, inputs, out, overlap=overlap, blend=blend, batch_size=batch_size,
                          device_name=device, output=output, force=force, window=size,
                          both_orientations=both_orientations, threads=threads, mask=mask, fill_all=fill_all,
-                         reporter=reporter)
+                         reporter=reporter, stride=parse_stride(stride), split_classes=split_classes,
+                         axes=parse_axes(axes))
     if console.is_main_rank():
         rate = report.windows / report.seconds if report.seconds else 0.0
-        console.out.print(f"[bold green]wrote[/] {report.output} ({report.windows:,} windows, {rate:,.1f} windows/s)")
+        written = ", ".join(map(str, report.outputs)) if len(report.outputs) > 1 else report.output
+        console.out.print(f"[bold green]wrote[/] {written} ({report.windows:,} windows, {rate:,.1f} windows/s)")
         for p in report.pictures:
             console.out.print(f"preview: {p}")
+
+
+def parse_stride(text: str | None) -> int | list[int] | dict[str, int] | None:
+    """``4`` → 4; ``1,4,8`` → [1, 4, 8]; ``inline=2,crossline=4`` → {"inline": 2, "crossline": 4}."""
+    if not text:
+        return None
+    try:
+        parts = [p.strip() for p in text.split(",")]
+        if all("=" in p for p in parts):
+            return {k.strip(): int(v) for k, v in (p.split("=", 1) for p in parts)}
+        steps = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"--stride must be a number, numbers separated by commas or axis=number pairs; got "
+                          f"'{text}'", fix="e.g. --stride 4, --stride 1,4,8 or --stride inline=2,crossline=4") from None
+    return steps[0] if len(steps) == 1 else steps
+
+
+def parse_axes(text: str | None) -> dict[str, str] | None:
+    """``trace=crossline`` → {"trace": "crossline"} (input axis → training axis)."""
+    if not text:
+        return None
+    pairs = [p.strip() for p in text.split(",")]
+    if not all(p.count("=") == 1 and all(p.split("=")) for p in pairs):
+        raise ConfigError(f"--axes must be input=training axis pairs separated by commas; got '{text}'",
+                          fix="e.g. --axes trace=crossline")
+    return {k.strip(): v.strip() for k, v in (p.split("=") for p in pairs)}
 
 
 COMMANDS = [("predict", predict_cmd)]
