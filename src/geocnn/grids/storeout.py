@@ -54,6 +54,22 @@ RANK_BLOCKS = 8  # at least this many row blocks when the grid allows: up to 8 p
 MDIO_DIMS = {"sample": "time", "trace": "cdp"}
 
 
+def fit_window(shape: tuple[int, ...], channels: int, window: tuple[slice, ...],
+               values: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
+    """A write's window clipped to the output ``shape`` and its values as (channels, *window sizes)
+    (one channel may come without its axis); ValueError when they do not fit. Every writer checks here."""
+    if len(window) != len(shape):
+        raise ValueError(f"window has {len(window)} slices for an output of {len(shape)} axes")
+    window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, shape))
+    sizes = tuple(max(s.stop - s.start, 0) for s in window)
+    values = np.asarray(values)
+    if values.shape == sizes and channels == 1:
+        values = values[None]
+    if values.shape != (channels, *sizes):
+        raise ValueError(f"values shaped {values.shape} for a window of {sizes} with {channels} channels")
+    return window, values
+
+
 def row_block(rows: int) -> int:
     """Chunk rows along the first axis: ≤ 64, small enough that ≥ 8 processes get rows of their own."""
     return max(1, min(MAX_ROW_BLOCK, -(-rows // RANK_BLOCKS)))
@@ -124,15 +140,7 @@ class StoreWriter:
 
     def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
         p = self.pending
-        if len(window) != len(p.shape):
-            raise ValueError(f"window has {len(window)} slices for an output of {len(p.shape)} axes")
-        window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, p.shape))
-        sizes = tuple(max(s.stop - s.start, 0) for s in window)
-        values = np.asarray(values)
-        if values.shape == sizes:
-            values = values[None]
-        if values.shape != (p.channels, *sizes):
-            raise ValueError(f"values shaped {values.shape} for a window of {sizes} with {p.channels} channels")
+        window, values = fit_window(p.shape, p.channels, window, values)
         if p.channels == 1:
             self.array[window] = values[0].astype(p.dtype, copy=False)
         else:

@@ -286,18 +286,7 @@ class OutputWriter(abc.ABC):
         return None  # a default: writers that keep nothing mapped have nothing to close
 
     def _check(self, window: tuple[slice, ...], values: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
-        p = self.pending
-        if len(window) != len(p.shape):
-            raise ValueError(f"window has {len(window)} slices for an output of {len(p.shape)} axes")
-        window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, p.shape))
-        sizes = tuple(max(s.stop - s.start, 0) for s in window)
-        values = np.asarray(values)
-        if values.shape == sizes and p.channels == 1:
-            values = values[None]
-        if values.shape != (p.channels, *sizes):
-            raise ValueError(f"values shaped {values.shape} for a window of {sizes} "
-                             f"with {p.channels} channels")
-        return window, values
+        return storeout.fit_window(self.pending.shape, self.pending.channels, window, values)
 
     @abc.abstractmethod
     def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
