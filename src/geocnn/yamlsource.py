@@ -88,7 +88,11 @@ def _key(node: yaml.Node) -> Any:
     """The key as safe_load builds it (``1`` stays an int, ``on`` a bool, plain text a str)."""
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str":
         return node.value
-    return yaml.load(yaml.serialize(node), Loader=_Loader)  # noqa: S506 — _Loader is a SafeLoader
+    loader = _Loader(yaml.serialize(node))  # a SafeLoader: what safe_load would build for this key
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _record(node: yaml.Node, keypath: KeyPath, src: Source, label: str) -> None:
