@@ -15,20 +15,16 @@ import numpy as np
 from geocnn.errors import DataError
 from geocnn.grids.npyfile import NPY_ERRORS, check_numbers
 
-SUFFIXES = (".npy", ".csv")
-
 
 def read_labels(path: str | Path) -> np.ndarray:
     """The label values of ``path`` as a NumPy array (float or integer; shape as stored)."""
     p, where = Path(path), str(path)
     if not p.is_file():
         raise DataError("labels file not found", where=where, fix="check data.labels")
-    suffix = p.suffix.lower()
-    if suffix == ".npy":
-        return _read_npy(p)
-    if suffix == ".csv":
-        return read_csv(p)
-    raise DataError(f"labels must be .npy or .csv, not '{p.suffix}'", where=where)
+    reader = READERS.get(p.suffix.lower())
+    if reader is None:
+        raise DataError(f"labels must be {' or '.join(READERS)}, not '{p.suffix}'", where=where)
+    return reader(p)
 
 
 def _read_npy(p: Path) -> np.ndarray:
@@ -77,3 +73,6 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+READERS = {".npy": _read_npy, ".csv": read_csv}  # label-file suffix → reader

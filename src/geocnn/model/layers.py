@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 from torch import nn
@@ -622,16 +621,3 @@ KINDS: dict[str, Kind] = {k.name: k for k in _KINDS}
 
 COMPOSITE = ("residual", "repeat")
 """Kinds that hold other layers; expanded by :mod:`geocnn.model.spec`."""
-
-
-def arg_value_names(kind: str) -> list[str]:
-    """The argument keys a kind accepts (for did-you-mean)."""
-    return list(KINDS[kind].args.by_name) if kind in KINDS else []
-
-
-def describe_kinds() -> dict[str, Any]:
-    """Name → one-line help for every kind, composite ones included."""
-    out = {k.name: k.help for k in _KINDS}
-    out["residual"] = "a = σ(f_θ(a) + shortcut(a)): body layers plus identity/auto/explicit shortcut"
-    out["repeat"] = "the same layers several times"
-    return out
