@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from geocnn import device as device_mod  # noqa: E402
 from geocnn import gpu_decode  # noqa: E402
 from geocnn.config import load_config  # noqa: E402
-from geocnn.grids.segy import ibm_to_float32  # noqa: E402
+from geocnn.grids.ibm import ibm_to_float32  # noqa: E402
 from geocnn.losses import make_loss  # noqa: E402
 from geocnn.model import build  # noqa: E402
 from geocnn.predict import predict  # noqa: E402

@@ -7,7 +7,8 @@ import pytest
 
 from geocnn import gpu_decode
 from geocnn.grids.grid import open_grid
-from geocnn.grids.segy import decode, ibm_to_float32, open_segy
+from geocnn.grids.ibm import ibm_to_float32
+from geocnn.grids.segy import decode, open_segy
 from tests.segyfactory import write_segy
 
 # zero, negative zero, denormal-range words (below float32's normal range → 0), the first normal

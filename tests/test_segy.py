@@ -10,7 +10,8 @@ import pytest
 import segyio
 
 from geocnn.errors import DataError
-from geocnn.grids.segy import ibm_to_float32, open_segy, read_layout
+from geocnn.grids.ibm import ibm_to_float32
+from geocnn.grids.segy import open_segy, read_layout
 from tests.segyfactory import (
     captured_logs,
     mapped_resident_bytes,

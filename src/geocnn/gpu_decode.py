@@ -4,7 +4,7 @@ Prediction on a GPU uploads a window's samples as stored in the file (``Grid.rea
 floats or integers, big- or little-endian) and decodes them here, so no float array is built on
 the host and the host→device copy carries 4 (IBM, int32), 2 or 1 bytes per sample. The result is
 bit for bit :func:`geocnn.grids.segy.decode`'s (and so segyio's): the IBM rules are
-``segy._ibm_exact``'s, written in int64 tensor arithmetic (torch has no full uint32 ALU), and
+``grids.ibm._ibm_exact``'s, written in int64 tensor arithmetic (torch has no full uint32 ALU), and
 integers convert to float32 with round-to-nearest-even, as NumPy's ``astype`` does.
 
 ``geocnn.grids`` stays free of torch; this module is its torch-side counterpart.

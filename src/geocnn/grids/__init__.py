@@ -1,9 +1,11 @@
-"""Files -> lazy grids: SEG-Y and NumPy readers, stacking, normalisation, outputs; numpy + segyio only.
+"""Files -> lazy grids: SEG-Y and NumPy readers, stacking, normalisation, outputs; numpy + segyio (+ numba, optional).
 
 Modules, in dependency order (each imports only those above it):
 
 ``headers``    SEG-Y textual/binary headers, trace-header scan, grid suggestions
-``segy``       SEG-Y layout, IBM decoding, geometry inference, lazy sample access
+``ibmjit``     the compiled IBM row decoder (imports numba; loaded by ``ibm`` only when installed)
+``ibm``        IBM floats -> IEEE float32 (compiled with numba when installed, else NumPy)
+``segy``       SEG-Y layout, geometry inference, lazy sample access
 ``formats``    one record per file format: suffixes, output, store (the only place suffixes live)
 ``spec``       :class:`~geocnn.grids.spec.InputSpec`: one input file and how to read it
 ``npyfile``    ``.npy``/``.npz`` files someone else wrote (damaged headers, complex values)

@@ -47,7 +47,7 @@ import segyio
 from segyio import BinField, TraceField
 
 from geocnn.errors import DataError
-from geocnn.grids import headers
+from geocnn.grids import headers, ibm
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ SPOT_CHECKS = 256
 HINT_TRACES = 5_000  # traces whose headers are scanned for a grid suggestion (about 0.6 s)
 # Reads of more sample bytes than this map their byte range for the call only (SegyFile._buffer).
 BIG_READ = 16 << 20
-# IBM words decoded per block (1 MiB): words, scratch and result stay in a core's L2 cache.
-IBM_BLOCK = 1 << 18
+# Reads of at most this many samples (a 64³ patch) are copied, then swapped in place.
+GATHER_WORDS = 1 << 18
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,112 +290,6 @@ def _check_layout(layout: Layout, size: int, where: str) -> None:
 # Sample decoding
 # --------------------------------------------------------------------------------------------
 
-_IEMINIB = 0x21200000  # smallest IBM magnitude that is a normal IEEE float; below -> 0
-_IEMAXIB = 0x611FFFFF  # largest IBM magnitude that fits an IEEE float; above -> 0x7FFFFFFF
-_IEEEMAX = 0x7FFFFFFF
-_IBM_EMIN, _IBM_EMAX = 34, 96  # exponents whose normalised words convert on the fast path
-# Per top-3-mantissa-bits: exponent correction and mantissa shift (1 << leading zeros).
-_IBM_IT = np.array([0x21800000, 0x21400000, 0x21000000, 0x21000000,
-                    0x20C00000, 0x20C00000, 0x20C00000, 0x20C00000], dtype=np.uint32)
-_IBM_MT = np.array([8, 4, 2, 2, 1, 1, 1, 1], dtype=np.uint32)
-
-
-def _ibm_exact(u: np.ndarray) -> np.ndarray:
-    """IBM -> IEEE bits for any word, with segyio's exact rules (slow path, few elements)."""
-    inabs = u & np.uint32(0x7FFFFFFF)
-    mant = u & np.uint32(0x00FFFFFF)
-    ix = mant >> np.uint32(21)
-    bits = mant * _IBM_MT[ix] + (((u & np.uint32(0x7F000000)) - _IBM_IT[ix]) << np.uint32(1))
-    bits = np.where(inabs > _IEMAXIB, np.uint32(_IEEEMAX), bits) | (u & np.uint32(0x80000000))
-    return np.where(inabs < _IEMINIB, np.uint32(0), bits)
-
-
-def ibm_to_float32(words: np.ndarray) -> np.ndarray:
-    """Convert IBM single-precision words to IEEE float32, bit for bit as segyio does.
-
-    Parameters
-    ----------
-    words
-        ``uint32`` array in native byte order (the file's bytes, byte-swapped if needed).
-
-    Returns
-    -------
-    numpy.ndarray
-        A new float32 array of the same shape.
-
-    Notes
-    -----
-    An IBM float is ``±0.M × 16**(E - 64)`` with a 24-bit mantissa ``M``. Converting ``M`` to
-    float32 is exact and normalises it (the leading bit lands in the implicit position), so only
-    the exponent needs adjusting: add ``(4E - 280) << 23`` to the float's bits — the same 32-bit
-    arithmetic as segyio's converter for normalised words. Words whose result would fall outside
-    float32's normal range, zeros and unnormalised mantissas (rare in real data, except zeros)
-    take segyio's rules element by element, so every word converts bit for bit as segyio does.
-
-    Example
-    -------
-    >>> ibm_to_float32(np.array([0xC276A000], dtype=np.uint32))   # IBM -118.625
-    array([-118.625], dtype=float32)
-    """
-    u = np.ascontiguousarray(words, dtype=np.uint32)
-    out = np.empty(u.shape, dtype=np.float32)
-    _ibm_into(u.reshape(-1), out.reshape(-1))
-    return out
-
-
-def _ibm_into(u: np.ndarray, out: np.ndarray) -> None:
-    """Decode 1-D native words into 1-D float32 ``out``, a block at a time.
-
-    Blocks of :data:`IBM_BLOCK` words keep the words, the scratch array and the result in the
-    core's cache across the ten or so NumPy passes; whole slabs would stream each pass from memory
-    (measured 2.2 times slower on a 12 MiB slab). One scratch array serves every block: a fresh
-    one per block is a fresh mmap (over glibc's 128 KiB threshold) page-faulted on every pass.
-    """
-    scratch = np.empty(min(u.size, IBM_BLOCK), dtype=np.uint32)
-    for start in range(0, u.size, IBM_BLOCK):
-        block = u[start:start + IBM_BLOCK]
-        _ibm_block(block, out[start:start + IBM_BLOCK], scratch[:block.size])
-
-
-def _ibm_block(u: np.ndarray, value: np.ndarray, tmp: np.ndarray) -> None:
-    """One block of :func:`ibm_to_float32` (see its notes), written into ``value``; ``tmp`` is
-    uint32 scratch of the same size."""
-    np.bitwise_and(u, np.uint32(0x00FFFFFF), out=tmp)
-    # The mantissa's top hex digit is 0 somewhere (zeros, unnormalised words)?
-    unnormalised = tmp.size > 0 and tmp.min() < np.uint32(1 << 20)
-    # exact: mantissas are below 2**24, so as int32 they are the same numbers — and NumPy converts
-    # int32 with SIMD, uint32 with a scalar loop (measured 7 times slower)
-    value[...] = tmp.view(np.int32)
-    bits = value.view(np.uint32)
-    # Add (4E - 280) << 23 and the sign, all modulo 2**32 (the order of the additions is free):
-    # (sign + E << 24) + (E << 24) = sign << 31 + E << 25 — two passes fewer than shift-and-or.
-    np.bitwise_and(u, np.uint32(0xFF000000), out=tmp)
-    bits += tmp
-    tmp &= np.uint32(0x7F000000)
-    # Exponents near float32's limits land outside fields 3..254 (or wrap): segyio's rules there.
-    # For normalised words the field is 4E - 133 .. 4E - 130, inside 3..254 exactly for E in 34..96.
-    bits += tmp
-    bits -= np.uint32(280 << 23)
-    tmp -= np.uint32(_IBM_EMIN << 24)  # E below the range wraps to the top: one test for both ends
-    limit = np.uint32((_IBM_EMAX - _IBM_EMIN) << 24)
-    out_of_range = tmp > limit if tmp.size and tmp.max() > limit else None
-    if unnormalised or out_of_range is not None:
-        special = np.bitwise_and(u, np.uint32(0x00F00000), out=tmp) == 0
-        if out_of_range is not None:
-            special |= out_of_range
-        _fix_special(u, bits, special, tmp)
-
-
-def _fix_special(u: np.ndarray, bits: np.ndarray, special: np.ndarray, scratch: np.ndarray) -> None:
-    """Zeros in bulk, then segyio's exact rules for the remaining odd words."""
-    tiny = np.bitwise_and(u, np.uint32(0x7FFFFFFF), out=scratch) < np.uint32(_IEMINIB)
-    bits[tiny] = 0  # a boolean-mask store: 2.5 times faster than np.copyto(where=) here
-    special &= ~tiny
-    if special.any():
-        idx = np.flatnonzero(special)
-        bits[idx] = _ibm_exact(u[idx])
-
-
 def _native(raw: np.ndarray) -> np.ndarray:
     """``raw`` (an array we own) in native byte order, swapped in place."""
     if raw.dtype.isnative:
@@ -407,33 +301,23 @@ def _native(raw: np.ndarray) -> np.ndarray:
 def decode(raw: np.ndarray, format: int) -> np.ndarray:
     """Samples as stored (a view of the file is fine: it is not modified) -> a new float32 array.
 
-    Up to :data:`IBM_BLOCK` samples (a 64³ patch) are gathered with one copy and swapped in
-    place: their 256-byte runs lie all over the file, and a casting gather over them was 1.6
-    times slower. Bigger reads (slabs: long runs, read in order) are gathered and swapped in one
-    ``astype`` pass, IBM words a few rows at a time so they stay in the cache while decoded:
-    2.5 (IEEE) and 3.4 (IBM) times faster than copy, swap, decode.
+    IBM words go to :func:`geocnn.grids.ibm.decode`. Others: up to :data:`GATHER_WORDS` samples
+    (a 64³ patch) are gathered with one copy and swapped in place — their 256-byte runs lie all
+    over the file, and a casting gather over them was 1.6 times slower; bigger reads (slabs: long
+    runs, read in order) are gathered, swapped and converted in one ``astype`` pass (2.5 times
+    faster than copy, swap, convert).
     """
-    if raw.size <= IBM_BLOCK:
+    if format == 1:
+        return ibm.decode(raw)
+    if raw.size <= GATHER_WORDS:
         return _decode_owned(raw.copy(), format)
-    if format != 1:
-        return raw.astype(np.float32)
-    out = np.empty(raw.shape, dtype=np.float32)
-    row = raw.size // raw.shape[0]
-    rows = max(1, IBM_BLOCK // max(1, row))
-    words = np.empty(rows * row, dtype=np.uint32)  # gathered and swapped a block at a time, reused
-    scratch = np.empty_like(words)
-    for a in range(0, raw.shape[0], rows):
-        block = raw[a:a + rows]
-        u = words[:block.size]
-        np.copyto(u.reshape(block.shape), block)  # the casting gather: copy and byte swap in one pass
-        _ibm_block(u, out[a:a + rows].reshape(-1), scratch[:block.size])
-    return out
+    return raw.astype(np.float32)
 
 
 def _decode_owned(raw: np.ndarray, format: int) -> np.ndarray:
     """Samples as stored, in an array we own (swapped in place) -> float32 values."""
     if format == 1:
-        return ibm_to_float32(_native(raw))
+        return ibm.decode(raw)
     if format == 5:
         return _native(raw).view(np.float32)
     return _native(raw).astype(np.float32)
