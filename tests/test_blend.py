@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from geocnn.config import load_config
@@ -108,6 +109,51 @@ def test_blender_averages_two_plans_each_normalised_by_its_own_weights():
                (1, 3, np.full((1, 4), 20, np.float32)), (1, 6, np.full((1, 4), 40, np.float32))]
     out = _stream_adding(blender, windows)
     np.testing.assert_allclose(out[0], (1 + np.array([10, 10, 10, 15, 20, 20, 30, 40, 40, 40])) / 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 100])
+@pytest.mark.parametrize("device", [None, torch.device("cpu")])
+def test_release_in_chunks_gives_the_bits_of_one_pass(monkeypatch, chunk, device):
+    """Rows are released a few at a time (and split where they wrap around the ring): any chunk
+    size gives the bits of dividing the whole span at once, for one plan and for two."""
+    rng = np.random.default_rng(11)
+    geom = PatchGeometry(("inline", "sample"), (23, 5), (0, 1), (6, 5))
+    plans = [plan_windows(geom, overlap=0.5, blend="gaussian"),
+             plan_windows(PatchGeometry(("inline", "sample"), (23, 5), (0, 1), (4, 5)), overlap=0.25, blend="linear")]
+    windows = sorted(((p, o[0], rng.standard_normal((2, *plans[p].geom.extent)).astype(np.float32))
+                      for p in range(2) for o in plans[p].windows((0, 23))), key=lambda w: (w[1], w[0]))
+    for used in ([plans[0]], plans):
+        picked = [(used.index(plans[p]), s, v) for p, s, v in windows if plans[p] in used]
+        blender = Blender((23, 5), 2, used, device)
+        monkeypatch.setattr(Blender, "chunk_rows", property(lambda self: chunk))
+        got = _stream_adding_2d(blender, picked)
+        # the reference: a ring as long as the grid (nothing wraps), every row divided in one pass
+        monkeypatch.setattr(Blender, "chunk_rows", property(lambda self: 10**6))
+        whole = Blender((23, 5), 2, used, device)
+        whole.cap = 23
+        whole.buf = whole.buf.new_zeros((len(used), 2, 23, 5)) if device else np.zeros((len(used), 2, 23, 5), np.float32)
+        reference = _stream_adding_2d(whole, picked, whole=True)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(got.view(np.uint32), reference.view(np.uint32))
+        assert not np.isnan(got).any()
+
+
+def _stream_adding_2d(blender: Blender, windows, whole: bool = False) -> np.ndarray:
+    """:func:`_stream_adding` for (C, rows, n) windows; ``whole``: every row released at the end, in one span."""
+    out = np.full((blender.buf.shape[1], *blender.shape), np.nan, np.float32)
+
+    def take(released):
+        if released is not None:
+            first, rows = released
+            rows = rows if isinstance(rows, np.ndarray) else rows.cpu().numpy()
+            out[:, first:first + rows.shape[1]] = rows
+
+    for p, start, values in windows:
+        if not whole:
+            take(blender.release(start))
+        blender.add(p, (start, 0), values if blender.device is None else torch.from_numpy(values))
+    take(blender.release(blender.shape[0]))
+    return out
 
 
 def test_blender_2d_windows_across_the_second_axis():

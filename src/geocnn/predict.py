@@ -270,19 +270,51 @@ class Blender:
         view[(slice(None), rows, *rest)] += weighted
 
     def release(self, upto: int) -> tuple[int, np.ndarray | torch.Tensor] | None:
-        """Rows [base, upto): blended (mean over plans), as (first row, (C, rows, ...)); ring cleared."""
+        """Rows [base, upto): blended (mean over plans), as (first row, (C, rows, ...)); ring cleared.
+
+        Done a few rows at a time on the CPU (:attr:`chunk_rows`: each chunk's weights, values and
+        result stay in the cache; whole slabs made four trips through memory) and without a gather
+        where the rows wrap around the ring; the arithmetic is the same either way.
+        """
         upto = min(upto, self.shape[0])
         if upto <= self.base:
             return None
-        rows = self._arange(self.base, upto)
-        idx = self._ring(self.base, upto - self.base)
-        out = None
-        for p in range(len(self.plans)):
-            part = self.buf[p][:, idx] / _outer(self.sums[p], rows)[None]
-            out = part if out is None else out + part
-            self.buf[p][:, idx] = 0
-        first, self.base = self.base, upto
-        return first, out / len(self.plans)
+        first, n_plans = self.base, len(self.plans)
+        out = self._empty((self.buf.shape[1], upto - first, *self.shape[1:]))
+        a = first
+        while a < upto:
+            start = a % self.cap
+            b = min(upto, a + self.cap - start, a + self.chunk_rows)
+            ring, dst = slice(start, start + b - a), out[:, a - first:b - first]
+            rows = self._arange(a, b)
+            for p in range(n_plans):
+                part = self.buf[p][:, ring]
+                if p == 0:
+                    self._divide(part, _outer(self.sums[p], rows)[None], dst)
+                else:
+                    dst += part / _outer(self.sums[p], rows)[None]
+                part[...] = 0
+            if n_plans > 1:
+                dst /= n_plans
+            a = b
+        self.base = upto
+        return first, out
+
+    @property
+    def chunk_rows(self) -> int:
+        """Rows released per step: about 512 KiB of values on the CPU; the whole span on a device."""
+        if self.device is not None:
+            return self.cap
+        return max(1, (1 << 17) // max(1, int(np.prod(self.buf.shape[1:2] + self.buf.shape[3:]))))
+
+    def _empty(self, shape: tuple[int, ...]) -> np.ndarray | torch.Tensor:
+        return np.empty(shape, np.float32) if self.device is None else torch.empty(shape, device=self.device)
+
+    def _divide(self, a, b, out) -> None:
+        if self.device is None:
+            np.divide(a, b, out=out)
+        else:
+            torch.div(a, b, out=out)
 
     def _ring(self, start: int, n: int) -> slice | np.ndarray | torch.Tensor:
         """Ring positions of rows ``start .. start + n``: a slice (a view: no gather, no scatter)
