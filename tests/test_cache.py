@@ -98,3 +98,23 @@ def test_no_room_means_no_cache_and_a_warning(tmp_path, monkeypatch, caplog):
     assert grid._parts[0].source.cache_path is None and "not caching" in caplog.text
     np.testing.assert_array_equal(grid.read((slice(0, 4), slice(0, 4), slice(0, 20))),
                                   open_grid(survey.path).read((slice(0, 4), slice(0, 4), slice(0, 20))))
+
+
+def test_a_dry_run_builds_no_cache_and_training_does(tmp_path, monkeypatch):
+    """``--dry-run`` reads an IBM survey (finite check, statistics) but writes no decoded copy of it."""
+    from geocnn.config import load_config
+    from geocnn.dryrun import plan
+    from geocnn.train import train
+    from tests import trainkit
+
+    survey = write_segy(tmp_path / "ibm.sgy", range(1, 17), range(1, 13), 48, format=1)
+    target = tmp_path / "target.npy"
+    np.save(target, survey.values.astype(np.float32))
+    path = trainkit.write_config(tmp_path, "regression", {"inputs": [survey.path.name], "target": target.name},
+                                 trainkit.SMALL_2D % {"out": 1}, {"epochs": 1}, patch=[8, 16], section="inline")
+    cfg = load_config(path)
+    monkeypatch.chdir(tmp_path)
+    shown = plan(cfg, tmp_path / "run")
+    assert "ibm" in shown.data and cached_files() == []
+    train(cfg, tmp_path / "run")
+    assert len(cached_files()) == 1  # training decodes once, for its random patches

@@ -509,10 +509,15 @@ def _check_augment(cfg: Config, geom: PatchGeometry) -> None:
             raise ConfigError(f"transpose {a}/{b} needs equal patch sizes along both", where=cfg.path)
 
 
-def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None = None) -> TrainingData:
-    """Open and check everything; ``stored`` (input and target normalisation from a checkpoint) is reused."""
+def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None = None,
+          random_access: bool = True) -> TrainingData:
+    """Open and check everything; ``stored`` (input and target normalisation from a checkpoint) is reused.
+
+    ``random_access`` opens files as training reads them (IBM/integer SEG-Y through the decoded
+    cache, written on first use); a dry run passes False: it reads, but builds no cache.
+    """
     where = cfg.path
-    grid = open_stack(cfg.inputs, random_access=True)
+    grid = open_stack(cfg.inputs, random_access=random_access)
     if grid.channels != cfg.model.in_channels:
         raise ConfigError(f"data.inputs give {grid.channels} channel(s) ({', '.join(grid.channel_names)}) but "
                           f"model.in_channels is {cfg.model.in_channels}", where=where,
@@ -524,13 +529,13 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
         _check_mask(cfg, geom)
     target = labels = clean = None
     if cfg.clean is not None:
-        clean = open_grid(cfg.clean, random_access=True)
+        clean = open_grid(cfg.clean, random_access=random_access)
         if clean.shape != grid.shape or clean.channels != grid.channels:
             raise DataError(f"the clean twin has shape {fmt_shape(clean.shape)} × {clean.channels} channel(s) but the "
                             f"inputs have {fmt_shape(grid.shape)} × {grid.channels}", where=cfg.clean.path,
                             fix="give a clean twin on the same grid as the inputs")
     if cfg.target is not None:
-        target = open_grid(cfg.target, random_access=True)
+        target = open_grid(cfg.target, random_access=random_access)
         if target.shape != grid.shape:
             raise DataError(f"target has shape {fmt_shape(target.shape)} ({', '.join(target.axes)}) but the inputs "
                             f"have {fmt_shape(grid.shape)} ({', '.join(grid.axes)})", where=cfg.target.path,

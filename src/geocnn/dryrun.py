@@ -46,7 +46,9 @@ class Plan:
 
 def plan(cfg: Config, out: Path | None = None, resume: bool = False, force: bool = False,
          reset_optimizer: bool = False) -> Plan:
-    """Resolve and check everything ``train`` would, reading the data but writing nothing."""
+    """Resolve and check everything ``train`` would, reading the data but writing nothing: no run
+    folder, no lock, and no decoded copy of an IBM/integer SEG-Y (training builds that on its first
+    run; only the small finite-values verdict is remembered in the cache folder)."""
     default = Path("runs") / cfg.name
     run = runfolder.choose(Path(out) if out is not None else default, out is not None, resume, force)
     found: list[Change] = []
@@ -55,7 +57,7 @@ def plan(cfg: Config, out: Path | None = None, resume: bool = False, force: bool
         found = changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)
     rt = device.setup(cfg.train.device, cfg.train.amp)
     try:
-        d = data_mod.build(cfg)
+        d = data_mod.build(cfg, random_access=False)  # no decoded SEG-Y cache is built for a look
         inf = infer(cfg.model, cfg.patch, receptive=False)
         bs = cfg.train.batch_size
         params, acts = needed_bytes(inf, bs, training=True)
