@@ -10,6 +10,7 @@ descending numbering, pre-stack 4D windows, threads for big arrays).
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -164,11 +165,9 @@ def test_ibm_segy_reads_the_same_with_and_without_the_compiled_loop(tmp_path, fr
 
 
 @needs_numba
-@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_decodes_with_a_pool_of_its_own(fresh, monkeypatch):
     """DataLoader workers are forked: the parent's pool threads do not exist there."""
-    import os
-
     monkeypatch.setattr(ibm, "_threads", lambda: 2)
     words = np.random.default_rng(9).integers(0, 2**32, (64, ibm.THREADED_WORDS // 32), dtype=np.uint64)
     stored = words.astype(np.uint32).astype(">u4")
@@ -182,3 +181,16 @@ def test_a_forked_child_decodes_with_a_pool_of_its_own(fresh, monkeypatch):
     os.close(write)
     _, status = os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1" and status == 0
+
+
+@needs_numba
+@pytest.mark.skipif(os.environ.get("GEOCNN_EXHAUSTIVE") != "1",
+                    reason="all 2**32 words take about two minutes: GEOCNN_EXHAUSTIVE=1 runs it")
+def test_every_one_of_the_2_32_words(fresh):
+    """The compiled loop and NumPy agree on every word, not only on the sweep's representatives."""
+    step = 1 << 24
+    for start in range(0, 1 << 32, step):
+        words = np.arange(start, start + step, dtype=np.uint64).astype(np.uint32)
+        ours = ibm.decode(words.astype(">u4")).view(np.uint32)
+        differ = np.flatnonzero(ours != numpy_bits(words))
+        assert differ.size == 0, f"{differ.size} words differ from {start:#x}, e.g. {words[differ[:3]].tolist()}"
