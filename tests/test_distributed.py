@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 
@@ -17,9 +19,23 @@ from tests import trainkit
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port *below* the kernel's ephemeral range. A port from that range (what binding to 0
+    gives) can be handed meanwhile to a client's own socket — and a torchrun agent that keeps
+    trying to reach a rendezvous port not yet listening can then connect to itself and wait there."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def torchrun(*args, cwd):

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +48,7 @@ def _launch(args, cwd, timeout: int) -> tuple[list[int | None], list[str]]:
     logs = [cwd / f"node{node}.log" for node in (0, 1)]  # files, not pipes: no launcher blocks on a full pipe
     with contextlib.ExitStack() as stack:
         procs = []
+        deadline = time.monotonic() + timeout
         for node, log in enumerate(logs):
             out = stack.enter_context(open(log, "w"))
             cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
@@ -57,7 +59,9 @@ def _launch(args, cwd, timeout: int) -> tuple[list[int | None], list[str]]:
                                     start_new_session=True)
             stack.callback(lambda p=proc: p.poll() is None and os.killpg(p.pid, signal.SIGKILL))
             procs.append(proc)
-        deadline = time.monotonic() + timeout
+            if node == 0:  # node 1 starts once node 0's rendezvous port listens, as on a cluster's head node
+                while not _listening(int(port)) and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
         codes = []
         for proc in procs:
             try:
@@ -65,6 +69,20 @@ def _launch(args, cwd, timeout: int) -> tuple[list[int | None], list[str]]:
             except subprocess.TimeoutExpired:
                 codes.append(None)
     return codes, [log.read_text() for log in logs]
+
+
+def _listening(port: int) -> bool:
+    """Something listens on ``port`` (read from /proc, without connecting to it)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return True  # no /proc: do not wait
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
 
 
 def two_nodes(*args, cwd, timeout: int = 120) -> list[str]:
