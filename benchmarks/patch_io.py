@@ -18,6 +18,9 @@ same seeded origins for all; each patch is copied into a new float32 array):
   the patch, traces of an inline being consecutive), and ``f.iline`` (whole inlines, then cut);
 - ``geocnn``: ``geocnn.grids.grid.open_grid(path).read(window)`` for each file.
 
+IBM samples are decoded by the compiled decoder (numba, loaded before timing) unless ``GEOCNN_JIT=0``
+(or without numba): NumPy's.
+
 Sequential: the whole cube read in slabs of 16 inlines by geocnn, and by segyio
 (``f.mmap()`` + ``segyio.tools.cube``), versus reading the file's bytes (``readinto``), MB/s of
 float32 output (file bytes for the raw read). Target: geocnn's random patches from SEG-Y ≥ 0.5 ×
@@ -160,6 +163,18 @@ def sequential_npy(path: Path) -> float:
     return cube.nbytes / (time.perf_counter() - t0) / 1e6
 
 
+def decoder_in_use() -> str:
+    """Which IBM decoder the geocnn rows measure: the compiled one in its steady state (loaded
+    before timing; a process otherwise decodes its first GiB with NumPy while numba loads), or
+    NumPy's with GEOCNN_JIT=0 or without numba."""
+    from geocnn.grids import ibm
+
+    if os.environ.get("GEOCNN_JIT") == "0":
+        return "NumPy (GEOCNN_JIT=0)"
+    os.environ["GEOCNN_JIT"] = "1"  # from the first read
+    return "compiled (numba, loaded before timing)" if ibm.compiled(wait=True) else "NumPy (numba not installed)"
+
+
 # ----------------------------------------------------------------------------- main
 
 def main() -> None:
@@ -174,6 +189,8 @@ def main() -> None:
              f"({np.prod(shape) * 4 / 2**20:.0f} MiB as float32, page-cached)", args)
     with C.workdir(args, "patchio") as folder:
         os.environ["GEOCNN_CACHE"] = str(folder / "cache")  # the decoded IBM cache goes with the inputs
+        ibm_decoder = decoder_in_use()
+        print(f"IBM decoding: {ibm_decoder}")
         paths = write_cubes(folder, shape)
         for path in paths.values():
             settle(path)

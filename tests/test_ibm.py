@@ -46,9 +46,18 @@ def sweep() -> np.ndarray:
 @pytest.fixture
 def fresh(monkeypatch):
     """ibm.compiled() rebuilt in this test (its result is remembered per process)."""
-    monkeypatch.setattr(ibm, "_TRIED", False)
+    monkeypatch.setattr(ibm, "_BUILDING", None)
     monkeypatch.setattr(ibm, "_KERNEL", None)
+    monkeypatch.setattr(ibm, "_DECODED", 0)
     monkeypatch.delenv("GEOCNN_JIT", raising=False)
+
+
+@pytest.fixture
+def kernel(fresh):
+    """The compiled decoder, built (and waited for) in this test."""
+    built = ibm.compiled(wait=True)
+    assert built is not None
+    return built
 
 
 def numpy_bits(words: np.ndarray) -> np.ndarray:
@@ -60,7 +69,7 @@ def numpy_bits(words: np.ndarray) -> np.ndarray:
 def test_compiled_equals_numpy_for_every_kind_of_word(fresh, order):
     words = sweep()
     stored = words.astype(order)  # the file's bytes in that byte order
-    assert ibm.compiled() is not None
+    assert ibm.compiled(wait=True) is not None
     ours = ibm.decode(stored).view(np.uint32)
     differ = np.flatnonzero(ours != numpy_bits(words))
     assert differ.size == 0, f"{differ.size} words differ, e.g. {words[differ[:5]].tolist()}"
@@ -68,7 +77,7 @@ def test_compiled_equals_numpy_for_every_kind_of_word(fresh, order):
 
 
 @needs_numba
-def test_compiled_reads_strided_views_of_a_file(fresh):
+def test_compiled_reads_strided_views_of_a_file(kernel):
     """Rows separated by 60-word headers (the trace table), in every direction and rank."""
     rng = np.random.default_rng(3)
     n_il, n_xl, n_off, ns = 5, 7, 3, 37
@@ -103,7 +112,7 @@ def test_compiled_reads_strided_views_of_a_file(fresh):
 def test_big_arrays_are_split_among_threads_with_the_same_bits(fresh, monkeypatch):
     calls = []
     monkeypatch.setattr(ibm, "_threads", lambda: 3)
-    kernel = ibm.compiled()
+    kernel = ibm.compiled(wait=True)
     monkeypatch.setattr(ibm, "_KERNEL", lambda flat, starts, n, out, swap: calls.append(starts.size)
                         or kernel(flat, starts, n, out, swap))
     rows, ns = 1001, (ibm.THREADED_WORDS // 1000) + 1
@@ -125,8 +134,38 @@ def test_numpy_path_without_numba_or_with_geocnn_jit_0(fresh, monkeypatch, caplo
         raise ImportError("No module named 'numba'")
 
     monkeypatch.setattr(ibm, "_build", missing)
-    assert ibm.compiled() is None
+    assert ibm.compiled(wait=True) is None
     np.testing.assert_array_equal(ibm.decode(stored).view(np.uint32).reshape(-1), numpy_bits(words))
+
+
+@needs_numba
+def test_numpy_decodes_while_the_compiler_loads(fresh, monkeypatch):
+    """The first IBM read starts numba's load in a thread and does not wait for it."""
+    import threading
+
+    release, real = threading.Event(), ibm._build
+    monkeypatch.setattr(ibm, "_build", lambda: release.wait(30) and real())
+    words = np.array(SPECIAL, np.uint32)
+    assert ibm.compiled() is None  # started, not finished
+    np.testing.assert_array_equal(ibm.decode(words.astype(">u4")).view(np.uint32), numpy_bits(words))
+    assert ibm._BUILDING.is_alive() and ibm.compiled() is None
+    release.set()
+    assert ibm.compiled(wait=True) is not None and not ibm._BUILDING.is_alive()
+    np.testing.assert_array_equal(ibm.decode(words.astype(">u4")).view(np.uint32), numpy_bits(words))
+
+
+@needs_numba
+def test_numba_is_loaded_only_once_a_process_decodes_enough(fresh, monkeypatch):
+    """A look at a few traces never pays numba's import; a real read loads it (in a thread)."""
+    monkeypatch.setattr(ibm, "START_WORDS", 1000)
+    words = np.array(SPECIAL * 20, np.uint32)  # 460 words a read
+    for _ in range(2):
+        np.testing.assert_array_equal(ibm.decode(words.astype(">u4")).view(np.uint32), numpy_bits(words))
+        assert ibm._BUILDING is None  # 460, then 920 words: below the mark
+    ibm.decode(words.astype(">u4"))  # 1,380: the build starts
+    assert ibm._BUILDING is not None
+    assert ibm.compiled(wait=True) is not None
+    np.testing.assert_array_equal(ibm.decode(words.astype(">u4")).view(np.uint32), numpy_bits(words))
 
 
 def test_a_compiler_that_fails_falls_back_to_numpy_saying_so(fresh, monkeypatch, caplog):
@@ -135,8 +174,8 @@ def test_a_compiler_that_fails_falls_back_to_numpy_saying_so(fresh, monkeypatch,
 
     monkeypatch.setattr(ibm, "_build", broken)
     with caplog.at_level(logging.WARNING, logger="geocnn.grids.ibm"):
-        assert ibm.compiled() is None
-        assert ibm.compiled() is None  # tried once per process
+        assert ibm.compiled(wait=True) is None
+        assert ibm.compiled(wait=True) is None  # tried once per process
     assert [r.getMessage() for r in caplog.records] == [
         "IBM decoding falls back to NumPy: numba failed (the compiled decoder disagrees with NumPy on a probe)"]
     words = np.array(SPECIAL, np.uint32)
@@ -156,7 +195,7 @@ def test_ibm_segy_reads_the_same_with_and_without_the_compiled_loop(tmp_path, fr
     def reads():
         return f.read(window), f.read_traces(traces, slice(4, 30)), f.read((slice(None), slice(None), slice(None)))
 
-    assert ibm.compiled() is not None
+    assert ibm.compiled(wait=True) is not None
     with_jit = reads()
     monkeypatch.setenv("GEOCNN_JIT", "0")
     for a, b in zip(with_jit, reads(), strict=True):
@@ -166,7 +205,7 @@ def test_ibm_segy_reads_the_same_with_and_without_the_compiled_loop(tmp_path, fr
 
 @needs_numba
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
-def test_a_forked_child_decodes_with_a_pool_of_its_own(fresh, monkeypatch):
+def test_a_forked_child_decodes_with_a_pool_of_its_own(kernel, monkeypatch):
     """DataLoader workers are forked: the parent's pool threads do not exist there."""
     monkeypatch.setattr(ibm, "_threads", lambda: 2)
     words = np.random.default_rng(9).integers(0, 2**32, (64, ibm.THREADED_WORDS // 32), dtype=np.uint64)
@@ -186,7 +225,7 @@ def test_a_forked_child_decodes_with_a_pool_of_its_own(fresh, monkeypatch):
 @needs_numba
 @pytest.mark.skipif(os.environ.get("GEOCNN_EXHAUSTIVE") != "1",
                     reason="all 2**32 words take about two minutes: GEOCNN_EXHAUSTIVE=1 runs it")
-def test_every_one_of_the_2_32_words(fresh):
+def test_every_one_of_the_2_32_words(kernel):
     """The compiled loop and NumPy agree on every word, not only on the sweep's representatives."""
     step = 1 << 24
     for start in range(0, 1 << 32, step):

@@ -4,11 +4,14 @@ Two implementations of one rule (segyio's ``ibm2ieee``):
 
 - a compiled loop (:func:`decode`, with ``numba`` installed: ``pip install geocnn[fast]``, also
   pulled in by ``geocnn[mdio]``): byte swap, decode and store in one pass over the file's words
-  where they lie, big reads split among a few threads — sequential reads at 0.54× the rate the
-  file's bytes can be read at all (2 cores; benchmarks/patch_io.py), random 64³ patches 1.5×
+  where they lie, big reads split among a few threads — sequential reads at about 0.5× the rate
+  the file's bytes can be read at all (2 cores; benchmarks/patch_io.py), random 64³ patches 1.5×
   NumPy's rate;
 - NumPy (:func:`ibm_to_float32`, and :func:`decode` without numba or with ``GEOCNN_JIT=0``):
   ten or so passes over cache-sized blocks, 0.18–0.20× the raw read rate.
+
+A process decodes its first :data:`START_WORDS` words with NumPy and loads numba meanwhile
+(``GEOCNN_JIT=1``: from the first read).
 
 Both give the same bits for every one of the 2**32 words: tests/test_ibm.py sweeps every
 sign/exponent byte × every top-12-bit mantissa (the bits that decide which rule applies), the
@@ -33,6 +36,10 @@ log = logging.getLogger(__name__)
 IBM_BLOCK = 1 << 18
 # Arrays at least this big (words) are split among threads by the compiled decoder.
 THREADED_WORDS = 1 << 20
+# IBM words a process decodes with NumPy before it loads numba (1 GiB, about as long as loading
+# numba takes): a file of a few hundred MB, or a look at a few traces, never pays the 0.5 s, and a
+# big survey pays it once, in a thread, while NumPy goes on. GEOCNN_JIT=1 loads it at the first read.
+START_WORDS = 1 << 28
 MAX_THREADS = 4
 
 _IEMINIB = 0x21200000  # smallest IBM magnitude that is a normal IEEE float; below -> 0
@@ -148,7 +155,7 @@ def _fix_special(u: np.ndarray, bits: np.ndarray, special: np.ndarray, scratch: 
 def decode(raw: np.ndarray) -> np.ndarray:
     """IBM words as stored (any byte order; a strided view of the file is fine, it is not modified)
     -> a new float32 array of the same shape."""
-    kernel = compiled()
+    kernel = _decoder(raw.size)
     if kernel is not None and raw.size and raw.ndim and raw.strides[-1] == 4:
         if raw.size <= IBM_BLOCK:
             # a patch's short runs lie all over the file: NumPy's copy gathers them with more reads
@@ -230,7 +237,8 @@ def _threads() -> int:
 
 _POOL: ThreadPoolExecutor | None = None
 _KERNEL: Callable | None = None
-_TRIED = False
+_BUILDING: threading.Thread | None = None  # the build, once START_WORDS were decoded
+_DECODED = 0  # IBM words decoded in this process
 _LOCK = threading.Lock()
 
 
@@ -243,7 +251,8 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _after_fork() -> None:
-    """A forked child (DataLoader workers) has none of the parent's pool threads: a pool of its own."""
+    """A forked child (DataLoader workers) has none of the parent's threads: a pool of its own, and
+    no build to wait for (one still running in the parent is not finished here: NumPy decodes)."""
     global _POOL, _LOCK
     _POOL, _LOCK = None, threading.Lock()
 
@@ -252,22 +261,47 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def compiled() -> Callable | None:
-    """The compiled row decoder, built on first use; None without numba (or with ``GEOCNN_JIT=0``,
-    or when compiling fails: the NumPy path is used, with one log line saying why)."""
-    global _KERNEL, _TRIED
+def _decoder(words: int) -> Callable | None:
+    """The compiled decoder if it is ready, counting ``words`` towards :data:`START_WORDS`."""
+    global _DECODED
+    _DECODED += words
+    if _KERNEL is None and _DECODED < START_WORDS and os.environ.get("GEOCNN_JIT") != "1":
+        return None
+    return compiled()
+
+
+def compiled(wait: bool = False) -> Callable | None:
+    """The compiled row decoder; None while it is being built, and for good without numba (or with
+    ``GEOCNN_JIT=0``, or when building fails: one log line says why).
+
+    The first call starts the build (numba's import and its on-disk cache: about 0.5 s) in a
+    thread and returns at once — NumPy decodes meanwhile — unless ``wait``. The thread is not a
+    daemon: a process that ends sooner waits for it (a daemon thread frozen inside an import at
+    exit can hang the interpreter).
+    """
+    global _BUILDING
     if os.environ.get("GEOCNN_JIT", "1") == "0":
         return None
+    if _KERNEL is not None:
+        return _KERNEL
     with _LOCK:
-        if not _TRIED:
-            _TRIED = True
-            try:
-                _KERNEL = _build()
-            except ImportError:
-                log.debug("numba not installed: IBM samples are decoded with NumPy (pip install geocnn[fast])")
-            except Exception as exc:  # a numba that cannot compile here: the NumPy path still works
-                log.warning("IBM decoding falls back to NumPy: numba failed (%s)", exc)
+        if _BUILDING is None:
+            _BUILDING = threading.Thread(target=_try_build, name="geocnn-ibm-build")
+            _BUILDING.start()
+        building = _BUILDING
+    if wait:
+        building.join()
     return _KERNEL
+
+
+def _try_build() -> None:
+    global _KERNEL
+    try:
+        _KERNEL = _build()
+    except ImportError:
+        log.debug("numba not installed: IBM samples are decoded with NumPy (pip install geocnn[fast])")
+    except Exception as exc:  # a numba that cannot compile here: the NumPy path still works
+        log.warning("IBM decoding falls back to NumPy: numba failed (%s)", exc)
 
 
 def _build() -> Callable:
