@@ -105,6 +105,9 @@ def test_compiled_reads_strided_views_of_a_file(kernel):
         got = ibm.decode(view)
         assert got.shape == view.shape and got.dtype == np.float32 and got.flags.c_contiguous, name
         np.testing.assert_array_equal(got.view(np.uint32), numpy_bits(np.ascontiguousarray(words)), err_msg=name)
+        given = np.full(view.shape, np.nan, np.float32)  # into a caller's array (the decoded cache's map)
+        assert ibm.decode(view, given) is given
+        np.testing.assert_array_equal(given.view(np.uint32), got.view(np.uint32), err_msg=name)
     np.testing.assert_array_equal(table, before)  # the file's bytes are read, never written
 
 
@@ -123,8 +126,8 @@ def test_big_arrays_are_split_among_threads_with_the_same_bits(fresh, monkeypatc
 
 
 def test_numpy_path_without_numba_or_with_geocnn_jit_0(fresh, monkeypatch, caplog):
-    words = sweep()[:50_000]
-    stored = words.astype(">u4").reshape(100, 500)
+    words = sweep()[:600_000]  # more than one NumPy block (IBM_BLOCK words)
+    stored = words.astype(">u4").reshape(1200, 500)
     monkeypatch.setenv("GEOCNN_JIT", "0")
     assert ibm.compiled() is None
     np.testing.assert_array_equal(ibm.decode(stored).view(np.uint32).reshape(-1), numpy_bits(words))
@@ -136,6 +139,10 @@ def test_numpy_path_without_numba_or_with_geocnn_jit_0(fresh, monkeypatch, caplo
     monkeypatch.setattr(ibm, "_build", missing)
     assert ibm.compiled(wait=True) is None
     np.testing.assert_array_equal(ibm.decode(stored).view(np.uint32).reshape(-1), numpy_bits(words))
+    for rows in (stored, stored[:3]):  # a slab (blocks of rows) and a patch (one copy), into a given array
+        given = np.full(rows.shape, np.nan, np.float32)
+        assert ibm.decode(rows, given) is given
+        np.testing.assert_array_equal(given.view(np.uint32).reshape(-1), numpy_bits(words[:rows.size]))
 
 
 @needs_numba

@@ -44,6 +44,25 @@ def test_every_format_and_byte_order_reads_what_segyio_reads(tmp_path, fmt, endi
         np.testing.assert_array_equal(values, s.values)
 
 
+@pytest.mark.parametrize("fmt", [1, 2, 3, 5, 8, 16])
+@pytest.mark.parametrize("layout", [{}, {"endian": "little"}, {"missing": [(2, 11), (3, 13)]}, {"sorting": "crossline"}])
+def test_reading_into_a_given_array_gives_the_same_bits(tmp_path, fmt, layout):
+    """``read(window, out=...)`` (how the decoded cache is filled) equals ``read(window)``, for every
+    format, byte order and geometry, and fills the array it was given; a wrong array is refused."""
+    s = write_segy(tmp_path / "c.sgy", range(1, 5), range(10, 15), 16, format=fmt, **layout)
+    f = open_segy(s.path)
+    for window in [tuple(slice(0, n) for n in f.shape), (slice(1, 3), slice(2, 5), slice(3, 11)),
+                   (slice(2, 2), slice(0, 5), slice(0, 16))]:
+        expected = f.read(window)
+        out = np.full(expected.shape, np.nan, np.float32)
+        assert f.read(window, out=out) is out
+        np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
+    with pytest.raises(ValueError, match="C-contiguous float32 shaped"):
+        f.read((slice(0, 2), slice(0, 5), slice(0, 16)), out=np.empty((2, 5, 16), np.float64))
+    with pytest.raises(ValueError, match="C-contiguous float32 shaped"):
+        f.read((slice(0, 2), slice(0, 5), slice(0, 16)), out=np.empty((2, 5, 32), np.float32)[..., ::2])
+
+
 def test_crossline_sorted_reads_in_inline_crossline_sample_order(tmp_path):
     s = write_segy(tmp_path / "x.sgy", range(1, 5), range(20, 26), 8, sorting="crossline")
     f = open_segy(s.path)
@@ -210,7 +229,8 @@ def test_window_reads_touch_only_their_traces(tmp_path, monkeypatch):
     f = open_segy(s.path)
     decoded = []
     real_decode = geocnn.grids.segy.decode
-    monkeypatch.setattr(geocnn.grids.segy, "decode", lambda raw, fmt: decoded.append(raw.nbytes) or real_decode(raw, fmt))
+    monkeypatch.setattr(geocnn.grids.segy, "decode",
+                        lambda raw, fmt, out=None: decoded.append(raw.nbytes) or real_decode(raw, fmt, out))
     window = (slice(70, 71), slice(10, 18), slice(500, 564))
     np.testing.assert_array_equal(f.read(window), s.values[70:71, 10:18, 500:564])
     assert decoded == [8 * 64 * 4]  # exactly the window's samples were copied out of the file

@@ -113,7 +113,7 @@ def _decode(file: SegyFile, path: Path) -> Path | None:
         try:
             for start in range(0, shape[0], rows):
                 window = (slice(start, min(start + rows, shape[0])), *(slice(0, n) for n in shape[1:]))
-                out[window] = file.read(window)
+                file.read(window, out=out[window])  # decoded straight into the map: no slab in between
                 file.release()  # what this block mapped leaves memory with it
             out.flush()
         finally:

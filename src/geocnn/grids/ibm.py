@@ -152,9 +152,13 @@ def _fix_special(u: np.ndarray, bits: np.ndarray, special: np.ndarray, scratch: 
 # Whole arrays of file words, compiled when numba is there
 # --------------------------------------------------------------------------------------------
 
-def decode(raw: np.ndarray) -> np.ndarray:
+def decode(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """IBM words as stored (any byte order; a strided view of the file is fine, it is not modified)
-    -> a new float32 array of the same shape."""
+    -> a new float32 array of the same shape, or ``out`` (C-contiguous float32, that shape) filled."""
+    if out is None:
+        out = np.empty(raw.shape, dtype=np.float32)
+    elif out.shape != raw.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 shaped {raw.shape}, not {out.dtype} {out.shape}")
     kernel = _decoder(raw.size)
     if kernel is not None and raw.size and raw.ndim and raw.strides[-1] == 4:
         if raw.size <= IBM_BLOCK:
@@ -164,21 +168,20 @@ def decode(raw: np.ndarray) -> np.ndarray:
             raw = raw.copy()
         flat, starts = _rows(raw)
         if flat is not None:
-            out = np.empty(raw.shape, dtype=np.float32)
             _run(kernel, flat, starts, raw.shape[-1], out.reshape(-1).view(np.uint32), not raw.dtype.isnative)
             return out
-    return _decode_numpy(raw)
+    return _decode_numpy(raw, out)
 
 
-def _decode_numpy(raw: np.ndarray) -> np.ndarray:
-    """:func:`decode` in NumPy: gathered and swapped a block of rows at a time (one casting copy),
-    each block decoded while it is in the cache."""
+def _decode_numpy(raw: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`decode` in NumPy, into ``out``: gathered and swapped a block of rows at a time (one
+    casting copy), each block decoded while it is in the cache."""
     if raw.size <= IBM_BLOCK:  # a patch: one copy (a casting gather over scattered runs is slower), swapped in place
         words = raw.copy()
         if not words.dtype.isnative:
             words.byteswap(inplace=True)
-        return ibm_to_float32(words.view(np.uint32))
-    out = np.empty(raw.shape, dtype=np.float32)
+        _ibm_into(words.view(np.uint32).reshape(-1), out.reshape(-1))
+        return out
     row = raw.size // raw.shape[0]
     rows = max(1, IBM_BLOCK // max(1, row))
     words = np.empty(rows * row, dtype=np.uint32)  # reused for every block

@@ -298,8 +298,9 @@ def _native(raw: np.ndarray) -> np.ndarray:
     return raw.view(raw.dtype.newbyteorder("="))
 
 
-def decode(raw: np.ndarray, format: int) -> np.ndarray:
-    """Samples as stored (a view of the file is fine: it is not modified) -> a new float32 array.
+def decode(raw: np.ndarray, format: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Samples as stored (a view of the file is fine: it is not modified) -> a new float32 array,
+    or ``out`` (C-contiguous float32 of ``raw``'s shape) filled with them.
 
     IBM words go to :func:`geocnn.grids.ibm.decode`. Others: up to :data:`GATHER_WORDS` samples
     (a 64³ patch) are gathered with one copy and swapped in place — their 256-byte runs lie all
@@ -308,7 +309,10 @@ def decode(raw: np.ndarray, format: int) -> np.ndarray:
     faster than copy, swap, convert).
     """
     if format == 1:
-        return ibm.decode(raw)
+        return ibm.decode(raw, out)
+    if out is not None:
+        np.copyto(out, raw)  # gather, swap and convert in one pass: the same values as astype
+        return out
     if raw.size <= GATHER_WORDS:
         return _decode_owned(raw.copy(), format)
     return raw.astype(np.float32)
@@ -653,17 +657,28 @@ class SegyFile:
         return state
 
     # -- reading ------------------------------------------------------------------------------
-    def read(self, window: tuple[slice, ...]) -> np.ndarray:
-        """float32 samples of a window (one step-1 slice per axis of :attr:`axes`); dead traces are 0."""
+    def read(self, window: tuple[slice, ...], out: np.ndarray | None = None) -> np.ndarray:
+        """float32 samples of a window (one step-1 slice per axis of :attr:`axes`); dead traces are 0.
+
+        ``out``: a C-contiguous float32 array of the window's shape to decode into, returned (the
+        decoded cache writes straight into its memory map: no slab is allocated and copied).
+        """
         window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, self.shape))
         sizes = [max(s.stop - s.start, 0) for s in window]
-        if min(sizes) == 0:
-            return np.zeros(sizes, dtype=np.float32)
+        if out is not None and (out.shape != tuple(sizes) or out.dtype != np.float32 or not out.flags.c_contiguous):
+            raise ValueError(f"out must be C-contiguous float32 shaped {tuple(sizes)}, not {out.dtype} {out.shape}")
         geo = self.geometry
-        if not geo.regular:
+        if min(sizes) > 0 and geo.regular:
+            return decode(self._view(window, sizes), self.layout.format, out)
+        if min(sizes) == 0:
+            values = np.zeros(sizes, dtype=np.float32)
+        else:
             numbers = geo.trace_numbers(window[:-1])
-            return self.read_traces(numbers.reshape(-1), window[-1]).reshape(sizes)
-        return decode(self._view(window, sizes), self.layout.format)
+            values = self.read_traces(numbers.reshape(-1), window[-1]).reshape(sizes)
+        if out is None:
+            return values
+        out[...] = values
+        return out
 
     def read_raw(self, window: tuple[slice, ...]) -> np.ndarray:
         """Samples of a window as stored (file byte order, :attr:`Layout.sample_dtype`), in a new
