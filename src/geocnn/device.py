@@ -50,14 +50,6 @@ def tune_allocator() -> bool:
     return ok
 
 
-def cpu_count() -> int:
-    """CPUs this process may use (respects affinity masks and containers)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 @dataclass
 class Runtime:
     """Where and how the model runs: device, precision, process rank."""

@@ -21,7 +21,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from geocnn import data as data_mod
-from geocnn import device, plots, runfolder, runs, selfsup, summary, tensorboard_log, transfer
+from geocnn import device, machine, plots, runfolder, runs, selfsup, summary, tensorboard_log, transfer
 from geocnn import resume as resume_mod
 from geocnn.atomic import check_folder, write_json
 from geocnn.config import Config
@@ -114,7 +114,7 @@ def _workers(cfg: Config, rt: device.Runtime) -> int:
     if workers != "auto":
         return workers
     # On a small CPU machine workers would steal cores from the convolutions; a GPU wants several.
-    cpus = device.cpu_count()
+    cpus = machine.cpu_count()
     if rt.device.type == "cpu":
         return 0 if cpus <= 2 else min(4, cpus // 2)
     return min(8, max(cpus // max(rt.world_size, 1) - 1, 1))

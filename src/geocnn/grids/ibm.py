@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from geocnn.machine import cpu_count
+
 log = logging.getLogger(__name__)
 
 # IBM words decoded per NumPy block (1 MiB): words, scratch and result stay in a core's L2 cache.
@@ -157,8 +159,7 @@ def decode(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     -> a new float32 array of the same shape, or ``out`` (C-contiguous float32, that shape) filled."""
     if out is None:
         out = np.empty(raw.shape, dtype=np.float32)
-    elif out.shape != raw.shape or out.dtype != np.float32 or not out.flags.c_contiguous:
-        raise ValueError(f"out must be C-contiguous float32 shaped {raw.shape}, not {out.dtype} {out.shape}")
+    check_out(out, raw.shape)  # the compiled loop writes without bounds checks
     kernel = _decoder(raw.size)
     if kernel is not None and raw.size and raw.ndim and raw.strides[-1] == 4:
         if raw.size <= IBM_BLOCK:
@@ -171,6 +172,12 @@ def decode(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
             _run(kernel, flat, starts, raw.shape[-1], out.reshape(-1).view(np.uint32), not raw.dtype.isnative)
             return out
     return _decode_numpy(raw, out)
+
+
+def check_out(out: np.ndarray, shape: tuple[int, ...]) -> None:
+    """``out``, a caller's array to decode into, must be C-contiguous float32 of ``shape``."""
+    if out.shape != tuple(shape) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 shaped {tuple(shape)}, not {out.dtype} {out.shape}")
 
 
 def _decode_numpy(raw: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -231,11 +238,7 @@ def _run(kernel: Callable, flat: np.ndarray, starts: np.ndarray, n: int, out: np
 
 
 def _threads() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_THREADS))
+    return max(1, min(cpu_count(), MAX_THREADS))
 
 
 _POOL: ThreadPoolExecutor | None = None

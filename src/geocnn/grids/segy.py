@@ -665,8 +665,8 @@ class SegyFile:
         """
         window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, self.shape))
         sizes = [max(s.stop - s.start, 0) for s in window]
-        if out is not None and (out.shape != tuple(sizes) or out.dtype != np.float32 or not out.flags.c_contiguous):
-            raise ValueError(f"out must be C-contiguous float32 shaped {tuple(sizes)}, not {out.dtype} {out.shape}")
+        if out is not None:
+            ibm.check_out(out, tuple(sizes))
         geo = self.geometry
         if min(sizes) > 0 and geo.regular:
             return decode(self._view(window, sizes), self.layout.format, out)
