@@ -15,6 +15,7 @@ from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
+from geocnn.metrics_log import EpochRecord, StepLosses
 from geocnn.patches import patch_geometry
 from geocnn.predict import predict
 from geocnn.tasks import TASKS
@@ -152,7 +153,7 @@ def test_loss_picture_of_a_one_epoch_run():
     record = {"epoch": 1, "step": 3, "train_loss": 0.5, "val_loss": 0.4,
               "val": {"snr_db": 6.0, "baseline": {"snr_db": 2.0}},
               "step_loss": {"steps": [1, 2, 3], "loss": [0.7, 0.5, 0.3]}}
-    fig = plots.loss_figure([record], "snr_db")
+    fig = plots.loss_figure([EpochRecord.from_dict(record)], "snr_db")
     loss, metric = fig.axes[:2]
     raw = loss.lines[0]
     assert raw.get_xdata().tolist() == [1, 2, 3] and raw.get_marker() == "o" and raw.get_alpha() < 1
@@ -168,11 +169,11 @@ def test_loss_picture_of_a_one_epoch_run():
 
 
 def test_step_losses_are_thinned_to_bin_means():
-    kept = plots.thin_steps(11, list(range(450)), max_points=200)
-    assert len(kept["steps"]) == 200
-    assert kept["steps"][:2] == [13, 16] and kept["loss"][:2] == [1.0, 4.0]  # bins of 3 first (450 = 50×3 + 150×2)
-    assert kept["steps"][-1] == 460 and kept["loss"][-1] == 448.5
-    assert plots.thin_steps(5, [0.25, 0.5]) == {"steps": [5, 6], "loss": [0.25, 0.5]}
+    kept = StepLosses.thinned(11, list(range(450)), max_points=200)
+    assert len(kept.steps) == 200
+    assert kept.steps[:2] == (13, 16) and kept.loss[:2] == (1.0, 4.0)  # bins of 3 first (450 = 50×3 + 150×2)
+    assert kept.steps[-1] == 460 and kept.loss[-1] == 448.5
+    assert StepLosses.thinned(5, [0.25, 0.5]).to_dict() == {"steps": [5, 6], "loss": [0.25, 0.5]}
 
 
 def test_confusion_picture_counts_and_names():
