@@ -14,6 +14,7 @@ from geocnn.errors import ConfigError
 from geocnn.metrics import METRICS
 from geocnn.model import build
 from geocnn.runs import load_checkpoint
+from geocnn.runwriter import outcome_line
 from geocnn.train import train
 from tests import trainkit
 
@@ -214,3 +215,46 @@ def test_last_line_gives_the_best_metric_next_to_its_baseline(tmp_path, cli):
     assert result.stdout.splitlines()[-1] == (
         f"best epoch {best['epoch']} of 2: f1 {best['val']['f1']:.4g} (baseline 0); predict uses "
         f"{ckpts / 'best.pt'} (epoch {best['epoch']}, the best f1; last.pt is epoch 2)")
+
+
+# ----------------------------------------------------------------------------- the starting weights as epoch 0
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pre")
+    return folder, train(load_config(seg_config(folder, NAMED_2D, 1, "pre.yaml", best_metric="f1")), folder / "pre")
+
+
+def test_starting_weights_that_training_cannot_beat_stay_in_best_pt(pretrained, cli):
+    folder, pre = pretrained
+    # lr 1e-6: the weights barely move, F1 (thresholded) stays where it started, never above it
+    path = seg_config(folder, NAMED_2D, 1, "still.yaml", best_metric="f1", init_from="pre", epochs=2, lr=1e-6)
+    run = folder / "still"
+    assert cli("train", path, "--out", run, "--max-steps", "4").exit_code == 0
+    assert load_checkpoint(run / "checkpoints" / "last.pt").best_epoch == 0  # carried across the resume
+    result = cli("train", run, "--resume")
+    assert result.exit_code == 0, result.stderr
+    start = json.loads((run / "init.json").read_text())["before_training"]["val"]["f1"]
+    assert [r["val"]["f1"] for r in lines_of(run)] == [start, start]
+    assert [r["best"] for r in lines_of(run)] == [{"metric": "f1", "value": start, "epoch": 0, "headline": "f1"}] * 2
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert (best.epoch, best.step, best.best_epoch) == (0, 0, 0)
+    source = load_checkpoint(pre / "checkpoints" / "best.pt").model_state
+    assert all(torch.equal(best.model_state[k], v) for k, v in source.items())  # the loaded weights, bit for bit
+    ckpts = run / "checkpoints"
+    assert result.stdout.splitlines()[-1] == (
+        f"best epoch 0 (the starting weights from {pre / 'checkpoints' / 'best.pt'}), not beaten in 2 epochs of "
+        f"training: f1 {start:.4g} (baseline 0); predict uses {ckpts / 'best.pt'} (epoch 0, the best f1; last.pt "
+        "is epoch 2)")
+
+
+def test_training_that_beats_the_starting_weights_replaces_them(pretrained):
+    folder, pre = pretrained
+    path = seg_config(folder, NAMED_2D, 1, "better.yaml", best_metric="f1", init_from="pre", epochs=2, lr=0.05)
+    run = train(load_config(path), folder / "better")
+    start = json.loads((run / "init.json").read_text())["before_training"]["val"]["f1"]
+    f1 = [r["val"]["f1"] for r in lines_of(run)]
+    assert f1[0] > start + 0.1  # 0.38 before, 0.56 after one epoch
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best.best_epoch == best.epoch == 1 + (f1[1] > f1[0]) and best.best_value == max(f1)
+    assert not outcome_line(run).startswith("best epoch 0")

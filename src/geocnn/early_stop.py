@@ -1,12 +1,13 @@
 """Which epoch ``best.pt`` holds, and early stopping: both judge an epoch by ``train.best_metric``.
 
 :class:`BestTracker` keeps the best value so far: any improvement at all moves ``best.pt`` to that
-epoch.
+epoch. The weights of ``train.init_from``, scored before the first step, are a candidate too
+(epoch 0), so fine-tuning never hands ``predict`` weights worse than it started from.
 
 :class:`EarlyStopping` ends a run when the metric has stopped improving: an epoch counts as an
 improvement when it beats the best value so far by more than ``min_delta`` in the metric's own
 direction (higher for F1, lower for a loss); after ``patience`` epochs in a row without one,
-training stops. Its state is three numbers,
+training stops. It counts training epochs only (epoch 0 is not one). Its state is three numbers,
 saved in every checkpoint, so a resumed run stops at the same epoch as an uninterrupted one. Its
 best value moves only by steps larger than ``min_delta``, so it can differ from the one that
 selects ``best.pt``.
@@ -129,7 +130,7 @@ class BestTracker:
         improved = value is not None and METRICS[self.metric_name].better(value, self.best)
         if improved:
             self.best, self.best_epoch = value, epoch
-        if self.stopper is None or partial:
+        if self.stopper is None or partial or epoch == 0:
             return Verdict(improved)
         return Verdict(improved, self.stopper.update(epoch, value), self.stopper.state())
 

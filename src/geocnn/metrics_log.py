@@ -159,7 +159,8 @@ class StepLosses:
 
 @dataclass(frozen=True)
 class Best:
-    """The epoch ``best.pt`` holds so far, by ``train.best_metric``; ``headline``: the task's headline metric."""
+    """The epoch ``best.pt`` holds so far, by ``train.best_metric`` (epoch 0: the weights of
+    ``train.init_from`` before any step); ``headline``: the task's headline metric."""
 
     metric: str
     value: float | None

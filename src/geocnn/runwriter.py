@@ -13,6 +13,7 @@ the main process writes; on the others every method does nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -164,8 +165,8 @@ def epoch_line(record: EpochRecord, headline: str) -> str:
 
 
 def outcome_line(run: Path) -> str:
-    """The last line of a run: the best epoch and its metric next to the baseline, whether it
-    stopped early, and which checkpoint
+    """The last line of a run: the best epoch and its metric next to the baseline (epoch 0: the
+    starting weights of ``train.init_from``), whether it stopped early, and which checkpoint
     ``geocnn predict RUN`` uses (best.pt, else last.pt)."""
     lines = [r for r in metrics_log.read(run) if not r.partial]
     ckpts = runs.checkpoint_dir(run)
@@ -192,7 +193,19 @@ def outcome_line(run: Path) -> str:
 def _best_text(run: Path, lines: list[EpochRecord], epoch: int, name: str, value: float, headline: str | None) -> str:
     """``best epoch 3 of 4: f1 0.6 (baseline 0)``, with the headline metric there when it is another."""
     last = lines[-1]
-    val = next((r for r in reversed(lines) if r.epoch == epoch), last).val
-    text = f"best epoch {epoch} of {last.epoch}: {with_baselines(val, name, value)}"
+    if epoch == 0:
+        source, val = _starting_scores(run)
+        text = (f"best epoch 0 (the starting weights from {source}), not beaten in {last.epoch} epochs of training: "
+                f"{with_baselines(val, name, value)}")
+    else:
+        val = next((r for r in reversed(lines) if r.epoch == epoch), last).val
+        text = f"best epoch {epoch} of {last.epoch}: {with_baselines(val, name, value)}"
     there = val.value(headline) if headline and headline != name else None
     return text + (f"; {with_baselines(val, headline, there)} there" if there is not None else "")
+
+
+def _starting_scores(run: Path) -> tuple[str, Validation]:
+    """Where the starting weights came from and what they scored before training (``init.json``)."""
+    path = run / INIT
+    record = metrics_log.loose_json(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
+    return record.get("source", "train.init_from"), Validation(record.get("before_training", {}).get("val") or {})

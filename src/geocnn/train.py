@@ -424,10 +424,17 @@ def _end_epoch(s: Session, steps: EpochSteps) -> None:
 
 def _before_training(s: Session) -> None:
     """Score the weights of ``train.init_from`` on the validation block before the first step (what
-    the pretrained network does on this data as it is) and write init.json."""
+    the pretrained network does on this data as it is): init.json, and epoch 0 — the first
+    candidate for best.pt, so training never hands predict worse weights than it started from."""
     net = s.net
     val_loss, scores, _ = _validate(net.model, s.d, s.val_loader, net.loss_fn, s.rt, net.place, 0)
-    s.writer.before_training(s.init_report, val_loss, Validation(scores))
+    val = Validation(scores)
+    s.writer.before_training(s.init_report, val_loss, val)
+    if val_loss is None:  # no validation block: nothing to compare the epochs with
+        return
+    improved = s.tracker.judge(0, val_loss, val, None).improved  # on every process: the trackers agree
+    if improved and s.rt.main:
+        s.writer.best(_checkpoint_state(s))
 
 
 # ----------------------------------------------------------------------------- Ctrl-C and divergence
