@@ -28,6 +28,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import logging
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,8 @@ from geocnn.schema import (
 from geocnn.tasks import LOSS_KINDS, TASKS, Task, best_metric_names
 from geocnn.yamlsource import KeyPath, Source, load
 from geocnn.yamlsource import value as yaml_value
+
+log = logging.getLogger(__name__)
 
 NORMALIZE = Record([
     Field("method", Choice(*NORMALIZATION_METHODS), "standard",
@@ -637,7 +640,38 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if isinstance(data, dict) and "model" not in data and "layers" in data:
         raise ConfigError("this is a model file; training needs a full config with task, data, model and train",
                           where=source.where(()), fix="see configs/ for examples")
-    return parse_config(data, source, overrides)
+    cfg = parse_config(data, source, overrides)
+    _check_validation_block(cfg, Ctx(source))
+    return cfg
+
+
+def _check_validation_block(cfg: Config, ctx: Ctx) -> None:
+    """``split.fraction: 0`` leaves no validation block: refuse the settings that would then do
+    something else than they say, and say which ones go unused.
+
+    ``train.early_stop`` would count the training loss (``best_metric: val_loss``) or stop after
+    ``patience`` epochs whatever happens (any other metric); a ``best_metric`` other than
+    ``val_loss`` would never select ``best.pt``. ``data.sampling.val_patches`` only goes unused:
+    a warning, so one config serves both the experiment and a final fit on all the data with
+    ``--set data.split.fraction=0``. Checked for a config a user gives (here), not for the config
+    stored in a run, so runs trained before this check still resume and predict.
+    """
+    if cfg.data.split.fraction > 0:
+        return
+    none = "data.split.fraction is 0 and leaves none"
+    if cfg.train.early_stop is not None:
+        raise ctx.at("train").at("early_stop").error(
+            f"train.early_stop needs a validation block, but {none}",
+            "set data.split.fraction above 0 (e.g. 0.2), or remove train.early_stop")
+    if cfg.train.best_metric != "val_loss":
+        raise ctx.at("train").at("best_metric").error(
+            f"best_metric {cfg.train.best_metric!r} is scored on the validation block, but {none}: best.pt "
+            "would never be written", "set data.split.fraction above 0 (e.g. 0.2), or best_metric: val_loss (the "
+            "training loss when there is no validation block)")
+    given = cfg.data.sampling.val_patches
+    if given != SAMPLING.by_name["val_patches"].default:
+        log.warning("%s: data.sampling.val_patches %d is not used: data.split.fraction is 0 and leaves no "
+                    "validation block", ctx.at("data").at("sampling").at("val_patches").where(), given)
 
 
 def resolve_model_source(path: str | Path) -> tuple[ModelSpec, tuple[int, ...] | None]:
