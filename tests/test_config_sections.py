@@ -24,9 +24,12 @@ from geocnn.config import (
     config_reference,
     load_config,
     mask_fields_of,
+    model_of_file,
+    model_of_run,
 )
 from geocnn.errors import ConfigError
 from geocnn.patches import SECTION_AXES, SectionName
+from geocnn.runs import stored_config
 from geocnn.schema import REQUIRED, AnyValue, Record, Section, markdown_table, setting
 from geocnn.tasks import LOSS_KINDS, TASKS
 from geocnn.yamlsource import load
@@ -41,8 +44,8 @@ SECTIONS = [Normalize, Augment, Mask, Data, Loss, EarlyStop, Train]
 class ExtendedMask(Mask):
     """data.mask with two more fields, declared the way every field is."""
 
-    keep: int = setting(3, "hidden samples kept per line", min=1, max=8, tasks=("denoise_self",))
-    shape: Literal["line", "cross"] = setting("line", "shape of what is hidden")
+    keep: int = setting("hidden samples kept per line", default=3, min=1, max=8, tasks=("denoise_self",))
+    shape: Literal["line", "cross"] = setting("shape of what is hidden", default="line")
 
 
 def test_a_field_added_to_a_section_is_checked_typed_in_the_schema_and_in_the_docs():
@@ -91,9 +94,10 @@ def test_the_docs_table_of_a_section():
     assert rows[3].startswith("| `class_weights` | list of number ≥ 0, 2 or more | `none` | `auto`, `none` |")
 
 
-def test_docs_config_md_is_the_generated_reference():
+def test_docs_config_md_is_the_generated_reference(cli):
     text = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
-    assert text == config_reference(), "regenerate: geocnn schema --markdown > docs/config.md"
+    assert text == config_reference() == cli("schema", "--markdown").stdout, \
+        "regenerate: geocnn schema --markdown > docs/config.md"
     for section in ("data", "data.normalize", "data.mask", "train", "train.loss", "train.early_stop"):
         assert f"\n## `{section}`\n" in text
     assert text.count("\n| `") == sum(len(r.fields) for r in _records(CONFIG))
@@ -121,13 +125,13 @@ def test_choice_sets_from_registries_are_complete():
 def test_a_declaration_that_contradicts_itself_fails_at_import():
     with pytest.raises(ConfigError, match="n must be an integer ≥ 1, got 0"):
         class Bad(Section, title="bad"):
-            n: int = setting(0, "a count", min=1)
+            n: int = setting("a count", default=0, min=1)
     with pytest.raises(TypeError, match="declare a config field as `name: type = setting"):
         class Bare(Section, title="bare"):
             n: int = 3
     with pytest.raises(TypeError, match="cannot be of type"):
         class Odd(Section, title="odd"):
-            n: dict = setting(None, "a mapping")
+            n: dict = setting("a mapping", default=None)
 
 
 def test_mask_fields_each_task_reads_come_from_the_declarations():
@@ -206,3 +210,14 @@ def test_section_defaults_are_the_schema_defaults():
         1e-3, "adam", (), None, Loss(kind=None, class_weights="none", ignore_index=None, delta=1.0, gamma=2.0))
     assert Train(lr=0.1).loss == train.loss and Train(lr=0.1).lr == 0.1
     assert EarlyStop.parse(3) == EarlyStop(patience=3, min_delta=0.0)  # the shorthand
+
+
+def test_the_model_of_a_run_and_of_its_config_file_agree(tmp_path):
+    # summarize reads a run's stored config through geocnn.runs, then parses it here: no checkpoint I/O in config
+    path = trainkit.regression_config(tmp_path, freeze=["conv1"])
+    cfg = load_config(path)
+    assert stored_config(path) is None  # a YAML file is not a run
+    run, file = model_of_run(cfg.raw, str(tmp_path / "run")), model_of_file(path)
+    assert run.input_shape == file.input_shape == (1, 8, 16)  # (channels, *training patch)
+    assert run.freeze == file.freeze == ("conv1",)
+    assert [n.name for n in run.spec.nodes()] == [n.name for n in file.spec.nodes()]

@@ -57,45 +57,53 @@ from geocnn.yamlsource import KeyPath, Source, load
 from geocnn.yamlsource import value as yaml_value
 
 # ----------------------------------------------------------------------------- sections
-# Each field is declared once, as `name: type = setting(default, doc, limits...)`: the Record that
+# Each field is declared once, as `name: type = setting(doc, default=..., limits...)`: the Record that
 # checks the YAML, the JSON Schema, the frozen object code reads (cfg.train.lr) and the docs table
 # (docs/config.md) all come from that line. Choices are Literal types, so type checkers see them.
 
 class Normalize(Section, title="normalize", shorthand="method"):
     """``data.normalize``: per-channel input normalisation."""
 
-    method: NormalizationMethod = setting("standard", "standard: mean/std; robust: median and (p99 − p1)/2; none")
-    max_traces: int = setting(2000, "traces sampled (seeded) to estimate the statistics", min=1)
+    method: NormalizationMethod = setting(
+        "standard: mean/std; robust: median and (p99 − p1)/2; none", default="standard")
+    max_traces: int = setting("traces sampled (seeded) to estimate the statistics", default=2000, min=1)
 
 
 class Split(Section, title="split"):
     """``data.split``: train/validation blocks along one grid axis."""
 
-    axis: str | None = setting(None, "grid axis split into train and validation blocks (default: the first)")
-    fraction: float = setting(0.2, "share of the axis held out for validation (at its end)", min=0, max=0.9)
+    axis: str | None = setting(
+        "grid axis split into train and validation blocks (default: the first)", default=None)
+    fraction: float = setting(
+        "share of the axis held out for validation (at its end)", default=0.2, min=0, max=0.9)
     gap: Literal["auto"] | int = setting(
-        "auto", "samples left out between the blocks; auto = the patch extent along the axis (0 for labelled "
-        "traces)", min=0)
+        "samples left out between the blocks; auto = the patch extent along the axis (0 for labelled traces)",
+        default="auto", min=0)
 
 
 class Sampling(Section, title="sampling"):
     """``data.sampling``: how many patches, and how they are drawn."""
 
-    patches_per_epoch: int = setting(1024, "training patches drawn per epoch (all processes together)", min=1)
-    val_patches: int = setting(256, "validation patches, fixed for the whole run", min=1)
-    balance: float = setting(0.0, "share of patches centred on a rare-class sample (segmentation) or drawn "
-                             "class-balanced (classification)", min=0, max=1)
-    rare_class: int | None = setting(None, "the rare class for balance (default: the least frequent)", min=0)
-    min_live: float = setting(0.8, "least share of live (non-missing) traces in a patch", min=0, max=1)
+    patches_per_epoch: int = setting(
+        "training patches drawn per epoch (all processes together)", default=1024, min=1)
+    val_patches: int = setting("validation patches, fixed for the whole run", default=256, min=1)
+    balance: float = setting(
+        "share of patches centred on a rare-class sample (segmentation) or drawn class-balanced "
+        "(classification)", default=0.0, min=0, max=1)
+    rare_class: int | None = setting(
+        "the rare class for balance (default: the least frequent)", default=None, min=0)
+    min_live: float = setting(
+        "least share of live (non-missing) traces in a patch", default=0.8, min=0, max=1)
 
 
 class Augment(Section, title="augment"):
     """``data.augment``: random flips, transposes and noise."""
 
-    flip: tuple[str, ...] = setting((), "patch axes that may be reversed (e.g. crossline; never sample/time)")
+    flip: tuple[str, ...] = setting(
+        "patch axes that may be reversed (e.g. crossline; never sample/time)", default=())
     transpose: tuple[str, str] | None = setting(
-        None, "two patch axes of equal size that may be swapped (e.g. [inline, crossline])")
-    noise: float = setting(0.0, "std of Gaussian noise added to the normalised input", min=0)
+        "two patch axes of equal size that may be swapped (e.g. [inline, crossline])", default=None)
+    noise: float = setting("std of Gaussian noise added to the normalised input", default=0.0, min=0)
 
 
 class Mask(Section, title="mask"):
@@ -106,119 +114,136 @@ class Mask(Section, title="mask"):
     """
 
     ratio: float | None = setting(
-        None, "share hidden in each patch: of the samples (denoise_self, default 0.02) or of the traces "
-        "(reconstruct_traces, default 0.15)", min=0, max=0.5, exclusive_min=True)
-    radius: int = setting(2, "a blind spot shows a random neighbour's value from within this many samples",
-                          min=1, max=16, tasks=("denoise_self",))
+        "share hidden in each patch: of the samples (denoise_self, default 0.02) or of the traces "
+        "(reconstruct_traces, default 0.15)", default=None, min=0, max=0.5, exclusive_min=True)
+    radius: int = setting(
+        "a blind spot shows a random neighbour's value from within this many samples",
+        default=2, min=1, max=16, tasks=("denoise_self",))
     replace: Literal["neighbour", "zero"] = setting(
-        "neighbour", "what a blind spot shows: a random neighbour's value, or zero (the normalised mean)",
-        tasks=("denoise_self",))
+        "what a blind spot shows: a random neighbour's value, or zero (the normalised mean)",
+        default="neighbour", tasks=("denoise_self",))
     axis: str | None = setting(
-        None, "denoise_self: StructN2V, also hide a line along this patch axis around each blind spot (noise "
-        "coherent along it); reconstruct_traces: the lateral axis gaps run along (default: the first)")
-    length: int = setting(5, "samples on the axis line (odd), centred on the blind spot", min=1, max=63,
-                          tasks=("denoise_self",))
-    gap: int = setting(1, "adjacent traces per hidden gap (1: scattered traces)", min=1, max=64,
-                       tasks=("reconstruct_traces",))
+        "denoise_self: StructN2V, also hide a line along this patch axis around each blind spot (noise "
+        "coherent along it); reconstruct_traces: the lateral axis gaps run along (default: the first)",
+        default=None)
+    length: int = setting(
+        "samples on the axis line (odd), centred on the blind spot",
+        default=5, min=1, max=63, tasks=("denoise_self",))
+    gap: int = setting(
+        "adjacent traces per hidden gap (1: scattered traces)",
+        default=1, min=1, max=64, tasks=("reconstruct_traces",))
 
 
 class Data(Section, title="data"):
     """The ``data`` section: inputs, targets, patch and how patches are drawn."""
 
     inputs: tuple[Any, ...] = setting(
-        REQUIRED, "input files stacked as channels, in order: a path, or a mapping (see input)", min_len=1)
-    target: Any = setting(None, "target grid: clean data (regression), class labels (segmentation), or a grid "
-                          "read under each patch (classification, scalar)")
-    labels: Any = setting(None, "classification/scalar: one label per trace position (.npy, or .csv with a "
-                          "label column)")
-    patch: tuple[int, ...] = setting(REQUIRED, "patch size, one per model axis", min=1, min_len=1, max_len=3)
+        "input files stacked as channels, in order: a path, or a mapping (see input)", min_len=1)
+    target: Any = setting(
+        "target grid: clean data (regression), class labels (segmentation), or a grid read under each patch "
+        "(classification, scalar)", default=None)
+    labels: Any = setting(
+        "classification/scalar: one label per trace position (.npy, or .csv with a label column)",
+        default=None)
+    patch: tuple[int, ...] = setting("patch size, one per model axis", min=1, min_len=1, max_len=3)
     patch_axes: tuple[str, ...] | None = setting(
-        None, "grid axes the patch spans, e.g. [crossline, sample]; default: the last ones", min_len=1, max_len=3)
+        "grid axes the patch spans, e.g. [crossline, sample]; default: the last ones",
+        default=None, min_len=1, max_len=3)
     section: SectionName | None = setting(
-        None, "2D models on 3D volumes: inline (crossline × sample), crossline or time slices")
+        "2D models on 3D volumes: inline (crossline × sample), crossline or time slices", default=None)
     target_from_patch: Literal["center", "mean", "max"] = setting(
-        "center", "classification/scalar with a target grid: the patch's label is the target at its centre, "
-        "its mean, or its max (e.g. 'a fault is in this patch')")
-    normalize: Normalize = setting({}, "per-channel input normalisation")
+        "classification/scalar with a target grid: the patch's label is the target at its centre, its mean, "
+        "or its max (e.g. 'a fault is in this patch')", default="center")
+    normalize: Normalize = setting("per-channel input normalisation", default={})
     target_normalize: Literal["auto", "input", "own", "none"] = setting(
-        "auto", "regression targets: input (same numbers as the input: denoising), own, none; "
-        "auto = input when channel counts match")
-    split: Split = setting({}, "train/validation split by spatial blocks")
-    sampling: Sampling = setting({}, "how patches are drawn")
-    augment: Augment = setting({}, "random flips, transposes and noise (training only)")
-    classes: int | None = setting(None, "number of classes (default: the model's output channels)", min=2)
+        "regression targets: input (same numbers as the input: denoising), own, none; auto = input when "
+        "channel counts match", default="auto")
+    split: Split = setting("train/validation split by spatial blocks", default={})
+    sampling: Sampling = setting("how patches are drawn", default={})
+    augment: Augment = setting("random flips, transposes and noise (training only)", default={})
+    classes: int | None = setting(
+        "number of classes (default: the model's output channels)", default=None, min=2)
     class_names: tuple[str, ...] | None = setting(
-        None, "names of the classes 0, 1, ... in pictures and confusion matrices (default: class 0, class 1...)",
-        min_len=2)
+        "names of the classes 0, 1, ... in pictures and confusion matrices (default: class 0, class 1...)",
+        default=None, min_len=2)
     channel_names: tuple[str, ...] | None = setting(
-        None, "names of the input channels in pictures, e.g. [Z, N, E] (default: from the files)", min_len=1)
+        "names of the input channels in pictures, e.g. [Z, N, E] (default: from the files)",
+        default=None, min_len=1)
     on_device: Literal["auto"] | bool = setting(
-        "auto", "keep the normalised grids on the GPU and cut, augment and balance patches there; auto: when "
-        "they fit half its free memory (else pinned host prefetch), never on the CPU; true: always")
-    mask: Mask = setting({}, "self-supervised tasks: which samples or traces each patch hides")
-    clean: Any = setting(None, "self-supervised tasks: a clean twin of the inputs, for validation scores only "
-                         "(never trained on)")
+        "keep the normalised grids on the GPU and cut, augment and balance patches there; auto: when they "
+        "fit half its free memory (else pinned host prefetch), never on the CPU; true: always",
+        default="auto")
+    mask: Mask = setting("self-supervised tasks: which samples or traces each patch hides", default={})
+    clean: Any = setting(
+        "self-supervised tasks: a clean twin of the inputs, for validation scores only (never trained on)",
+        default=None)
 
 
 class Loss(Section, title="loss", shorthand="kind"):
     """``train.loss``: the loss kind (default from the task) and its options."""
 
     kind: LossKind | None = setting(
-        None, "default: mse (regression, scalar), cross_entropy (segmentation, classification)")
+        "default: mse (regression, scalar), cross_entropy (segmentation, classification)", default=None)
     class_weights: Literal["auto", "none"] | tuple[float, ...] = setting(
-        "none", "cross_entropy/focal: auto = from label frequencies (rare classes weigh more), or one per class",
-        min=0, min_len=2)
-    ignore_index: int | None = setting(None, "label value that is not scored (unlabelled samples)")
-    delta: float = setting(1.0, "huber: where the loss turns linear", min=0, exclusive_min=True)
-    gamma: float = setting(2.0, "focal: focusing exponent", min=0)
+        "cross_entropy/focal: auto = from label frequencies (rare classes weigh more), or one per class",
+        default="none", min=0, min_len=2)
+    ignore_index: int | None = setting("label value that is not scored (unlabelled samples)", default=None)
+    delta: float = setting("huber: where the loss turns linear", default=1.0, min=0, exclusive_min=True)
+    gamma: float = setting("focal: focusing exponent", default=2.0, min=0)
 
 
 class EarlyStop(Section, title="early_stop", shorthand="patience"):
     """``train.early_stop``: how long to wait for best_metric to improve."""
 
-    patience: int = setting(REQUIRED, "epochs without an improvement of best_metric before training stops", min=1)
-    min_delta: float = setting(0.0, "least change of best_metric that counts as an improvement", min=0)
+    patience: int = setting("epochs without an improvement of best_metric before training stops", min=1)
+    min_delta: float = setting(
+        "least change of best_metric that counts as an improvement", default=0.0, min=0)
 
 
 class Train(Section, title="train"):
     """The ``train`` section: optimisation, device and checkpoint selection."""
 
-    epochs: int = setting(10, "passes over patches_per_epoch patches", min=1)
-    batch_size: int = setting(16, "patches per step and process (global batch = batch_size × processes)", min=1)
-    lr: float = setting(1e-3, "learning rate", min=0, exclusive_min=True)
-    optimizer: Literal["adam", "adamw", "sgd"] = setting("adam", "optimizer")
-    weight_decay: float = setting(0.0, "L2 penalty (decoupled for adamw)", min=0)
-    momentum: float = setting(0.9, "sgd momentum", min=0, max=1)
-    scheduler: Literal["none", "cosine", "step"] = setting("cosine", "learning-rate schedule over the run")
-    step_epochs: int = setting(10, "step scheduler: epochs between decays", min=1)
-    step_gamma: float = setting(0.5, "step scheduler: decay factor", min=0, exclusive_min=True)
-    loss: Loss = setting({}, "loss function")
-    grad_clip: float | None = setting(None, "clip the gradient norm to this value", min=0, exclusive_min=True)
-    best_metric: str = setting("val_loss", "validation metric that selects best.pt (e.g. val_loss, f1, miou, "
-                               "snr_db)")
-    device: Literal["auto", "cpu", "cuda", "mps"] = setting("auto", "auto: cuda, then mps, then cpu")
+    epochs: int = setting("passes over patches_per_epoch patches", default=10, min=1)
+    batch_size: int = setting(
+        "patches per step and process (global batch = batch_size × processes)", default=16, min=1)
+    lr: float = setting("learning rate", default=1e-3, min=0, exclusive_min=True)
+    optimizer: Literal["adam", "adamw", "sgd"] = setting("optimizer", default="adam")
+    weight_decay: float = setting("L2 penalty (decoupled for adamw)", default=0.0, min=0)
+    momentum: float = setting("sgd momentum", default=0.9, min=0, max=1)
+    scheduler: Literal["none", "cosine", "step"] = setting(
+        "learning-rate schedule over the run", default="cosine")
+    step_epochs: int = setting("step scheduler: epochs between decays", default=10, min=1)
+    step_gamma: float = setting("step scheduler: decay factor", default=0.5, min=0, exclusive_min=True)
+    loss: Loss = setting("loss function", default={})
+    grad_clip: float | None = setting(
+        "clip the gradient norm to this value", default=None, min=0, exclusive_min=True)
+    best_metric: str = setting(
+        "validation metric that selects best.pt (e.g. val_loss, f1, miou, snr_db)", default="val_loss")
+    device: Literal["auto", "cpu", "cuda", "mps"] = setting("auto: cuda, then mps, then cpu", default="auto")
     amp: Literal["auto", "fp32", "bf16", "fp16"] = setting(
-        "auto", "precision on CUDA: auto (bf16 autocast when supported, else fp16), bf16, fp16 (with a grad "
-        "scaler), fp32")
-    compile: bool = setting(False, "torch.compile the model")
+        "precision on CUDA: auto (bf16 autocast when supported, else fp16), bf16, fp16 (with a grad scaler),"
+        " fp32", default="auto")
+    compile: bool = setting("torch.compile the model", default=False)
     channels_last: Literal["auto"] | bool = setting(
-        "auto", "channels-last memory layout for 2D/3D convolutions (auto: on, except on MPS)")
-    workers: Literal["auto"] | int = setting("auto", "DataLoader worker processes", min=0)
-    threads: int | None = setting(None, "CPU threads per process for torch (default: one per core); also used "
-                                  "by predict", min=1)
-    seed: int = setting(0, "seed of weights, patch draws and augmentation", min=0)
-    max_steps: int | None = setting(None, "stop after this many optimizer steps", min=1)
-    examples: int = setting(4, "validation patches drawn in examples.png", min=0, max=16)
-    tensorboard: bool = setting(False, "also log metrics.jsonl's numbers and examples.png to <run>/tb/ (needs "
-                                "the tensorboard extra)")
+        "channels-last memory layout for 2D/3D convolutions (auto: on, except on MPS)", default="auto")
+    workers: Literal["auto"] | int = setting("DataLoader worker processes", default="auto", min=0)
+    threads: int | None = setting(
+        "CPU threads per process for torch (default: one per core); also used by predict",
+        default=None, min=1)
+    seed: int = setting("seed of weights, patch draws and augmentation", default=0, min=0)
+    max_steps: int | None = setting("stop after this many optimizer steps", default=None, min=1)
+    examples: int = setting("validation patches drawn in examples.png", default=4, min=0, max=16)
+    tensorboard: bool = setting(
+        "also log metrics.jsonl's numbers and examples.png to <run>/tb/ (needs the tensorboard extra)",
+        default=False)
     init_from: str | None = setting(
-        None, "start from the weights of a run folder or checkpoint (.pt): layers are matched by name, those "
-        "whose shapes differ (e.g. a head with another class count) keep their fresh weights")
+        "start from the weights of a run folder or checkpoint (.pt): layers are matched by name, those whose"
+        " shapes differ (e.g. a head with another class count) keep their fresh weights", default=None)
     freeze: tuple[str, ...] = setting(
-        (), "layers not trained: names as in the model YAML / geocnn summarize, or prefixes (enc1 = enc1.conv1, "
-        "enc1.conv2, ...; enc* = every layer whose name starts with enc)")
+        "layers not trained: names as in the model YAML / geocnn summarize, or prefixes (enc1 = enc1.conv1, "
+        "enc1.conv2, ...; enc* = every layer whose name starts with enc)", default=())
     early_stop: EarlyStop | None = setting(
-        None, "stop when best_metric has not improved by min_delta for patience epochs")
+        "stop when best_metric has not improved by min_delta for patience epochs", default=None)
 
 
 def mask_fields_of(task: Task) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ Every section of a geocnn config (``model``, each layer kind, ``data``, ``train`
 :class:`Record` of :class:`Field` s. Checking is strict — ``"3"`` is not an int, ``true`` is not a
 number, an unknown key is an error with a did-you-mean — and every error names the YAML position.
 The sections code reads as typed objects (``data``, ``train``...) are :class:`Section` s: one
-``name: type = setting(default, doc)`` line per field gives the Record, the frozen dataclass
+``name: type = setting(doc, default=...)`` line per field gives the Record, the frozen dataclass
 and the docs table (:func:`markdown_table`).
 """
 
@@ -464,15 +464,16 @@ class Setting:
     tasks: tuple[str, ...] = ()
 
 
-def setting(default: Any = REQUIRED, doc: str = "", *, min: float | None = None, max: float | None = None,
+def setting(doc: str, *, default: Any = REQUIRED, min: float | None = None, max: float | None = None,
             exclusive_min: bool = False, min_len: int = 0, max_len: int | None = None,
             tasks: tuple[str, ...] = ()) -> Any:
-    """Declare one field of a :class:`Section`, after its annotation.
+    """Declare one field of a :class:`Section`, after its annotation: ``name: type = setting(doc, ...)``.
 
-    ``default`` is the value code reads when the YAML leaves the key out (``REQUIRED``: no
-    default; ``{}`` for a nested section: every field at its default). ``min``/``max``/
+    ``default`` is the value code reads when the YAML leaves the key out (left out: the key is
+    required; ``{}`` for a nested section: every field at its default). ``min``/``max``/
     ``exclusive_min`` bound a number (the items of a list), ``min_len``/``max_len`` a list's
     length; ``tasks`` names the only tasks that read the field (empty: all that read the section).
+    Keywords, not positions, so type checkers see which fields have a default (PEP 681).
     """
     spec = Setting(default, doc, min, max, exclusive_min, min_len, max_len, tuple(tasks))
     return dataclasses.field(metadata={_SETTING: spec})
@@ -522,7 +523,7 @@ def _section_in(hint: Any) -> type[Section] | None:
 def _setting_of(cls: type, name: str) -> Setting:
     spec = cls.__dict__.get(name)
     if not (isinstance(spec, dataclasses.Field) and _SETTING in spec.metadata):
-        raise TypeError(f"{cls.__name__}.{name}: declare a config field as `name: type = setting(default, doc)`")
+        raise TypeError(f"{cls.__name__}.{name}: declare a config field as `name: type = setting(doc, default=...)`")
     return spec.metadata[_SETTING]
 
 
@@ -550,7 +551,7 @@ S = TypeVar("S", bound="Section")
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(setting,))
 class Section:
-    """Base of the config sections: each field declared once, as ``name: type = setting(...)``.
+    """Base of the config sections: each field declared once, as ``name: type = setting(doc, ...)``.
 
     A subclass is a frozen, keyword-only dataclass (what code reads: ``cfg.train.lr``) and gets
     ``record``, the :class:`Record` that validates the YAML and gives the JSON Schema and the
@@ -560,8 +561,8 @@ class Section:
     Example
     -------
     >>> class Clip(Section, title="clip"):
-    ...     norm: float | None = setting(None, "clip the gradient norm to this", min=0, exclusive_min=True)
-    ...     mode: Literal["norm", "value"] = setting("norm", "what is clipped")
+    ...     norm: float | None = setting("clip the gradient norm to this", default=None, min=0, exclusive_min=True)
+    ...     mode: Literal["norm", "value"] = setting("what is clipped", default="norm")
     >>> Clip.parse({"norm": 2}), Clip.record.json()["properties"]["mode"]["enum"]
     (Clip(norm=2.0, mode='norm'), ['norm', 'value'])
     """
