@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ from geocnn.errors import ConfigError
 from geocnn.masking import SAMPLES, TRACES, Masking
 from geocnn.metrics import ConfusionMetrics, HiddenMetrics, Metric, RegressionMetrics, ScalarMetrics, metric
 from geocnn.schema import suggest
+
+# the losses geocnn has (geocnn.losses); each task picks those that fit it
+LossKind = Literal["bce_balanced", "cross_entropy", "dice", "focal", "huber", "l1", "mse"]
 
 OUTPUTS_OF_VALUES = ("values",)
 OUTPUTS_OF_CLASSES = ("probabilities", "labels")
@@ -133,7 +136,7 @@ class Task:
     help: str
     dense: bool  # one answer per sample (the patch size back), else one per patch
     classifies: bool  # scores are class logits; else values
-    losses: tuple[str, ...]  # the first is the default
+    losses: tuple[LossKind, ...]  # the first is the default
     metric_names: tuple[str, ...]  # every validation metric it may report (best_metric choices)
     headlines: tuple[str, str]  # headline metric for two classes (or values), for more classes
     baseline: str  # the trivial prediction its metrics are compared with
@@ -262,7 +265,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          pictures=plots.DENSE_VALUES),
 )}
 
-LOSS_KINDS = tuple(sorted({k for t in TASKS.values() for k in t.losses}))
+LOSS_KINDS: tuple[str, ...] = get_args(LossKind)
 
 
 def get_task(name: str) -> Task:
