@@ -2,14 +2,11 @@
 
 The temporary file holds the complete array from the start (header written, values zero and
 sparse); a write maps just the rows it touches, per channel, so memory stays at the write's size.
-The sidecar (axes, sample axis, sources, channel names) is written at commit.
+The sidecar (axes, sample axis, sources, channel names) is written at commit, just before the rename.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,14 +14,12 @@ import numpy as np
 
 from geocnn import atomic
 from geocnn.errors import OutputExistsError
-from geocnn.grids.pending import OutputSpec, PendingOutput, check_present, fit_window
+from geocnn.grids.pending import FileOutput, OutputSpec, check_present, fit_window
 from geocnn.grids.sidecar import path_for as sidecar_path
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
-class NpyOutput(PendingOutput):
+class NpyOutput(FileOutput):
     """A ``.npy`` being written: ``(channels, *shape)``, or ``shape`` for one channel."""
 
     path: str
@@ -62,19 +57,8 @@ class NpyOutput(PendingOutput):
             block[(slice(None), *window[1:])] = values[c].astype(dtype, copy=False)
             del block
 
-    def commit(self) -> Path:
-        """Flush and rename the temporary file onto :attr:`path`, and write the sidecar."""
-        final = atomic.check_new(self.path, self.force)
-        with open(self.tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+    def _beside(self, final: Path) -> None:
         atomic.write_json(sidecar_path(final), self.sidecar, force=True)
-        os.replace(self.tmp, final)
-        log.info("wrote %s", final)
-        return final
-
-    def abort(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
 
 
 def _create(final: Path, spec: OutputSpec) -> Path:

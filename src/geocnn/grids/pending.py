@@ -15,16 +15,21 @@ What is created is an :class:`OutputSpec`, the same record for every format. A n
 from __future__ import annotations
 
 import abc
+import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from geocnn import atomic
 from geocnn.errors import DataError
 from geocnn.grids.formats import FORMATS, Format, output_format
 from geocnn.grids.grid import Grid
 from geocnn.grids.sidecar import make as make_sidecar
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,3 +164,27 @@ class PendingOutput(abc.ABC):
     def paths(self) -> list[Path]:
         """Every file :meth:`commit` puts in place."""
         return [Path(self.path)]
+
+
+class FileOutput(PendingOutput):
+    """An output that is one file (``.npy``, SEG-Y): committed by flushing it and renaming the temporary
+    file onto :attr:`path`, aborted by removing it. Subclasses have ``force`` too."""
+
+    force: bool
+
+    def commit(self) -> Path:
+        final = atomic.check_new(self.path, self.force)
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        self._beside(final)
+        os.replace(self.tmp, final)
+        log.info("wrote %s", final)
+        return final
+
+    def _beside(self, final: Path) -> None:
+        """Write what goes beside the output (a sidecar) just before it is renamed into place."""
+        return None  # a default: most formats carry everything inside the file
+
+    def abort(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)

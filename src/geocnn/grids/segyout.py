@@ -25,9 +25,7 @@ converts the caller's array in place, a trap this path cannot fall into.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,7 @@ from segyio import BinField, TraceField
 from geocnn import atomic
 from geocnn.errors import DataError
 from geocnn.grids.grid import Grid
-from geocnn.grids.pending import OutputSpec, PendingOutput, check_present, fit_window
+from geocnn.grids.pending import FileOutput, OutputSpec, check_present, fit_window
 from geocnn.grids.segy import (
     BIN_FORMAT,
     BIN_INTERVAL,
@@ -123,7 +121,7 @@ def trace_selection(like: Grid, positions: tuple[np.ndarray, ...] | None = None,
 
 
 @dataclass(frozen=True, eq=False)
-class SegyOutput(PendingOutput):
+class SegyOutput(FileOutput):
     """A SEG-Y being written: where the traces are, and which trace each output position writes."""
 
     path: str
@@ -179,19 +177,6 @@ class SegyOutput(PendingOutput):
                        shape=(hi - lo + 1,))
         mm["samples"][numbers - lo, samples] = block
         del mm
-
-    def commit(self) -> Path:
-        """Flush and rename the temporary file onto :attr:`path`."""
-        final = atomic.check_new(self.path, self.force)
-        with open(self.tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp, final)
-        log.info("wrote %s", final)
-        return final
-
-    def abort(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
 
 
 def _template(like: Grid, where: str) -> tuple[SegyFile, str | None]:
