@@ -17,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 
 from geocnn.errors import ConfigError
 
 # The grid axes a 2D section spans, in model-axis order (config's ``data.section`` reads this too).
-SECTION_AXES = {"inline": ("crossline", "sample"), "crossline": ("inline", "sample"),
+SectionName = Literal["inline", "crossline", "time"]
+SECTION_AXES: dict[SectionName, tuple[str, str]] = {"inline": ("crossline", "sample"), "crossline": ("inline", "sample"),
                 "time": ("inline", "crossline")}
 BLENDS = ("gaussian", "linear", "none")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -28,6 +28,10 @@ from geocnn.masking import SAMPLES, TRACES, Masking
 from geocnn.metrics import ConfusionMetrics, HiddenMetrics, Metric, RegressionMetrics, ScalarMetrics, metric
 from geocnn.outputs import AUTO, LABELS, PROBABILITIES, VALUES, Output, class_labels, outputs_of
 from geocnn.schema import suggest
+
+# the losses geocnn has (geocnn.losses); each task picks those that fit it
+LossKind = Literal["bce_balanced", "cross_entropy", "dice", "focal", "huber", "l1", "mse"]
+
 
 # ----------------------------------------------------------------------------- scores
 
@@ -106,7 +110,7 @@ class Task:
     help: str
     dense: bool  # one answer per sample (the patch size back), else one per patch
     classifies: bool  # scores are class logits; else values
-    losses: tuple[str, ...]  # the first is the default
+    losses: tuple[LossKind, ...]  # the first is the default
     metric_names: tuple[str, ...]  # every validation metric it may report (best_metric choices)
     headlines: tuple[str, str]  # headline metric for two classes (or values), for more classes
     baseline: str  # the trivial prediction its metrics are compared with
@@ -217,7 +221,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          pictures=plots.DENSE_VALUES),
 )}
 
-LOSS_KINDS = tuple(sorted({k for t in TASKS.values() for k in t.losses}))
+LOSS_KINDS: tuple[str, ...] = get_args(LossKind)
 
 
 def get_task(name: str) -> Task:
