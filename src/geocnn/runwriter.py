@@ -33,11 +33,11 @@ class RunWriter:
     """The files of one run folder, written by the main process."""
 
     def __init__(self, run: Path, cfg: Config, d: data_mod.TrainingData, rt: device.Runtime,
-                 replacement: runfolder.Replacement | None) -> None:
+                 replacement: runfolder.Replacement | None, headline: str) -> None:
         self.run, self.cfg, self.d, self.rt = run, cfg, d, rt
         self.main = rt.main
         self.replacement = replacement
-        self.headline = cfg.task.headline(d.classes).name
+        self.headline = headline  # the metric the log and loss.png show beside the losses
         self.history: list[EpochRecord] = []  # every epoch's line so far (loss.png draws them all)
         self.tb: tensorboard_log.TensorBoardLog | None = None
 

@@ -287,7 +287,7 @@ def _set_up(cfg: Config, run: Path, resume: bool, force: bool, rt: device.Runtim
     d = data_mod.build(cfg, stored=start.normalization())
     tracker = BestTracker.of(cfg.train.best_metric, cfg.task.headline(d.classes).name, cfg.train.early_stop)
     net, init_report = _network(cfg, d, rt, start, tracker, reset_optimizer, run)
-    writer = RunWriter(run, cfg, d, rt, replacement)
+    writer = RunWriter(run, cfg, d, rt, replacement, tracker.headline)
     writer.begin(start, force, reset_optimizer, net.counts, net.receptive_field, init_report)
     net.model.train()
     sampler = data_mod.EpochSampler(d.per_process(rt.world_size))
