@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geocnn.blindspots import BlindShape
 from geocnn.errors import ConfigError
 from geocnn.grids.normalize import METHODS as NORMALIZATION_METHODS
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
@@ -103,10 +104,13 @@ MASK = Record([
           "coherent along it); reconstruct_traces: the lateral axis gaps run along (default: the first)"),
     Field("length", Int(min=1, max=63), 5, "denoise_self with axis: samples on that line (odd), centred on the blind spot"),
     Field("gap", Int(min=1, max=64), 1, "reconstruct_traces: adjacent traces per hidden gap (1: scattered traces)"),
-], title="mask")
+    Field("shape", OneOf(Choice("auto"), ListOf(OneOf(Int(min=1, max=255), Choice("all")), min_len=1, max_len=3)),
+          None, "denoise_self: the blind region hidden around each blind spot, one odd size per patch axis or all "
+          "(the whole patch along it); auto: from the noise correlation measured on the inputs (geocnn.blindspots)"),
+], title="mask", shorthand="shape")
 
 # the mask fields only one self-supervised task reads (a field given to the other is an error)
-MASK_FIELDS_OF = {"denoise_self": ("ratio", "radius", "replace", "axis", "length"),
+MASK_FIELDS_OF = {"denoise_self": ("ratio", "radius", "replace", "axis", "length", "shape"),
                   "reconstruct_traces": ("ratio", "axis", "gap")}
 
 DATA = Record([
@@ -248,6 +252,7 @@ class Mask:
     axis: str | None
     length: int
     gap: int
+    shape: str | tuple[int | str, ...] | None
 
 
 @dataclass(frozen=True)
@@ -474,7 +479,10 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
         if key in MASK.by_name and key not in MASK_FIELDS_OF[task.name] and value != MASK.by_name[key].default:
             raise m.at(key).error(f"mask.{key} does not apply to task {task.name}",
                                   f"{task.name} reads {', '.join(MASK_FIELDS_OF[task.name])}")
-    if mask["ratio"] is None:
+    if mask["shape"] is not None and (given_mask or {}).get("axis") is not None:
+        raise m.at("axis").error("give mask.shape or mask.axis + length, not both",
+                                 "a line of 7 samples along sample is shape [1, 7] on a crossline × sample patch")
+    if mask["ratio"] is None and mask["shape"] is None:  # a shaped mask hides about a quarter of each patch
         mask["ratio"] = task.masking.default_ratio
     patch = data["patch"]
     if mask["radius"] >= max(patch):
@@ -499,6 +507,11 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
         if axis and mask["gap"] > along // 2:
             raise m.at("gap").error(f"gap {mask['gap']} leaves no live trace on both sides in a patch of {along} "
                                     f"along {axis}", f"use at most {along // 2}")
+    elif isinstance(mask["shape"], list):
+        try:
+            BlindShape.parse(mask["shape"]).check(patch, axes)
+        except ValueError as exc:
+            raise m.at("shape").error(str(exc), f"give one odd size or all per patch axis ({', '.join(axes)})") from None
     elif axis is not None and mask["length"] > patch[axes.index(axis)]:
         along = patch[axes.index(axis)]
         raise m.at("length").error(f"length {mask['length']} is longer than the patch along {axis} ({along})",
