@@ -113,6 +113,10 @@ def measure(name: str, noisy: Path, clean: Path, folder: Path, args) -> dict:
             "steps": f"{epochs} × {sampling['patches_per_epoch']} patches"}
 
 
+def _seconds(cpu: float | None) -> str:
+    return "" if cpu is None else f"{cpu:.1f}" if cpu < 10 else f"{cpu:.0f}"
+
+
 def gain(r: dict, method: str) -> float:
     return r["snr"][method] - r["snr"]["input"]
 
@@ -141,8 +145,7 @@ def main() -> None:
             cpu = r["cpu_s"].get(method)
             rows.append([f"{r['cube']} (inlines {r['inlines']})" if method == "input" else "", method,
                          f"{r['snr'][method]:.2f}", f"{g:+.2f}" if method != "input" else "", share,
-                         f"{cpu:.0f}" if cpu is not None else "", r["steps"] if method in ("self-supervised",
-                                                                                          "supervised") else ""])
+                         _seconds(cpu), r["steps"] if method in ("self-supervised", "supervised") else ""])
     print(C.table(["cube", "method", "SNR dB", "gain dB", "of supervised", "CPU s", "training"], rows))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
