@@ -207,3 +207,15 @@ def test_auto_measures_the_noise_logs_the_choice_and_trains_on_every_sample(tmp_
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"]["mask"]["shape"] == "auto"  # measured again on resume, the same way
     assert json.loads(json.dumps(val)) == val
+
+
+def test_three_d_regions_hide_a_column_of_traces():
+    x = np.arange(8 * 10 * 16, dtype=np.float32).reshape(1, 8, 10, 16)  # value = flat position
+    shape = BlindShape.parse([3, 3, "all"])
+    masked, scored = hide_regions(x, shape, 1 / 80, "neighbour", np.random.default_rng(4))
+    (ci, cj), = np.argwhere(scored.all(axis=2))  # one blind trace, scored over its whole length
+    hidden = np.zeros((8, 10, 16), bool)
+    hidden[max(0, ci - 1):ci + 2, max(0, cj - 1):cj + 2] = True
+    assert np.array_equal(masked[0] != x[0], hidden) and scored.sum() == 16
+    sources = masked[0][hidden].astype(int)
+    assert not hidden.reshape(-1)[sources].any()
