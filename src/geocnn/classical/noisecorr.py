@@ -6,8 +6,9 @@ data hold signal too, and the signal is far more correlated than the noise; it h
 
 1. every trace is divided by its robust level (1.4826 × the median absolute deviation) and
    clipped at ±4, so bad traces, a level trend and spikes do not dominate the sums;
-2. along each lateral axis, every line is predicted by f-x prediction (:mod:`geocnn.classical.fx`)
-   from traces ``GAP + 1`` and more away on both sides. Seismic signal (locally plane events) is
+2. along each lateral axis, every line is predicted by f-x prediction (:mod:`geocnn.classical.fx`,
+   in small overlapping windows of ``WINDOW`` traces × samples, so the filters follow the local
+   dips) from traces ``GAP + 1`` and more away on both sides. Seismic signal (locally plane events) is
    predicted; noise is predicted only through those far traces, whose noise is nearly independent
    of the predicted trace's. The residual is the noise plus a little unpredicted signal, and a
    sum of independent noise copies keeps the noise's correlation shape;
@@ -41,7 +42,10 @@ CORRELATED = 1 / 3  # |correlation| from which two samples' noise counts as corr
 MAX_LINES = 64  # lines read per lateral axis (a bounded, seeded sample)
 MAX_TRACES = 96  # traces read per line
 MAX_SAMPLES = 256  # samples read per trace
-PREDICTION = FxParams(window_traces=16, filter_len=4, window_s=10.0, fmin_hz=0.0, fmax_fraction=1.0, gap=GAP)
+WINDOW = (16, 10)  # traces × samples of a prediction window: short, so the filters follow local dips
+# the residual is computed in sample units (dt = 1), so window_s counts samples; every frequency is predicted
+PREDICTION = FxParams(window_traces=WINDOW[0], filter_len=4, window_s=WINDOW[1], fmin_hz=0.0, fmax_fraction=1.0,
+                      gap=GAP)
 
 
 @dataclass(frozen=True)
