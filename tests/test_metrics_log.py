@@ -95,16 +95,18 @@ def test_non_finite_values_are_null_with_a_reason_and_come_back():
 
 
 def test_a_task_may_add_metrics_and_compared_methods():
-    # e.g. a self-supervised task adding an f-x deconvolution result beside its trivial baseline
+    # a self-supervised task's f-x deconvolution beside its trivial baseline, and a method of a future task
     val = Validation({"snr_db": 3.5, "clean_snr_db": 8.6, "baseline": {"clean_snr_db": 2.5},
-                      "fx_decon": {"clean_snr_db": 5.1}})
-    assert val.names == ("snr_db", "clean_snr_db") and list(val.baselines) == ["baseline", "fx_decon"]
-    assert val.baseline("clean_snr_db", "fx_decon") == 5.1 and val.baseline("snr_db") is None
-    assert with_baselines(val, "clean_snr_db", 8.6) == "clean_snr_db 8.6 (baseline 2.5, fx_decon 5.1)"
+                      "classical": {"method": "f-x deconvolution", "clean_snr_db": 5.1}, "pocs": {"snr_db": 1.0}})
+    assert val.names == ("snr_db", "clean_snr_db") and list(val.baselines) == ["baseline", "classical", "pocs"]
+    assert val.baseline("clean_snr_db", "classical") == 5.1 and val.baseline("snr_db") is None
+    assert [val.label(m) for m in val.baselines] == ["baseline", "f-x deconvolution", "pocs"]
+    assert with_baselines(val, "clean_snr_db", 8.6) == "clean_snr_db 8.6 (baseline 2.5, f-x deconvolution 5.1)"
+    assert with_baselines(val, "snr_db", 3.5) == "snr_db 3.5 (pocs 1)"
     r = EpochRecord(1, 4, 0.5, 0.4, val, lr=0.01, patches_per_s=10.0, data_wait_fraction=0.25, time_s=1.0)
     assert EpochRecord.from_json(r.to_json()) == r
     assert epoch_line(r, "clean_snr_db") == ("train loss 0.5, val loss 0.4, clean_snr_db 8.6 (baseline 2.5, "
-                                             "fx_decon 5.1), 10 patches/s, waiting on data 25%")
+                                             "f-x deconvolution 5.1), 10 patches/s, waiting on data 25%")
 
 
 def test_truncate_keeps_the_lines_it_keeps_as_written(tmp_path):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from geocnn.blindspots import BlindShape
 from geocnn.errors import ConfigError
 from geocnn.grids.normalize import NormalizationMethod
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
@@ -109,7 +110,7 @@ class Augment(Section, title="augment"):
     noise: float = setting("std of Gaussian noise added to the normalised input", default=0.0, min=0)
 
 
-class Mask(Section, title="mask"):
+class Mask(Section, title="mask", shorthand="shape"):
     """``data.mask``: what a self-supervised task hides in each patch (see geocnn.masking).
 
     ``tasks=`` names the only task that reads a field: giving it (changed from its default) with
@@ -135,6 +136,10 @@ class Mask(Section, title="mask"):
     gap: int = setting(
         "adjacent traces per hidden gap (1: scattered traces)",
         default=1, min=1, max=64, tasks=("reconstruct_traces",))
+    shape: Literal["auto"] | tuple[int | Literal["all"], ...] | None = setting(
+        "the blind region hidden around each blind spot: one odd size per patch axis, or all (the whole patch "
+        "along it); auto: from the noise correlation measured on the inputs (geocnn.blindspots)",
+        default=None, min=1, max=255, min_len=1, max_len=3, tasks=("denoise_self",))
 
 
 class Data(Section, title="data"):
@@ -377,7 +382,10 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
         if key in fields and key not in read and value != fields[key].default:
             raise m.at(key).error(f"mask.{key} does not apply to task {task.name}",
                                   f"{task.name} reads {', '.join(read)}")
-    if mask["ratio"] is None:
+    if mask["shape"] is not None and (given_mask or {}).get("axis") is not None:
+        raise m.at("axis").error("give mask.shape or mask.axis + length, not both",
+                                 "a line of 7 samples along sample is shape [1, 7] on a crossline × sample patch")
+    if mask["ratio"] is None and mask["shape"] is None:  # a shaped mask hides about a quarter of each patch
         mask["ratio"] = task.masking.default_ratio
     patch = data["patch"]
     if mask["radius"] >= max(patch):
@@ -402,6 +410,11 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
         if axis and mask["gap"] > along // 2:
             raise m.at("gap").error(f"gap {mask['gap']} leaves no live trace on both sides in a patch of {along} "
                                     f"along {axis}", f"use at most {along // 2}")
+    elif isinstance(mask["shape"], (list, tuple)):
+        try:
+            BlindShape.parse(mask["shape"]).check(patch, axes)
+        except ValueError as exc:
+            raise m.at("shape").error(str(exc), f"give one odd size or all per patch axis ({', '.join(axes)})") from None
     elif axis is not None and mask["length"] > patch[axes.index(axis)]:
         along = patch[axes.index(axis)]
         raise m.at("length").error(f"length {mask['length']} is longer than the patch along {axis} ({along})",

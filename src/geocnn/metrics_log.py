@@ -15,9 +15,9 @@ read back with those fields empty, and write back as they were.
 The validation metric set is the task's and stays open: :class:`Validation` holds what the task's
 accumulator computed (:mod:`geocnn.metrics`), in its order — metric name → number, or a list for
 per-class values and the confusion matrix — and, each under its own name, a mapping of the scores
-of a method the task compares with (``baseline``: the trivial prediction; a self-supervised task
-may add another, e.g. f-x deconvolution). A task adds a metric by computing it; nothing here
-changes.
+of a method the task compares with (``baseline``: the trivial prediction; ``classical``: the
+field's own method, named by its ``method`` entry, e.g. f-x deconvolution). A task adds a metric
+or a compared method by computing it; nothing here changes.
 
 Standard library and NumPy only: pictures and TensorBoard read records without torch.
 """
@@ -122,6 +122,12 @@ class Validation:
     def baseline(self, name: str, method: str = BASELINE) -> float | None:
         """What ``method`` scored on the metric ``name`` (None when it was not scored)."""
         return _number(self.baselines.get(method, {}).get(name))
+
+    def label(self, method: str) -> str:
+        """How a compared method is called: its scores' ``method`` entry (``classical``: "f-x
+        deconvolution"), else its name."""
+        named = self.baselines.get(method, {}).get("method")
+        return named if isinstance(named, str) else method
 
     @property
     def confusion(self) -> list[list[int]] | None:

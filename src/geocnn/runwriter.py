@@ -21,7 +21,7 @@ from geocnn import data as data_mod
 from geocnn import device, metrics_log, plots, runfolder, runs, summary, tensorboard_log, transfer
 from geocnn.atomic import write_json
 from geocnn.config import Config
-from geocnn.metrics_log import BASELINE, EpochRecord, Validation, strict_json
+from geocnn.metrics_log import EpochRecord, Validation, strict_json
 from geocnn.resume import Start
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,10 @@ class RunWriter:
 # ----------------------------------------------------------------------------- one line each
 
 def with_baselines(val: Validation, name: str, value: float) -> str:
-    """``f1 0.4 (baseline 0)``: a metric beside what each compared method scored on it."""
-    others = [(method, val.baseline(name, method)) for method in val.baselines]
-    shown = [f"{'baseline' if method == BASELINE else method} {v:.4g}" for method, v in others if v is not None]
+    """``snr_db 5.1 (baseline 1.3, f-x deconvolution 4.2)``: a metric beside what each compared
+    method scored on it (the trivial baseline, the field's own method when the task reports one)."""
+    scored = [(val.label(method), val.baseline(name, method)) for method in val.baselines]
+    shown = [f"{label} {v:.4g}" for label, v in scored if v is not None]
     return f"{name} {value:.4g}" + (f" ({', '.join(shown)})" if shown else "")
 
 
@@ -201,7 +202,12 @@ def _best_text(run: Path, lines: list[EpochRecord], epoch: int, name: str, value
         val = next((r for r in reversed(lines) if r.epoch == epoch), last).val
         text = f"best epoch {epoch} of {last.epoch}: {with_baselines(val, name, value)}"
     there = val.value(headline) if headline and headline != name else None
-    return text + (f"; {with_baselines(val, headline, there)} there" if there is not None else "")
+    if there is not None:
+        text += f"; {with_baselines(val, headline, there)} there"
+    clean = val.value("clean_snr_db")
+    if clean is not None:  # self-supervised with a clean twin: the figure that counts
+        text += f"; against the clean twin {with_baselines(val, 'clean_snr_db', clean)}"
+    return text
 
 
 def _starting_scores(run: Path) -> tuple[str, Validation]:
