@@ -25,7 +25,7 @@ AXES = ("crossline", "sample")
 
 
 def mask(**kw):
-    base = {"ratio": 0.02, "radius": 2, "replace": "neighbour", "axis": None, "length": 5, "gap": 1}
+    base = {"ratio": 0.02, "radius": 2, "replace": "neighbour", "axis": None, "length": 5, "gap": 1, "shape": None}
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -271,9 +271,11 @@ def test_run_records_hidden_scores_in_metrics_jsonl(tmp_path):
 def test_json_schema_has_the_mask_section(cli):
     schema = json.loads(cli("schema").stdout)
     data = schema["properties"]["data"]["properties"]
-    assert set(data["mask"]["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap"}
-    assert data["mask"]["properties"]["ratio"]["maximum"] == 0.5
-    assert data["mask"]["properties"]["replace"]["enum"] == ["neighbour", "zero"]
+    record, shorthand = data["mask"]["anyOf"]  # mask: auto is mask: {shape: auto}
+    assert set(record["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap", "shape"}
+    assert record["properties"]["ratio"]["maximum"] == 0.5
+    assert record["properties"]["replace"]["enum"] == ["neighbour", "zero"]
+    assert shorthand == record["properties"]["shape"]
     assert "clean" in data and {"denoise_self", "reconstruct_traces"} <= set(schema["properties"]["task"]["enum"])
 
 

@@ -29,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from geocnn.blindspots import BlindShape, hide_regions
+from geocnn.classical.fx import fx_decon_lines
+
 TIME_AXES = ("sample", "time", "depth", "twt")  # the axis a trace runs along
 
 
@@ -74,7 +77,10 @@ def line_positions(spots: np.ndarray, axis: int, length: int, shape: tuple[int, 
 
 def hide_samples(x: np.ndarray, mask: Any, axes: tuple[str, ...], rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Noise2Void / StructN2V blind spots: (masked input, hidden) — see the module docstring."""
+    """Noise2Void / StructN2V blind spots: (masked input, hidden) — see the module docstring; with
+    ``mask.shape``, blind regions (:mod:`geocnn.blindspots`)."""
+    if mask.shape is not None:
+        return hide_regions(x, BlindShape.parse(mask.shape), mask.ratio, mask.replace, rng)
     shape = x.shape[1:]
     spots = blind_spots(shape, mask.ratio, rng)
     line_axis = axes.index(mask.axis) if mask.axis is not None else None
@@ -96,6 +102,26 @@ def hide_samples(x: np.ndarray, mask: Any, axes: tuple[str, ...], rng: np.random
 def input_baseline(masked: np.ndarray, hidden: np.ndarray, axes: tuple[str, ...], mask: Any) -> np.ndarray:
     """Blind spots: what the network was shown there (the input itself) is the trivial prediction."""
     return masked
+
+
+def fx_axes(axes: tuple[str, ...]) -> tuple[int, int] | None:
+    """(sample axis, line axis) of a patch for f-x deconvolution: lines run along the last lateral
+    axis (crosslines within an inline, as on a whole cube); None without a sample or lateral axis."""
+    time = [i for i, a in enumerate(axes) if a in TIME_AXES]
+    lateral = [i for i in range(len(axes)) if i not in time]
+    return (time[0], lateral[-1]) if time and lateral else None
+
+
+def fx_baseline(values: np.ndarray, axes: tuple[str, ...], dt_s: float) -> np.ndarray:
+    """Textbook f-x deconvolution of an unmasked patch (C, *patch), each line on its own
+    (:func:`fx_axes`); a patch without a sample axis passes unchanged."""
+    which = fx_axes(axes)
+    if which is None:
+        return values
+    time, line = which
+    x = np.moveaxis(values, time + 1, -1)  # (C, ..., samples)
+    done = fx_decon_lines(x, dt_s, axis=line + 1 - (line > time))
+    return np.moveaxis(done, -1, time + 1).astype(values.dtype)
 
 
 # ----------------------------------------------------------------------------- traces
@@ -186,6 +212,8 @@ class Masking:
     baseline_help: str
     check: Callable[..., Any]  # (patch axes, mask) → raises ValueError when the patch cannot be masked so
     fills_traces: bool  # predict fills the missing traces only (live traces pass through); else every sample
+    classical: Callable[..., np.ndarray] | None = None  # (unmasked patch, axes, dt_s) → the field's own method
+    classical_name: str = ""
 
 
 def _any_patch(axes: tuple[str, ...], mask: Any) -> None:
@@ -198,7 +226,7 @@ def _trace_patch(axes: tuple[str, ...], mask: Any) -> None:
 
 SAMPLES = Masking("samples", 0.02, hide_samples, input_baseline, True,
                   "the input itself (the replaced value on hidden samples; the noisy input against the clean twin)",
-                  _any_patch, False)
+                  _any_patch, False, fx_baseline, "f-x deconvolution")
 TRACES = Masking("traces", 0.15, hide_traces, interpolate_traces, False,
                  "linear interpolation between the neighbouring live traces, on the same hidden traces", _trace_patch,
                  True)

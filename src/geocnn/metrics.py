@@ -15,7 +15,10 @@ over the whole validation set, not averages of batch averages.
 - scalar: MSE, MAE, R²; baseline = the training mean.
 - self-supervised (denoise_self, reconstruct_traces): MSE and SNR on the hidden samples only,
   against the noisy values that were hidden; baseline = the task's trivial fill of the same
-  samples. With a clean twin (``data.clean``, evaluation only) also ``clean_snr_db``.
+  samples. With a clean twin (``data.clean``, evaluation only) also ``clean_snr_db``, and beside
+  it the field's own method's (``classical``: f-x deconvolution for denoise_self). Against the
+  noisy values it is not scored: a method that keeps the noise neighbouring traces share scores
+  well there.
 """
 
 from __future__ import annotations
@@ -68,8 +71,10 @@ class HiddenMetrics:
     """
 
     def __init__(self) -> None:
-        # [Σ t², Σ (p − t)², Σ (b − t)², n | Σ c², Σ (p − c)², Σ (b − c)², n clean, clean available]
-        self.sums = torch.zeros(9, dtype=torch.float64)
+        # [Σ t², Σ (p − t)², Σ (b − t)², n | Σ c², Σ (p − c)², Σ (b − c)², n clean, clean available
+        #  | Σ (f − c)², classical available]: f = the field's own method (f-x deconvolution)
+        self.sums = torch.zeros(11, dtype=torch.float64)
+        self.classical_name = ""
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor,
                hidden: torch.Tensor | None = None) -> None:
@@ -84,14 +89,25 @@ class HiddenMetrics:
         self.sums[4:8] += _masked_sums(pred, clean, baseline, where)
         self.sums[8] = 1
 
+    def update_classical(self, name: str, pred: torch.Tensor, clean: torch.Tensor,
+                         where: torch.Tensor | None = None) -> None:
+        """Add the classical method's prediction of a batch against the clean twin, over ``where``
+        (None: every sample): the same samples as :meth:`update_clean`, whose signal sums it shares."""
+        self.classical_name = name
+        where = torch.ones_like(clean, dtype=torch.bool) if where is None else where
+        self.sums[9] += _masked_sums(pred, clean, pred, where.expand_as(clean))[1]
+        self.sums[10] = 1
+
     def compute(self) -> dict:
-        sig, err, base, n, csig, cerr, cbase, _, has_clean = self.sums.tolist()
+        sig, err, base, n, csig, cerr, cbase, _, has_clean, fcerr, has_classical = self.sums.tolist()
         n = max(n, 1)
         out = {"mse": err / n, "snr_db": _db(sig, err)}
         out["baseline"] = {"mse": base / n, "snr_db": _db(sig, base)}
         if has_clean:
             out["clean_snr_db"] = _db(csig, cerr)
             out["baseline"]["clean_snr_db"] = _db(csig, cbase)
+        if has_classical and has_clean:
+            out["classical"] = {"method": self.classical_name, "clean_snr_db": _db(csig, fcerr)}
         return out
 
 

@@ -687,8 +687,7 @@ def epoch_line(record: dict, headline: str) -> str:
         parts.append(f"val loss {record['val_loss']:.4g}")
     val = record.get("val") or {}
     if headline in val:
-        base = val.get("baseline", {}).get(headline)
-        parts.append(f"{headline} {val[headline]:.4g}" + (f" (baseline {base:.4g})" if base is not None else ""))
+        parts.append(_with_baseline(record, headline, val[headline]))
     parts.append(f"{record['patches_per_s']:.0f} patches/s, waiting on data {100 * record['data_wait_fraction']:.0f}%")
     return ", ".join(parts)
 
@@ -709,6 +708,8 @@ def outcome_line(run: Path) -> str:
         headline = best.get("headline")
         if headline and headline != name and headline in (at.get("val") or {}):
             text += f"; {_with_baseline(at, headline, at['val'][headline])} there"
+        if "clean_snr_db" in (at.get("val") or {}):  # self-supervised with a clean twin: the figure that counts
+            text += f"; against the clean twin {_with_baseline(at, 'clean_snr_db', at['val']['clean_snr_db'])}"
         parts.append(text)
     if last.get("stopped_early"):
         es = last["early_stop"]
@@ -724,5 +725,11 @@ def outcome_line(run: Path) -> str:
 
 
 def _with_baseline(record: dict, name: str, value: float) -> str:
-    base = ((record.get("val") or {}).get("baseline") or {}).get(name)
-    return f"{name} {value:.4g}" + (f" (baseline {base:.4g})" if base is not None else "")
+    """``snr_db 5.1 (baseline 1.3, f-x deconvolution 4.2)``: the value beside the trivial baseline and
+    the field's own method when the task reports one."""
+    val = record.get("val") or {}
+    base = (val.get("baseline") or {}).get(name)
+    classical = val.get("classical") or {}
+    beside = ([f"baseline {base:.4g}"] if base is not None else []) + \
+        ([f"{classical['method']} {classical[name]:.4g}"] if name in classical else [])
+    return f"{name} {value:.4g}" + (f" ({', '.join(beside)})" if beside else "")

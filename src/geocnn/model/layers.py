@@ -178,6 +178,9 @@ CONV_ARGS = Record([
     Field("bias", Bool(), default=True, help="learn one bias per output channel"),
     Field("padding_mode", Choice("zeros", "reflect", "replicate", "circular"), default="zeros",
           help="what the padded samples hold"),
+    Field("blind", ListOf(OneOf(_POS, Choice("all"))), default=None,
+          help="a blind centre: taps of this odd size per axis (all = the whole kernel) held at zero, so the "
+               "output never reads the input there (self-supervised denoising, geocnn.blindspots)"),
 ], title="conv", shorthand="out")
 
 
@@ -193,21 +196,41 @@ def _conv_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
         raise ctx.fail(f"reflect padding {max(max(p) for p in pads)} needs more than that many samples "
                        f"(input {fmt_shape(x.shape)})", "use padding_mode: replicate or zeros")
     out = _after_window(x, cout, sizes, a["kernel"], a["stride"], a["dilation"], pads, a["padding_mode"])
+    blind = _blind_taps(a, ctx)
     per_filter = [*a["kernel"], cin // g, cout]
     weights = _prod(per_filter)
     params = weights + (cout if a["bias"] else 0)
     formula = "·".join(str(f) for f in per_filter) + (f" + {cout}" if a["bias"] else "") + f" = {params:,}"
     macs = _prod(sizes) * cout * (cin // g) * _prod(a["kernel"])
     one = "1×1 conv (mixes channels only)" if all(k == 1 for k in a["kernel"]) else ""
-    notes = _join(one, _pad_note(padding, pads), f"groups {g}" if g > 1 else "",
+    notes = _join(one, f"blind centre {'×'.join(map(str, blind))} (taps held at zero)" if blind else "",
+                  _pad_note(padding, pads), f"groups {g}" if g > 1 else "",
                   f"dilation {'×'.join(map(str, a['dilation']))}" if any(d > 1 for d in a["dilation"]) else "",
                   f"stride {'×'.join(map(str, a['stride']))}" if any(s > 1 for s in a["stride"]) else "")
     return Outcome(out, params, macs, formula, notes, warns)
 
 
+def _blind_taps(a: dict, ctx: LayerCtx | None) -> tuple[int, ...] | None:
+    """``blind`` as tap counts per axis (``all`` = the kernel), checked against the kernel."""
+    if a.get("blind") is None:
+        return None
+    kernel = a["kernel"]
+    if len(a["blind"]) != len(kernel):
+        raise ctx.fail(f"blind has {len(a['blind'])} sizes for a {len(kernel)}-D kernel", "give one per axis")
+    taps = tuple(k if b == "all" else b for b, k in zip(a["blind"], kernel))
+    for b, k, axis in zip(taps, kernel, ctx.axes if ctx else kernel):
+        if b > k or (b - k) % 2:
+            raise ctx.fail(f"blind {b} along {axis} is not a centred part of kernel {k}",
+                           "use an odd blind size and an odd kernel, blind ≤ kernel (or all)")
+    if all(b == k for b, k in zip(taps, kernel)):
+        raise ctx.fail("blind covers the whole kernel: the layer would read nothing",
+                       "leave taps outside the blind centre along at least one axis")
+    return taps
+
+
 def _conv_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
     return M.Conv(dims, xs[0].channels, a["out"], a["kernel"], a["stride"], _norm_padding(a, dims),
-                  a["dilation"], a["groups"], a["bias"], a["padding_mode"])
+                  a["dilation"], a["groups"], a["bias"], a["padding_mode"], _blind_taps(a, None))
 
 
 # ----------------------------------------------------------------------------- transposed conv
