@@ -14,9 +14,9 @@ The survey is ``data_samples/seismic_noisy.sgy`` with ``data_samples/faults.npy`
 generator: ``data_samples/make_samples.py``; field-like noise). Every network is scored the same
 way, on the fine-tune config's held-out inlines (``split.json``: inlines 1040-1063): ``geocnn
 predict`` over the whole survey, probability > 0.5, F1/IoU/precision/recall of the fault voxels of
-those inlines. The pretrained network is applied as it is — no step on the survey — to the survey
-standardised with its own statistics (as fine-tuning normalises it), since it was trained on
-unit-scale synthetic amplitudes. Trivial baselines: all background (F1 0) and all fault.
+those inlines. The pretrained network is applied as it is — no step on the survey — with
+``geocnn predict --normalize input`` (the survey normalised with its own statistics, as fine-tuning
+normalises it), since it was trained on unit-scale synthetic amplitudes. Trivial baselines: all background (F1 0) and all fault.
 
 Rows show the mean over seeds and (min–max). Targets (issue 16 §4): fine-tuned F1 ≥ from scratch
 + 0.05; the pretrained network as it is above all background (F1 0).
@@ -35,10 +35,7 @@ import numpy as np
 import torch
 
 from geocnn.config import load_config
-from geocnn.grids.grid import open_grid
-from geocnn.grids.normalize import estimate
-from geocnn.grids.spec import InputSpec
-from geocnn.predict import load_trained, predict
+from geocnn.predict import predict
 from geocnn.synth.write import write_fault_cubes
 from geocnn.train import train
 
@@ -60,21 +57,11 @@ def held_out(run: Path) -> slice:
     return slice(lo, hi)
 
 
-def standardised(run: Path, cube: Path, out: Path) -> Path:
-    """``cube`` as a .npy in the run's training units: standardised with its own statistics (the
-    run's method), then mapped to the run's — what fine-tuning's own normalisation does."""
-    norm = load_trained(run).norm
-    own = estimate(open_grid(InputSpec(path=str(cube))), norm.method, 2000, 0)
-    grid = open_grid(InputSpec(path=str(cube)))
-    x = grid.read(tuple(slice(None) for _ in grid.shape))[0]
-    np.save(out, ((x - own.center[0]) / own.scale[0] * norm.scale[0] + norm.center[0]).astype(np.float32))
-    return out
-
-
-def score_run(run: Path, cube: Path, labels: np.ndarray, block: slice, work: Path) -> dict[str, float]:
+def score_run(run: Path, cube: Path, labels: np.ndarray, block: slice, work: Path,
+              normalize: str = "run") -> dict[str, float]:
     """Predict the whole survey with ``run`` and score the held-out block."""
     out = work / f"{run.name}.prob.npy"
-    predict(run, [cube], out, output="probabilities", force=True, pictures=False, threads=1)
+    predict(run, [cube], out, output="probabilities", force=True, pictures=False, threads=1, normalize=normalize)
     return scores(np.load(out).reshape(labels.shape)[block], labels[block])
 
 
@@ -102,7 +89,7 @@ def one_seed(seed: int, args, synth: Path, work: Path, labels: np.ndarray) -> di
     bce, bce_s = trained(C.ROOT / "configs/faults3d_finetune.yaml", work / f"scratch_bce{seed}",
                          field + ["train.init_from=null", "train.freeze=[]", "train.loss=bce_balanced"])
     block = held_out(fine)
-    as_is = score_run(pre, standardised(pre, args.cube, work / "standardised.npy"), labels, block, work)
+    as_is = score_run(pre, args.cube, labels, block, work, normalize="input")
     return {"seed": seed, "block": [block.start, block.stop],
             "pretrained": {**as_is, "seconds": pre_s},
             "finetuned": {**score_run(fine, args.cube, labels, block, work), "seconds": fine_s},
