@@ -119,6 +119,7 @@ class Task:
     make_metrics: Callable[..., Any]  # (classes, majority, ignore_index, train_mean) → accumulator
     pictures: plots.Pictures  # its validation examples and prediction preview
     masking: Masking | None = None  # self-supervised: how samples are hidden (the target is the input)
+    clean_headline: str | None = None  # with a clean twin (data.clean): the metric against it heads instead
 
     @property
     def self_supervised(self) -> bool:
@@ -154,8 +155,12 @@ class Task:
         """Pickled by name (DataLoader workers under spawn receive the config): one record per task."""
         return get_task, (self.name,)
 
-    def headline(self, classes: int | None) -> Metric:
-        """The metric the epoch line, the loss picture and the summary lead with."""
+    def headline(self, classes: int | None, clean: bool = False) -> Metric:
+        """The metric the epoch line, the loss picture and the run's last line lead with: with a
+        clean twin (``clean``), the score against it — the figure a geophysicist wants, where the
+        score on the hidden noisy samples rewards a network for predicting noise too."""
+        if clean and self.clean_headline is not None:
+            return metric(self.clean_headline)
         return metric(self.headlines[0] if classes in (None, 2) else self.headlines[1])
 
     # --- predict's outputs
@@ -212,13 +217,13 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("denoise_self", "self-supervised denoising (Noise2Void / StructN2V blind spots): noisy input only",
          dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
          headlines=("snr_db", "snr_db"), baseline=SAMPLES.baseline_help, read_target=_dense_values,
-         units=_grid_units, make_metrics=_hidden_metrics, masking=SAMPLES,
-         pictures=plots.DENSE_VALUES),
+         units=_grid_units, make_metrics=_hidden_metrics, masking=SAMPLES, clean_headline="clean_snr_db",
+         pictures=plots.BLIND_SPOTS),
     Task("reconstruct_traces", "self-supervised trace reconstruction: hidden traces predicted from their "
          "neighbours; predict fills missing traces", dense=True, classifies=False, losses=("mse", "l1", "huber"),
          metric_names=("mse", "snr_db"), headlines=("snr_db", "snr_db"), baseline=TRACES.baseline_help,
          read_target=_dense_values, units=_grid_units, make_metrics=_hidden_metrics, masking=TRACES,
-         pictures=plots.DENSE_VALUES),
+         clean_headline="clean_snr_db", pictures=plots.TRACE_FILL),
 )}
 
 LOSS_KINDS: tuple[str, ...] = get_args(LossKind)
