@@ -34,8 +34,9 @@ from geocnn.errors import ConfigError, GeocnnError
 from geocnn.interrupt import CtrlC, ignore_in_worker
 from geocnn.losses import make_loss
 from geocnn.metrics_log import EpochRecord, Resumed, StepLosses, Validation
-from geocnn.model import build, infer
+from geocnn.model import infer
 from geocnn.model.budget import check_fits
+from geocnn.model.network import build
 from geocnn.progress import SILENT, Reporter
 from geocnn.resume import Start, rng_state
 from geocnn.runwriter import RunWriter
