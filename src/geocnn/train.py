@@ -33,6 +33,7 @@ from geocnn.early_stop import BestTracker
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.interrupt import CtrlC, ignore_in_worker
 from geocnn.losses import make_loss
+from geocnn.metrics import ACCUMULATORS
 from geocnn.metrics_log import EpochRecord, Resumed, StepLosses, Validation
 from geocnn.model import infer
 from geocnn.model.budget import check_fits
@@ -511,7 +512,7 @@ def _epoch_sums(loss_sum: float, seen: int, rt: device.Runtime, collective: bool
 
 def _metrics(d: data_mod.TrainingData):
     """The task's validation accumulator, with its baseline's numbers from the training data."""
-    return d.task.make_metrics(d.classes, d.majority, d.cfg.train.loss.ignore_index, d.train_mean)
+    return ACCUMULATORS[d.task.accumulator](d.classes, d.majority, d.cfg.train.loss.ignore_index, d.train_mean)
 
 
 def _input_baseline(x: torch.Tensor, y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor | None:
