@@ -48,7 +48,7 @@ from geocnn import gpu_decode  # noqa: E402
 from geocnn.config import load_config  # noqa: E402
 from geocnn.grids.ibm import ibm_to_float32  # noqa: E402
 from geocnn.losses import make_loss  # noqa: E402
-from geocnn.model import build  # noqa: E402
+from geocnn.model.network import build  # noqa: E402
 from geocnn.predict import predict  # noqa: E402
 from geocnn.synth.write import write_fault_cubes  # noqa: E402
 from geocnn.train import train  # noqa: E402

@@ -16,12 +16,13 @@ from geocnn.blindspots import BlindShape, hide_regions, nearest_seen, region_mas
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.masking import hide_samples
+from geocnn.metrics_log import read as read_metrics
 from geocnn.model import parse_model
 from geocnn.model.blind import blind_over, unseen
 from geocnn.model.network import build
-from geocnn.runs import read_metrics
+from geocnn.runwriter import outcome_line
 from geocnn.summary import summarize
-from geocnn.train import outcome_line, train
+from geocnn.train import train
 from geocnn.yamlsource import Source
 from tests import trainkit
 
@@ -201,7 +202,7 @@ def test_auto_measures_the_noise_logs_the_choice_and_trains_on_every_sample(tmp_
     assert "noise correlation measured on the inputs" in text and "crossline: " in text
     assert "blind region (mask: auto): " in text
     assert "nothing is hidden in the input and every sample is scored" in text
-    val = read_metrics(run)[-1]["val"]
+    val = read_metrics(run)[-1].val.scores
     assert val["classical"]["method"] == "f-x deconvolution" and np.isfinite(val["classical"]["clean_snr_db"])
     assert "f-x deconvolution" in outcome_line(run)
     saved = yaml.safe_load((run / "config.yaml").read_text())

@@ -26,13 +26,14 @@ from geocnn.config import (
     mask_fields_of,
     model_of_file,
     model_of_run,
+    model_of_run_folder,
 )
 from geocnn.errors import ConfigError
 from geocnn.patches import SECTION_AXES, SectionName
-from geocnn.runs import stored_config
+from geocnn.runs import write_config
 from geocnn.schema import REQUIRED, AnyValue, Record, Section, markdown_table, setting
 from geocnn.tasks import LOSS_KINDS, TASKS
-from geocnn.yamlsource import load
+from geocnn.yamlsource import Source, load
 from tests import trainkit
 from tests.conftest import ROOT
 
@@ -213,11 +214,16 @@ def test_section_defaults_are_the_schema_defaults():
 
 
 def test_the_model_of_a_run_and_of_its_config_file_agree(tmp_path):
-    # summarize reads a run's stored config through geocnn.runs, then parses it here: no checkpoint I/O in config
+    # a run folder's model comes from its config.yaml (what runs.write_config writes), a checkpoint's from the
+    # config it holds (read by geocnn.runs): either way parsed here, with no checkpoint I/O in config
     path = trainkit.regression_config(tmp_path, freeze=["conv1"])
     cfg = load_config(path)
-    assert stored_config(path) is None  # a YAML file is not a run
-    run, file = model_of_run(cfg.raw, str(tmp_path / "run")), model_of_file(path)
-    assert run.input_shape == file.input_shape == (1, 8, 16)  # (channels, *training patch)
-    assert run.freeze == file.freeze == ("conv1",)
-    assert [n.name for n in run.spec.nodes()] == [n.name for n in file.spec.nodes()]
+    write_config(tmp_path / "run", cfg.raw)
+    held = model_of_run(cfg.raw, Source(str(tmp_path / "run.pt")))
+    run, file = model_of_run_folder(tmp_path / "run"), model_of_file(path)
+    assert run.input_shape == held.input_shape == file.input_shape == (1, 8, 16)  # (channels, *training patch)
+    assert run.freeze == held.freeze == file.freeze == ("conv1",)
+    assert [n.name for n in run.spec.nodes()] == [n.name for n in held.spec.nodes()] == \
+        [n.name for n in file.spec.nodes()]
+    with pytest.raises(ConfigError, match="has no config.yaml, so it is not a run folder"):
+        model_of_run_folder(tmp_path)

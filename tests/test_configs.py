@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from geocnn.config import load_config
-from geocnn.model import build
+from geocnn.model.network import build
 from geocnn.synth.write import write_fault_cubes
 from geocnn.train import train
 from tests.conftest import ROOT

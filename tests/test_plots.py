@@ -81,7 +81,7 @@ def test_regression_examples_share_one_scale_with_the_residual(cube):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 1, 4, 8)).astype(np.float32)
     pred = 0.5 * x
-    fig = TASKS["regression"].pictures.examples(examples_on(cube, x, x * 0.4, pred, same_units=True), plots.Names())
+    fig = plots.PICTURES[TASKS["regression"].pictures].examples(examples_on(cube, x, x * 0.4, pred, same_units=True), plots.Names())
     panels = image_axes(fig)
     assert len(panels) == 2 * 4
     assert [ax.get_title() for ax in panels[:4]] == ["input — inline 1003", "target", "prediction",
@@ -107,7 +107,7 @@ def test_self_supervised_denoising_labels_the_noisy_input_the_training_target(cu
     clean, pred = 0.5 * noisy, 0.6 * noisy
     ex = examples_on(cube, noisy, noisy, pred, same_units=True)
     ex.clean = clean if with_clean else None
-    fig = TASKS["denoise_self"].pictures.examples(ex, plots.Names())
+    fig = plots.PICTURES[TASKS["denoise_self"].pictures].examples(ex, plots.Names())
     panels = image_axes(fig)
     titles = ["noisy input (the training target) — inline 1003", *(["clean twin (never trained on)"] * with_clean),
               "prediction", "residual (noisy input − prediction)"]
@@ -129,7 +129,7 @@ def test_trace_reconstruction_examples_fill_and_mark_the_hidden_traces_only(cube
     filled = np.where(hidden[:, None], 0.3 * noisy, noisy)  # what predict writes: the prediction there only
     ex = examples_on(cube, np.where(hidden[:, None], 0, noisy), noisy, filled, same_units=True)
     ex.hidden, ex.clean = hidden, 0.5 * noisy
-    fig = TASKS["reconstruct_traces"].pictures.examples(ex, plots.Names())
+    fig = plots.PICTURES[TASKS["reconstruct_traces"].pictures].examples(ex, plots.Names())
     panels = image_axes(fig)
     assert [ax.get_title() for ax in panels] == [
         "noisy input (the training target) — inline 1003", "clean twin (never trained on)",
@@ -148,7 +148,7 @@ def test_a_3d_reconstruction_example_is_drawn_at_its_slice_with_the_most_hidden_
     hidden = np.zeros((1, 4, 4, 8), bool)
     hidden[0, 0, 2] = hidden[0, 3, :2] = True  # one trace on inline 1002, two on inline 1005
     ex = plots.Examples(noisy, noisy, noisy, frames=frames, same_units=True, hidden=hidden)
-    fig = TASKS["reconstruct_traces"].pictures.examples(ex, plots.Names())
+    fig = plots.PICTURES[TASKS["reconstruct_traces"].pictures].examples(ex, plots.Names())
     first = image_axes(fig)[0]
     assert first.get_title() == "noisy input (the training target) — inline 1005" and marks(first) == [2003, 2004]
     assert frames[0].line == "inline 1004"  # the middle slice by default
@@ -174,7 +174,7 @@ def test_segmentation_examples_show_every_class_with_a_legend(cube):
     labels = probs.argmax(1)
     x = rng.standard_normal((2, 1, 4, 8))
     names = plots.Names(classes=("shale", "sand", "gas"))
-    fig = TASKS["segmentation"].pictures.examples(examples_on(cube, x, labels, labels, probs), names)
+    fig = plots.PICTURES[TASKS["segmentation"].pictures].examples(examples_on(cube, x, labels, labels, probs), names)
     titles = [ax.get_title() for ax in image_axes(fig)[:6]]
     assert titles == ["input — inline 1003", "target", "prediction", "P(shale)", "P(sand)", "P(gas)"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["shale", "sand", "gas"]
@@ -184,7 +184,7 @@ def test_segmentation_examples_show_every_class_with_a_legend(cube):
 
 def test_binary_segmentation_shows_the_positive_class_and_default_names(cube):
     probs = np.full((1, 2, 4, 8), 0.5)
-    fig = TASKS["segmentation"].pictures.examples(
+    fig = plots.PICTURES[TASKS["segmentation"].pictures].examples(
         examples_on(cube, np.ones((1, 1, 4, 8)), np.zeros((1, 4, 8), int), np.zeros((1, 4, 8), int), probs),
         plots.Names())
     assert [ax.get_title() for ax in image_axes(fig)][3:] == ["P(class 1)"]
@@ -194,11 +194,11 @@ def test_binary_segmentation_shows_the_positive_class_and_default_names(cube):
 def test_patch_classification_examples_title_their_scores(cube):
     probs = np.array([[0.1, 0.9], [0.7, 0.3]])
     ex = examples_on(cube, np.ones((2, 1, 4, 8)), np.array([1, 1]), np.array([1, 0]), probs)
-    fig = TASKS["classification"].pictures.examples(ex, plots.Names(classes=("brine", "gas")))
+    fig = plots.PICTURES[TASKS["classification"].pictures].examples(ex, plots.Names(classes=("brine", "gas")))
     titles = [ax.get_title() for ax in image_axes(fig)]
     assert titles == ["inline 1003\ntarget gas — predicted gas (P 0.90)",
                       "inline 1005\ntarget gas — predicted brine (P 0.70)"]
-    fig = TASKS["scalar"].pictures.examples(examples_on(cube, np.ones((1, 1, 4, 8)), np.array([5.25]),
+    fig = plots.PICTURES[TASKS["scalar"].pictures].examples(examples_on(cube, np.ones((1, 1, 4, 8)), np.array([5.25]),
                                                         np.array([4.5])), plots.Names())
     assert image_axes(fig)[0].get_title() == "inline 1003\ntarget 5.25 — predicted 4.5"
 
@@ -212,7 +212,7 @@ def test_traces_are_lines_named_by_component(tmp_path):
     ex = plots.Examples(x, np.array([0, 1]), np.array([0, 1]), np.array([[0.8, 0.2], [0.4, 0.6]]),
                         frames=plots.patch_frames(plots.survey_coords(grid, plots.declared_spacing(
                             SimpleNamespace(spacing=((2.0, "ms"),)), geom.model_axes)), geom, np.array([[3, 0], [4, 0]])))
-    fig = TASKS["classification"].pictures.examples(ex, plots.Names(channels=("Z", "N", "E"),
+    fig = plots.PICTURES[TASKS["classification"].pictures].examples(ex, plots.Names(channels=("Z", "N", "E"),
                                                                      classes=("noise", "event")))
     assert len(fig.axes) == 2 and not image_axes(fig)
     labels = tick_texts(fig, fig.axes[0], "y")
@@ -220,7 +220,7 @@ def test_traces_are_lines_named_by_component(tmp_path):
     assert fig.axes[1].get_title() == "trace 4: target event — predicted event (P 0.60)"
     assert fig.axes[0].get_xlabel() == "two-way time (ms)" and len(fig.axes[0].lines) == 3
     assert fig.axes[0].lines[0].get_xdata()[:3].tolist() == [0.0, 2.0, 4.0]  # the model's 2 ms: no interval in .npy
-    default = TASKS["classification"].pictures.examples(ex, plots.Names.of(SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid))
+    default = plots.PICTURES[TASKS["classification"].pictures].examples(ex, plots.Names.of(SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid))
     assert tick_texts(default, default.axes[0], "y") == ["component 0", "component 1", "component 2"]
 
 
@@ -264,7 +264,7 @@ def test_previews_of_a_prestack_input_and_of_class_probabilities(tmp_path):
     grid = open_grid(InputSpec(str(tmp_path / "gathers.sgy"), channels_from="offset"))
     np.save(tmp_path / "pred.npy", np.zeros((6, 8, 20), np.float32))
     pred = open_grid(tmp_path / "pred.npy")
-    fig = TASKS["regression"].pictures.preview(plots.Preview(grid, pred, VALUES, plots.Names.of(
+    fig = plots.PICTURES[TASKS["regression"].pictures].preview(plots.Preview(grid, pred, VALUES, plots.Names.of(
         SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid)))
     panels = image_axes(fig)
     assert len(panels) == 3 * 2
@@ -274,7 +274,7 @@ def test_previews_of_a_prestack_input_and_of_class_probabilities(tmp_path):
     np.save(tmp_path / "probs.npy", np.random.default_rng(3).dirichlet(np.ones(3), (6, 8, 20)).transpose(3, 0, 1, 2))
     probs = open_grid(InputSpec(str(tmp_path / "probs.npy"), axes=("channel", "inline", "crossline", "sample"),
                                 channels_from="channel"))
-    fig = TASKS["segmentation"].pictures.preview(plots.Preview(grid, probs, PROBABILITIES, classes=3))
+    fig = plots.PICTURES[TASKS["segmentation"].pictures].preview(plots.Preview(grid, probs, PROBABILITIES, classes=3))
     assert [ax.get_title() for ax in image_axes(fig)[:4]] == ["input — inline 1004", "P(class 0)", "P(class 1)",
                                                               "P(class 2)"]  # not class 0 alone
 
@@ -285,7 +285,7 @@ def test_a_reconstruction_preview_shows_the_lines_with_the_most_filled_traces(cu
     missing[4, [1, 2, 6]] = missing[0, 6] = True  # none on the middle inline (1004) or crossline (2005)
     out = np.where(missing[..., None], values + 1.0, values).astype(np.float32)
     np.save(tmp_path / "out.npy", out)
-    fig = TASKS["reconstruct_traces"].pictures.preview(
+    fig = plots.PICTURES[TASKS["reconstruct_traces"].pictures].preview(
         plots.Preview(cube, open_grid(tmp_path / "out.npy"), VALUES, same_units=True, filled=missing))
     panels = image_axes(fig)
     assert fig.get_suptitle() == "prediction preview: 4 of 48 traces filled"
@@ -303,11 +303,12 @@ def test_a_reconstruction_preview_shows_the_lines_with_the_most_filled_traces(cu
                                                                   (1005, 2007)]
 
 
-def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog):
+def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog, monkeypatch):
     def broken(ex, names):
         raise ValueError("no luck")
 
-    task = SimpleNamespace(pictures=plots.Pictures(broken, broken))
+    monkeypatch.setitem(plots.PICTURES, "broken", plots.Pictures(broken, broken))
+    task = SimpleNamespace(pictures="broken")
     ex = plots.Examples(np.ones((1, 1, 4, 4)), np.ones((1, 1, 4, 4)), np.ones((1, 1, 4, 4)))
     with caplog.at_level(logging.WARNING, logger="geocnn.plots"):
         assert plots.examples(ex, task, tmp_path / "examples.png") is None

@@ -13,8 +13,8 @@ from geocnn import train as train_mod
 from geocnn.config import load_config, parse_config
 from geocnn.early_stop import EarlyStopping
 from geocnn.errors import ConfigError
-from geocnn.metrics import METRICS
-from geocnn.model import build
+from geocnn.metric_names import METRICS
+from geocnn.model.network import build
 from geocnn.predict.trained import load_trained
 from geocnn.runs import load_checkpoint
 from geocnn.runwriter import outcome_line

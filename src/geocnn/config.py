@@ -41,6 +41,7 @@ from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS, frozen_layers
 from geocnn.patches import SECTION_AXES, SectionName
+from geocnn.runfolder import CONFIG_FILE
 from geocnn.schema import (
     REQUIRED,
     AnyValue,
@@ -597,11 +598,23 @@ class ModelSource:
     freeze: tuple[str, ...] = ()
 
 
-def model_of_run(stored: dict, where: str) -> ModelSource:
-    """The model of a run from the effective config its checkpoint holds (read by
-    :func:`geocnn.runs.stored_config`); ``where`` names the run folder or checkpoint."""
-    cfg = parse_config(stored, Source(where))
+def model_of_run(stored: Any, source: Source) -> ModelSource:
+    """The model of a run from its effective config: a run folder's ``config.yaml``
+    (:func:`model_of_run_folder`), or the config a checkpoint holds (:func:`geocnn.runs.load_checkpoint`);
+    ``source`` names where it was read."""
+    cfg = parse_config(stored, source)
     return ModelSource(cfg.model, (cfg.model.in_channels, *cfg.patch), cfg.train.freeze)
+
+
+def model_of_run_folder(run: str | Path) -> ModelSource:
+    """The model of a run folder, from its ``config.yaml``: the effective config the run trains with
+    (``--resume`` reads it too). Its task, data and model never change over a run's life (resume
+    refuses that), so it agrees with every checkpoint of the run — and reading it opens no torch file."""
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"this folder has no {CONFIG_FILE}, so it is not a run folder", where=str(run),
+                          fix="give a run folder written by geocnn train, a checkpoint (.pt) or a config file")
+    return model_of_run(*load(path))
 
 
 def model_of_file(path: str | Path) -> ModelSource:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from geocnn.metrics import METRICS, Metric
+from geocnn.metric_names import METRICS, Metric
 from geocnn.metrics_log import Best, EarlyStopState, Validation
 
 
@@ -27,7 +27,7 @@ class EarlyStopping:
 
     Examples
     --------
-    >>> from geocnn.metrics import METRICS
+    >>> from geocnn.metric_names import METRICS
     >>> stop = EarlyStopping(METRICS["f1"], patience=2, min_delta=0.01)
     >>> [stop.update(e, v) for e, v in enumerate([0.5, 0.6, 0.605, 0.59], start=1)]
     [False, False, False, True]

@@ -19,12 +19,15 @@ over the whole validation set, not averages of batch averages.
   it the field's own method's (``classical``: f-x deconvolution for denoise_self). Against the
   noisy values it is not scored: a method that keeps the noise neighbouring traces share scores
   well there.
+
+A task names its accumulator (:class:`geocnn.tasks.Task`'s ``accumulator``); :data:`ACCUMULATORS`
+makes it under that name. The metric names and directions are :mod:`geocnn.metric_names` (no torch).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -210,28 +213,18 @@ class ScalarMetrics:
                 "baseline": {"mse": sbb / n, "mae": sab / n, "r2": r2_base}}
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A validation metric's name and direction (defined here once for all tasks)."""
+# ----------------------------------------------------------------------------- the accumulator of each task
+# (classes, majority class, ignore_index, training mean) → the task's validation accumulator
 
-    name: str
-    higher_is_better: bool
+Accumulator = RegressionMetrics | HiddenMetrics | ConfusionMetrics | ScalarMetrics
 
-    def better(self, value: float, best: float | None) -> bool:
-        """Whether ``value`` beats ``best`` (anything beats no value yet)."""
-        if best is None:
-            return True
-        return value > best if self.higher_is_better else value < best
-
-
-# clean_snr_db can head a run's figures but is no task's metric_names: never a best_metric (evaluation only)
-HIGHER_IS_BETTER = ("snr_db", "clean_snr_db", "accuracy", "pixel_accuracy", "precision", "recall", "f1", "iou", "miou",
-                    "fw_iou", "mean_class_accuracy", "r2", "f1_macro", "precision_macro", "recall_macro")
-LOWER_IS_BETTER = ("val_loss", "mse", "mae")
-METRICS: dict[str, Metric] = {**{n: Metric(n, True) for n in HIGHER_IS_BETTER},
-                              **{n: Metric(n, False) for n in LOWER_IS_BETTER}}
-
-
-def metric(name: str) -> Metric:
-    """The record of a metric name (a KeyError here is a bug: names are checked at config load)."""
-    return METRICS[name]
+ACCUMULATORS: dict[str, Callable[[int | None, int, int | None, float | None], Accumulator]] = {
+    "values": lambda classes, majority, ignore, mean: RegressionMetrics(),
+    "dense_classes": lambda classes, majority, ignore, mean: ConfusionMetrics(classes, majority, per_patch=False,
+                                                                              ignore_index=ignore),
+    "patch_classes": lambda classes, majority, ignore, mean: ConfusionMetrics(classes, majority, per_patch=True,
+                                                                              ignore_index=ignore),
+    "scalar": lambda classes, majority, ignore, mean: ScalarMetrics(mean),
+    "hidden": lambda classes, majority, ignore, mean: HiddenMetrics(),
+}
+"""Each accumulator a task may name (:data:`geocnn.tasks.AccumulatorName`), by that name."""

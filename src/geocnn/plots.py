@@ -4,7 +4,7 @@ Every seismic panel is drawn in survey coordinates (inline/crossline numbers fro
 geometry, two-way time or depth from the sample interval and delay), with a colorbar whose label
 states the symmetric clip; its title names the line shown ("inline 1031"), never window indices.
 Classes get a categorical palette with a legend of their names, and probabilities one map per
-class. Which pictures fit a task is its record's ``pictures`` field (:class:`Pictures`).
+class. Which pictures fit a task is the :class:`Pictures` its record names (:data:`PICTURES`).
 
 Builders (``*_figure`` and the renderers in :class:`Pictures`) return a matplotlib
 :class:`~matplotlib.figure.Figure`, so tests can look at its axes; the public savers wrap them in
@@ -553,7 +553,7 @@ def examples(ex: Examples, task, path: Path, names: Names = Names(), grid=None, 
     if grid is not None and geom is not None and ex.origins is not None:
         coords = survey_coords(grid, declared_spacing(spec, geom.model_axes))
         ex.frames = patch_frames(coords, geom, ex.origins)
-    return save(task.pictures.examples(ex, names), path)
+    return save(PICTURES[task.pictures].examples(ex, names), path)
 
 
 # ----------------------------------------------------------------------------- loss and confusion
@@ -923,18 +923,21 @@ def _map_coords(p: Preview) -> list[Coords]:
 
 @dataclass(frozen=True)
 class Pictures:
-    """Which pictures fit a task (a field of :class:`geocnn.tasks.Task`): its validation examples
-    and its prediction preview, each a builder returning a Figure."""
+    """Which pictures fit a task (named by its record, :class:`geocnn.tasks.Task`): its validation
+    examples and its prediction preview, each a builder returning a Figure."""
 
     examples: Callable[[Examples, Names], Figure]
     preview: Callable[[Preview], Figure]
 
 
-DENSE_VALUES = Pictures(values_examples, values_preview)
-BLIND_SPOTS = Pictures(blind_spot_examples, values_preview)
-TRACE_FILL = Pictures(trace_fill_examples, fill_preview)
-DENSE_CLASSES = Pictures(class_examples, class_preview)
-PATCH_SCORES = Pictures(patch_examples, map_preview)
+PICTURES: dict[str, Pictures] = {
+    "dense_values": Pictures(values_examples, values_preview),
+    "blind_spots": Pictures(blind_spot_examples, values_preview),
+    "trace_fill": Pictures(trace_fill_examples, fill_preview),
+    "dense_classes": Pictures(class_examples, class_preview),
+    "patch_scores": Pictures(patch_examples, map_preview),
+}
+"""Each picture set a task may name (:data:`geocnn.tasks.PictureSet`), by that name."""
 
 
 @never_fails
@@ -949,4 +952,4 @@ def prediction_previews(grid, output: Path, task, what: Output, names: Names = N
     centres = ((side or {}).get("map") or {}).get("centres") or {}
     preview = Preview(grid, pred, what, names, same_units, classes, centres, declared_spacing(spec, model_axes),
                       filled)
-    return [save(task.pictures.preview(preview), preview_path(output))]
+    return [save(PICTURES[task.pictures].preview(preview), preview_path(output))]

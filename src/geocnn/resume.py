@@ -34,6 +34,7 @@ from geocnn.config import Config, load_config, parse_config
 from geocnn.early_stop import BestTracker
 from geocnn.errors import ConfigError
 from geocnn.metrics_log import Resumed
+from geocnn.runfolder import CONFIG_FILE
 from geocnn.runs import Checkpoint, checkpoint_dir, load_checkpoint
 from geocnn.yamlsource import Source, load
 
@@ -122,7 +123,7 @@ def config_of_run(run: Path, overrides: list[str]) -> Config:
     if not last.is_file():
         raise ConfigError("--resume, but this run folder has no checkpoints/last.pt", where=str(run),
                           fix="start a new run (give its config file, without --resume)")
-    path = run / "config.yaml"
+    path = run / CONFIG_FILE
     if path.is_file():
         data, source = load(path)
     else:

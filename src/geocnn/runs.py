@@ -26,6 +26,7 @@ import yaml
 from geocnn import __version__, atomic
 from geocnn.errors import DataError
 from geocnn.grids.normalize import Normalization
+from geocnn.runfolder import CONFIG_FILE
 
 FORMAT = "geocnn-checkpoint/1"
 _FIX = "give a checkpoint written by geocnn train (a run folder or its checkpoints/*.pt)"
@@ -191,14 +192,6 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
     return p
 
 
-def stored_config(path: str | Path) -> dict | None:
-    """The effective config a run folder or checkpoint (``.pt``) holds; None for any other path (a YAML file)."""
-    p = Path(path)
-    if not (p.is_dir() or p.suffix == ".pt"):
-        return None
-    return load_checkpoint(resolve_checkpoint(p)).config
-
-
 def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     """Atomically write a checkpoint (temp file in the same folder, then rename)."""
     with atomic.replacing(path) as tmp:
@@ -217,4 +210,4 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def write_config(run: Path, raw: dict) -> None:
-    atomic.write_text(run / "config.yaml", yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+    atomic.write_text(run / CONFIG_FILE, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))

@@ -35,9 +35,11 @@ from geocnn.early_stop import BestTracker
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.interrupt import CtrlC, ignore_in_worker
 from geocnn.losses import make_loss
+from geocnn.metrics import ACCUMULATORS
 from geocnn.metrics_log import EpochRecord, Resumed, StepLosses, Validation
-from geocnn.model import build, infer
+from geocnn.model import infer
 from geocnn.model.budget import check_fits
+from geocnn.model.network import build
 from geocnn.progress import SILENT, Reporter
 from geocnn.resume import Start, rng_state
 from geocnn.runwriter import RunWriter
@@ -513,7 +515,7 @@ def _epoch_sums(loss_sum: float, seen: int, rt: device.Runtime, collective: bool
 
 def _metrics(d: data_mod.TrainingData):
     """The task's validation accumulator, with its baseline's numbers from the training data."""
-    return d.task.make_metrics(d.classes, d.majority, d.cfg.train.loss.ignore_index, d.train_mean)
+    return ACCUMULATORS[d.task.accumulator](d.classes, d.majority, d.cfg.train.loss.ignore_index, d.train_mean)
 
 
 def _input_baseline(x: torch.Tensor, y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor | None:

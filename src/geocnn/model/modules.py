@@ -14,16 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geocnn.model.tensor import same_pads
+
 _PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
-
-
-def same_pads(n: int, k_eff: int, stride: int) -> tuple[int, int]:
-    """Padding (before, after) that makes a window op output ``ceil(n / stride)`` samples."""
-    # Integer ceil division, and max() only where the sum can be negative (k_eff < stride): a
-    # size traced by torch.export then stays an expression it can simplify and serialise.
-    total = (-(-n // stride) - 1) * stride + k_eff - n
-    total = total if k_eff >= stride else max(total, 0)
-    return total // 2, total - total // 2
 
 
 def _pad_arg(sizes: Sequence[int], k_eff: Sequence[int], stride: Sequence[int]) -> list[int]:
