@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from geocnn.blindspots import BlindShape, hide_regions
 from geocnn.classical.fx import fx_decon_lines
+from geocnn.selfsup.blindspots import BlindShape, hide_regions
 
 TIME_AXES = ("sample", "time", "depth", "twt")  # the axis a trace runs along
 
@@ -78,7 +78,7 @@ def line_positions(spots: np.ndarray, axis: int, length: int, shape: tuple[int, 
 def hide_samples(x: np.ndarray, mask: Any, axes: tuple[str, ...], rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Noise2Void / StructN2V blind spots: (masked input, hidden) — see the module docstring; with
-    ``mask.shape``, blind regions (:mod:`geocnn.blindspots`)."""
+    ``mask.shape``, blind regions (:mod:`geocnn.selfsup.blindspots`)."""
     if mask.shape is not None:
         return hide_regions(x, BlindShape.parse(mask.shape), mask.ratio, mask.replace, rng)
     shape = x.shape[1:]
