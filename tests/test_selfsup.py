@@ -25,7 +25,7 @@ AXES = ("crossline", "sample")
 
 
 def mask(**kw):
-    base = {"ratio": 0.02, "radius": 2, "replace": "neighbour", "axis": None, "length": 5, "gap": 1}
+    base = {"ratio": 0.02, "radius": 2, "replace": "neighbour", "axis": None, "length": 5, "gap": 1, "guard": 0}
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -271,7 +271,7 @@ def test_run_records_hidden_scores_in_metrics_jsonl(tmp_path):
 def test_json_schema_has_the_mask_section(cli):
     schema = json.loads(cli("schema").stdout)
     data = schema["properties"]["data"]["properties"]
-    assert set(data["mask"]["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap"}
+    assert set(data["mask"]["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap", "guard"}
     assert data["mask"]["properties"]["ratio"]["maximum"] == 0.5
     assert data["mask"]["properties"]["replace"]["enum"] == ["neighbour", "zero"]
     assert "clean" in data and {"denoise_self", "reconstruct_traces"} <= set(schema["properties"]["task"]["enum"])

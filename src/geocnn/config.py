@@ -103,11 +103,14 @@ MASK = Record([
           "coherent along it); reconstruct_traces: the lateral axis gaps run along (default: the first)"),
     Field("length", Int(min=1, max=63), 5, "denoise_self with axis: samples on that line (odd), centred on the blind spot"),
     Field("gap", Int(min=1, max=64), 1, "reconstruct_traces: adjacent traces per hidden gap (1: scattered traces)"),
+    Field("guard", Int(min=0, max=8), 0,
+          "reconstruct_traces: score only hidden traces with no live trace within this many along every lateral "
+          "axis (blocks are hidden so there are some): noise correlated over that many traces cannot be copied"),
 ], title="mask")
 
 # the mask fields only one self-supervised task reads (a field given to the other is an error)
 MASK_FIELDS_OF = {"denoise_self": ("ratio", "radius", "replace", "axis", "length"),
-                  "reconstruct_traces": ("ratio", "axis", "gap")}
+                  "reconstruct_traces": ("ratio", "axis", "gap", "guard")}
 
 DATA = Record([
     Field("inputs", ListOf(AnyValue(), min_len=1), REQUIRED,
@@ -248,6 +251,7 @@ class Mask:
     axis: str | None
     length: int
     gap: int
+    guard: int
 
 
 @dataclass(frozen=True)

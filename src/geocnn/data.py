@@ -606,10 +606,10 @@ def _check_mask(cfg: Config, geom: PatchGeometry) -> None:
         raise ConfigError(f"data.mask.axis {mask.axis!r} is not a patch axis ({', '.join(axes)})", where=cfg.path,
                           fix="name one of the patch axes")
     try:
-        cfg.task.masking.check(axes, mask)
+        cfg.task.masking.check(axes, mask, geom.size)
     except ValueError as exc:
         raise ConfigError(f"task {cfg.task.name}: {exc}", where=cfg.path,
-                          fix="use patches that span the sample axis and a lateral axis") from None
+                          fix="use patches that span the sample axis and lateral axes wide enough for the mask") from None
 
 
 def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarray | None, norm: Normalization,

@@ -15,7 +15,8 @@ over the whole validation set, not averages of batch averages.
 - scalar: MSE, MAE, R²; baseline = the training mean.
 - self-supervised (denoise_self, reconstruct_traces): MSE and SNR on the hidden samples only,
   against the noisy values that were hidden; baseline = the task's trivial fill of the same
-  samples. With a clean twin (``data.clean``, evaluation only) also ``clean_snr_db``.
+  samples, and where the task has one, the field's own method (``classical``: POCS for trace
+  reconstruction). With a clean twin (``data.clean``, evaluation only) also ``clean_snr_db``.
 """
 
 from __future__ import annotations
@@ -63,35 +64,47 @@ class RegressionMetrics:
 class HiddenMetrics:
     """Self-supervised scores: MSE and SNR (dB) on hidden samples only; with a clean twin, SNR against it.
 
+    Beside the trivial baseline, ``classical`` names the field's own method for the job (e.g.
+    POCS interpolation), scored on the same samples under ``classical`` in the results.
     ``clean_snr_db`` is reported, never used to pick a checkpoint (it is not a ``best_metric``
     choice): the clean twin is for evaluation only.
     """
 
-    def __init__(self) -> None:
-        # [Σ t², Σ (p − t)², Σ (b − t)², n | Σ c², Σ (p − c)², Σ (b − c)², n clean, clean available]
-        self.sums = torch.zeros(9, dtype=torch.float64)
+    def __init__(self, classical: str | None = None) -> None:
+        self.classical = classical
+        # [Σ t², Σ (p − t)², Σ (b − t)², n | Σ c², Σ (p − c)², Σ (b − c)², n clean, clean available
+        #  | Σ (k − t)², Σ (k − c)²]  with k the classical method's prediction
+        self.sums = torch.zeros(11, dtype=torch.float64)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor,
-               hidden: torch.Tensor | None = None) -> None:
+               hidden: torch.Tensor | None = None, classical: torch.Tensor | None = None) -> None:
         """Add a batch: ``hidden`` (bool, broadcast to the values) selects the scored samples (None: all)."""
         hidden = torch.ones_like(target, dtype=torch.bool) if hidden is None else hidden
         self.sums[:4] += _masked_sums(pred, target, baseline, hidden)
+        if classical is not None:
+            self.sums[9] += _masked_sums(pred, target, classical, hidden)[2]
 
     def update_clean(self, pred: torch.Tensor, clean: torch.Tensor, baseline: torch.Tensor,
-                     where: torch.Tensor | None = None) -> None:
+                     where: torch.Tensor | None = None, classical: torch.Tensor | None = None) -> None:
         """Add a batch scored against the clean twin (over ``where``, or every sample)."""
         where = torch.ones_like(clean, dtype=torch.bool) if where is None else where
         self.sums[4:8] += _masked_sums(pred, clean, baseline, where)
         self.sums[8] = 1
+        if classical is not None:
+            self.sums[10] += _masked_sums(pred, clean, classical, where)[2]
 
     def compute(self) -> dict:
-        sig, err, base, n, csig, cerr, cbase, _, has_clean = self.sums.tolist()
+        sig, err, base, n, csig, cerr, cbase, _, has_clean, kerr, kclean = self.sums.tolist()
         n = max(n, 1)
         out = {"mse": err / n, "snr_db": _db(sig, err)}
         out["baseline"] = {"mse": base / n, "snr_db": _db(sig, base)}
+        if self.classical is not None:
+            out["classical"] = {"method": self.classical, "mse": kerr / n, "snr_db": _db(sig, kerr)}
         if has_clean:
             out["clean_snr_db"] = _db(csig, cerr)
             out["baseline"]["clean_snr_db"] = _db(csig, cbase)
+            if self.classical is not None:
+                out["classical"]["clean_snr_db"] = _db(csig, kclean)
         return out
 
 

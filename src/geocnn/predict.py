@@ -55,7 +55,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from geocnn import device, gpu_decode, plots, sanity
+from geocnn import device, gpu_decode, guardband, plots, sanity
 from geocnn.config import Config, parse_config
 from geocnn.errors import ConfigError, DataError
 from geocnn.grids import writer
@@ -524,6 +524,8 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
         fill = trace_fill(trained, grid, mask, fill_all)
         # hidden traces are set in the input's units, before normalisation: decode on the host then
         runner = Runner(trained, rt, size, batch_size, None if fill is not None else _device_decoding(rt, grid))
+        if fill is not None:  # a guard-trained model fills in passes (geocnn.guardband)
+            runner.model = guardband.wrap(runner.model, trained.cfg.data.mask, geom.model_axes, fill_all)
         target = _Target(out, force, split_classes)
         if trained.cfg.dense:
             report = _predict_dense(trained, grid, geom, runner, target, overlap, blend, kind,

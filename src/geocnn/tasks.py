@@ -119,8 +119,11 @@ def _scalar_metrics(classes: int | None, majority: int, ignore: int | None, mean
     return ScalarMetrics(mean)
 
 
-def _hidden_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
-    return HiddenMetrics()
+def _hidden_metrics(masking: Masking) -> Callable[..., HiddenMetrics]:
+    """Self-supervised scores, with the masking's classical method beside its baseline."""
+    def make(classes: int | None, majority: int, ignore: int | None, mean: float | None) -> HiddenMetrics:
+        return HiddenMetrics(masking.classical.name if masking.classical is not None else None)
+    return make
 
 
 # ----------------------------------------------------------------------------- the record
@@ -253,12 +256,12 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("denoise_self", "self-supervised denoising (Noise2Void / StructN2V blind spots): noisy input only",
          dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
          headlines=("snr_db", "snr_db"), baseline=SAMPLES.baseline_help, read_target=_dense_values,
-         units=_grid_units, make_metrics=_hidden_metrics, masking=SAMPLES,
+         units=_grid_units, make_metrics=_hidden_metrics(SAMPLES), masking=SAMPLES,
          pictures=plots.DENSE_VALUES),
     Task("reconstruct_traces", "self-supervised trace reconstruction: hidden traces predicted from their "
          "neighbours; predict fills missing traces", dense=True, classifies=False, losses=("mse", "l1", "huber"),
          metric_names=("mse", "snr_db"), headlines=("snr_db", "snr_db"), baseline=TRACES.baseline_help,
-         read_target=_dense_values, units=_grid_units, make_metrics=_hidden_metrics, masking=TRACES,
+         read_target=_dense_values, units=_grid_units, make_metrics=_hidden_metrics(TRACES), masking=TRACES,
          pictures=plots.DENSE_VALUES),
 )}
 

@@ -687,8 +687,7 @@ def epoch_line(record: dict, headline: str) -> str:
         parts.append(f"val loss {record['val_loss']:.4g}")
     val = record.get("val") or {}
     if headline in val:
-        base = val.get("baseline", {}).get(headline)
-        parts.append(f"{headline} {val[headline]:.4g}" + (f" (baseline {base:.4g})" if base is not None else ""))
+        parts.append(_with_baseline(record, headline, val[headline]))
     parts.append(f"{record['patches_per_s']:.0f} patches/s, waiting on data {100 * record['data_wait_fraction']:.0f}%")
     return ", ".join(parts)
 
@@ -724,5 +723,10 @@ def outcome_line(run: Path) -> str:
 
 
 def _with_baseline(record: dict, name: str, value: float) -> str:
-    base = ((record.get("val") or {}).get("baseline") or {}).get(name)
-    return f"{name} {value:.4g}" + (f" (baseline {base:.4g})" if base is not None else "")
+    """``name value (baseline b, pocs k)``: the trivial baseline and the classical method where scored."""
+    val = record.get("val") or {}
+    base, known = (val.get("baseline") or {}).get(name), val.get("classical") or {}
+    notes = [f"baseline {base:.4g}"] if base is not None else []
+    if known.get(name) is not None:
+        notes.append(f"{known['method']} {known[name]:.4g}")
+    return f"{name} {value:.4g}" + (f" ({', '.join(notes)})" if notes else "")
