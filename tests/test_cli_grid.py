@@ -77,6 +77,27 @@ def test_convert_round_trip_from_the_command_line(cli, cube, tmp_path):
     assert cli("convert", cube.path, tmp_path / "c.npy", "--force").exit_code == 0
 
 
+def test_inspect_and_convert_read_files_with_the_same_options(cli, cube, tmp_path):
+    from typer.main import get_command
+
+    from geocnn.cli import app
+
+    shared = ["--iline", "--xline", "--offset", "--endian", "--structured", "--axes", "--key", "--format"]
+    commands = get_command(app).commands
+
+    def options(name: str) -> dict:
+        return {p.opts[0]: (p.default, p.help) for p in commands[name].params if p.opts[0] in shared}
+
+    assert list(options("inspect")) == shared and options("inspect") == options("convert")
+    assert options("convert")["--iline"] == (189, "SEG-Y trace header byte of the inline number.")
+    for command in (["inspect", cube.path], ["convert", cube.path, tmp_path / "x.npy"]):
+        r = cli(*command, "--structured", "maybe")  # checked the same way by both, before any work
+        assert r.exit_code == 2 and "--structured must be one of auto, yes, no, got 'maybe'" in r.stderr
+    assert not (tmp_path / "x.npy").exists()
+    r = cli("convert", cube.path, tmp_path / "x.npy", "--iline", "189", "--xline", "193", "--endian", "big")
+    assert r.exit_code == 0 and np.load(tmp_path / "x.npy").shape == (5, 4, 25)
+
+
 def test_unstructured_fallback_is_said_not_failed(cli, tmp_path):
     s = write_shot_gather(tmp_path / "shots.sgy")
     r = cli("inspect", s.path)

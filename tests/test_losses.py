@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from geocnn.losses import ClassLoss, ValueLoss, class_weights_from_frequencies
+from geocnn.losses import ClassLoss, HiddenLoss, ValueLoss, class_weights_from_frequencies
 
 LN3 = math.log(3.0)
 
@@ -103,3 +103,7 @@ def test_value_losses_by_hand(kind, expected):
     # errors 0.5 and −2
     loss = ValueLoss(kind, 1.0)(torch.tensor([[1.5], [0.0]]), torch.tensor([1.0, 2.0]))
     assert loss.item() == pytest.approx(expected)
+    # the hidden-sample loss scores the same two errors when only those samples are hidden
+    out = torch.tensor([[[1.5, 0.0, 7.0, -3.0]]])  # (B, C, N): the last two samples are visible
+    target = torch.tensor([[[1.0, 2.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]])  # inputs, then the hidden mask
+    assert HiddenLoss(kind, 1.0)(out, target).item() == pytest.approx(expected)

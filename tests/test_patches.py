@@ -137,21 +137,21 @@ def test_cubes_and_traces_round_trip(overlap):
 
 
 def test_the_streaming_blender_reproduces_the_grid():
-    from geocnn.predict import Blender
+    from geocnn.predict.blend import NumpyMerger
 
     shape = (10, 6, 23)
     grid = position_grid(shape).astype(np.float32)
     geom = patch_geometry(AXES, shape, (4, 8), section="inline")
     plan = plan_windows(geom, overlap=0.4, blend="gaussian")
-    blender = Blender(shape, 1, [plan])
+    merger = NumpyMerger(shape, 1, [plan])
     out = np.zeros_like(grid)
     for origin in plan.windows():  # first-axis order: each row is final once the next starts
-        released = blender.release(origin[0])
+        released = merger.release(origin[0])
         if released is not None:
             first, values = released
             out[:, first:first + values.shape[1]] = values
-        blender.add(0, origin, geom.to_grid(geom.read(ArrayGrid(grid), origin)))
-    first, values = blender.release(shape[0])
+        merger.aggregate(0, origin, geom.to_grid(geom.read(ArrayGrid(grid), origin)))
+    first, values = merger.finalize()
     out[:, first:] = values
     np.testing.assert_allclose(out, grid, rtol=1e-5)
 

@@ -15,6 +15,7 @@ from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
+from geocnn.outputs import PROBABILITIES, VALUES
 from geocnn.patches import patch_geometry
 from geocnn.predict import predict
 from geocnn.tasks import TASKS
@@ -188,7 +189,7 @@ def test_previews_of_a_prestack_input_and_of_class_probabilities(tmp_path):
     grid = open_grid(InputSpec(str(tmp_path / "gathers.sgy"), channels_from="offset"))
     np.save(tmp_path / "pred.npy", np.zeros((6, 8, 20), np.float32))
     pred = open_grid(tmp_path / "pred.npy")
-    fig = TASKS["regression"].pictures.preview(plots.Preview(grid, pred, "values", plots.Names.of(
+    fig = TASKS["regression"].pictures.preview(plots.Preview(grid, pred, VALUES, plots.Names.of(
         SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid)))
     panels = image_axes(fig)
     assert len(panels) == 3 * 2
@@ -198,7 +199,7 @@ def test_previews_of_a_prestack_input_and_of_class_probabilities(tmp_path):
     np.save(tmp_path / "probs.npy", np.random.default_rng(3).dirichlet(np.ones(3), (6, 8, 20)).transpose(3, 0, 1, 2))
     probs = open_grid(InputSpec(str(tmp_path / "probs.npy"), axes=("channel", "inline", "crossline", "sample"),
                                 channels_from="channel"))
-    fig = TASKS["segmentation"].pictures.preview(plots.Preview(grid, probs, "probabilities", classes=3))
+    fig = TASKS["segmentation"].pictures.preview(plots.Preview(grid, probs, PROBABILITIES, classes=3))
     assert [ax.get_title() for ax in image_axes(fig)[:4]] == ["input — inline 1004", "P(class 0)", "P(class 1)",
                                                               "P(class 2)"]  # not class 0 alone
 

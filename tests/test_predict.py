@@ -13,7 +13,7 @@ import torch
 
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError, OutputExistsError
-from geocnn.predict import predict
+from geocnn.predict import blend, predict, runner
 from geocnn.runs import load_checkpoint, save_checkpoint
 from geocnn.train import train
 from tests import segyfactory, trainkit
@@ -169,10 +169,13 @@ def test_output_exists_error_type(tmp_path):
 
 # ----------------------------------------------------------------------------- the device path, run on the CPU
 
+def _tensor_merger(monkeypatch) -> None:
+    """Blend in tensors on the run's device (the CPU here), as on a GPU."""
+    monkeypatch.setattr(blend, "merger_for", lambda dev, *args: blend.TorchMerger(*args, device=dev))
+
+
 @pytest.mark.parametrize("fmt", [1, 3])
 def test_samples_decoded_on_the_device_give_the_same_bits(tmp_path, monkeypatch, fmt):
-    import geocnn.predict as predict_mod
-
     run = identity_run(tmp_path)
     vol = np.round(trainkit.layered_volume((9, 12, 37), seed=4) * (1000 if fmt == 3 else 1))
     s = segyfactory.write_segy(tmp_path / "in.sgy", range(1, 10), range(1, 13), 37, format=fmt,
@@ -184,8 +187,8 @@ def test_samples_decoded_on_the_device_give_the_same_bits(tmp_path, monkeypatch,
         seen.append(grid.raw_format())
         return grid.raw_format()
 
-    monkeypatch.setattr(predict_mod, "_device_decoding", on_device)
-    monkeypatch.setattr(predict_mod, "_blend_on", lambda rt: rt.device)  # the ring buffer as a tensor
+    monkeypatch.setattr(runner, "device_decoding", on_device)
+    _tensor_merger(monkeypatch)  # the ring buffer as a tensor
     dev = np.load(predict(run, [s.path], tmp_path / "dev.npy", pictures=False).output)
     assert seen == [(fmt, ">")]
     np.testing.assert_array_equal(dev.view(np.uint32), host.view(np.uint32))
@@ -218,15 +221,17 @@ def test_the_reader_stops_when_the_consumer_stops(tmp_path):
     import threading
 
     from geocnn import device
-    from geocnn.predict import Runner, load_trained
+    from geocnn.predict import load_trained
 
     trained = load_trained(identity_run(tmp_path))
-    runner = Runner(trained, device.setup("cpu"), (8, 16), 2)
+    model = runner.Runner(trained, device.setup("cpu"), (8, 16), 2)
     read = []
-    blocks = runner.stream(iter(range(1000)), lambda k: read.append(k) or np.full((1, 8, 16), k, np.float32),
-                           ahead=2)
-    keys, scores = next(blocks)
-    assert keys == [0, 1] and scores.shape == (2, 1, 8, 16)
+    blocks = model.stream(iter(range(1000)), lambda k: (read.append(k) or np.full((1, 8, 16), k, np.float32), -k),
+                          ahead=2)
+    batch = next(blocks)
+    scores = batch.scores
+    assert batch.keys == [0, 1] and scores.shape == (2, 1, 8, 16)
+    assert batch.carried == [0, -1]  # what the reader handed along travels with its window
     # normalised on the host, straight into the batch: (k - center) / scale, then the identity model
     norm = trained.norm
     assert float(scores[1, 0, 0, 0]) == pytest.approx((1 - norm.center[0]) / norm.scale[0], rel=1e-6)
@@ -237,15 +242,13 @@ def test_the_reader_stops_when_the_consumer_stops(tmp_path):
 
 @pytest.mark.parametrize("output", ["labels", "probabilities"])
 def test_blending_in_tensors_gives_numpys_bits(tmp_path, monkeypatch, output):
-    import geocnn.predict as predict_mod
-
     data = trainkit.write_segmentation(tmp_path, classes=3)
     path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, patch=[8, 16],
                                  section="inline")
     run = train(load_config(path), tmp_path / "seg")
     kw = {"output": output, "pictures": False, "overlap": 0.5, "both_orientations": True}
     host = np.load(predict(run, [tmp_path / "seis.npy"], tmp_path / "host.npy", **kw).output)
-    monkeypatch.setattr(predict_mod, "_blend_on", lambda rt: rt.device)
+    _tensor_merger(monkeypatch)
     dev = np.load(predict(run, [tmp_path / "seis.npy"], tmp_path / "dev.npy", **kw).output)
     assert dev.dtype == host.dtype == (np.uint8 if output == "labels" else np.float32)
     np.testing.assert_array_equal(dev, host)

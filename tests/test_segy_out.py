@@ -178,9 +178,9 @@ def test_a_class_set_is_committed_all_or_none(tmp_path):
     s = segyfactory.write_segy(tmp_path / "in.sgy", range(1, 4), range(1, 5), 6)
     grid = open_grid(s.path)
     outs = writer.class_paths(tmp_path / "p.sgy", range(3))
-    pending = writer.prepare_set(outs, grid)
-    with pending.open() as w:
-        w.write((slice(0, 3), slice(0, 4), slice(0, 6)), np.ones((3, 3, 4, 6), np.float32))
+    pending = writer.prepare(tmp_path / "p.sgy", grid, split=(0, 1, 2))
+    assert pending.paths == outs
+    pending.write_rows(0, np.ones((3, 3, 4, 6), np.float32))
     outs[2].write_bytes(b"someone else's file")
     with pytest.raises(OutputExistsError):
         pending.commit()

@@ -173,8 +173,7 @@ def test_output_is_atomic_refuses_to_replace_and_follows_the_umask(tmp_path, suf
     old = os.umask(0o027)
     try:
         pending = writer.prepare(out, like)
-        with pending.open() as w:
-            w.write((slice(0, 2), slice(0, 5), slice(0, 12)), survey.values[:2])
+        pending.write((slice(0, 2), slice(0, 5), slice(0, 12)), survey.values[:2])
         with pytest.raises(DataError, match="incomplete"):  # half written: not a dataset to read
             open_grid(pending.tmp)
         assert not out.exists() and Path(pending.tmp).name.startswith(".out.tmp-")
@@ -272,10 +271,10 @@ def test_processes_take_whole_chunk_rows():
     from types import SimpleNamespace
 
     from geocnn.grids.storeout import row_block
-    from geocnn.predict import _rank_rows
+    from geocnn.predict.plan import rank_rows
 
     def split(world, block):
-        return [_rank_rows(23, SimpleNamespace(rank=r, world_size=world), block) for r in range(world)]
+        return [rank_rows(23, SimpleNamespace(rank=r, world_size=world), block) for r in range(world)]
 
     assert row_block(23) == 3 and row_block(10_000) == 64 and row_block(5) == 1
     assert split(3, 3) == [(0, 9), (9, 18), (18, 23)]

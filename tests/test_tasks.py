@@ -1,4 +1,4 @@
-"""The task registry: each task's losses, headline metric and direction, and scores → outputs."""
+"""The task registry: each task's losses, headline metric and direction, and scores → labels."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.grids.normalize import Normalization
 from geocnn.metrics import METRICS
-from geocnn.tasks import TASKS, class_labels, class_probabilities, get_task, positive_probability
+from geocnn.outputs import class_labels
+from geocnn.tasks import TASKS, class_probabilities, get_task
 from tests import trainkit
 
 
@@ -85,47 +86,6 @@ def test_one_channel_and_two_channels_give_the_same_labels(z):
     p1 = 1 / (1 + math.exp(-z))
     assert class_labels(np.array([[p1]]), axis=0).tolist() == [int(z > 0)]
     assert class_labels(np.array([[1 - p1], [p1]]), axis=0).tolist() == [int(z > 0)]
-
-
-def test_positive_probability_keeps_class_1_of_two():
-    probs = np.array([[0.8, 0.4], [0.2, 0.6]])
-    assert positive_probability(probs, axis=0).tolist() == [[0.2, 0.6]]
-    three = np.ones((3, 2)) / 3
-    assert positive_probability(three, axis=0) is three
-
-
-def test_outputs_of_each_task():
-    assert {n: t.outputs for n, t in TASKS.items()} == {
-        "regression": ("values",), "segmentation": ("probabilities", "labels"),
-        "classification": ("probabilities", "labels"), "scalar": ("values",),
-        "denoise_self": ("values",), "reconstruct_traces": ("values",)}
-    assert TASKS["regression"].output_kind("auto", None) == "values"
-    assert TASKS["segmentation"].output_kind("auto", 2) == "probabilities"
-    assert TASKS["classification"].output_kind("auto", 5) == "labels"
-    with pytest.raises(ConfigError, match="--output values does not fit a segmentation model — use "
-                                          "probabilities or labels"):
-        TASKS["segmentation"].output_kind("values", 2)
-    seg = TASKS["segmentation"]
-    assert seg.output_channels("labels", 2) == (1, "uint8")
-    assert seg.output_channels("probabilities", 2) == (1, "float32")
-    assert seg.output_channels("probabilities", 1) == (1, "float32")
-    assert seg.output_channels("probabilities", 5) == (5, "float32")
-    assert TASKS["regression"].output_channels("values", 3) == (3, "float32")
-
-
-def test_scores_to_outputs_by_hand():
-    seg = TASKS["segmentation"]
-    two = np.array([[0.8, 0.4, 0.5], [0.2, 0.6, 0.5]], np.float32)  # blended softmax of 2 classes
-    assert seg.to_output(two, "probabilities", None)[0].tolist() == pytest.approx([0.2, 0.6, 0.5])
-    labels = seg.to_output(two, "labels", None)
-    assert labels.dtype == np.uint8 and labels.tolist() == [[0, 1, 0]]
-    one = two[1:2]  # the same problem scored by one sigmoid channel
-    assert seg.to_output(one, "labels", None).tolist() == [[0, 1, 0]]
-    three = np.array([[0.1, 0.5], [0.7, 0.2], [0.2, 0.3]], np.float32)
-    assert seg.to_output(three, "labels", None).tolist() == [[1, 0]]
-    norm = Normalization("standard", (1.0,), (2.0,))
-    assert TASKS["regression"].to_output(np.array([[0.0, 0.5]], np.float32), "values", norm).tolist() == [[1.0, 2.0]]
-    assert TASKS["scalar"].to_output(np.array([[0.25]], np.float32), "values", None).tolist() == [[0.25]]
 
 
 def test_predictions_and_targets_in_target_units():

@@ -22,10 +22,8 @@ def _all(shape):
 
 
 def _write_in_slabs(pending, grid, values, rows=2):
-    with pending.open() as out:
-        for start in range(0, grid.shape[0], rows):
-            window = (slice(start, min(start + rows, grid.shape[0])), *_all(grid.shape[1:]))
-            out.write(window, values[(slice(None), *window)])
+    for start in range(0, grid.shape[0], rows):
+        pending.write_rows(start, values[:, start:start + rows])
     return pending.commit()
 
 
@@ -69,8 +67,7 @@ def test_new_sample_count_and_interval_rewrite_every_header(tmp_path):
     pending = prepare(tmp_path / "half.sgy", like=grid, n_samples=10, sample_interval_us=8000)
     assert pending.shape == (3, 3, 10)
     values = np.random.default_rng(0).standard_normal((1, 3, 3, 10)).astype(np.float32)
-    with pending.open() as out:
-        out.write(_all(pending.shape), values)
+    pending.write(_all(pending.shape), values)
     out = pending.commit()
     with segyio.open(str(out)) as f:
         assert len(f.samples) == 10 and f.bin[segyio.BinField.Samples] == 10
@@ -154,10 +151,9 @@ def _rank(pending_blob: bytes, rank: int, world: int) -> None:
     """One 'rank': writes every world-th inline of the output (values = inline index * 10 + sample)."""
     pending = pickle.loads(pending_blob)
     ni, nx, ns = pending.shape
-    with pending.open() as out:
-        for i in range(rank, ni, world):
-            values = (i * 10 + np.arange(ns, dtype=np.float32)) * np.ones((1, 1, nx, ns), np.float32)
-            out.write((slice(i, i + 1), slice(0, nx), slice(0, ns)), values)
+    for i in range(rank, ni, world):
+        values = (i * 10 + np.arange(ns, dtype=np.float32)) * np.ones((1, 1, nx, ns), np.float32)
+        pending.write_rows(i, values)
 
 
 @pytest.mark.parametrize("suffix", [".sgy", ".npy"])

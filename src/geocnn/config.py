@@ -25,342 +25,242 @@ part of each input patch as ``data.mask`` says and learn to predict it (see geoc
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
-import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from geocnn.errors import ConfigError
-from geocnn.grids.normalize import METHODS as NORMALIZATION_METHODS
+from geocnn.grids.normalize import NormalizationMethod
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
 from geocnn.masking import TIME_AXES
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS, frozen_layers
-from geocnn.patches import SECTION_AXES
+from geocnn.patches import SECTION_AXES, SectionName
 from geocnn.schema import (
     REQUIRED,
     AnyValue,
-    Bool,
     Choice,
     Ctx,
     Field,
-    Float,
-    Int,
-    ListOf,
-    OneOf,
     Record,
+    Section,
     Str,
+    markdown_table,
+    setting,
     suggest,
 )
-from geocnn.tasks import LOSS_KINDS, TASKS, Task, best_metric_names
+from geocnn.tasks import TASKS, LossKind, Task, best_metric_names
 from geocnn.yamlsource import KeyPath, Source, load
 from geocnn.yamlsource import value as yaml_value
 
-NORMALIZE = Record([
-    Field("method", Choice(*NORMALIZATION_METHODS), "standard",
-          "standard: mean/std; robust: median and (p99 − p1)/2; none"),
-    Field("max_traces", Int(min=1), 2000, "traces sampled (seeded) to estimate the statistics"),
-], title="normalize", shorthand="method")
+# ----------------------------------------------------------------------------- sections
+# Each field is declared once, as `name: type = setting(doc, default=..., limits...)`: the Record that
+# checks the YAML, the JSON Schema, the frozen object code reads (cfg.train.lr) and the docs table
+# (docs/config.md) all come from that line. Choices are Literal types, so type checkers see them.
 
-SPLIT = Record([
-    Field("axis", Str(), None, "grid axis split into train and validation blocks (default: the first)"),
-    Field("fraction", Float(min=0, max=0.9), 0.2, "share of the axis held out for validation (at its end)"),
-    Field("gap", OneOf(Choice("auto"), Int(min=0)), "auto",
-          "samples left out between the blocks; auto = the patch extent along the axis (0 for labelled traces)"),
-], title="split")
-
-SAMPLING = Record([
-    Field("patches_per_epoch", Int(min=1), 1024, "training patches drawn per epoch (all processes together)"),
-    Field("val_patches", Int(min=1), 256, "validation patches, fixed for the whole run"),
-    Field("balance", Float(min=0, max=1), 0.0,
-          "share of patches centred on a rare-class sample (segmentation) or drawn class-balanced "
-          "(classification)"),
-    Field("rare_class", Int(min=0), None, "the rare class for balance (default: the least frequent)"),
-    Field("min_live", Float(min=0, max=1), 0.8, "least share of live (non-missing) traces in a patch"),
-], title="sampling")
-
-AUGMENT = Record([
-    Field("flip", ListOf(Str()), [], "patch axes that may be reversed (e.g. crossline; never sample/time)"),
-    Field("transpose", ListOf(Str(), min_len=2, max_len=2), None,
-          "two patch axes of equal size that may be swapped (e.g. [inline, crossline])"),
-    Field("noise", Float(min=0), 0.0, "std of Gaussian noise added to the normalised input"),
-], title="augment")
-
-MASK = Record([
-    Field("ratio", Float(min=0, max=0.5, exclusive_min=True), None,
-          "share hidden in each patch: of the samples (denoise_self, default 0.02) or of the traces "
-          "(reconstruct_traces, default 0.15)"),
-    Field("radius", Int(min=1, max=16), 2,
-          "denoise_self: a blind spot shows a random neighbour's value from within this many samples"),
-    Field("replace", Choice("neighbour", "zero"), "neighbour",
-          "denoise_self: what a blind spot shows: a random neighbour's value, or zero (the normalised mean)"),
-    Field("axis", Str(), None,
-          "denoise_self: StructN2V, also hide a line along this patch axis around each blind spot (noise "
-          "coherent along it); reconstruct_traces: the lateral axis gaps run along (default: the first)"),
-    Field("length", Int(min=1, max=63), 5, "denoise_self with axis: samples on that line (odd), centred on the blind spot"),
-    Field("gap", Int(min=1, max=64), 1, "reconstruct_traces: adjacent traces per hidden gap (1: scattered traces)"),
-    Field("guard", Int(min=0, max=8), 0,
-          "reconstruct_traces: score only hidden traces with no live trace within this many along every lateral "
-          "axis (blocks are hidden so there are some): noise correlated over that many traces cannot be copied"),
-], title="mask")
-
-# the mask fields only one self-supervised task reads (a field given to the other is an error)
-MASK_FIELDS_OF = {"denoise_self": ("ratio", "radius", "replace", "axis", "length"),
-                  "reconstruct_traces": ("ratio", "axis", "gap", "guard")}
-
-DATA = Record([
-    Field("inputs", ListOf(AnyValue(), min_len=1), REQUIRED,
-          "input files stacked as channels, in order: a path, or a mapping (see input)"),
-    Field("target", AnyValue(), None,
-          "target grid: clean data (regression), class labels (segmentation), or a grid read under "
-          "each patch (classification, scalar)"),
-    Field("labels", AnyValue(), None,
-          "classification/scalar: one label per trace position (.npy, or .csv with a label column)"),
-    Field("patch", ListOf(Int(min=1), min_len=1, max_len=3), REQUIRED, "patch size, one per model axis"),
-    Field("patch_axes", ListOf(Str(), min_len=1, max_len=3), None,
-          "grid axes the patch spans, e.g. [crossline, sample]; default: the last ones"),
-    Field("section", Choice(*SECTION_AXES), None,
-          "2D models on 3D volumes: inline (crossline × sample), crossline or time slices"),
-    Field("target_from_patch", Choice("center", "mean", "max"), "center",
-          "classification/scalar with a target grid: the patch's label is the target at its centre, "
-          "its mean, or its max (e.g. 'a fault is in this patch')"),
-    Field("normalize", NORMALIZE, {}, "per-channel input normalisation"),
-    Field("target_normalize", Choice("auto", "input", "own", "none"), "auto",
-          "regression targets: input (same numbers as the input: denoising), own, none; "
-          "auto = input when channel counts match"),
-    Field("split", SPLIT, {}, "train/validation split by spatial blocks"),
-    Field("sampling", SAMPLING, {}, "how patches are drawn"),
-    Field("augment", AUGMENT, {}, "random flips, transposes and noise (training only)"),
-    Field("classes", Int(min=2), None, "number of classes (default: the model's output channels)"),
-    Field("class_names", ListOf(Str(), min_len=2), None,
-          "names of the classes 0, 1, ... in pictures and confusion matrices (default: class 0, class 1...)"),
-    Field("channel_names", ListOf(Str(), min_len=1), None,
-          "names of the input channels in pictures, e.g. [Z, N, E] (default: from the files)"),
-    Field("on_device", OneOf(Choice("auto"), Bool()), "auto",
-          "keep the normalised grids on the GPU and cut, augment and balance patches there; auto: when they "
-          "fit half its free memory (else pinned host prefetch), never on the CPU; true: always"),
-    Field("mask", MASK, {}, "self-supervised tasks: which samples or traces each patch hides"),
-    Field("clean", AnyValue(), None,
-          "self-supervised tasks: a clean twin of the inputs, for validation scores only (never trained on)"),
-], title="data")
-
-LOSS = Record([
-    Field("kind", Choice(*LOSS_KINDS), None,
-          "default: mse (regression, scalar), cross_entropy (segmentation, classification)"),
-    Field("class_weights", OneOf(Choice("auto", "none"), ListOf(Float(min=0), min_len=2)), "none",
-          "cross_entropy/focal: auto = from label frequencies (rare classes weigh more), or one per class"),
-    Field("ignore_index", Int(), None, "label value that is not scored (unlabelled samples)"),
-    Field("delta", Float(min=0, exclusive_min=True), 1.0, "huber: where the loss turns linear"),
-    Field("gamma", Float(min=0), 2.0, "focal: focusing exponent"),
-], title="loss", shorthand="kind")
-
-EARLY_STOP = Record([
-    Field("patience", Int(min=1), REQUIRED, "epochs without an improvement of best_metric before training stops"),
-    Field("min_delta", Float(min=0), 0.0, "least change of best_metric that counts as an improvement"),
-], title="early_stop", shorthand="patience")
-
-TRAIN = Record([
-    Field("epochs", Int(min=1), 10, "passes over patches_per_epoch patches"),
-    Field("batch_size", Int(min=1), 16, "patches per step and process (global batch = batch_size × processes)"),
-    Field("lr", Float(min=0, exclusive_min=True), 1e-3, "learning rate"),
-    Field("optimizer", Choice("adam", "adamw", "sgd"), "adam", "optimizer"),
-    Field("weight_decay", Float(min=0), 0.0, "L2 penalty (decoupled for adamw)"),
-    Field("momentum", Float(min=0, max=1), 0.9, "sgd momentum"),
-    Field("scheduler", Choice("none", "cosine", "step"), "cosine", "learning-rate schedule over the run"),
-    Field("step_epochs", Int(min=1), 10, "step scheduler: epochs between decays"),
-    Field("step_gamma", Float(min=0, exclusive_min=True), 0.5, "step scheduler: decay factor"),
-    Field("loss", LOSS, {}, "loss function"),
-    Field("grad_clip", Float(min=0, exclusive_min=True), None, "clip the gradient norm to this value"),
-    Field("best_metric", Str(), "val_loss", "validation metric that selects best.pt (e.g. val_loss, f1, miou, snr_db)"),
-    Field("device", Choice("auto", "cpu", "cuda", "mps"), "auto", "auto: cuda, then mps, then cpu"),
-    Field("amp", Choice("auto", "fp32", "bf16", "fp16"), "auto",
-          "precision on CUDA: auto (bf16 autocast when supported, else fp16), bf16, fp16 (with a grad scaler), fp32"),
-    Field("compile", Bool(), False, "torch.compile the model"),
-    Field("channels_last", OneOf(Choice("auto"), Bool()), "auto",
-          "channels-last memory layout for 2D/3D convolutions (auto: on, except on MPS)"),
-    Field("workers", OneOf(Choice("auto"), Int(min=0)), "auto", "DataLoader worker processes"),
-    Field("threads", Int(min=1), None, "CPU threads per process for torch (default: one per core); "
-          "also used by predict"),
-    Field("seed", Int(min=0), 0, "seed of weights, patch draws and augmentation"),
-    Field("max_steps", Int(min=1), None, "stop after this many optimizer steps"),
-    Field("examples", Int(min=0, max=16), 4, "validation patches drawn in examples.png"),
-    Field("tensorboard", Bool(), False, "also log metrics.jsonl's numbers and examples.png to <run>/tb/ "
-          "(needs the tensorboard extra)"),
-    Field("init_from", Str(), None,
-          "start from the weights of a run folder or checkpoint (.pt): layers are matched by name, "
-          "those whose shapes differ (e.g. a head with another class count) keep their fresh weights"),
-    Field("freeze", ListOf(Str()), [],
-          "layers not trained: names as in the model YAML / geocnn summarize, or prefixes "
-          "(enc1 = enc1.conv1, enc1.conv2, ...; enc* = every layer whose name starts with enc)"),
-    Field("early_stop", EARLY_STOP, None,
-          "stop when best_metric has not improved by min_delta for patience epochs"),
-], title="train")
-
-# ----------------------------------------------------------------------------- typed sections
-# One frozen record per Record above, with the same field names (tests/test_tasks.py checks that
-# they agree); built from the checked dict, so code reads ``cfg.train.lr``, not ``cfg.train["lr"]``.
-
-@dataclass(frozen=True)
-class Normalize:
+class Normalize(Section, title="normalize", shorthand="method"):
     """``data.normalize``: per-channel input normalisation."""
 
-    method: str
-    max_traces: int
+    method: NormalizationMethod = setting(
+        "standard: mean/std; robust: median and (p99 − p1)/2; none", default="standard")
+    max_traces: int = setting("traces sampled (seeded) to estimate the statistics", default=2000, min=1)
 
 
-@dataclass(frozen=True)
-class Split:
+class Split(Section, title="split"):
     """``data.split``: train/validation blocks along one grid axis."""
 
-    axis: str | None
-    fraction: float
-    gap: str | int
+    axis: str | None = setting(
+        "grid axis split into train and validation blocks (default: the first)", default=None)
+    fraction: float = setting(
+        "share of the axis held out for validation (at its end)", default=0.2, min=0, max=0.9)
+    gap: Literal["auto"] | int = setting(
+        "samples left out between the blocks; auto = the patch extent along the axis (0 for labelled traces)",
+        default="auto", min=0)
 
 
-@dataclass(frozen=True)
-class Sampling:
+class Sampling(Section, title="sampling"):
     """``data.sampling``: how many patches, and how they are drawn."""
 
-    patches_per_epoch: int
-    val_patches: int
-    balance: float
-    rare_class: int | None
-    min_live: float
+    patches_per_epoch: int = setting(
+        "training patches drawn per epoch (all processes together)", default=1024, min=1)
+    val_patches: int = setting("validation patches, fixed for the whole run", default=256, min=1)
+    balance: float = setting(
+        "share of patches centred on a rare-class sample (segmentation) or drawn class-balanced "
+        "(classification)", default=0.0, min=0, max=1)
+    rare_class: int | None = setting(
+        "the rare class for balance (default: the least frequent)", default=None, min=0)
+    min_live: float = setting(
+        "least share of live (non-missing) traces in a patch", default=0.8, min=0, max=1)
 
 
-@dataclass(frozen=True)
-class Augment:
+class Augment(Section, title="augment"):
     """``data.augment``: random flips, transposes and noise."""
 
-    flip: tuple[str, ...]
-    transpose: tuple[str, str] | None
-    noise: float
+    flip: tuple[str, ...] = setting(
+        "patch axes that may be reversed (e.g. crossline; never sample/time)", default=())
+    transpose: tuple[str, str] | None = setting(
+        "two patch axes of equal size that may be swapped (e.g. [inline, crossline])", default=None)
+    noise: float = setting("std of Gaussian noise added to the normalised input", default=0.0, min=0)
 
 
-@dataclass(frozen=True)
-class Mask:
-    """``data.mask``: what a self-supervised task hides in each patch (see geocnn.masking)."""
+class Mask(Section, title="mask"):
+    """``data.mask``: what a self-supervised task hides in each patch (see geocnn.masking).
 
-    ratio: float
-    radius: int
-    replace: str
-    axis: str | None
-    length: int
-    gap: int
-    guard: int
+    ``tasks=`` names the only task that reads a field: giving it (changed from its default) with
+    the other task is an error.
+    """
+
+    ratio: float | None = setting(
+        "share hidden in each patch: of the samples (denoise_self, default 0.02) or of the traces "
+        "(reconstruct_traces, default 0.15)", default=None, min=0, max=0.5, exclusive_min=True)
+    radius: int = setting(
+        "a blind spot shows a random neighbour's value from within this many samples",
+        default=2, min=1, max=16, tasks=("denoise_self",))
+    replace: Literal["neighbour", "zero"] = setting(
+        "what a blind spot shows: a random neighbour's value, or zero (the normalised mean)",
+        default="neighbour", tasks=("denoise_self",))
+    axis: str | None = setting(
+        "denoise_self: StructN2V, also hide a line along this patch axis around each blind spot (noise "
+        "coherent along it); reconstruct_traces: the lateral axis gaps run along (default: the first)",
+        default=None)
+    length: int = setting(
+        "samples on the axis line (odd), centred on the blind spot",
+        default=5, min=1, max=63, tasks=("denoise_self",))
+    gap: int = setting(
+        "adjacent traces per hidden gap (1: scattered traces)",
+        default=1, min=1, max=64, tasks=("reconstruct_traces",))
+    guard: int = setting(
+        "score only hidden traces with no live trace within this many along every lateral axis (blocks are "
+        "hidden so there are some): noise correlated over that many traces cannot be copied",
+        default=0, min=0, max=8, tasks=("reconstruct_traces",))
 
 
-@dataclass(frozen=True)
-class Data:
+class Data(Section, title="data"):
     """The ``data`` section: inputs, targets, patch and how patches are drawn."""
 
-    inputs: tuple[Any, ...]
-    target: Any
-    labels: Any
-    patch: tuple[int, ...]
-    patch_axes: tuple[str, ...] | None
-    section: str | None
-    target_from_patch: str
-    normalize: Normalize
-    target_normalize: str
-    split: Split
-    sampling: Sampling
-    augment: Augment
-    classes: int | None
-    class_names: tuple[str, ...] | None
-    channel_names: tuple[str, ...] | None
-    on_device: str | bool
-    mask: Mask
-    clean: Any
+    inputs: tuple[Any, ...] = setting(
+        "input files stacked as channels, in order: a path, or a mapping (see input)", min_len=1)
+    target: Any = setting(
+        "target grid: clean data (regression), class labels (segmentation), or a grid read under each patch "
+        "(classification, scalar)", default=None)
+    labels: Any = setting(
+        "classification/scalar: one label per trace position (.npy, or .csv with a label column)",
+        default=None)
+    patch: tuple[int, ...] = setting("patch size, one per model axis", min=1, min_len=1, max_len=3)
+    patch_axes: tuple[str, ...] | None = setting(
+        "grid axes the patch spans, e.g. [crossline, sample]; default: the last ones",
+        default=None, min_len=1, max_len=3)
+    section: SectionName | None = setting(
+        "2D models on 3D volumes: inline (crossline × sample), crossline or time slices", default=None)
+    target_from_patch: Literal["center", "mean", "max"] = setting(
+        "classification/scalar with a target grid: the patch's label is the target at its centre, its mean, "
+        "or its max (e.g. 'a fault is in this patch')", default="center")
+    normalize: Normalize = setting("per-channel input normalisation", default={})
+    target_normalize: Literal["auto", "input", "own", "none"] = setting(
+        "regression targets: input (same numbers as the input: denoising), own, none; auto = input when "
+        "channel counts match", default="auto")
+    split: Split = setting("train/validation split by spatial blocks", default={})
+    sampling: Sampling = setting("how patches are drawn", default={})
+    augment: Augment = setting("random flips, transposes and noise (training only)", default={})
+    classes: int | None = setting(
+        "number of classes (default: the model's output channels)", default=None, min=2)
+    class_names: tuple[str, ...] | None = setting(
+        "names of the classes 0, 1, ... in pictures and confusion matrices (default: class 0, class 1...)",
+        default=None, min_len=2)
+    channel_names: tuple[str, ...] | None = setting(
+        "names of the input channels in pictures, e.g. [Z, N, E] (default: from the files)",
+        default=None, min_len=1)
+    on_device: Literal["auto"] | bool = setting(
+        "keep the normalised grids on the GPU and cut, augment and balance patches there; auto: when they "
+        "fit half its free memory (else pinned host prefetch), never on the CPU; true: always",
+        default="auto")
+    mask: Mask = setting("self-supervised tasks: which samples or traces each patch hides", default={})
+    clean: Any = setting(
+        "self-supervised tasks: a clean twin of the inputs, for validation scores only (never trained on)",
+        default=None)
 
 
-@dataclass(frozen=True)
-class Loss:
+class Loss(Section, title="loss", shorthand="kind"):
     """``train.loss``: the loss kind (default from the task) and its options."""
 
-    kind: str
-    class_weights: str | tuple[float, ...]
-    ignore_index: int | None
-    delta: float
-    gamma: float
+    kind: LossKind | None = setting(
+        "default: mse (regression, scalar), cross_entropy (segmentation, classification)", default=None)
+    class_weights: Literal["auto", "none"] | tuple[float, ...] = setting(
+        "cross_entropy/focal: auto = from label frequencies (rare classes weigh more), or one per class",
+        default="none", min=0, min_len=2)
+    ignore_index: int | None = setting("label value that is not scored (unlabelled samples)", default=None)
+    delta: float = setting("huber: where the loss turns linear", default=1.0, min=0, exclusive_min=True)
+    gamma: float = setting("focal: focusing exponent", default=2.0, min=0)
 
 
-@dataclass(frozen=True)
-class EarlyStop:
+class EarlyStop(Section, title="early_stop", shorthand="patience"):
     """``train.early_stop``: how long to wait for best_metric to improve."""
 
-    patience: int
-    min_delta: float
+    patience: int = setting("epochs without an improvement of best_metric before training stops", min=1)
+    min_delta: float = setting(
+        "least change of best_metric that counts as an improvement", default=0.0, min=0)
 
 
-@dataclass(frozen=True)
-class Train:
+class Train(Section, title="train"):
     """The ``train`` section: optimisation, device and checkpoint selection."""
 
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str
-    weight_decay: float
-    momentum: float
-    scheduler: str
-    step_epochs: int
-    step_gamma: float
-    loss: Loss
-    grad_clip: float | None
-    best_metric: str
-    device: str
-    amp: str
-    compile: bool
-    channels_last: str | bool
-    workers: str | int
-    threads: int | None
-    seed: int
-    max_steps: int | None
-    examples: int
-    tensorboard: bool
-    init_from: str | None
-    freeze: tuple[str, ...]
-    early_stop: EarlyStop | None
+    epochs: int = setting("passes over patches_per_epoch patches", default=10, min=1)
+    batch_size: int = setting(
+        "patches per step and process (global batch = batch_size × processes)", default=16, min=1)
+    lr: float = setting("learning rate", default=1e-3, min=0, exclusive_min=True)
+    optimizer: Literal["adam", "adamw", "sgd"] = setting("optimizer", default="adam")
+    weight_decay: float = setting("L2 penalty (decoupled for adamw)", default=0.0, min=0)
+    momentum: float = setting("sgd momentum", default=0.9, min=0, max=1)
+    scheduler: Literal["none", "cosine", "step"] = setting(
+        "learning-rate schedule over the run", default="cosine")
+    step_epochs: int = setting("step scheduler: epochs between decays", default=10, min=1)
+    step_gamma: float = setting("step scheduler: decay factor", default=0.5, min=0, exclusive_min=True)
+    loss: Loss = setting("loss function", default={})
+    grad_clip: float | None = setting(
+        "clip the gradient norm to this value", default=None, min=0, exclusive_min=True)
+    best_metric: str = setting(
+        "validation metric that selects best.pt (e.g. val_loss, f1, miou, snr_db)", default="val_loss")
+    device: Literal["auto", "cpu", "cuda", "mps"] = setting("auto: cuda, then mps, then cpu", default="auto")
+    amp: Literal["auto", "fp32", "bf16", "fp16"] = setting(
+        "precision on CUDA: auto (bf16 autocast when supported, else fp16), bf16, fp16 (with a grad scaler),"
+        " fp32", default="auto")
+    compile: bool = setting("torch.compile the model", default=False)
+    channels_last: Literal["auto"] | bool = setting(
+        "channels-last memory layout for 2D/3D convolutions (auto: on, except on MPS)", default="auto")
+    workers: Literal["auto"] | int = setting("DataLoader worker processes", default="auto", min=0)
+    threads: int | None = setting(
+        "CPU threads per process for torch (default: one per core); also used by predict",
+        default=None, min=1)
+    seed: int = setting("seed of weights, patch draws and augmentation", default=0, min=0)
+    max_steps: int | None = setting("stop after this many optimizer steps", default=None, min=1)
+    examples: int = setting("validation patches drawn in examples.png", default=4, min=0, max=16)
+    tensorboard: bool = setting(
+        "also log metrics.jsonl's numbers and examples.png to <run>/tb/ (needs the tensorboard extra)",
+        default=False)
+    init_from: str | None = setting(
+        "start from the weights of a run folder or checkpoint (.pt): layers are matched by name, those whose"
+        " shapes differ (e.g. a head with another class count) keep their fresh weights", default=None)
+    freeze: tuple[str, ...] = setting(
+        "layers not trained: names as in the model YAML / geocnn summarize, or prefixes (enc1 = enc1.conv1, "
+        "enc1.conv2, ...; enc* = every layer whose name starts with enc)", default=())
+    early_stop: EarlyStop | None = setting(
+        "stop when best_metric has not improved by min_delta for patience epochs", default=None)
 
 
-SECTIONS_OF = {Normalize: NORMALIZE, Split: SPLIT, Sampling: SAMPLING, Augment: AUGMENT, Mask: MASK, Data: DATA,
-               Loss: LOSS, EarlyStop: EARLY_STOP, Train: TRAIN}
-
-
-def section_record(cls: type, checked: dict) -> Any:
-    """A checked section dict as its frozen record (nested sections too; lists become tuples)."""
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):
-        v = checked[f.name]
-        kind = _optional_record(hints[f.name])
-        if kind is not None and v is not None:
-            v = section_record(kind, v)
-        elif isinstance(v, list):
-            v = tuple(v)
-        values[f.name] = v
-    return cls(**values)
-
-
-def _optional_record(hint: Any) -> type | None:
-    """The section record a field holds (``Loss``, or ``EarlyStop`` of ``EarlyStop | None``), if any."""
-    if dataclasses.is_dataclass(hint):
-        return hint
-    records = [a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)]
-    return records[0] if records else None
+def mask_fields_of(task: Task) -> tuple[str, ...]:
+    """The ``data.mask`` fields ``task`` reads: those declared for it, and those for every task."""
+    return tuple(f.name for f in Mask.record.fields if not f.tasks or task.name in f.tasks)
 
 
 CONFIG = Record([
     Field("name", Str(), None, "run name (default: the config file name); runs/<name>/"),
     Field("task", Choice(*TASKS), REQUIRED, " | ".join(TASKS)),
-    Field("data", DATA, REQUIRED, "data section"),
+    Field("data", Data.record, REQUIRED, "data section"),
     Field("model", AnyValue(), REQUIRED, "model section"),
-    Field("train", TRAIN, {}, "training section"),
+    Field("train", Train.record, {}, "training section"),
 ], title="geocnn config")
 
 
@@ -472,12 +372,12 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
     if data["labels"] is not None:
         raise d.at("labels").error(f"task {task.name} learns from the inputs alone; data.labels is not read",
                                    "remove data.labels")
-    mask = data["mask"]
+    mask, fields, read = data["mask"], Mask.record.by_name, mask_fields_of(task)
     for key, value in (given_mask or {}).items():
         # a saved run's config holds every field at its default: only a changed one is a mistake
-        if key in MASK.by_name and key not in MASK_FIELDS_OF[task.name] and value != MASK.by_name[key].default:
+        if key in fields and key not in read and value != fields[key].default:
             raise m.at(key).error(f"mask.{key} does not apply to task {task.name}",
-                                  f"{task.name} reads {', '.join(MASK_FIELDS_OF[task.name])}")
+                                  f"{task.name} reads {', '.join(read)}")
     if mask["ratio"] is None:
         mask["ratio"] = task.masking.default_ratio
     patch = data["patch"]
@@ -494,7 +394,7 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
     if axis is not None and axis not in axes:
         raise m.at("axis").error(f"mask axis {axis!r} is not a patch axis ({', '.join(axes)})",
                                  suggest(axis, list(axes)))
-    if "gap" in MASK_FIELDS_OF[task.name]:
+    if "gap" in read:
         lateral = [a for a in axes if a not in TIME_AXES]
         if axis in TIME_AXES:
             raise m.at("axis").error(f"gaps run along a lateral axis, not {axis}", f"use one of {', '.join(lateral)}")
@@ -529,7 +429,8 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = 
     elif data["clean"] is not None:
         raise d.at("clean").error(f"data.clean (an evaluation twin) is for self-supervised tasks, not {task.name}",
                                   "use data.target to train on clean data")
-    elif any(value != MASK.by_name[key].default for key, value in (given_mask or {}).items() if key in MASK.by_name):
+    elif any(value != Mask.record.by_name[key].default
+             for key, value in (given_mask or {}).items() if key in Mask.record.by_name):
         # (a saved run's config holds the section at its defaults: that is not a mistake)
         raise d.at("mask").error(f"data.mask is for the self-supervised tasks (denoise_self, reconstruct_traces), "
                                  f"not {task.name}", "remove it")
@@ -614,8 +515,8 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
     clean = input_spec(d["clean"], ctx.at("data").at("clean")) if d["clean"] is not None else None
     name = cfg["name"] or Path(source.path).stem
     raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
-    return Config(source.path, name, TASKS[cfg["task"]], section_record(Data, d), spec,
-                  section_record(Train, cfg["train"]), _plain(raw, source), inputs, target, labels, clean)
+    return Config(source.path, name, TASKS[cfg["task"]], Data.from_checked(d), spec,
+                  Train.from_checked(cfg["train"]), _plain(raw, source), inputs, target, labels, clean)
 
 
 def _plain(obj: Any, source: Source, keypath: KeyPath = ()) -> Any:
@@ -644,39 +545,44 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     return parse_config(data, source, overrides)
 
 
-def resolve_model_source(path: str | Path) -> tuple[ModelSpec, tuple[int, ...] | None]:
-    """The model of a YAML file, run folder or checkpoint, and its default input shape (C, ...)."""
-    p = Path(path)
-    if p.is_dir() or p.suffix == ".pt":
-        from geocnn.runs import load_checkpoint, resolve_checkpoint
+@dataclass(frozen=True)
+class ModelSource:
+    """What ``geocnn summarize`` shows: a model, its default input shape (C, ...), its frozen layers."""
 
-        ckpt = load_checkpoint(resolve_checkpoint(p))
-        cfg = parse_config(ckpt.config, Source(str(p)))
-        return cfg.model, (cfg.model.in_channels, *cfg.patch)
+    spec: ModelSpec
+    input_shape: tuple[int, ...] | None
+    freeze: tuple[str, ...] = ()
+
+
+def model_of_run(stored: dict, where: str) -> ModelSource:
+    """The model of a run from the effective config its checkpoint holds (read by
+    :func:`geocnn.runs.stored_config`); ``where`` names the run folder or checkpoint."""
+    cfg = parse_config(stored, Source(where))
+    return ModelSource(cfg.model, (cfg.model.in_channels, *cfg.patch), cfg.train.freeze)
+
+
+def model_of_file(path: str | Path) -> ModelSource:
+    """The model of a YAML model file or full config; the input shape is the model's ``input_shape``,
+    else the config's training patch, else unknown (None)."""
+    p = Path(path)
     data, source = load(p)
     section, base = model_section(data, source)
     spec = parse_model(section, source, base)
     if spec.name is None:
         top = data.get("name") if isinstance(data, dict) and base else None
         spec.name = top if isinstance(top, str) else p.stem
+    freeze = _freeze_in(data)
     if spec.input_shape:
-        return spec, (spec.in_channels, *spec.input_shape)
+        return ModelSource(spec, (spec.in_channels, *spec.input_shape), freeze)
     patch = data.get("data", {}).get("patch") if isinstance(data, dict) and isinstance(data.get("data"), dict) else None
     if isinstance(patch, list) and len(patch) == spec.dims and all(isinstance(n, int) and n > 0 for n in patch):
-        return spec, (spec.in_channels, *patch)
-    return spec, None
+        return ModelSource(spec, (spec.in_channels, *patch), freeze)
+    return ModelSource(spec, None, freeze)
 
 
-def freeze_of(path: str | Path) -> tuple[str, ...]:
-    """``train.freeze`` of a full config, run folder or checkpoint (none for a model file), so
-    ``summarize`` shows what a run trains."""
-    p = Path(path)
-    if p.is_dir() or p.suffix == ".pt":
-        from geocnn.runs import load_checkpoint, resolve_checkpoint
-
-        data: Any = load_checkpoint(resolve_checkpoint(p)).config
-    else:
-        data = load(p)[0]
+def _freeze_in(data: Any) -> tuple[str, ...]:
+    """``train.freeze`` of a full config document as written (none for a model file), so
+    ``summarize`` shows what a run would train."""
     train = data.get("train") if isinstance(data, dict) and "task" in data else None
     names = train.get("freeze") if isinstance(train, dict) else None
     return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
@@ -726,10 +632,10 @@ def json_schema() -> dict:
     data = schema["properties"]["data"]
     item = {"anyOf": [{"type": "string", "description": "path"}, INPUT_SPEC.json()]}
     data["properties"]["inputs"] = {"type": "array", "items": item, "minItems": 1,
-                                    "description": DATA.by_name["inputs"].help}
-    data["properties"]["target"] = {**item, "description": DATA.by_name["target"].help}
-    data["properties"]["labels"] = {"type": "string", "description": DATA.by_name["labels"].help}
-    data["properties"]["clean"] = {**item, "description": DATA.by_name["clean"].help}
+                                    "description": Data.record.by_name["inputs"].help}
+    data["properties"]["target"] = {**item, "description": Data.record.by_name["target"].help}
+    data["properties"]["labels"] = {"type": "string", "description": Data.record.by_name["labels"].help}
+    data["properties"]["clean"] = {**item, "description": Data.record.by_name["clean"].help}
     schema.update({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://geocnn.dev/schema/config.json",
@@ -739,3 +645,27 @@ def json_schema() -> dict:
     })
     schema.pop("required", None)
     return schema
+
+
+# ----------------------------------------------------------------------------- docs
+
+def config_reference() -> str:
+    """Every section of a config file as a Markdown table (docs/config.md is this text).
+
+    ``geocnn schema --markdown`` prints it; the tables come from the section declarations, as
+    the checks and the JSON Schema do.
+    """
+    parts = ["# Config reference", "",
+             "Every key of a geocnn config file, section by section: its type, default, choices and what it "
+             "does. Generated from the declarations in `src/geocnn/config.py` (`geocnn schema --markdown`); "
+             "`model:` is described in the README (Declaring a model) and in [terms.md](terms.md).", ""]
+    return "\n".join(parts + _section_tables("", CONFIG))
+
+
+def _section_tables(path: str, record: Record) -> list[str]:
+    """The table of one section, then those of the sections inside it (depth first)."""
+    lines = [f"## `{path}`" if path else "## top level", "", markdown_table(record)]
+    for f in record.fields:
+        if isinstance(f.type, Record):
+            lines += _section_tables(f"{path}.{f.name}" if path else f.name, f.type)
+    return lines

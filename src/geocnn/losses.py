@@ -104,15 +104,18 @@ class ValueLoss(nn.Module):
         self.kind, self.delta = kind, delta
 
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        out = out.float().reshape(target.shape)
+        return self.score(out.float().reshape(target.shape), target)
+
+    def score(self, pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """The value loss of ``pred`` against ``truth`` (same shape): the one mse/l1/huber switch."""
         if self.kind == "mse":
-            return F.mse_loss(out, target)
+            return F.mse_loss(pred, truth)
         if self.kind == "l1":
-            return F.l1_loss(out, target)
-        return F.huber_loss(out, target, delta=self.delta)
+            return F.l1_loss(pred, truth)
+        return F.huber_loss(pred, truth, delta=self.delta)
 
 
-class HiddenLoss(nn.Module):
+class HiddenLoss(ValueLoss):
     """A value loss on the hidden samples only (self-supervised tasks).
 
     The target is (B, C + 1 [+ C], ...): the C unmasked input channels, then the hidden mask
@@ -120,21 +123,13 @@ class HiddenLoss(nn.Module):
     samples get no gradient, so the network cannot learn the identity.
     """
 
-    def __init__(self, kind: str, delta: float) -> None:
-        super().__init__()
-        self.kind, self.delta = kind, delta
-
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         c = out.shape[1]
         hidden = (target[:, c:c + 1] > 0.5).expand_as(out)
         pred, truth = out.float()[hidden], target[:, :c].float()[hidden]
         if pred.numel() == 0:
             return out.float().sum() * 0.0
-        if self.kind == "mse":
-            return F.mse_loss(pred, truth)
-        if self.kind == "l1":
-            return F.l1_loss(pred, truth)
-        return F.huber_loss(pred, truth, delta=self.delta)
+        return self.score(pred, truth)
 
 
 def make_loss(classifies: bool, cfg: Loss, class_freq: np.ndarray | None = None,

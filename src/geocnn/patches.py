@@ -17,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 
 from geocnn.errors import ConfigError
 
 # The grid axes a 2D section spans, in model-axis order (config's ``data.section`` reads this too).
-SECTION_AXES = {"inline": ("crossline", "sample"), "crossline": ("inline", "sample"),
+SectionName = Literal["inline", "crossline", "time"]
+SECTION_AXES: dict[SectionName, tuple[str, str]] = {"inline": ("crossline", "sample"), "crossline": ("inline", "sample"),
                 "time": ("inline", "crossline")}
 BLENDS = ("gaussian", "linear", "none")
 
@@ -115,6 +117,11 @@ def patch_geometry(grid_axes: Sequence[str], grid_shape: Sequence[int], size: Se
 Region = tuple[tuple[int, int], ...]  # [lo, hi) per grid axis
 
 
+def axis_step(size: int, overlap: float) -> int:
+    """Step between window starts that shares about ``overlap`` (0..1) of each window: at least 1."""
+    return max(1, int(round(size * (1 - overlap))))
+
+
 def axis_starts(n: int, size: int, overlap: float) -> list[int]:
     """Window starts covering [0, n) with about ``overlap`` (0..1) of each window shared.
 
@@ -123,8 +130,7 @@ def axis_starts(n: int, size: int, overlap: float) -> list[int]:
     """
     if n <= size:
         return [0]
-    step = max(1, int(round(size * (1 - overlap))))
-    starts = list(range(0, n - size + 1, step))
+    starts = list(range(0, n - size + 1, axis_step(size, overlap)))
     if starts[-1] != n - size:
         starts.append(n - size)
     return starts
@@ -152,7 +158,8 @@ class WindowPlan:
     ``weights`` are the 1D blend weights per grid axis (length = extent); a window's weight is
     their outer product, and ``sums`` — per grid axis, over the whole grid — hold Σ of the 1D
     weights of the windows covering each sample, so the weight sum at any sample is a product
-    of 1D sums (separable weights on a product tiling) and needs no buffer.
+    of 1D sums (separable weights on a product tiling) and needs no buffer. ``stride`` is the step
+    per grid axis of a regular plan (a score map's), None for a tiling.
     """
 
     geom: PatchGeometry
@@ -160,6 +167,7 @@ class WindowPlan:
     starts: tuple[tuple[int, ...], ...]
     weights: tuple[np.ndarray, ...]
     sums: tuple[np.ndarray, ...]
+    stride: tuple[int, ...] | None = None
 
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -213,33 +221,43 @@ class WindowPlan:
 
 
 def plan_windows(geom: PatchGeometry, region: Sequence[tuple[int, int]] | None = None, overlap: float = 0.0,
-                 blend: str = "none") -> WindowPlan:
+                 blend: str = "none", stride: Sequence[int] | None = None) -> WindowPlan:
     """Plan the windows of ``geom`` inside ``region`` (default: the whole grid).
 
     Along axes the patch spans, windows tile the region with about ``overlap`` shared
-    (:func:`axis_starts`); along the others there is one window per position. Numpy only.
+    (:func:`axis_starts`); along the others there is one window per position. With ``stride``
+    (one step per grid axis) windows start every step instead, while they fit — none is moved to
+    the end, so a score map's cells are evenly spaced. Numpy only.
 
     Examples
     --------
     >>> geom = PatchGeometry(("inline", "sample"), (3, 11), (1,), (4,))
     >>> plan_windows(geom, overlap=0.25).starts
     ((0, 1, 2), (0, 3, 6, 7))
+    >>> plan_windows(geom, stride=(2, 3)).starts
+    ((0, 2), (0, 3, 6))
     """
     region = tuple((0, n) for n in geom.grid_shape) if region is None else tuple(tuple(r) for r in region)
     starts, weights, sums = [], [], []
-    for n, e, (lo, hi) in zip(geom.grid_shape, geom.extent, region):
-        st = list(range(lo, hi)) if e == 1 else [lo + s for s in axis_starts(hi - lo, e, overlap)]
+    for a, (n, e, (lo, hi)) in enumerate(zip(geom.grid_shape, geom.extent, region)):
+        if stride is not None:
+            st = list(range(lo, hi - e + 1, stride[a]))
+        else:
+            st = list(range(lo, hi)) if e == 1 else [lo + s for s in axis_starts(hi - lo, e, overlap)]
         w = np.ones(1, np.float32) if e == 1 else axis_weights(e, blend)
         total = np.zeros(max(n, st[-1] + e if st else n), np.float64)
-        if e == 1:
-            total[lo:hi] = 1.0  # one window per position
-        else:
-            for s in st:
-                total[s:s + e] += w
+        for s in st:  # Σ of the 1D weights of the windows covering each sample
+            total[s:s + e] += w
         starts.append(tuple(st))
         weights.append(w)
         sums.append(total[:n])
-    return WindowPlan(geom, region, tuple(starts), tuple(weights), tuple(sums))
+    regular = tuple(int(v) for v in stride) if stride is not None else None
+    return WindowPlan(geom, region, tuple(starts), tuple(weights), tuple(sums), regular)
+
+
+def default_stride(geom: PatchGeometry, overlap: float) -> tuple[int, ...]:
+    """A score map's step per grid axis when none is asked for: 1 off the patch, the overlap's step along it."""
+    return tuple(1 if e == 1 else axis_step(e, overlap) for e in geom.extent)
 
 
 # ----------------------------------------------------------------------------- split

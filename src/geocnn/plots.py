@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from geocnn import atomic
 from geocnn.grids import sidecar
 from geocnn.grids.grid import open_grid
+from geocnn.outputs import Output
 
 log = logging.getLogger(__name__)
 
@@ -623,11 +624,11 @@ def _section(grid, window: tuple[slice, ...], channel: int = 0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Preview:
-    """What a prediction preview draws: the input grid, the written output, the ``--output`` kind."""
+    """What a prediction preview draws: the input grid, the written output, what it holds."""
 
     grid: Any
     pred: Any
-    kind: str  # values | probabilities | labels
+    output: Output  # values, probabilities or labels: how they are drawn is the record's
     names: Names = Names()
     same_units: bool = False
     classes: int | None = None
@@ -674,21 +675,21 @@ def class_preview(p: Preview) -> Figure:
     views = _views(coords, p.grid.shape)
     k = p.classes or (p.pred.channels if p.pred.channels > 1 else 2)
     class_names = p.names.class_names(k)
-    channels = [0] if p.kind == "labels" else list(range(p.pred.channels))
+    channels = [0] if p.output.categorical else list(range(p.pred.channels))
     fig, axes = _figure(len(views), 1 + len(channels), 3.0, 2.8)
     for row, (frame, window) in zip(axes, views):
         x = _section(p.grid, window)
         clip = clip_of(x)
         im = seismic_panel(row[0], x, frame, f"input — {frame.line}", clip)
         _amplitude_bar(fig, im, [row[0]], clip)
-        if p.kind == "labels":
-            class_panel(row[1], _section(p.pred, window), frame, "predicted class", k)
+        if p.output.categorical:
+            class_panel(row[1], _section(p.pred, window), frame, p.output.label, k)
             continue
         for j, c in enumerate(channels):
             cls = c if len(channels) > 1 else 1  # one channel holds P(class 1)
             pim = probability_panel(row[1 + j], _section(p.pred, window, c), frame, f"P({class_names[cls]})")
         _probability_bar(fig, pim, list(row[1:]))
-    if p.kind == "labels":
+    if p.output.categorical:
         class_legend(fig, class_names)
     fig.suptitle("prediction preview", fontsize=10)
     return fig
@@ -705,7 +706,7 @@ def _trace_preview(p: Preview) -> Figure:
     t = coords.values
     ax.plot(t, x[0] / (np.abs(x[0]).max() or 1), lw=0.7, color="0.2", label=f"input ({p.names.channel(0)})")
     for c in range(y.shape[0]):
-        ax.plot(t, y[c] / (np.abs(y[c]).max() or 1) - 1.5 * (c + 1), lw=0.7, label=f"prediction {p.kind} {c}")
+        ax.plot(t, y[c] / (np.abs(y[c]).max() or 1) - 1.5 * (c + 1), lw=0.7, label=f"prediction {p.output.name} {c}")
     ax.set_xlabel(coords.label)
     ax.set_yticks([])
     ax.legend(fontsize=7)
@@ -728,38 +729,34 @@ def map_preview(p: Preview) -> Figure:
             style = ".-" if v.shape[1] <= 60 else "."  # many windows: dots, a line would hide them
             ax.plot(coords[along].values, v[c], style, lw=0.8, ms=4, label=_channel_label(p, c, class_names))
         ax.set_xlabel(coords[along].label)
-        ax.set_ylabel(_kind_label(p))
+        ax.set_ylabel(p.output.label)
         ax.legend(fontsize=7)
-        if p.kind == "probabilities":
+        if p.output.probability:
             ax.set_ylim(-0.02, 1.02)
     else:
-        channel = 0 if p.kind != "probabilities" or values.shape[0] == 1 else 1
+        channel = 1 if p.output.probability and values.shape[0] > 1 else 0
         img = values[channel]
         while img.ndim > 2:  # a 3D map: its middle slice along the last axis
             img = img[..., img.shape[-1] // 2]
         frame = Frame("", (coords[0], coords[1]))
-        if p.kind == "labels":
+        if p.output.categorical:
             class_panel(ax, img, frame, "", k, True)
             class_legend(fig, class_names)
-        elif p.kind == "probabilities":
+        elif p.output.probability:
             im = probability_panel(ax, img, frame, "", True)
             _probability_bar(fig, im, [ax])
         else:
             im = ax.imshow(img.T, aspect="auto", cmap="viridis", extent=_extent(frame), interpolation="nearest")
             _axes_labels(ax, frame)
             fig.colorbar(im, ax=ax, label="value")
-    ax.set_title(f"{_kind_label(p)} per window", fontsize=9)
+    ax.set_title(f"{p.output.label} per window", fontsize=9)
     return fig
 
 
-def _kind_label(p: Preview) -> str:
-    return {"labels": "predicted class", "probabilities": "probability"}.get(p.kind, "predicted value")
-
-
 def _channel_label(p: Preview, c: int, class_names: list[str]) -> str:
-    if p.kind == "probabilities":
+    if p.output.probability:
         return f"P({class_names[c if p.pred.channels > 1 else 1]})"
-    return _kind_label(p)
+    return p.output.label
 
 
 def _map_coords(p: Preview) -> list[Coords]:
@@ -797,12 +794,12 @@ PATCH_SCORES = Pictures(patch_examples, map_preview)
 
 
 @never_fails
-def prediction_previews(grid, output: Path, task, kind: str, names: Names = Names(), same_units: bool = False,
+def prediction_previews(grid, output: Path, task, what: Output, names: Names = Names(), same_units: bool = False,
                         classes: int | None = None, spec=None, model_axes: Sequence[str] = ()) -> list[Path]:
     """``<out>.preview.png``: the task's preview (its record's ``pictures.preview``); reads only slices."""
     output = Path(output)
     pred = open_grid(output)
     side = sidecar.read(output) if output.suffix == ".npy" else None
     centres = ((side or {}).get("map") or {}).get("centres") or {}
-    preview = Preview(grid, pred, kind, names, same_units, classes, centres, declared_spacing(spec, model_axes))
+    preview = Preview(grid, pred, what, names, same_units, classes, centres, declared_spacing(spec, model_axes))
     return [save(task.pictures.preview(preview), preview_path(output))]

@@ -193,6 +193,14 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
     return p
 
 
+def stored_config(path: str | Path) -> dict | None:
+    """The effective config a run folder or checkpoint (``.pt``) holds; None for any other path (a YAML file)."""
+    p = Path(path)
+    if not (p.is_dir() or p.suffix == ".pt"):
+        return None
+    return load_checkpoint(resolve_checkpoint(p)).config
+
+
 def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     """Atomically write a checkpoint (temp file in the same folder, then rename)."""
     with atomic.replacing(path) as tmp:

@@ -3,22 +3,21 @@
 Each record says what the rest of geocnn needs to know about a task — whether the model answers
 per sample (dense) or per patch, whether its scores are class logits or values, which losses fit
 (the first is the default), how a training target is read, which validation metrics it reports
-and which one heads the log (with its direction), its trivial baseline, and how the model's raw
-scores become what ``geocnn predict`` writes for each ``--output`` kind. Config, data, training,
-prediction, losses and pictures ask the record; the task's name is read only where YAML is parsed.
+and which one heads the log (with its direction), its trivial baseline, and which outputs
+(:mod:`geocnn.outputs`) ``geocnn predict`` can write for it. Config, data, training, prediction,
+losses and pictures ask the record; the task's name is read only where YAML is parsed.
 
 Class scores follow one convention (see :mod:`geocnn.losses`): logits with the class axis at 1,
 K ≥ 2 channels for K classes or one channel holding the logit of class 1. Logits become
-probabilities (:func:`class_probabilities`) and probabilities become labels
-(:func:`class_labels`) here and nowhere else; a tie (probability exactly 0.5, or equal
-probabilities) goes to the lower class.
+probabilities here (:func:`class_probabilities`) and nowhere else; probabilities become labels in
+:func:`geocnn.outputs.class_labels`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -27,41 +26,19 @@ from geocnn import plots
 from geocnn.errors import ConfigError
 from geocnn.masking import SAMPLES, TRACES, Masking
 from geocnn.metrics import ConfusionMetrics, HiddenMetrics, Metric, RegressionMetrics, ScalarMetrics, metric
+from geocnn.outputs import AUTO, LABELS, PROBABILITIES, VALUES, Output, class_labels, outputs_of
 from geocnn.schema import suggest
 
-OUTPUTS_OF_VALUES = ("values",)
-OUTPUTS_OF_CLASSES = ("probabilities", "labels")
+# the losses geocnn has (geocnn.losses); each task picks those that fit it
+LossKind = Literal["bce_balanced", "cross_entropy", "dice", "focal", "huber", "l1", "mse"]
 
 
-# ----------------------------------------------------------------------------- scores → outputs
+# ----------------------------------------------------------------------------- scores
 
 def class_probabilities(logits: torch.Tensor, axis: int = 1) -> torch.Tensor:
     """Class logits → probabilities: sigmoid of a single channel (P(class 1)), else softmax."""
     logits = logits.float()
     return torch.sigmoid(logits) if logits.shape[axis] == 1 else torch.softmax(logits, dim=axis)
-
-
-def class_labels(probs: Any, axis: int = 1) -> Any:
-    """Probabilities (NumPy or torch, channels on ``axis``) → class indices, channel axis removed.
-
-    One channel: class 1 where P(class 1) > 0.5; K channels: the most probable class. Both send a
-    tie to the lower class, so one channel and two channels of the same logits agree.
-    """
-    if probs.shape[axis] == 1:
-        return (probs.squeeze(axis) > 0.5) * 1
-    return probs.argmax(axis)
-
-
-def _cast(values: Any, dtype: str) -> Any:
-    """``values`` as ``dtype``, NumPy or torch alike (prediction blends on the device on a GPU)."""
-    return values.astype(dtype) if isinstance(values, np.ndarray) else values.to(getattr(torch, dtype))
-
-
-def positive_probability(probs: Any, axis: int = 1) -> Any:
-    """What a probability map shows: P(class 1) for a binary problem (one channel), else every class."""
-    if probs.shape[axis] == 2:
-        return probs[(slice(None),) * axis + (slice(1, 2),)]
-    return probs
 
 
 # ----------------------------------------------------------------------------- targets
@@ -136,7 +113,7 @@ class Task:
     help: str
     dense: bool  # one answer per sample (the patch size back), else one per patch
     classifies: bool  # scores are class logits; else values
-    losses: tuple[str, ...]  # the first is the default
+    losses: tuple[LossKind, ...]  # the first is the default
     metric_names: tuple[str, ...]  # every validation metric it may report (best_metric choices)
     headlines: tuple[str, str]  # headline metric for two classes (or values), for more classes
     baseline: str  # the trivial prediction its metrics are compared with
@@ -186,43 +163,25 @@ class Task:
 
     # --- predict's outputs
     @property
-    def outputs(self) -> tuple[str, ...]:
-        """Valid ``--output`` kinds."""
-        return OUTPUTS_OF_CLASSES if self.classifies else OUTPUTS_OF_VALUES
+    def outputs(self) -> tuple[Output, ...]:
+        """The ``--output`` kinds that fit: class probabilities or labels, else values."""
+        return outputs_of(self.classifies)
 
-    def output_kind(self, requested: str, classes: int | None) -> str:
+    def output(self, requested: str, classes: int | None) -> Output:
         """``--output`` resolved: auto → values, or probabilities (two classes) / labels."""
-        if requested == "auto":
+        if requested == AUTO:
             if not self.classifies:
-                return "values"
-            return "probabilities" if classes == 2 else "labels"
-        if requested not in self.outputs:
+                return VALUES
+            return PROBABILITIES if classes == 2 else LABELS
+        fitting = {o.name: o for o in self.outputs}
+        if requested not in fitting:
             raise ConfigError(f"--output {requested} does not fit a {self.name} model",
-                              fix=f"use {' or '.join(self.outputs)}")
-        return requested
-
-    def output_channels(self, kind: str, scores: int) -> tuple[int, str]:
-        """(channels, dtype) written for ``scores`` model channels."""
-        if not self.classifies:
-            return scores, "float32"
-        if kind == "labels":
-            return 1, "uint8"
-        return (1 if scores <= 2 else scores), "float32"
+                              fix=f"use {' or '.join(fitting)}")
+        return fitting[requested]
 
     def scores(self, out: torch.Tensor) -> torch.Tensor:
         """Model output (B, K, ...) → what prediction blends: probabilities, or the values."""
         return class_probabilities(out) if self.classifies else out.float()
-
-    def to_output(self, scores: Any, kind: str, target_norm: Any) -> Any:
-        """Blended (K, ...) scores (NumPy, or torch on the device) → what is written: values in target
-        units, probabilities, uint8 labels."""
-        if not self.classifies:
-            if target_norm is None:
-                return scores
-            return _cast(target_norm.invert(scores), "float32")
-        if kind == "labels":
-            return _cast(class_labels(scores, axis=0), "uint8")[None]
-        return _cast(positive_probability(scores, axis=0), "float32")
 
     def predictions(self, out: torch.Tensor, target_norm: Any) -> torch.Tensor:
         """Model output of a batch → class labels (B, ...), or values in target units."""
@@ -265,7 +224,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          pictures=plots.DENSE_VALUES),
 )}
 
-LOSS_KINDS = tuple(sorted({k for t in TASKS.values() for k in t.losses}))
+LOSS_KINDS: tuple[str, ...] = get_args(LossKind)
 
 
 def get_task(name: str) -> Task:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -17,26 +23,68 @@ from geocnn.grids.inspect import inspect_inputs
 from geocnn.grids.spec import FILE_FORMATS, InputSpec
 
 
-def _spec(path: Path, iline: int, xline: int, offset: int, endian: str, structured: str,
-          axes: str | None, key: str | None, fmt: str = "auto") -> InputSpec:
-    names = tuple(a.strip() for a in axes.split(",") if a.strip()) if axes else None
-    return InputSpec(path=str(path), format=fmt, key=key, axes=names, iline=iline, xline=xline, offset=offset,
-                     endian=endian, structured=structured)
+def _option(option: Any) -> Any:
+    """A :class:`ReadOptions` field, with the typer option that sets it (help= becomes --help)."""
+    return field(metadata={"option": option})
 
 
-# Options shared by both commands (help= becomes --help).
-ILINE = typer.Option(189, "--iline", min=1, max=237, help="SEG-Y trace header byte of the inline number.")
-XLINE = typer.Option(193, "--xline", min=1, max=237, help="SEG-Y trace header byte of the crossline number.")
-OFFSET = typer.Option(37, "--offset", min=1, max=237, help="SEG-Y trace header byte of the offset number.")
-ENDIAN = typer.Option("auto", "--endian",
-                      help="SEG-Y byte order: auto (from the binary header), big, little.")
-STRUCTURED = typer.Option("auto", "--structured",
-                          help="SEG-Y geometry: auto, yes (grid even sparse surveys), "
-                               "no (unstructured traces).")
-AXES = typer.Option(None, "--axes", help="NumPy axis names, comma-separated, e.g. inline,crossline,sample.")
-KEY = typer.Option(None, "--key", help="Array name inside a .npz file.")
-FORMAT = typer.Option("auto", "--format",
-                      help="Input file format: auto (from the file name), segy, npy, npz.")
+@dataclass(frozen=True)
+class ReadOptions:
+    """How input files are read: the options ``inspect`` and ``convert`` share, declared once and
+    checked once (:func:`with_read_options` gives a command these fields as options)."""
+
+    iline: int = _option(typer.Option(189, "--iline", min=1, max=237,
+                                      help="SEG-Y trace header byte of the inline number."))
+    xline: int = _option(typer.Option(193, "--xline", min=1, max=237,
+                                      help="SEG-Y trace header byte of the crossline number."))
+    offset: int = _option(typer.Option(37, "--offset", min=1, max=237,
+                                       help="SEG-Y trace header byte of the offset number."))
+    endian: str = _option(typer.Option("auto", "--endian",
+                                       help="SEG-Y byte order: auto (from the binary header), big, little."))
+    structured: str = _option(typer.Option("auto", "--structured",
+                                           help="SEG-Y geometry: auto, yes (grid even sparse surveys), "
+                                                "no (unstructured traces)."))
+    axes: str | None = _option(typer.Option(None, "--axes", help="NumPy axis names, comma-separated, e.g. "
+                                            "inline,crossline,sample."))
+    key: str | None = _option(typer.Option(None, "--key", help="Array name inside a .npz file."))
+    fmt: str = _option(typer.Option("auto", "--format",
+                                    help="Input file format: auto (from the file name), segy, npy, npz."))
+
+    def __post_init__(self) -> None:
+        _choice("--endian", self.endian, ("auto", "big", "little"))
+        _choice("--structured", self.structured, ("auto", "yes", "no"))
+        _choice("--format", self.fmt, FILE_FORMATS)
+
+    def spec(self, path: Path) -> InputSpec:
+        """How to read the input ``path``."""
+        names = tuple(a.strip() for a in self.axes.split(",") if a.strip()) if self.axes else None
+        return InputSpec(path=str(path), format=self.fmt, key=self.key, axes=names, iline=self.iline,
+                         xline=self.xline, offset=self.offset, endian=self.endian, structured=self.structured)
+
+    def template_spec(self, path: Path) -> InputSpec:
+        """How to read a SEG-Y template: the header bytes and byte order, none of the NumPy options."""
+        return replace(self, axes=None, key=None, fmt="auto").spec(path)
+
+
+def with_read_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with the :class:`ReadOptions` fields as options of its own; it gets them as one ``read``.
+
+    Typer reads a command's options from its signature, so the wrapper's signature is the
+    command's (less ``read``) plus the shared options; the wrapper packs them into a
+    :class:`ReadOptions` (checking them) and calls the command.
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "read"]
+    hints = typing.get_type_hints(ReadOptions)
+    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
+                                annotation=hints[f.name]) for f in fields(ReadOptions)]
+
+    @functools.wraps(command)
+    def run(**kwargs: Any) -> None:
+        command(read=ReadOptions(**{p.name: kwargs.pop(p.name) for p in shared}), **kwargs)
+
+    run.__signature__ = inspect.Signature([*own, *shared])  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in (*own, *shared)}
+    return run
 
 
 def inspect_cmd(
@@ -55,16 +103,13 @@ def inspect_cmd(
                                    "byte pairs would grid the file (always done when no geometry is found)."),
     scan_traces: int = typer.Option(MAX_SCAN_TRACES, "--scan-traces", min=1,
                                     help="Traces whose headers --scan reads (headers only, never samples)."),
-    iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
-    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY, fmt: str = FORMAT,
+    *,
+    read: ReadOptions,
 ) -> None:
     """Show what geocnn sees in data files: format, geometry, ranges, value statistics, stackability."""
-    _choice("--endian", endian, ("auto", "big", "little"))
-    _choice("--structured", structured, ("auto", "yes", "no"))
-    _choice("--format", fmt, FILE_FORMATS)
     if json_path is not None:
         atomic.check_new(json_path, force)  # before the work, not after it
-    specs = [_spec(f, iline, xline, offset, endian, structured, axes, key, fmt) for f in files]
+    specs = [read.spec(f) for f in files]
     infos = inspect_inputs(specs, stats_traces, stack, text=text, scan=scan, scan_traces=scan_traces)
     for info in infos:
         if "error" in info:
@@ -89,16 +134,12 @@ def convert_cmd(
                                          help="SEG-Y whose headers and geometry a NumPy input is "
                                               "written with."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
-    iline: int = ILINE, xline: int = XLINE, offset: int = OFFSET, endian: str = ENDIAN,
-    structured: str = STRUCTURED, axes: str | None = AXES, key: str | None = KEY, fmt: str = FORMAT,
+    *,
+    read: ReadOptions,
 ) -> None:
     """Convert SEG-Y to a memory-mappable .npy (grid axis order), MDIO or Zarr, and back to SEG-Y."""
-    _choice("--endian", endian, ("auto", "big", "little"))
-    _choice("--structured", structured, ("auto", "yes", "no"))
-    _choice("--format", fmt, FILE_FORMATS)
-    spec = _spec(src, iline, xline, offset, endian, structured, axes, key, fmt)
-    template_spec = (_spec(template, iline, xline, offset, endian, structured, None, None)
-                     if template else None)
+    spec = read.spec(src)
+    template_spec = read.template_spec(template) if template else None
     with console.progress() as reporter:
         result = convert(src, dst, template=template, force=force, spec=spec, template_spec=template_spec,
                          reporter=reporter)
@@ -199,4 +240,4 @@ def _scan_table(scan: dict) -> Table:
     return t
 
 
-COMMANDS = [("inspect", inspect_cmd), ("convert", convert_cmd)]
+COMMANDS = [("inspect", with_read_options(inspect_cmd)), ("convert", with_read_options(convert_cmd))]

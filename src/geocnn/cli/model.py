@@ -15,9 +15,10 @@ from rich.text import Text
 
 from geocnn import atomic, summary
 from geocnn.cli import console
-from geocnn.config import freeze_of, json_schema, resolve_model_source
+from geocnn.config import config_reference, json_schema, model_of_file, model_of_run
 from geocnn.errors import ConfigError
 from geocnn.fmt import fmt_shape
+from geocnn.runs import stored_config
 
 
 def parse_shape(text: str, option: str) -> tuple[int, ...]:
@@ -136,8 +137,10 @@ def summarize_cmd(
     N_y = floor((N_x + 2·pad − N_h)/stride + 1). A shape error prints the table up to the failing
     layer, then the error with its YAML line, and exits with code 2.
     """
-    spec, default_shape = resolve_model_source(config)
-    shape = parse_shape(input_shape, "--input-shape") if input_shape else default_shape
+    stored = stored_config(config)
+    source = model_of_file(config) if stored is None else model_of_run(stored, str(config))
+    spec = source.spec
+    shape = parse_shape(input_shape, "--input-shape") if input_shape else source.input_shape
     if shape is None:
         raise ConfigError("no input shape: the model has no input_shape", where=str(config),
                           fix="add input_shape to the model section or pass --input-shape C,D1,...")
@@ -151,7 +154,7 @@ def summarize_cmd(
     for path in (json_path, markdown_path):
         if path is not None:
             atomic.check_new(path, force)
-    s = summary.summarize(spec, shape, batch_size, freeze_of(config))
+    s = summary.summarize(spec, shape, batch_size, source.freeze)
     print_summary(s, wide)
     if json_path is not None:
         atomic.write_json(json_path, summary.to_json(s), force=force)
@@ -166,12 +169,14 @@ def summarize_cmd(
 def schema_cmd(
     out: Path = typer.Option(None, "--out", "-o", help="Write to this file instead of standard output."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print the config reference instead: every "
+                                  "section's keys as Markdown tables (docs/config.md)."),
 ) -> None:
     """Print the JSON Schema of geocnn config files, for editor validation and completion.
 
     E.g. with the YAML language server: `# yaml-language-server: $schema=geocnn-schema.json`.
     """
-    text = json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+    text = config_reference() if markdown else json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
     if out is None:
         console.out.file.write(text)
     else:

@@ -8,6 +8,7 @@ import typer
 
 from geocnn.cli import console
 from geocnn.errors import ConfigError
+from geocnn.outputs import AUTO, OUTPUTS
 
 
 def predict_cmd(
@@ -23,8 +24,8 @@ def predict_cmd(
     blend: str = typer.Option("gaussian", "--blend", help="Weights of overlapping windows: gaussian | linear | none."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Windows per batch (default: training's)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
-    output: str = typer.Option("auto", "--output", help="probabilities | labels | values (auto: probabilities "
-                               "for binary, labels for multi-class, values for regression)."),
+    output: str = typer.Option(AUTO, "--output", help=f"{' | '.join(OUTPUTS)} (auto: probabilities for binary, "
+                               "labels for multi-class, values for regression)."),
     window: str = typer.Option(None, "--window", help="Window size for dense models, e.g. 64,64 (default: the "
                                "training patch; must be a size the model accepts)."),
     both_orientations: bool = typer.Option(False, "--both-orientations", help="2D section models: average "

@@ -18,8 +18,11 @@ Modules, in dependency order (each imports only those above it):
 ``grid``       :class:`~geocnn.grids.grid.Grid`: channels-first view of stacked sources
 ``normalize``  per-channel statistics from a bounded trace sample
 ``checks``     every value a run reads is finite (streamed, remembered per file)
+``pending``    the one output interface (prepare, write rows, commit, abort) and its ``OutputSpec``
+``npyout``     ``.npy`` outputs with a JSON sidecar
+``segyout``    SEG-Y outputs with the source's headers (stacks, score maps: trace selections)
 ``storeout``   ``.mdio``/``.zarr`` outputs in chunk-aligned parts, renamed into place at commit
-``writer``     outputs (SEG-Y with the source's headers, ``.npy`` + sidecar, stores), written in parts
+``writer``     the output class of each format, class sets, ``prepare``, ``write_array``
 ``mdioconvert`` SEG-Y <-> MDIO through mdio's converters
 ``convert``    SEG-Y <-> ``.npy``/``.zarr``/``.mdio`` in bounded memory
 ``inspect``    what ``geocnn inspect`` shows

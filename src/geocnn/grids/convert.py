@@ -141,13 +141,12 @@ def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter:
     traces_per_row = int(np.prod(grid.shape[1:-1], dtype=np.int64))
     task = reporter.task("convert", int(np.prod(grid.shape[:-1], dtype=np.int64)), unit="traces")
     try:
-        with pending.open() as out:
-            for start in range(0, grid.shape[0], rows):
-                stop = min(start + rows, grid.shape[0])
-                window = (slice(start, stop), *(slice(0, n) for n in grid.shape[1:]))
-                out.write(window, grid.read(window))
-                grid.release()  # what this block mapped leaves memory with it
-                task.advance((stop - start) * traces_per_row)
+        for start in range(0, grid.shape[0], rows):
+            stop = min(start + rows, grid.shape[0])
+            window = (slice(start, stop), *(slice(0, n) for n in grid.shape[1:]))
+            pending.write(window, grid.read(window))
+            grid.release()  # what this block mapped leaves memory with it
+            task.advance((stop - start) * traces_per_row)
         final = pending.commit()
     except BaseException:
         pending.abort()
@@ -155,5 +154,5 @@ def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter:
     finally:
         task.close()
         grid.release()
-    return ConvertResult(grid.sources[0], str(final), dst_fmt, pending.axes, pending.shape,
+    return ConvertResult(grid.sources[0], str(final), dst_fmt, like.axes, pending.shape,
                          int(np.prod(pending.shape[:-1], dtype=np.int64)))

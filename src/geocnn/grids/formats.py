@@ -26,7 +26,8 @@ class Format:
 
     ``suffixes`` name it (SEG-Y also matches inside a name: ``x.sgy.1``); ``output`` says geocnn can
     write it; ``store`` marks a chunked Zarr store (a folder, or a URL fsspec understands);
-    ``members`` says a file holds named arrays (an input's ``key`` picks one).
+    ``members`` says a file holds named arrays (an input's ``key`` picks one); ``channels`` that an
+    output holds several values per position (a SEG-Y holds one value per sample).
     """
 
     name: str
@@ -36,10 +37,11 @@ class Format:
     store: bool = False
     members: bool = False
     anywhere: bool = False  # the suffix may be followed by others (x.sgy.1)
+    channels: bool = True  # an output holds several channels per position
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("segy", (".sgy", ".segy"), "SEG-Y", output=True, anywhere=True),
+    Format("segy", (".sgy", ".segy"), "SEG-Y", output=True, anywhere=True, channels=False),
     Format("npy", (".npy",), "NumPy array (+ JSON sidecar)", output=True),
     Format("npz", (".npz",), "NumPy archive member", output=False, members=True),
     Format("mdio", (".mdio",), "MDIO v1 dataset (Zarr)", output=True, store=True, members=True),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -35,7 +35,8 @@ from geocnn.grids.grid import Grid
 
 log = logging.getLogger(__name__)
 
-METHODS = ("standard", "robust", "none")
+NormalizationMethod = Literal["standard", "robust", "none"]
+METHODS: tuple[str, ...] = get_args(NormalizationMethod)
 MAX_TRACES = 2000
 
 

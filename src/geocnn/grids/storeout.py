@@ -1,8 +1,8 @@
 """Outputs as Zarr stores: an MDIO v1 dataset (``.mdio``) or a plain Zarr array (``.zarr``), written in chunks.
 
-The same prepare -> write -> commit/abort protocol as :class:`geocnn.grids.writer.PendingOutput`:
+The prepare -> write -> commit/abort protocol of every output (:class:`geocnn.grids.pending.PendingOutput`):
 
-1. :func:`prepare` (one process) creates the whole dataset — metadata, coordinates, trace mask, an
+1. :meth:`StoreOutput.prepare` (one process) creates the whole dataset — metadata, coordinates, trace mask, an
    empty data array — as a temporary sibling folder (``.pred.tmp-1a2b3c4d.mdio``) marked
    ``geocnn_state: writing``;
 2. every process opens it and writes its windows. Chunks along the first axis are
@@ -25,6 +25,7 @@ array whose attributes are the ``.npy`` sidecar's. Files are created with the us
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import logging
 import os
@@ -38,10 +39,10 @@ from typing import Any
 import numpy as np
 
 from geocnn import atomic
-from geocnn.errors import DataError, OutputExistsError
+from geocnn.errors import OutputExistsError
 from geocnn.grids.formats import is_url
 from geocnn.grids.grid import Grid
-from geocnn.grids.sidecar import make as make_sidecar
+from geocnn.grids.pending import OutputSpec, PendingOutput, check_present, fit_window
 from geocnn.grids.stores import MASK, STATE, open_store, require
 
 log = logging.getLogger(__name__)
@@ -54,34 +55,18 @@ RANK_BLOCKS = 8  # at least this many row blocks when the grid allows: up to 8 p
 MDIO_DIMS = {"sample": "time", "trace": "cdp"}
 
 
-def fit_window(shape: tuple[int, ...], channels: int, window: tuple[slice, ...],
-               values: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray]:
-    """A write's window clipped to the output ``shape`` and its values as (channels, *window sizes)
-    (one channel may come without its axis); ValueError when they do not fit. Every writer checks here."""
-    if len(window) != len(shape):
-        raise ValueError(f"window has {len(window)} slices for an output of {len(shape)} axes")
-    window = tuple(slice(*s.indices(n)[:2]) for s, n in zip(window, shape))
-    sizes = tuple(max(s.stop - s.start, 0) for s in window)
-    values = np.asarray(values)
-    if values.shape == sizes and channels == 1:
-        values = values[None]
-    if values.shape != (channels, *sizes):
-        raise ValueError(f"values shaped {values.shape} for a window of {sizes} with {channels} channels")
-    return window, values
-
-
 def row_block(rows: int) -> int:
     """Chunk rows along the first axis: ≤ 64, small enough that ≥ 8 processes get rows of their own."""
     return max(1, min(MAX_ROW_BLOCK, -(-rows // RANK_BLOCKS)))
 
 
 @dataclass(frozen=True, eq=False)
-class StoreOutput:
-    """A store being written (see the module docstring); small and picklable, like ``PendingOutput``."""
+class StoreOutput(PendingOutput):
+    """A store being written (see the module docstring); small and picklable, like every pending output."""
 
     path: str
     tmp: str  # the temporary sibling folder, or the final URL (object stores)
-    kind: str  # mdio | zarr
+    kind: str  # the format's name: mdio | zarr
     axes: tuple[str, ...]
     shape: tuple[int, ...]
     channels: int
@@ -91,14 +76,44 @@ class StoreOutput:
     row_block: int = 1
     sidecar: dict = field(default_factory=dict)
 
-    def open(self) -> StoreWriter:
-        """A writer for this output, usable in any process (each writes only its own chunks)."""
-        if not is_url(self.tmp) and not Path(self.tmp).exists():
-            raise DataError("temporary output is gone (committed, aborted or removed)", where=self.tmp)
-        return StoreWriter(self)
+    @classmethod
+    def prepare(cls, spec: OutputSpec, attach: str | None = None) -> StoreOutput:
+        """Create the output store beside ``spec.path`` (or describe the one ``attach`` names)."""
+        zarr = require()
+        target, kind = spec.path, spec.format.name
+        url = is_url(target)
+        if attach is None and not url:
+            atomic.check_new(target, spec.force)
+        pending = cls(target, attach or "", kind, spec.like.axes, tuple(spec.shape), spec.channels,
+                      str(np.dtype(spec.dtype)), spec.force, VARIABLE if kind == "mdio" else None,
+                      row_block(spec.shape[0]), spec.sidecar())
+        if attach is not None:
+            return pending
+        if url and not spec.force and _exists(zarr, target):
+            raise OutputExistsError("output already exists", where=target,
+                                    fix="choose another path or pass --force to replace it")
+        pending = dataclasses.replace(pending, tmp=target if url else str(_make_folder(Path(target))))
+        try:
+            _create(zarr, pending, spec)
+        except BaseException:
+            pending.abort()
+            raise
+        return pending
 
     def _root(self) -> Any:
         return open_store(self.tmp, mode="r+")
+
+    def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
+        """Write ``values`` (``(channels, *window)``, or the window's shape for one channel) into their chunks."""
+        if not is_url(self.tmp):
+            check_present(self.tmp)
+        window, values = fit_window(self.shape, self.channels, window, values)
+        root = self._root()
+        array = root if self.variable is None else root[self.variable]
+        if self.channels == 1:
+            array[window] = values[0].astype(self.dtype, copy=False)
+        else:
+            array[(slice(None), *window)] = values.astype(self.dtype, copy=False)
 
     def commit(self) -> Path:
         """Mark the dataset complete (last write) and rename it into place."""
@@ -119,32 +134,6 @@ class StoreOutput:
             return
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.tmp)
-
-
-class StoreWriter:
-    """Writes windows of values (``(channels, *window)``, or the window's shape for one channel)."""
-
-    def __init__(self, pending: StoreOutput) -> None:
-        self.pending = pending
-        root = pending._root()
-        self.array = root if pending.variable is None else root[pending.variable]
-
-    def __enter__(self) -> StoreWriter:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        return None  # every write went to its chunks already
-
-    def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
-        p = self.pending
-        window, values = fit_window(p.shape, p.channels, window, values)
-        if p.channels == 1:
-            self.array[window] = values[0].astype(p.dtype, copy=False)
-        else:
-            self.array[(slice(None), *window)] = values.astype(p.dtype, copy=False)
 
 
 def sibling(final: Path, what: str) -> Path:
@@ -188,54 +177,16 @@ def _make_folder(final: Path) -> Path:
             continue
 
 
-def prepare(out: str | os.PathLike, like: Grid, kind: str, shape: tuple[int, ...], channels: int, dtype: str,
-            force: bool, *, sample_interval_us: float | None, sample_start_ms: float | None,
-            channel_names: tuple[str, ...] | None, extra: dict, attach: str | None) -> StoreOutput:
-    """Create the output store beside ``out`` (or describe the one ``attach`` names); see the module docstring."""
-    zarr = require()
-    target = os.fspath(out)
-    url = is_url(target)
-    if attach is None and not url:
-        atomic.check_new(target, force)
-    axes = like.axes if channels == 1 else ("channel", *like.axes)
-    stored = shape if channels == 1 else (channels, *shape)
-    m = like.meta
-    interval = sample_interval_us if sample_interval_us is not None else m.sample_interval_us
-    start = sample_start_ms if sample_start_ms is not None else m.sample_start_ms
-    names = list(channel_names) if channel_names else [f"channel {c}" for c in range(channels)]
-    side = make_sidecar(axes=axes, shape=stored, dtype=dtype, channel_names=names, sample_interval_us=interval,
-                        sample_start_ms=start, kind=m.kind, sources=list(like.sources), ilines=m.ilines,
-                        xlines=m.xlines, offsets=m.offsets, extra=extra)
-    block = row_block(shape[0])
-    pending = StoreOutput(target, "", kind, like.axes, tuple(shape), channels, str(np.dtype(dtype)), force,
-                          VARIABLE if kind == "mdio" else None, block, side)
-    if attach is not None:
-        return _with_tmp(pending, attach)
-    if url:
-        tmp = target
-        if not force and _exists(zarr, target):
-            raise OutputExistsError("output already exists", where=target,
-                                    fix="choose another path or pass --force to replace it")
+def _create(zarr: Any, pending: StoreOutput, spec: OutputSpec) -> None:
+    """The empty dataset in ``pending.tmp``: an MDIO group, or one plain Zarr array."""
+    stored = spec.stored_shape
+    chunks = ((1,) if spec.channels > 1 else ()) + (pending.row_block, *(min(n, CHUNK) for n in spec.shape[1:]))
+    if pending.kind == "mdio":
+        _create_mdio(zarr, pending.tmp, spec.like, pending, stored, chunks, spec.interval_us, spec.start_ms)
     else:
-        tmp = str(_make_folder(Path(target)))
-    pending = _with_tmp(pending, tmp)
-    chunks = ((1,) if channels > 1 else ()) + (block, *(min(n, CHUNK) for n in shape[1:]))
-    try:
-        if kind == "mdio":
-            _create_mdio(zarr, tmp, like, pending, stored, chunks, interval, start)
-        else:
-            array = zarr.create_array(store=tmp, shape=stored, chunks=chunks, dtype=pending.dtype, fill_value=0,
-                                      dimension_names=axes, overwrite=True)
-            array.attrs.update({**_plain(side), STATE: "writing"})
-    except BaseException:
-        pending.abort()
-        raise
-    return pending
-
-
-def _with_tmp(pending: StoreOutput, tmp: str) -> StoreOutput:
-    fields = {**pending.__dict__, "tmp": tmp}
-    return StoreOutput(**fields)
+        array = zarr.create_array(store=pending.tmp, shape=stored, chunks=chunks, dtype=pending.dtype, fill_value=0,
+                                  dimension_names=spec.axes, overwrite=True)
+        array.attrs.update({**_plain(pending.sidecar), STATE: "writing"})
 
 
 def _exists(zarr: Any, url: str) -> bool:

@@ -1,0 +1,83 @@
+"""``geocnn predict``'s library entry: :func:`predict` (keyword options) and :func:`apply` (a request)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from geocnn import device, guardband, plots
+from geocnn.outputs import AUTO, Output
+from geocnn.predict import runner as runners
+from geocnn.predict.dense import predict_dense
+from geocnn.predict.job import Report, check_fits, open_job
+from geocnn.predict.maps import predict_map
+from geocnn.predict.request import PredictRequest
+from geocnn.predict.runner import Runner
+from geocnn.predict.trained import Trained, load_trained
+from geocnn.progress import SILENT, Reporter
+
+log = logging.getLogger(__name__)
+
+
+def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: str | Path, *,
+            overlap: float = 0.25, blend: str = "gaussian", batch_size: int | None = None,
+            device_name: str = "auto", output: str = AUTO, force: bool = False,
+            window: Sequence[int] | None = None, both_orientations: bool = False,
+            pictures: bool = True, threads: int | None = None, mask: str | Path | None = None,
+            fill_all: bool = False, reporter: Reporter = SILENT,
+            stride: int | Sequence[int] | Mapping[str, int] | None = None, split_classes: bool = False,
+            axes: Mapping[str, str] | None = None) -> Report:
+    """Apply a trained model to whole grids and write the result (see :mod:`geocnn.predict`).
+
+    ``stride`` (patch/trace models): map step per grid axis — one number for every axis, one
+    per axis in grid order, or ``{axis: step}``. ``split_classes``: one output per class
+    (``NAME.class-K.sgy``/``.npy``). ``axes``: input axis → training patch axis, for a section
+    model on a 2D line (``{"trace": "crossline"}``). Sanity checks on the input's amplitudes
+    are logged as warnings and listed in :attr:`Report.warnings`.
+
+    Examples
+    --------
+    >>> report = predict("runs/denoise", ["noisy.sgy"], "clean.sgy", overlap=0.5)   # doctest: +SKIP
+    >>> report.output, report.windows                                                # doctest: +SKIP
+    (PosixPath('clean.sgy'), 1240)
+    """
+    request = PredictRequest(run_or_checkpoint, tuple(inputs), out, overlap=overlap, blend=blend, stride=stride,
+                             output=output, window=tuple(window) if window is not None else None,
+                             both_orientations=both_orientations, mask=mask, fill_all=fill_all,
+                             split_classes=split_classes, axes=axes or {}, device=device_name, threads=threads,
+                             batch_size=batch_size, force=force, pictures=pictures)
+    return apply(request, reporter)
+
+
+def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
+    """Run one :class:`~geocnn.predict.request.PredictRequest`: load the model, open the input, plan
+    the windows, run them through the model and write the output (plus its preview)."""
+    trained = load_trained(request.run)
+    output = trained.cfg.task.output(request.output, trained.classes)
+    check_fits(request, trained, output)
+    rt = device.setup(request.device, trained.cfg.train.amp, request.threads or trained.cfg.train.threads)
+    try:
+        job = open_job(request, trained, output, rt)
+        log.info("model from %s", trained.description)  # once the input fits it
+        t0 = time.perf_counter()
+        # hidden traces are set in the input's units, before normalisation: decode on the host then
+        raw = None if job.fill is not None else runners.device_decoding(rt, job.grid)
+        model = Runner(trained, rt, job.geom.size, request.batch_size, raw)
+        if job.fill is not None:  # a guard-trained model fills in passes (geocnn.guardband)
+            model.model = guardband.wrap(model.model, trained.cfg.data.mask, job.geom.model_axes, request.fill_all)
+        report = (predict_dense if trained.cfg.dense else predict_map)(job, model, reporter)
+        report.seconds = time.perf_counter() - t0
+        report.warnings = list(job.warnings)
+        if request.pictures and rt.main:
+            report.pictures = _previews(job.grid, report.output, trained, output, job.patch_axes)
+        return report
+    finally:
+        device.teardown(rt)
+
+
+def _previews(grid, output_path: Path, trained: Trained, output: Output, patch_axes: tuple[str, ...]) -> list[Path]:
+    """``<out>.preview.png`` (a picture never fails a run: none on an error)."""
+    return plots.prediction_previews(grid, output_path, trained.cfg.task, output, plots.Names.of(trained.cfg, grid),
+                                     trained.same_units, trained.classes, trained.cfg.model, patch_axes) or []

@@ -1,0 +1,92 @@
+"""A request resolved against its model and input, once (:class:`Job`), and what a prediction did (:class:`Report`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from geocnn import device, sanity
+from geocnn.errors import ConfigError
+from geocnn.grids.grid import Grid, open_stack
+from geocnn.grids.pending import OutputSpec, output_spec
+from geocnn.outputs import Output
+from geocnn.patches import PatchGeometry
+from geocnn.predict.fill import TraceFill, trace_fill
+from geocnn.predict.plan import geometry
+from geocnn.predict.request import PredictRequest
+from geocnn.predict.trained import (
+    Trained,
+    check_grid,
+    input_specs,
+    patch_axes_on,
+    score_channels,
+    window_size,
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Job:
+    """What dense and map prediction read: the request, the model, the open input, the windows' geometry."""
+
+    request: PredictRequest
+    trained: Trained
+    output: Output  # what is written (--output resolved for the task)
+    grid: Grid
+    patch_axes: tuple[str, ...]  # the training patch axes, as the input names them
+    geom: PatchGeometry
+    scores: int  # the model's score channels
+    fill: TraceFill | None  # trace reconstruction: what is filled
+    rt: device.Runtime
+    warnings: tuple[str, ...] = ()  # the input sanity checks that fired
+
+    @property
+    def channels(self) -> int:
+        """Channels written per position."""
+        return self.output.channels(self.scores)
+
+    def spec(self, channels: int | None = None, **layout) -> OutputSpec:
+        """The output of this job (``layout``: a score map's shape, trace positions, sample axis...);
+        one file per class with ``--split-classes``."""
+        req, out = self.request, self.output
+        channels = self.channels if channels is None else channels
+        split = out.class_numbers(channels) if req.split_classes else ()
+        spec = output_spec(req.out_path, self.grid, channels, out.dtype, req.force, split=split, **layout)
+        if not split:
+            out.check_format(spec.format, channels, req.out_path)
+        return spec
+
+
+def check_fits(request: PredictRequest, trained: Trained, output: Output) -> None:
+    """The options that depend on the kind of model, checked before the input is opened."""
+    if request.stride is not None and trained.cfg.dense:
+        raise ConfigError("--stride applies to patch/trace models (one score per window); this model answers "
+                          "every sample", fix="leave --stride out (use --overlap for dense models)")
+    if request.split_classes and not output.per_class:
+        raise ConfigError("--split-classes writes one file of probabilities per class",
+                          fix="use it with --output probabilities on a classifying model")
+
+
+def open_job(request: PredictRequest, trained: Trained, output: Output, rt: device.Runtime) -> Job:
+    """Open the input and check it against the model: channels, axes, window, what is filled."""
+    grid = open_stack(input_specs(trained, request.inputs))
+    patch_axes = patch_axes_on(trained, grid, request.axes)
+    check_grid(trained, grid, patch_axes)
+    warnings = tuple(sanity.check_input(grid, trained.norm)) if rt.main else ()
+    size = window_size(trained, request.window)
+    geom = geometry(grid, size, patch_axes, trained.cfg.dense)
+    fill = trace_fill(trained, grid, request.mask, request.fill_all)
+    return Job(request, trained, output, grid, patch_axes, geom, score_channels(trained, size), fill, rt, warnings)
+
+
+@dataclass
+class Report:
+    """What a prediction did (for the CLI, tests and benchmarks)."""
+
+    output: Path
+    windows: int
+    buffer_bytes: int
+    seconds: float
+    pictures: list[Path]
+    outputs: list[Path] = dataclasses.field(default_factory=list)  # every file written (one per class if split)
+    warnings: list[str] = dataclasses.field(default_factory=list)  # the input sanity checks that fired
