@@ -282,6 +282,11 @@ def keep_on_device(d: TrainingData, dev: torch.device, free: int | None) -> bool
     setting = d.cfg.data.on_device
     if setting is False or setting == "false" or (setting == "auto" and dev.type != "cuda"):
         return False
+    if d.task.self_supervised:  # its masks are drawn by the host's workers (geocnn.masking)
+        if setting == "auto":
+            return False
+        raise ConfigError(f"data.on_device: true, but task {d.task.name} hides samples on the host",
+                          where=d.cfg.path, fix="use data.on_device: auto or false")
     need = grid_bytes(d)
     fits = free is None or need <= ON_DEVICE_SHARE * free
     if setting == "auto":
