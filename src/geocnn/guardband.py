@@ -26,6 +26,7 @@ is discarded anyway unless ``--all`` is given.
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any
 
 import torch
@@ -33,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from geocnn.masking import trace_axes
+
+log = logging.getLogger(__name__)
 
 
 class GuardBandFill(nn.Module):
@@ -83,4 +86,9 @@ def wrap(model: nn.Module, mask: Any, axes: tuple[str, ...], every_trace: bool) 
     if not mask.guard:
         return model
     time, _ = trace_axes(axes, mask.axis)
+    lateral = len(axes) - 1
+    period = 2 * mask.guard + (2 if every_trace else 1)
+    log.info("guard %d: each %strace is predicted from outside its %s block of traces (up to %d passes)",
+             mask.guard, "" if every_trace else "missing ", " × ".join([str(2 * mask.guard + 1)] * lateral),
+             period ** lateral)
     return GuardBandFill(model, time, mask.guard, every_trace).eval()
