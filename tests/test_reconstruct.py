@@ -220,28 +220,29 @@ def snr_db(x: np.ndarray, clean: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_reconstruction_beats_linear_and_pocs_on_a_held_out_faulted_cube(tmp_path):
-    """The shipped config, shorter, on a cube it was never tuned on: a seeded faulted cube
-    (geocnn.synth.faults) with field noise at 2 dB (lag-1 correlation 0.5 across traces).
-    Scored like benchmarks/field_reconstruct.py: SNR against the clean cube on the missing traces
-    of the held-out inlines, after predict on the whole cube."""
+    """The shipped config on the held-out cube of benchmarks/field_reconstruct.py (seed 17: a faulted
+    cube from geocnn.synth.faults with field noise at 2 dB, lag-1 correlation 0.5 across traces),
+    never used to choose anything. Scored like the benchmark: SNR against the clean cube on the
+    missing traces of the held-out inlines, after predict on the whole cube. About 2 CPU minutes.
+    Measured: 8.39 / 8.32 dB against linear 5.39 / 3.72 and POCS 6.84 / 6.32."""
     from geocnn.predict import predict
     from geocnn.synth.faults import FaultCubeSpec, fault_cube
     from tests.conftest import ROOT
 
-    cube = fault_cube(FaultCubeSpec(shape=(40, 40, 96), snr_db=(2.0, 2.0)), np.random.default_rng(21))
+    cube = fault_cube(FaultCubeSpec(shape=(64, 64, 112), snr_db=(2.0, 2.0)), np.random.default_rng(17))
     np.save(tmp_path / "noisy.npy", cube.noisy)
     np.save(tmp_path / "clean.npy", cube.clean)
     cfg = load_config(ROOT / "configs" / "reconstruct_traces.yaml", [
-        f"data.inputs=[{tmp_path / 'noisy.npy'}]", f"data.clean={tmp_path / 'clean.npy'}", "train.threads=1",
-        "train.epochs=3", "data.sampling.patches_per_epoch=800", "data.sampling.val_patches=16"])
+        f"data.inputs=[{tmp_path / 'noisy.npy'}]", f"data.clean={tmp_path / 'clean.npy'}", "train.threads=1"])
     run = train(cfg, tmp_path / "run")
-    rng = np.random.default_rng(5)
-    scattered = rng.random((40, 40)) < 0.2
-    gaps = np.zeros((40, 40), bool)
+    rng = np.random.default_rng(18)  # the benchmark's patterns: 20 % at random, 3-trace gaps (20 % per inline)
+    scattered = rng.random((64, 64)) < 0.2
+    gaps = np.zeros((64, 64), bool)
     for line in gaps:
-        for s in rng.choice(13, 3, replace=False):
-            line[3 * s:3 * s + 3] = True
-    held = slice(32, None)  # the split's validation block: never trained on
+        start = int(rng.integers(0, 2))
+        for s in rng.choice(21, 4, replace=False):
+            line[start + 3 * s:start + 3 * s + 3] = True
+    held = slice(51, None)  # the split's validation block (round(0.2 × 64) = 13 inlines): never trained on
     for name, missing in (("random", scattered), ("gaps", gaps)):
         np.save(tmp_path / f"{name}.npy", missing)
         filled = np.load(predict(run, [tmp_path / "noisy.npy"], tmp_path / f"{name}_out.npy",
