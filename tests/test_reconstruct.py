@@ -177,6 +177,33 @@ def test_guard_band_fill_with_all_predicts_every_trace_from_outside_its_guard():
         assert not seen[max(0, i - 1):i + 2, max(0, j - 1):j + 2].any() and seen.any()
 
 
+def test_predict_with_a_guard_keeps_live_traces_and_never_reads_a_missing_traces_neighbours(tmp_path):
+    from geocnn.predict import predict
+    data = trainkit.write_regression(tmp_path, shape=(6, 20, 48))
+    path = trainkit.write_config(tmp_path, "reconstruct_traces", {"inputs": data["inputs"]},
+                                 trainkit.SMALL_2D % {"out": 1}, patch=[12, 16], section="inline",
+                                 mask={"ratio": 0.2, "guard": 1})
+    run = train(load_config(path, ["train.max_steps=3"]), tmp_path / "run")
+    noisy = np.load(tmp_path / "noisy.npy")
+    missing = np.zeros((6, 20), bool)
+    missing[2, 9] = missing[4, 3] = missing[4, 4] = True
+    np.save(tmp_path / "mask.npy", missing)
+    out = np.load(predict(run, [tmp_path / "noisy.npy"], tmp_path / "a.npy", mask=tmp_path / "mask.npy",
+                          pictures=False).output)
+    assert np.array_equal(out[~missing], noisy[~missing]) and not np.allclose(out[missing], noisy[missing])
+    for offset, read in ((1, False), (2, True)):  # the guard hides the neighbours 1 away; the model reaches 2
+        changed = noisy.copy()
+        changed[2, 9 - offset] += 5.0
+        changed[2, 9 + offset] -= 5.0
+        np.save(tmp_path / f"changed{offset}.npy", changed)
+        again = np.load(predict(run, [tmp_path / f"changed{offset}.npy"], tmp_path / f"b{offset}.npy",
+                                mask=tmp_path / "mask.npy", pictures=False).output)
+        assert np.array_equal(again[2, 9], out[2, 9]) != read, offset
+    every = np.load(predict(run, [tmp_path / "noisy.npy"], tmp_path / "c.npy", mask=tmp_path / "mask.npy",
+                            fill_all=True, pictures=False).output)
+    assert not np.allclose(every[~missing], noisy[~missing])  # --all: every trace is predicted
+
+
 def test_wrap_leaves_a_model_without_guard_alone():
     model = Sum3()
     assert wrap(model, mask(), AXES_3D, False) is model
