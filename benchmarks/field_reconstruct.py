@@ -4,9 +4,8 @@ Two cubes, each with field noise (``geocnn.synth.noise``: band-limited in time, 
 traces with lag-1 correlation 0.5, spikes, bad traces, a smooth level trend) at SNR 2 dB, and a
 clean twin for scoring only:
 
-- ``sample``: ``data_samples/seismic_clean.sgy`` + ``add_field_noise(clean, 0.004, 2.0, rng(SEED))``
-  (the recipe of the regenerated ``seismic_noisy.sgy``; built here so the figures do not depend on
-  which version of the file a checkout has);
+- ``sample``: ``data_samples/seismic_noisy.sgy`` and its clean twin (``make_samples.py`` adds the
+  field noise to ``seismic_clean.sgy``);
 - ``held-out``: ``geocnn.synth.faults.fault_cube`` (seeded; differently generated: random wavelet,
   folds, planar faults), never used to choose anything.
 
@@ -45,7 +44,6 @@ from geocnn.grids.grid import open_grid
 from geocnn.masking import fill_linear
 from geocnn.predict import predict
 from geocnn.synth.faults import FaultCubeSpec, fault_cube
-from geocnn.synth.noise import FieldNoise, add_field_noise
 from geocnn.train import train
 
 SEED = 16
@@ -55,12 +53,13 @@ HELD_OUT = 0.2  # the config's split fraction: the last 20 % of inlines
 
 
 def sample_cube(quick: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(clean, noisy) from the sample survey's clean cube, field noise at 2 dB."""
-    grid = open_grid(C.ROOT / "data_samples" / "seismic_clean.sgy")
-    clean = grid.read(tuple(slice(0, n) for n in grid.shape))[0]
-    if quick:
-        clean = clean[:24, :24, :64]
-    return clean, add_field_noise(clean, 0.004, 2.0, np.random.default_rng(SEED), FieldNoise())
+    """(clean, noisy): the sample survey, ``data_samples/seismic_{clean,noisy}.sgy`` (field noise at 2 dB)."""
+    cubes = []
+    for name in ("seismic_clean.sgy", "seismic_noisy.sgy"):
+        grid = open_grid(C.ROOT / "data_samples" / name)
+        cube = grid.read(tuple(slice(0, n) for n in grid.shape))[0]
+        cubes.append(cube[:24, :24, :64] if quick else cube)
+    return cubes[0], cubes[1]
 
 
 def held_out_cube(quick: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -48,8 +48,9 @@ from geocnn import gpu_decode  # noqa: E402
 from geocnn.config import load_config  # noqa: E402
 from geocnn.grids.ibm import ibm_to_float32  # noqa: E402
 from geocnn.losses import make_loss  # noqa: E402
-from geocnn.model import build  # noqa: E402
+from geocnn.model.network import build  # noqa: E402
 from geocnn.predict import predict  # noqa: E402
+from geocnn.synth.write import write_fault_cubes  # noqa: E402
 from geocnn.train import train  # noqa: E402
 
 BENCH_MODEL = """
@@ -187,7 +188,9 @@ def run_steps(tmp: Path, out: Path) -> None:
         step(report, "denoise_compile", lambda: train_denoise(tmp, "auto", 1, compile_=True))
 
     def faults() -> dict:
-        over = [f"train.device={DEVICE}", f"train.epochs={2 if QUICK else 3}", *small("faults3d")]
+        cubes = write_fault_cubes(tmp / "synth", cubes=2 if QUICK else 8, size=48 if QUICK else 128)  # its data
+        over = [f"train.device={DEVICE}", f"train.epochs={2 if QUICK else 3}", *small("faults3d"),
+                f"data.inputs=[{cubes.out / 'seismic.npy'}]", f"data.target={cubes.out / 'faults.npy'}"]
         run = train(load_config(ROOT / "configs/faults3d.yaml", over), tmp / "faults", force=True)
         lines = metrics(run)
         return {"f1": [round(r["val"]["f1"], 3) for r in lines], "patches_per_s": [round(r["patches_per_s"], 1) for r in lines]}

@@ -9,7 +9,8 @@ Usage::
 
     python data_samples/make_samples.py [--out DIR]
 
-Only numpy and segyio are needed. See ``data_samples/README.md`` for what each file holds.
+Needs numpy, segyio and geocnn (its ``geocnn.synth.noise`` makes the field-like noise). See
+``data_samples/README.md`` for what each file holds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import segyio
+
+from geocnn.synth.noise import FieldNoise, add_field_noise
 
 # ---------------------------------------------------------------------------------------------
 # Survey geometry
@@ -49,9 +52,7 @@ PAD = 12
 RICKER_HZ = 28.0
 ANGLE_RICKER_HZ = (28.0, 27.0, 25.0)  # far angles lose a little bandwidth (NMO stretch)
 GAIN = 1.0e4  # reflection coefficient to trace amplitude
-NOISE_TO_SIGNAL = 0.6  # std of the added noise / std of the clean volume
-N_NOISY_TRACES = 24  # traces whose noise is NOISY_TRACE_FACTOR times stronger
-NOISY_TRACE_FACTOR = 3.0
+NOISY_SNR_DB = 2.0  # 10 log10(Σ clean² / Σ noise²) of seismic_noisy.sgy
 ANGLE_NOISE_TO_SIGNAL = 0.12
 
 SEED_GEOLOGY = 20240603
@@ -388,12 +389,9 @@ def band_limited_noise(rng: np.random.Generator, shape: tuple[int, ...], freq_hz
 
 
 def add_noise(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Add band-limited noise at NOISE_TO_SIGNAL of the clean std, stronger on a few traces."""
-    noise = band_limited_noise(rng, clean.shape, 45.0) * NOISE_TO_SIGNAL * clean.std()
-    flat = noise.reshape(-1, clean.shape[-1])
-    bad = rng.choice(flat.shape[0], N_NOISY_TRACES, replace=False)
-    flat[bad] *= NOISY_TRACE_FACTOR
-    return clean + noise
+    """Field-like noise at NOISY_SNR_DB (geocnn.synth.noise's defaults): band-limited in time,
+    correlated across neighbouring traces, spikes, bad traces and a smooth level trend."""
+    return add_field_noise(clean, DT_US * 1e-6, NOISY_SNR_DB, rng, FieldNoise())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,9 +445,9 @@ CLEAN_TEXT = [
     "NORMAL-INCIDENCE REFLECTIVITY OF ACOUSTIC IMPEDANCE, 28 HZ ZERO-PHASE RICKER",
 ]
 NOISY_TEXT = [
-    "3D POST-STACK TIME, SEISMIC_CLEAN PLUS BAND-LIMITED NOISE",
+    "3D POST-STACK TIME, SEISMIC_CLEAN PLUS FIELD-LIKE NOISE, SNR 2 DB",
     "SAME GEOMETRY AND TRACE HEADERS AS SEISMIC_CLEAN.SGY",
-    "GAUSSIAN NOISE SHAPED BY A 45 HZ RICKER, STD 0.6 X CLEAN, 24 NOISIER TRACES",
+    "NOISE 5-10-45-65 HZ, AR(1) ACROSS TRACES 0.5, SPIKES, 2% BAD TRACES, TREND",
 ]
 ANGLE_TEXT = [
     "3D PRE-STACK ANGLE GATHERS 5/15/25 DEG, AKI-RICHARDS CONVOLUTIONAL",

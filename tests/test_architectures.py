@@ -15,7 +15,8 @@ import yaml
 from torch import nn
 
 from geocnn.errors import ShapeError
-from geocnn.model import accepts, build, infer, size_rules
+from geocnn.model import accepts, infer, size_rules
+from geocnn.model.network import build
 from tests.conftest import ROOT, spec_from
 
 

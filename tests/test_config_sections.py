@@ -26,13 +26,14 @@ from geocnn.config import (
     mask_fields_of,
     model_of_file,
     model_of_run,
+    model_of_run_folder,
 )
 from geocnn.errors import ConfigError
 from geocnn.patches import SECTION_AXES, SectionName
-from geocnn.runs import stored_config
+from geocnn.runs import write_config
 from geocnn.schema import REQUIRED, AnyValue, Record, Section, markdown_table, setting
 from geocnn.tasks import LOSS_KINDS, TASKS
-from geocnn.yamlsource import load
+from geocnn.yamlsource import Source, load
 from tests import trainkit
 from tests.conftest import ROOT
 
@@ -45,40 +46,40 @@ class ExtendedMask(Mask):
     """data.mask with two more fields, declared the way every field is."""
 
     keep: int = setting("hidden samples kept per line", default=3, min=1, max=8, tasks=("denoise_self",))
-    shape: Literal["line", "cross"] = setting("shape of what is hidden", default="line")
+    pattern: Literal["line", "cross"] = setting("pattern of what is hidden", default="line")
 
 
 def test_a_field_added_to_a_section_is_checked_typed_in_the_schema_and_in_the_docs():
     # checks: the limits, did-you-mean, no coercion of "4"
-    assert ExtendedMask.parse({"keep": 5, "shape": "cross"}).keep == 5
+    assert ExtendedMask.parse({"keep": 5, "pattern": "cross"}).keep == 5
     for value, message in [(0, "keep must be an integer from 1 to 8, got 0 (an integer)"),
                            ("4", "keep must be an integer from 1 to 8, got '4' (a string)")]:
         with pytest.raises(ConfigError) as err:
             ExtendedMask.parse({"keep": value})
         assert err.value.problem == message
-    with pytest.raises(ConfigError, match=r"shape: unknown value 'crosss' \(a string\)") as err:
-        ExtendedMask.parse({"shape": "crosss"})
+    with pytest.raises(ConfigError, match=r"pattern: unknown value 'crosss' \(a string\)") as err:
+        ExtendedMask.parse({"pattern": "crosss"})
     assert err.value.fix == "did you mean 'cross'? (valid: cross, line)"
     with pytest.raises(ConfigError, match="unknown key 'kep'") as err:
         ExtendedMask.parse({"kep": 2})
     assert err.value.fix.startswith("did you mean 'keep'?")
     # the typed, frozen section: defaults, and the annotation a type checker reads
     plain = ExtendedMask.defaults()
-    assert (plain.keep, plain.shape, plain.radius) == (3, "line", 2)
-    assert typing.get_type_hints(ExtendedMask)["shape"] == Literal["line", "cross"]
+    assert (plain.keep, plain.pattern, plain.radius) == (3, "line", 2)
+    assert typing.get_type_hints(ExtendedMask)["pattern"] == Literal["line", "cross"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         plain.keep = 4  # type: ignore[misc]
     # the JSON Schema and the tasks that read it
-    props = ExtendedMask.record.json()["properties"]
+    props = ExtendedMask.record.json()["anyOf"][0]["properties"]  # mask: auto is {shape: auto}
     assert props["keep"] == {"type": "integer", "minimum": 1, "maximum": 8, "default": 3,
                              "description": "denoise_self: hidden samples kept per line"}
-    assert props["shape"] == {"type": "string", "enum": ["line", "cross"], "default": "line",
-                              "description": "shape of what is hidden"}
-    assert list(props)[-2:] == ["keep", "shape"] and set(props) - {"keep", "shape"} == set(Mask.record.by_name)
+    assert props["pattern"] == {"type": "string", "enum": ["line", "cross"], "default": "line",
+                                "description": "pattern of what is hidden"}
+    assert list(props)[-2:] == ["keep", "pattern"] and set(props) - {"keep", "pattern"} == set(Mask.record.by_name)
     # the docs table
     table = markdown_table(ExtendedMask.record).splitlines()
     assert table[-2:] == ["| `keep` | integer from 1 to 8 | `3` |  | denoise_self: hidden samples kept per line |",
-                          "| `shape` | choice | `line` | `line`, `cross` | shape of what is hidden |"]
+                          "| `pattern` | choice | `line` | `line`, `cross` | pattern of what is hidden |"]
 
 
 def test_the_docs_table_of_a_section():
@@ -135,7 +136,7 @@ def test_a_declaration_that_contradicts_itself_fails_at_import():
 
 
 def test_mask_fields_each_task_reads_come_from_the_declarations():
-    assert mask_fields_of(TASKS["denoise_self"]) == ("ratio", "radius", "replace", "axis", "length")
+    assert mask_fields_of(TASKS["denoise_self"]) == ("ratio", "radius", "replace", "axis", "length", "shape")
     assert mask_fields_of(TASKS["reconstruct_traces"]) == ("ratio", "axis", "gap")
 
 
@@ -213,11 +214,16 @@ def test_section_defaults_are_the_schema_defaults():
 
 
 def test_the_model_of_a_run_and_of_its_config_file_agree(tmp_path):
-    # summarize reads a run's stored config through geocnn.runs, then parses it here: no checkpoint I/O in config
+    # a run folder's model comes from its config.yaml (what runs.write_config writes), a checkpoint's from the
+    # config it holds (read by geocnn.runs): either way parsed here, with no checkpoint I/O in config
     path = trainkit.regression_config(tmp_path, freeze=["conv1"])
     cfg = load_config(path)
-    assert stored_config(path) is None  # a YAML file is not a run
-    run, file = model_of_run(cfg.raw, str(tmp_path / "run")), model_of_file(path)
-    assert run.input_shape == file.input_shape == (1, 8, 16)  # (channels, *training patch)
-    assert run.freeze == file.freeze == ("conv1",)
-    assert [n.name for n in run.spec.nodes()] == [n.name for n in file.spec.nodes()]
+    write_config(tmp_path / "run", cfg.raw)
+    held = model_of_run(cfg.raw, Source(str(tmp_path / "run.pt")))
+    run, file = model_of_run_folder(tmp_path / "run"), model_of_file(path)
+    assert run.input_shape == held.input_shape == file.input_shape == (1, 8, 16)  # (channels, *training patch)
+    assert run.freeze == held.freeze == file.freeze == ("conv1",)
+    assert [n.name for n in run.spec.nodes()] == [n.name for n in held.spec.nodes()] == \
+        [n.name for n in file.spec.nodes()]
+    with pytest.raises(ConfigError, match="has no config.yaml, so it is not a run folder"):
+        model_of_run_folder(tmp_path)

@@ -9,11 +9,22 @@ import pytest
 import torch
 
 from geocnn.config import load_config
-from geocnn.model import build
+from geocnn.model.network import build
+from geocnn.synth.write import write_fault_cubes
 from geocnn.train import train
 from tests.conftest import ROOT
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+SYNTH = ROOT / "data_synth"  # what `geocnn synth` writes for the configs that pretrain on it (not committed)
+
+
+def synth_overrides(path: Path, tmp_path: Path) -> list[str]:
+    """A config reading `geocnn synth faults` output is pointed at a tiny version of it, made here."""
+    cfg = load_config(path)
+    if not any(Path(spec.path).resolve().is_relative_to(SYNTH) for spec in cfg.inputs):
+        return []
+    write_fault_cubes(tmp_path / "synth", cubes=2, size=32, seed=0)
+    return [f"data.inputs=[{tmp_path / 'synth' / 'seismic.npy'}]", f"data.target={tmp_path / 'synth' / 'faults.npy'}"]
 
 
 def test_there_is_an_example_per_task():
@@ -50,9 +61,10 @@ def test_example_trains_a_few_steps(path, tmp_path):
            "data.sampling.val_patches=2", "train.examples=1"]
     init_from = load_config(path).train.init_from
     if init_from:  # a fine-tuning example starts from the run of the example it names (runs/NAME)
-        train(load_config(ROOT / "configs" / f"{Path(init_from).name}.yaml", few), tmp_path / "source")
+        source = ROOT / "configs" / f"{Path(init_from).name}.yaml"
+        train(load_config(source, few + synth_overrides(source, tmp_path)), tmp_path / "source")
         few.append(f"train.init_from={tmp_path / 'source'}")
-    cfg = load_config(path, few)
+    cfg = load_config(path, few + synth_overrides(path, tmp_path))
     run = train(cfg, tmp_path / "run")
     if init_from:
         counts = json.loads((run / "init.json").read_text())["counts"]

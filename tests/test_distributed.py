@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from geocnn.config import load_config
-from geocnn.model import build
+from geocnn.model.network import build
 from geocnn.runs import load_checkpoint
 from tests import trainkit
 

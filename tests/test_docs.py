@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from geocnn.fmt import fmt_shape
-from geocnn.model import build, parse_model
+from geocnn.model import parse_model
+from geocnn.model.network import build
 from geocnn.yamlsource import loads
 
 ROOT = Path(__file__).resolve().parents[1]

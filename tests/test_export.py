@@ -11,7 +11,7 @@ import torch
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError, OutputExistsError
 from geocnn.export import _arithmetic, axis_sizes, export, load_trained, read_metadata, run_exported
-from geocnn.model import build
+from geocnn.model.network import build
 from geocnn.train import train
 from tests import trainkit
 

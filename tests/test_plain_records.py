@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from geocnn import runs
+from geocnn import metrics_log, runs
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.train import train
@@ -62,6 +62,6 @@ def test_metrics_are_strict_json_when_the_baseline_is_perfect(tmp_path):
 
 
 def test_strict_json_by_hand():
-    out = runs.strict_json({"a": math.inf, "b": [1.0, -math.inf], "c": {"d": math.nan}, "e": np.float32(0.5)})
+    out = metrics_log.strict_json({"a": math.inf, "b": [1.0, -math.inf], "c": {"d": math.nan}, "e": np.float32(0.5)})
     assert out == {"a": None, "a_reason": "infinite", "b": [1.0, None], "c": {"d": None, "d_reason": "not a number"},
                    "e": 0.5}

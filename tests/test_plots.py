@@ -15,6 +15,7 @@ from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
+from geocnn.metrics_log import EpochRecord, StepLosses
 from geocnn.outputs import PROBABILITIES, VALUES
 from geocnn.patches import patch_geometry
 from geocnn.predict import predict
@@ -80,7 +81,7 @@ def test_regression_examples_share_one_scale_with_the_residual(cube):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 1, 4, 8)).astype(np.float32)
     pred = 0.5 * x
-    fig = TASKS["regression"].pictures.examples(examples_on(cube, x, x * 0.4, pred, same_units=True), plots.Names())
+    fig = plots.PICTURES[TASKS["regression"].pictures].examples(examples_on(cube, x, x * 0.4, pred, same_units=True), plots.Names())
     panels = image_axes(fig)
     assert len(panels) == 2 * 4
     assert [ax.get_title() for ax in panels[:4]] == ["input — inline 1003", "target", "prediction",
@@ -99,7 +100,7 @@ def test_segmentation_examples_show_every_class_with_a_legend(cube):
     labels = probs.argmax(1)
     x = rng.standard_normal((2, 1, 4, 8))
     names = plots.Names(classes=("shale", "sand", "gas"))
-    fig = TASKS["segmentation"].pictures.examples(examples_on(cube, x, labels, labels, probs), names)
+    fig = plots.PICTURES[TASKS["segmentation"].pictures].examples(examples_on(cube, x, labels, labels, probs), names)
     titles = [ax.get_title() for ax in image_axes(fig)[:6]]
     assert titles == ["input — inline 1003", "target", "prediction", "P(shale)", "P(sand)", "P(gas)"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["shale", "sand", "gas"]
@@ -109,7 +110,7 @@ def test_segmentation_examples_show_every_class_with_a_legend(cube):
 
 def test_binary_segmentation_shows_the_positive_class_and_default_names(cube):
     probs = np.full((1, 2, 4, 8), 0.5)
-    fig = TASKS["segmentation"].pictures.examples(
+    fig = plots.PICTURES[TASKS["segmentation"].pictures].examples(
         examples_on(cube, np.ones((1, 1, 4, 8)), np.zeros((1, 4, 8), int), np.zeros((1, 4, 8), int), probs),
         plots.Names())
     assert [ax.get_title() for ax in image_axes(fig)][3:] == ["P(class 1)"]
@@ -119,11 +120,11 @@ def test_binary_segmentation_shows_the_positive_class_and_default_names(cube):
 def test_patch_classification_examples_title_their_scores(cube):
     probs = np.array([[0.1, 0.9], [0.7, 0.3]])
     ex = examples_on(cube, np.ones((2, 1, 4, 8)), np.array([1, 1]), np.array([1, 0]), probs)
-    fig = TASKS["classification"].pictures.examples(ex, plots.Names(classes=("brine", "gas")))
+    fig = plots.PICTURES[TASKS["classification"].pictures].examples(ex, plots.Names(classes=("brine", "gas")))
     titles = [ax.get_title() for ax in image_axes(fig)]
     assert titles == ["inline 1003\ntarget gas — predicted gas (P 0.90)",
                       "inline 1005\ntarget gas — predicted brine (P 0.70)"]
-    fig = TASKS["scalar"].pictures.examples(examples_on(cube, np.ones((1, 1, 4, 8)), np.array([5.25]),
+    fig = plots.PICTURES[TASKS["scalar"].pictures].examples(examples_on(cube, np.ones((1, 1, 4, 8)), np.array([5.25]),
                                                         np.array([4.5])), plots.Names())
     assert image_axes(fig)[0].get_title() == "inline 1003\ntarget 5.25 — predicted 4.5"
 
@@ -137,7 +138,7 @@ def test_traces_are_lines_named_by_component(tmp_path):
     ex = plots.Examples(x, np.array([0, 1]), np.array([0, 1]), np.array([[0.8, 0.2], [0.4, 0.6]]),
                         frames=plots.patch_frames(plots.survey_coords(grid, plots.declared_spacing(
                             SimpleNamespace(spacing=((2.0, "ms"),)), geom.model_axes)), geom, np.array([[3, 0], [4, 0]])))
-    fig = TASKS["classification"].pictures.examples(ex, plots.Names(channels=("Z", "N", "E"),
+    fig = plots.PICTURES[TASKS["classification"].pictures].examples(ex, plots.Names(channels=("Z", "N", "E"),
                                                                      classes=("noise", "event")))
     assert len(fig.axes) == 2 and not image_axes(fig)
     labels = tick_texts(fig, fig.axes[0], "y")
@@ -145,7 +146,7 @@ def test_traces_are_lines_named_by_component(tmp_path):
     assert fig.axes[1].get_title() == "trace 4: target event — predicted event (P 0.60)"
     assert fig.axes[0].get_xlabel() == "two-way time (ms)" and len(fig.axes[0].lines) == 3
     assert fig.axes[0].lines[0].get_xdata()[:3].tolist() == [0.0, 2.0, 4.0]  # the model's 2 ms: no interval in .npy
-    default = TASKS["classification"].pictures.examples(ex, plots.Names.of(SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid))
+    default = plots.PICTURES[TASKS["classification"].pictures].examples(ex, plots.Names.of(SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid))
     assert tick_texts(default, default.axes[0], "y") == ["component 0", "component 1", "component 2"]
 
 
@@ -153,7 +154,7 @@ def test_loss_picture_of_a_one_epoch_run():
     record = {"epoch": 1, "step": 3, "train_loss": 0.5, "val_loss": 0.4,
               "val": {"snr_db": 6.0, "baseline": {"snr_db": 2.0}},
               "step_loss": {"steps": [1, 2, 3], "loss": [0.7, 0.5, 0.3]}}
-    fig = plots.loss_figure([record], "snr_db")
+    fig = plots.loss_figure([EpochRecord.from_dict(record)], "snr_db")
     loss, metric = fig.axes[:2]
     raw = loss.lines[0]
     assert raw.get_xdata().tolist() == [1, 2, 3] and raw.get_marker() == "o" and raw.get_alpha() < 1
@@ -169,11 +170,11 @@ def test_loss_picture_of_a_one_epoch_run():
 
 
 def test_step_losses_are_thinned_to_bin_means():
-    kept = plots.thin_steps(11, list(range(450)), max_points=200)
-    assert len(kept["steps"]) == 200
-    assert kept["steps"][:2] == [13, 16] and kept["loss"][:2] == [1.0, 4.0]  # bins of 3 first (450 = 50×3 + 150×2)
-    assert kept["steps"][-1] == 460 and kept["loss"][-1] == 448.5
-    assert plots.thin_steps(5, [0.25, 0.5]) == {"steps": [5, 6], "loss": [0.25, 0.5]}
+    kept = StepLosses.thinned(11, list(range(450)), max_points=200)
+    assert len(kept.steps) == 200
+    assert kept.steps[:2] == (13, 16) and kept.loss[:2] == (1.0, 4.0)  # bins of 3 first (450 = 50×3 + 150×2)
+    assert kept.steps[-1] == 460 and kept.loss[-1] == 448.5
+    assert StepLosses.thinned(5, [0.25, 0.5]).to_dict() == {"steps": [5, 6], "loss": [0.25, 0.5]}
 
 
 def test_confusion_picture_counts_and_names():
@@ -189,7 +190,7 @@ def test_previews_of_a_prestack_input_and_of_class_probabilities(tmp_path):
     grid = open_grid(InputSpec(str(tmp_path / "gathers.sgy"), channels_from="offset"))
     np.save(tmp_path / "pred.npy", np.zeros((6, 8, 20), np.float32))
     pred = open_grid(tmp_path / "pred.npy")
-    fig = TASKS["regression"].pictures.preview(plots.Preview(grid, pred, VALUES, plots.Names.of(
+    fig = plots.PICTURES[TASKS["regression"].pictures].preview(plots.Preview(grid, pred, VALUES, plots.Names.of(
         SimpleNamespace(data=SimpleNamespace(channel_names=None, class_names=None)), grid)))
     panels = image_axes(fig)
     assert len(panels) == 3 * 2
@@ -199,16 +200,17 @@ def test_previews_of_a_prestack_input_and_of_class_probabilities(tmp_path):
     np.save(tmp_path / "probs.npy", np.random.default_rng(3).dirichlet(np.ones(3), (6, 8, 20)).transpose(3, 0, 1, 2))
     probs = open_grid(InputSpec(str(tmp_path / "probs.npy"), axes=("channel", "inline", "crossline", "sample"),
                                 channels_from="channel"))
-    fig = TASKS["segmentation"].pictures.preview(plots.Preview(grid, probs, PROBABILITIES, classes=3))
+    fig = plots.PICTURES[TASKS["segmentation"].pictures].preview(plots.Preview(grid, probs, PROBABILITIES, classes=3))
     assert [ax.get_title() for ax in image_axes(fig)[:4]] == ["input — inline 1004", "P(class 0)", "P(class 1)",
                                                               "P(class 2)"]  # not class 0 alone
 
 
-def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog):
+def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog, monkeypatch):
     def broken(ex, names):
         raise ValueError("no luck")
 
-    task = SimpleNamespace(pictures=plots.Pictures(broken, broken))
+    monkeypatch.setitem(plots.PICTURES, "broken", plots.Pictures(broken, broken))
+    task = SimpleNamespace(pictures="broken")
     ex = plots.Examples(np.ones((1, 1, 4, 4)), np.ones((1, 1, 4, 4)), np.ones((1, 1, 4, 4)))
     with caplog.at_level(logging.WARNING, logger="geocnn.plots"):
         assert plots.examples(ex, task, tmp_path / "examples.png") is None

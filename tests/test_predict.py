@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -252,3 +253,29 @@ def test_blending_in_tensors_gives_numpys_bits(tmp_path, monkeypatch, output):
     dev = np.load(predict(run, [tmp_path / "seis.npy"], tmp_path / "dev.npy", **kw).output)
     assert dev.dtype == host.dtype == (np.uint8 if output == "labels" else np.float32)
     np.testing.assert_array_equal(dev, host)
+
+
+def test_normalize_input_sees_a_rescaled_survey_as_the_training_data(tmp_path, caplog):
+    """--normalize input: a survey in other units (×1000, shifted) gives the same prediction in its
+    own units; with the run's statistics the model sees amplitudes it never learned, and says so."""
+    caplog.set_level(logging.INFO, logger="geocnn.predict")
+    run = train(load_config(trainkit.regression_config(tmp_path, max_steps=2)), tmp_path / "run")
+    volume = trainkit.layered_volume((6, 12, 48), seed=3)
+    np.save(tmp_path / "unit.npy", volume)
+    np.save(tmp_path / "scaled.npy", volume * 1000 + 50)
+    unit = np.load(predict(run, [tmp_path / "unit.npy"], tmp_path / "a.npy", normalize="input",
+                           pictures=False).output)
+    report = predict(run, [tmp_path / "scaled.npy"], tmp_path / "b.npy", normalize="input", pictures=False)
+    np.testing.assert_allclose(np.load(report.output), unit * 1000 + 50, rtol=1e-4, atol=0.05)
+    assert report.warnings == []
+    assert "--normalize input: standard statistics of the input" in caplog.text
+    as_run = predict(run, [tmp_path / "scaled.npy"], tmp_path / "c.npy", pictures=False)
+    assert any("amplitude scale" in w and "--normalize input" in w for w in as_run.warnings)
+    assert not np.allclose(np.load(as_run.output), unit * 1000 + 50, rtol=1e-2, atol=5)
+
+
+def test_normalize_accepts_run_or_input_only(tmp_path, cli):
+    result = cli("predict", str(tmp_path / "run"), str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.npy"),
+                 "--normalize", "survey")
+    assert result.exit_code == 2
+    assert "--normalize must be run or input, got survey" in result.stderr

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from geocnn import runfolder
+from geocnn import runfolder, summary
 from geocnn import train as train_mod
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
@@ -192,7 +192,7 @@ def test_divergence_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, monke
 HOLD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from geocnn import runfolder
+    from geocnn import runfolder, summary
     lock = runfolder.lock(Path(sys.argv[1]))
     print("locked", flush=True)
     time.sleep(120)
@@ -231,16 +231,16 @@ def test_force_replaces_the_old_run_only_after_the_new_one_has_a_checkpoint(tmp_
         return now == old
 
     # Ctrl-C while the new run writes its first files (after the checks, before any step)
-    real = train_mod.summary.summarize
+    real = summary.summarize
 
     def ctrl_c(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_mod.summary, "summarize", ctrl_c)
+    monkeypatch.setattr(summary, "summarize", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         train(load_config(path, ["train.lr=0.002"]), run, force=True)
     assert unchanged()
-    monkeypatch.setattr(train_mod.summary, "summarize", real)
+    monkeypatch.setattr(summary, "summarize", real)
 
     # a failure in the first epoch, before the first checkpoint
     def fail(n):

@@ -16,8 +16,8 @@ from geocnn.errors import ConfigError, DataError
 from geocnn.losses import HiddenLoss
 from geocnn.masking import fill_linear, hidden_traces, hide_samples, hide_traces, neighbour_offsets
 from geocnn.metrics import HiddenMetrics
+from geocnn.metrics_log import read as read_metrics
 from geocnn.predict import predict
-from geocnn.runs import read_metrics
 from geocnn.train import train
 from tests import trainkit
 
@@ -25,7 +25,8 @@ AXES = ("crossline", "sample")
 
 
 def mask(**kw):
-    base = {"ratio": 0.02, "radius": 2, "replace": "neighbour", "axis": None, "length": 5, "gap": 1, "guard": 0}
+    base = {"ratio": 0.02, "radius": 2, "replace": "neighbour", "axis": None, "length": 5, "gap": 1, "shape": None,
+            "guard": 0}
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -215,8 +216,8 @@ def test_tiny_denoise_self_beats_the_input(tmp_path):
     run = train(load_config(path, [
         "train.epochs=3", "train.lr=0.01", "data.sampling.patches_per_epoch=96", "data.sampling.val_patches=16",
         "data.patch=[12, 16]"]), tmp_path / "run")
-    last = read_metrics(run)[-1]["val"]
-    assert last["clean_snr_db"] > last["baseline"]["clean_snr_db"] + 1.0
+    last = read_metrics(run)[-1].val
+    assert last.value("clean_snr_db") > last.baseline("clean_snr_db") + 1.0
     report = predict(run, [tmp_path / "noisy.npy"], tmp_path / "out.npy", pictures=False)
     clean, noisy, out = (np.load(p) for p in (tmp_path / "clean.npy", tmp_path / "noisy.npy", report.output))
     assert snr_db(out, clean) > snr_db(noisy, clean) + 1.0
@@ -271,9 +272,11 @@ def test_run_records_hidden_scores_in_metrics_jsonl(tmp_path):
 def test_json_schema_has_the_mask_section(cli):
     schema = json.loads(cli("schema").stdout)
     data = schema["properties"]["data"]["properties"]
-    assert set(data["mask"]["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap", "guard"}
-    assert data["mask"]["properties"]["ratio"]["maximum"] == 0.5
-    assert data["mask"]["properties"]["replace"]["enum"] == ["neighbour", "zero"]
+    record, shorthand = data["mask"]["anyOf"]  # mask: auto is mask: {shape: auto}
+    assert set(record["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap", "shape", "guard"}
+    assert record["properties"]["ratio"]["maximum"] == 0.5
+    assert record["properties"]["replace"]["enum"] == ["neighbour", "zero"]
+    assert shorthand == record["properties"]["shape"]
     assert "clean" in data and {"denoise_self", "reconstruct_traces"} <= set(schema["properties"]["task"]["enum"])
 
 

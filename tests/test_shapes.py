@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from geocnn.errors import ShapeError
-from geocnn.model import accepts, build, infer, nearest_accepted, size_rules
+from geocnn.model import accepts, infer, nearest_accepted, size_rules
+from geocnn.model.network import build
 from tests.conftest import spec_from
 
 

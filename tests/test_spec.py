@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from geocnn.errors import ConfigError
-from geocnn.model import build, infer
+from geocnn.model import infer
+from geocnn.model.network import build
 from tests.conftest import spec_from
 
 
@@ -341,6 +342,14 @@ model:
   layers: [relu]
 """)
     assert "model.yaml:4:3: key 'dims' appears twice" in msg
+
+
+def test_every_layer_kind_has_a_torch_builder_and_every_builder_a_kind():
+    from geocnn.model.builders import BUILDERS
+    from geocnn.model.layers import KINDS
+
+    assert set(BUILDERS) == set(KINDS)
+    assert len(KINDS) == 20  # 12 kinds + 8 activations
 
 
 def test_json_schema_covers_every_kind(cli):

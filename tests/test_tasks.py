@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import numpy as np
 import pytest
 import torch
 
+from geocnn import plots
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.grids.normalize import Normalization
-from geocnn.metrics import METRICS
+from geocnn.metric_names import METRICS
+from geocnn.metrics import ACCUMULATORS
 from geocnn.outputs import class_labels
-from geocnn.tasks import TASKS, class_probabilities, get_task
+from geocnn.tasks import TASKS, AccumulatorName, PictureSet, class_probabilities, get_task
 from tests import trainkit
 
 
@@ -53,7 +56,7 @@ def test_losses_and_errors_are_lower_is_better():
 
 def _computed_names(task, classes):
     """Scalar metric names an accumulator of ``task`` really reports (one tiny batch)."""
-    acc = TASKS[task].make_metrics(classes, 0, None, 0.0)
+    acc = ACCUMULATORS[TASKS[task].accumulator](classes, 0, None, 0.0)
     if TASKS[task].classifies:
         acc.update(torch.tensor([0, 1, 1, 0]) % classes, torch.tensor([0, 1, 0, 1]) % classes)
     else:
@@ -67,6 +70,16 @@ def test_metric_names_are_what_the_accumulators_report(task):
     counts = (2, 3) if TASKS[task].classifies else (None,)
     assert set().union(*(_computed_names(task, k) for k in counts)) == set(TASKS[task].metric_names)
     assert set(TASKS[task].metric_names) <= set(METRICS)
+
+
+def test_tasks_name_accumulators_and_picture_sets_that_exist():
+    """A task holds names (no torch, no matplotlib in the records); each registry has exactly those names."""
+    assert set(ACCUMULATORS) == set(get_args(AccumulatorName)) >= {t.accumulator for t in TASKS.values()}
+    assert set(plots.PICTURES) == set(get_args(PictureSet)) >= {t.pictures for t in TASKS.values()}
+    assert {n: (t.accumulator, t.pictures) for n, t in TASKS.items()} == {
+        "regression": ("values", "dense_values"), "segmentation": ("dense_classes", "dense_classes"),
+        "classification": ("patch_classes", "patch_scores"), "scalar": ("scalar", "patch_scores"),
+        "denoise_self": ("hidden", "dense_values"), "reconstruct_traces": ("hidden", "dense_values")}
 
 
 def test_logits_to_probabilities():

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
+import yaml
 
 from geocnn import train as train_mod
-from geocnn.config import load_config
+from geocnn.config import load_config, parse_config
 from geocnn.early_stop import EarlyStopping
 from geocnn.errors import ConfigError
-from geocnn.metrics import METRICS
-from geocnn.model import build
+from geocnn.metric_names import METRICS
+from geocnn.model.network import build
 from geocnn.runs import load_checkpoint
+from geocnn.runwriter import outcome_line
 from geocnn.train import train
+from geocnn.yamlsource import Source
 from tests import trainkit
 
 # conv1 (1→4), relu, conv2 (4→OUT): conv1 named so a second model can match it by name
@@ -193,14 +197,67 @@ def test_early_stop_at_the_computed_epoch_and_resume(tmp_path, scripted_val_loss
     assert lines_of(tmp_path / "again")[-1]["stopped_early"] is True
 
 
-def test_last_line_without_a_best_epoch_names_last_pt(tmp_path, cli):
-    # no validation block: val_loss falls back to the training loss... so ask for f1, which then has no value
+def test_last_line_without_a_best_epoch_names_last_pt(tmp_path, monkeypatch, cli):
+    # validation that gives no f1 value (scripted): no epoch selects best.pt
+    monkeypatch.setattr(train_mod, "_validate", lambda *args: (0.5, {}, None))
     path = seg_config(tmp_path, NAMED_2D, 1, epochs=1, best_metric="f1")
-    result = cli("train", path, "--out", tmp_path / "run", "--set", "data.split.fraction=0")
+    result = cli("train", path, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.stderr
     ckpts = tmp_path / "run" / "checkpoints"
+    assert not (ckpts / "best.pt").exists()
     assert result.stdout.splitlines()[-1] == (f"predict uses {ckpts / 'last.pt'} (epoch 1; no f1 value selected a "
                                               "best epoch)")
+
+
+# ----------------------------------------------------------------------------- no validation block
+
+def with_data(path, **data):
+    """The config at ``path`` with these ``data`` keys replaced."""
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"].update(data)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("settings, key, message", [
+    ({"early_stop": 3}, "early_stop",
+     "train.early_stop needs a validation block, but data.split.fraction is 0 and leaves none — set "
+     "data.split.fraction above 0 (e.g. 0.2), or remove train.early_stop"),
+    ({"best_metric": "f1"}, "best_metric",
+     "best_metric 'f1' is scored on the validation block, but data.split.fraction is 0 and leaves none: best.pt "
+     "would never be written — set data.split.fraction above 0 (e.g. 0.2), or best_metric: val_loss (the training "
+     "loss when there is no validation block)"),
+])
+def test_settings_that_need_a_validation_block_are_refused_at_load(tmp_path, cli, settings, key, message):
+    path = with_data(seg_config(tmp_path, NAMED_2D, 1, **settings), split={"fraction": 0})
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith(f"{key}:"))
+    assert str(err.value) == f"{path}:{line}:{err.value.where.rsplit(':', 1)[1]}: {message}"
+    # with a validation block they load; fraction 0 given with --set is refused before anything is written
+    load_config(path, ["data.split.fraction=0.2"])
+    result = cli("train", seg_config(tmp_path, NAMED_2D, 1, "given.yaml", **settings), "--out", tmp_path / "run",
+                 "--set", "data.split.fraction=0")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and message in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unused_val_patches_is_a_warning_and_stored_runs_still_load(tmp_path, caplog):
+    path = with_data(seg_config(tmp_path, NAMED_2D, 1), split={"fraction": 0},
+                     sampling={"patches_per_epoch": 16, "val_patches": 32})
+    with caplog.at_level(logging.WARNING, logger="geocnn.config"):
+        cfg = load_config(path)
+    assert cfg.data.sampling.val_patches == 32
+    assert "data.sampling.val_patches 32 is not used: data.split.fraction is 0 and leaves no validation block" \
+        in caplog.text and str(path) in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="geocnn.config"):
+        load_config(path, ["data.sampling.val_patches=256"])  # the default: nothing to say
+    assert caplog.text == ""
+    # a run trained before the check keeps resuming and predicting: its stored config is not refused
+    stored = yaml.safe_load(seg_config(tmp_path, NAMED_2D, 1, "old.yaml", early_stop=2, best_metric="f1").read_text())
+    stored["data"]["split"] = {"fraction": 0}
+    assert parse_config(stored, Source("checkpoint.pt")).train.early_stop.patience == 2
 
 
 def test_last_line_gives_the_best_metric_next_to_its_baseline(tmp_path, cli):
@@ -214,3 +271,46 @@ def test_last_line_gives_the_best_metric_next_to_its_baseline(tmp_path, cli):
     assert result.stdout.splitlines()[-1] == (
         f"best epoch {best['epoch']} of 2: f1 {best['val']['f1']:.4g} (baseline 0); predict uses "
         f"{ckpts / 'best.pt'} (epoch {best['epoch']}, the best f1; last.pt is epoch 2)")
+
+
+# ----------------------------------------------------------------------------- the starting weights as epoch 0
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pre")
+    return folder, train(load_config(seg_config(folder, NAMED_2D, 1, "pre.yaml", best_metric="f1")), folder / "pre")
+
+
+def test_starting_weights_that_training_cannot_beat_stay_in_best_pt(pretrained, cli):
+    folder, pre = pretrained
+    # lr 1e-6: the weights barely move, F1 (thresholded) stays where it started, never above it
+    path = seg_config(folder, NAMED_2D, 1, "still.yaml", best_metric="f1", init_from="pre", epochs=2, lr=1e-6)
+    run = folder / "still"
+    assert cli("train", path, "--out", run, "--max-steps", "4").exit_code == 0
+    assert load_checkpoint(run / "checkpoints" / "last.pt").best_epoch == 0  # carried across the resume
+    result = cli("train", run, "--resume")
+    assert result.exit_code == 0, result.stderr
+    start = json.loads((run / "init.json").read_text())["before_training"]["val"]["f1"]
+    assert [r["val"]["f1"] for r in lines_of(run)] == [start, start]
+    assert [r["best"] for r in lines_of(run)] == [{"metric": "f1", "value": start, "epoch": 0, "headline": "f1"}] * 2
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert (best.epoch, best.step, best.best_epoch) == (0, 0, 0)
+    source = load_checkpoint(pre / "checkpoints" / "best.pt").model_state
+    assert all(torch.equal(best.model_state[k], v) for k, v in source.items())  # the loaded weights, bit for bit
+    ckpts = run / "checkpoints"
+    assert result.stdout.splitlines()[-1] == (
+        f"best epoch 0 (the starting weights from {pre / 'checkpoints' / 'best.pt'}), not beaten in 2 epochs of "
+        f"training: f1 {start:.4g} (baseline 0); predict uses {ckpts / 'best.pt'} (epoch 0, the best f1; last.pt "
+        "is epoch 2)")
+
+
+def test_training_that_beats_the_starting_weights_replaces_them(pretrained):
+    folder, pre = pretrained
+    path = seg_config(folder, NAMED_2D, 1, "better.yaml", best_metric="f1", init_from="pre", epochs=2, lr=0.05)
+    run = train(load_config(path), folder / "better")
+    start = json.loads((run / "init.json").read_text())["before_training"]["val"]["f1"]
+    f1 = [r["val"]["f1"] for r in lines_of(run)]
+    assert f1[0] > start + 0.1  # 0.38 before, 0.56 after one epoch
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best.best_epoch == best.epoch == 1 + (f1[1] > f1[0]) and best.best_value == max(f1)
+    assert not outcome_line(run).startswith("best epoch 0")

@@ -27,10 +27,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from geocnn.blindspots import BlindShape
 from geocnn.errors import ConfigError
 from geocnn.grids.normalize import NormalizationMethod
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
@@ -39,6 +41,7 @@ from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS, frozen_layers
 from geocnn.patches import SECTION_AXES, SectionName
+from geocnn.runfolder import CONFIG_FILE
 from geocnn.schema import (
     REQUIRED,
     AnyValue,
@@ -55,6 +58,8 @@ from geocnn.schema import (
 from geocnn.tasks import TASKS, LossKind, Task, best_metric_names
 from geocnn.yamlsource import KeyPath, Source, load
 from geocnn.yamlsource import value as yaml_value
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- sections
 # Each field is declared once, as `name: type = setting(doc, default=..., limits...)`: the Record that
@@ -106,7 +111,7 @@ class Augment(Section, title="augment"):
     noise: float = setting("std of Gaussian noise added to the normalised input", default=0.0, min=0)
 
 
-class Mask(Section, title="mask"):
+class Mask(Section, title="mask", shorthand="shape"):
     """``data.mask``: what a self-supervised task hides in each patch (see geocnn.masking).
 
     ``tasks=`` names the only task that reads a field: giving it (changed from its default) with
@@ -136,6 +141,10 @@ class Mask(Section, title="mask"):
         "score only hidden traces with no live trace within this many along every lateral axis (blocks are "
         "hidden so there are some): noise correlated over that many traces cannot be copied",
         default=0, min=0, max=8, tasks=("reconstruct_traces",))
+    shape: Literal["auto"] | tuple[int | Literal["all"], ...] | None = setting(
+        "the blind region hidden around each blind spot: one odd size per patch axis, or all (the whole patch "
+        "along it); auto: from the noise correlation measured on the inputs (geocnn.blindspots)",
+        default=None, min=1, max=255, min_len=1, max_len=3, tasks=("denoise_self",))
 
 
 class Data(Section, title="data"):
@@ -378,7 +387,10 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
         if key in fields and key not in read and value != fields[key].default:
             raise m.at(key).error(f"mask.{key} does not apply to task {task.name}",
                                   f"{task.name} reads {', '.join(read)}")
-    if mask["ratio"] is None:
+    if mask["shape"] is not None and (given_mask or {}).get("axis") is not None:
+        raise m.at("axis").error("give mask.shape or mask.axis + length, not both",
+                                 "a line of 7 samples along sample is shape [1, 7] on a crossline × sample patch")
+    if mask["ratio"] is None and mask["shape"] is None:  # a shaped mask hides about a quarter of each patch
         mask["ratio"] = task.masking.default_ratio
     patch = data["patch"]
     if mask["radius"] >= max(patch):
@@ -403,6 +415,11 @@ def _check_self_supervised(cfg: dict, ctx: Ctx, given_mask: dict | None) -> None
         if axis and mask["gap"] > along // 2:
             raise m.at("gap").error(f"gap {mask['gap']} leaves no live trace on both sides in a patch of {along} "
                                     f"along {axis}", f"use at most {along // 2}")
+    elif isinstance(mask["shape"], (list, tuple)):
+        try:
+            BlindShape.parse(mask["shape"]).check(patch, axes)
+        except ValueError as exc:
+            raise m.at("shape").error(str(exc), f"give one odd size or all per patch axis ({', '.join(axes)})") from None
     elif axis is not None and mask["length"] > patch[axes.index(axis)]:
         along = patch[axes.index(axis)]
         raise m.at("length").error(f"length {mask['length']} is longer than the patch along {axis} ({along})",
@@ -542,7 +559,38 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     if isinstance(data, dict) and "model" not in data and "layers" in data:
         raise ConfigError("this is a model file; training needs a full config with task, data, model and train",
                           where=source.where(()), fix="see configs/ for examples")
-    return parse_config(data, source, overrides)
+    cfg = parse_config(data, source, overrides)
+    _check_validation_block(cfg, Ctx(source))
+    return cfg
+
+
+def _check_validation_block(cfg: Config, ctx: Ctx) -> None:
+    """``split.fraction: 0`` leaves no validation block: refuse the settings that would then do
+    something else than they say, and say which ones go unused.
+
+    ``train.early_stop`` would count the training loss (``best_metric: val_loss``) or stop after
+    ``patience`` epochs whatever happens (any other metric); a ``best_metric`` other than
+    ``val_loss`` would never select ``best.pt``. ``data.sampling.val_patches`` only goes unused:
+    a warning, so one config serves both the experiment and a final fit on all the data with
+    ``--set data.split.fraction=0``. Checked for a config a user gives (here), not for the config
+    stored in a run, so runs trained before this check still resume and predict.
+    """
+    if cfg.data.split.fraction > 0:
+        return
+    none = "data.split.fraction is 0 and leaves none"
+    if cfg.train.early_stop is not None:
+        raise ctx.at("train").at("early_stop").error(
+            f"train.early_stop needs a validation block, but {none}",
+            "set data.split.fraction above 0 (e.g. 0.2), or remove train.early_stop")
+    if cfg.train.best_metric != "val_loss":
+        raise ctx.at("train").at("best_metric").error(
+            f"best_metric {cfg.train.best_metric!r} is scored on the validation block, but {none}: best.pt "
+            "would never be written", "set data.split.fraction above 0 (e.g. 0.2), or best_metric: val_loss (the "
+            "training loss when there is no validation block)")
+    given = cfg.data.sampling.val_patches
+    if given != Sampling.record.by_name["val_patches"].default:
+        log.warning("%s: data.sampling.val_patches %d is not used: data.split.fraction is 0 and leaves no "
+                    "validation block", ctx.at("data").at("sampling").at("val_patches").where(), given)
 
 
 @dataclass(frozen=True)
@@ -554,11 +602,23 @@ class ModelSource:
     freeze: tuple[str, ...] = ()
 
 
-def model_of_run(stored: dict, where: str) -> ModelSource:
-    """The model of a run from the effective config its checkpoint holds (read by
-    :func:`geocnn.runs.stored_config`); ``where`` names the run folder or checkpoint."""
-    cfg = parse_config(stored, Source(where))
+def model_of_run(stored: Any, source: Source) -> ModelSource:
+    """The model of a run from its effective config: a run folder's ``config.yaml``
+    (:func:`model_of_run_folder`), or the config a checkpoint holds (:func:`geocnn.runs.load_checkpoint`);
+    ``source`` names where it was read."""
+    cfg = parse_config(stored, source)
     return ModelSource(cfg.model, (cfg.model.in_channels, *cfg.patch), cfg.train.freeze)
+
+
+def model_of_run_folder(run: str | Path) -> ModelSource:
+    """The model of a run folder, from its ``config.yaml``: the effective config the run trains with
+    (``--resume`` reads it too). Its task, data and model never change over a run's life (resume
+    refuses that), so it agrees with every checkpoint of the run — and reading it opens no torch file."""
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"this folder has no {CONFIG_FILE}, so it is not a run folder", where=str(run),
+                          fix="give a run folder written by geocnn train, a checkpoint (.pt) or a config file")
+    return model_of_run(*load(path))
 
 
 def model_of_file(path: str | Path) -> ModelSource:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geocnn import sanity
+from geocnn import blindplan, sanity
+from geocnn.blindspots import Blinding
 from geocnn.config import Augment, Config
 from geocnn.errors import ConfigError, DataError
 from geocnn.fmt import fmt_shape
@@ -61,6 +62,7 @@ class TrainingData:
     train_mean: float | None
     val_origins: np.ndarray
     clean: Grid | None = None  # self-supervised: the clean twin, read for validation scores only
+    blinding: Blinding | None = None  # denoise_self with data.mask.shape: the blind region (geocnn.blindplan)
 
     @property
     def task(self) -> Task:
@@ -168,8 +170,11 @@ class PatchDataset(torch.utils.data.Dataset):
                                np.random.default_rng([seed, epoch, 2, i]))
         stream = 4 if self.fixed is None else 5
         rng = np.random.default_rng([seed, epoch, stream, i])
-        masked, hidden = d.task.masking.hide(np.ascontiguousarray(x, np.float32), d.cfg.data.mask,
-                                             d.geom.model_axes, rng)
+        if d.blinding is not None and d.blinding.dense:  # the network is blind by construction
+            masked, hidden = np.array(x, np.float32), np.ones(x.shape[1:], bool)
+        else:
+            mask = d.blinding.mask if d.blinding is not None else d.cfg.data.mask
+            masked, hidden = d.task.masking.hide(np.ascontiguousarray(x, np.float32), mask, d.geom.model_axes, rng)
         if live is not None and live.ndim:
             hidden &= live[0] > 0  # a dead trace's value is unknown: never scored
         parts = [x, hidden[None].astype(np.float32)]
@@ -600,8 +605,10 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
     if split.val[1] > split.val[0]:
         val_origins = fixed_origins(split.plan(geom, "val"), d.sampling.val_patches, seed, live,
                                     d.sampling.min_live)
+    blinding = blindplan.plan(cfg, grid, geom.model_axes, tuple(geom.size), seed) \
+        if cfg.task.self_supervised and cfg.data.mask.shape is not None else None
     return TrainingData(cfg, grid, target, labels, geom, split, norm, target_norm, classes, class_freq,
-                        centres, live, train_mean, val_origins, clean)
+                        centres, live, train_mean, val_origins, clean, blinding)
 
 
 def _check_mask(cfg: Config, geom: PatchGeometry) -> None:

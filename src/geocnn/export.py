@@ -30,7 +30,8 @@ import torch
 from geocnn import __version__, atomic
 from geocnn.config import Config
 from geocnn.errors import ConfigError, GeocnnError
-from geocnn.model import accepts, build
+from geocnn.model import accepts
+from geocnn.model.network import build
 from geocnn.predict import Trained, load_trained
 
 log = logging.getLogger(__name__)

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from geocnn.blindspots import BlindShape, hide_regions
+from geocnn.classical.fx import fx_decon_lines
 from geocnn.classical.interpolation import pocs_fill
 
 TIME_AXES = ("sample", "time", "depth", "twt")  # the axis a trace runs along
@@ -83,7 +85,10 @@ def line_positions(spots: np.ndarray, axis: int, length: int, shape: tuple[int, 
 
 def hide_samples(x: np.ndarray, mask: Any, axes: tuple[str, ...], rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Noise2Void / StructN2V blind spots: (masked input, hidden) — see the module docstring."""
+    """Noise2Void / StructN2V blind spots: (masked input, hidden) — see the module docstring; with
+    ``mask.shape``, blind regions (:mod:`geocnn.blindspots`)."""
+    if mask.shape is not None:
+        return hide_regions(x, BlindShape.parse(mask.shape), mask.ratio, mask.replace, rng)
     shape = x.shape[1:]
     spots = blind_spots(shape, mask.ratio, rng)
     line_axis = axes.index(mask.axis) if mask.axis is not None else None
@@ -105,6 +110,26 @@ def hide_samples(x: np.ndarray, mask: Any, axes: tuple[str, ...], rng: np.random
 def input_baseline(masked: np.ndarray, hidden: np.ndarray, axes: tuple[str, ...], mask: Any) -> np.ndarray:
     """Blind spots: what the network was shown there (the input itself) is the trivial prediction."""
     return masked
+
+
+def fx_axes(axes: tuple[str, ...]) -> tuple[int, int] | None:
+    """(sample axis, line axis) of a patch for f-x deconvolution: lines run along the last lateral
+    axis (crosslines within an inline, as on a whole cube); None without a sample or lateral axis."""
+    time = [i for i, a in enumerate(axes) if a in TIME_AXES]
+    lateral = [i for i in range(len(axes)) if i not in time]
+    return (time[0], lateral[-1]) if time and lateral else None
+
+
+def fx_baseline(values: np.ndarray, axes: tuple[str, ...], dt_s: float) -> np.ndarray:
+    """Textbook f-x deconvolution of an unmasked patch (C, *patch), each line on its own
+    (:func:`fx_axes`); a patch without a sample axis passes unchanged."""
+    which = fx_axes(axes)
+    if which is None:
+        return values
+    time, line = which
+    x = np.moveaxis(values, time + 1, -1)  # (C, ..., samples)
+    done = fx_decon_lines(x, dt_s, axis=line + 1 - (line > time))
+    return np.moveaxis(done, -1, time + 1).astype(values.dtype)
 
 
 # ----------------------------------------------------------------------------- traces
@@ -206,11 +231,12 @@ def interpolate_traces(masked: np.ndarray, hidden: np.ndarray, axes: tuple[str, 
     return fill_linear(masked, hidden | unknown_traces(masked, time), gap_axis)
 
 
-def pocs_traces(masked: np.ndarray, hidden: np.ndarray, axes: tuple[str, ...], mask: Any) -> np.ndarray:
-    """Hidden (and dead) traces filled by POCS over every axis of the patch, channel by channel."""
-    time, _ = trace_axes(axes, mask.axis)
-    unknown = (hidden | unknown_traces(masked, time)).any(axis=time)
-    return np.stack([np.moveaxis(pocs_fill(np.moveaxis(c, time, -1), unknown), -1, time) for c in masked])
+def pocs_traces(values: np.ndarray, axes: tuple[str, ...], dt_s: float) -> np.ndarray:
+    """POCS over every axis of a masked patch (C, *patch), channel by channel: the traces that read
+    as zero (hidden, dead) are filled, the others kept."""
+    time, _ = trace_axes(axes, None)
+    unknown = unknown_traces(values, time).any(axis=time)
+    return np.stack([np.moveaxis(pocs_fill(np.moveaxis(c, time, -1), unknown), -1, time) for c in values])
 
 
 def fill_linear(values: np.ndarray, hidden: np.ndarray, axis: int) -> np.ndarray:
@@ -233,14 +259,6 @@ def fill_linear(values: np.ndarray, hidden: np.ndarray, axis: int) -> np.ndarray
 # ----------------------------------------------------------------------------- the record
 
 @dataclass(frozen=True)
-class Classical:
-    """The field's own method for the job, scored beside the trivial baseline on the same samples."""
-
-    name: str  # as the log and metrics.jsonl name it
-    fill: Callable[..., np.ndarray]  # (masked, hidden, axes, mask) → its prediction
-
-
-@dataclass(frozen=True)
 class Masking:
     """How a self-supervised task hides samples and what it is scored against."""
 
@@ -252,7 +270,8 @@ class Masking:
     baseline_help: str
     check: Callable[..., Any]  # (patch axes, mask, patch) → raises ValueError when the patch cannot be masked so
     fills_traces: bool  # predict fills the missing traces only (live traces pass through); else every sample
-    classical: Classical | None = None  # a second baseline: what a geophysicist would use instead
+    classical: Callable[..., np.ndarray] | None = None  # (patch as predict sees it, axes, dt_s) → the field's own method
+    classical_name: str = ""
 
 
 def _any_patch(axes: tuple[str, ...], mask: Any, patch: tuple[int, ...] | None = None) -> None:
@@ -271,7 +290,7 @@ def _trace_patch(axes: tuple[str, ...], mask: Any, patch: tuple[int, ...] | None
 
 SAMPLES = Masking("samples", 0.02, hide_samples, input_baseline, True,
                   "the input itself (the replaced value on hidden samples; the noisy input against the clean twin)",
-                  _any_patch, False)
+                  _any_patch, False, fx_baseline, "f-x deconvolution")
 TRACES = Masking("traces", 0.15, hide_traces, interpolate_traces, False,
                  "linear interpolation between the neighbouring live traces, on the same hidden traces", _trace_patch,
-                 True, Classical("pocs", pocs_traces))
+                 True, pocs_traces, "POCS")

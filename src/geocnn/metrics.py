@@ -15,14 +15,19 @@ over the whole validation set, not averages of batch averages.
 - scalar: MSE, MAE, R²; baseline = the training mean.
 - self-supervised (denoise_self, reconstruct_traces): MSE and SNR on the hidden samples only,
   against the noisy values that were hidden; baseline = the task's trivial fill of the same
-  samples, and where the task has one, the field's own method (``classical``: POCS for trace
-  reconstruction). With a clean twin (``data.clean``, evaluation only) also ``clean_snr_db``.
+  samples. With a clean twin (``data.clean``, evaluation only) also ``clean_snr_db``, and beside
+  it the field's own method's (``classical``: f-x deconvolution for denoise_self). Against the
+  noisy values it is not scored: a method that keeps the noise neighbouring traces share scores
+  well there.
+
+A task names its accumulator (:class:`geocnn.tasks.Task`'s ``accumulator``); :data:`ACCUMULATORS`
+makes it under that name. The metric names and directions are :mod:`geocnn.metric_names` (no torch).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -64,47 +69,48 @@ class RegressionMetrics:
 class HiddenMetrics:
     """Self-supervised scores: MSE and SNR (dB) on hidden samples only; with a clean twin, SNR against it.
 
-    Beside the trivial baseline, ``classical`` names the field's own method for the job (e.g.
-    POCS interpolation), scored on the same samples under ``classical`` in the results.
     ``clean_snr_db`` is reported, never used to pick a checkpoint (it is not a ``best_metric``
     choice): the clean twin is for evaluation only.
     """
 
-    def __init__(self, classical: str | None = None) -> None:
-        self.classical = classical
+    def __init__(self) -> None:
         # [Σ t², Σ (p − t)², Σ (b − t)², n | Σ c², Σ (p − c)², Σ (b − c)², n clean, clean available
-        #  | Σ (k − t)², Σ (k − c)²]  with k the classical method's prediction
+        #  | Σ (f − c)², classical available]: f = the field's own method (f-x deconvolution)
         self.sums = torch.zeros(11, dtype=torch.float64)
+        self.classical_name = ""
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor,
-               hidden: torch.Tensor | None = None, classical: torch.Tensor | None = None) -> None:
+               hidden: torch.Tensor | None = None) -> None:
         """Add a batch: ``hidden`` (bool, broadcast to the values) selects the scored samples (None: all)."""
         hidden = torch.ones_like(target, dtype=torch.bool) if hidden is None else hidden
         self.sums[:4] += _masked_sums(pred, target, baseline, hidden)
-        if classical is not None:
-            self.sums[9] += _masked_sums(pred, target, classical, hidden)[2]
 
     def update_clean(self, pred: torch.Tensor, clean: torch.Tensor, baseline: torch.Tensor,
-                     where: torch.Tensor | None = None, classical: torch.Tensor | None = None) -> None:
+                     where: torch.Tensor | None = None) -> None:
         """Add a batch scored against the clean twin (over ``where``, or every sample)."""
         where = torch.ones_like(clean, dtype=torch.bool) if where is None else where
         self.sums[4:8] += _masked_sums(pred, clean, baseline, where)
         self.sums[8] = 1
-        if classical is not None:
-            self.sums[10] += _masked_sums(pred, clean, classical, where)[2]
+
+    def update_classical(self, name: str, pred: torch.Tensor, clean: torch.Tensor,
+                         where: torch.Tensor | None = None) -> None:
+        """Add the classical method's prediction of a batch against the clean twin, over ``where``
+        (None: every sample): the same samples as :meth:`update_clean`, whose signal sums it shares."""
+        self.classical_name = name
+        where = torch.ones_like(clean, dtype=torch.bool) if where is None else where
+        self.sums[9] += _masked_sums(pred, clean, pred, where.expand_as(clean))[1]
+        self.sums[10] = 1
 
     def compute(self) -> dict:
-        sig, err, base, n, csig, cerr, cbase, _, has_clean, kerr, kclean = self.sums.tolist()
+        sig, err, base, n, csig, cerr, cbase, _, has_clean, fcerr, has_classical = self.sums.tolist()
         n = max(n, 1)
         out = {"mse": err / n, "snr_db": _db(sig, err)}
         out["baseline"] = {"mse": base / n, "snr_db": _db(sig, base)}
-        if self.classical is not None:
-            out["classical"] = {"method": self.classical, "mse": kerr / n, "snr_db": _db(sig, kerr)}
         if has_clean:
             out["clean_snr_db"] = _db(csig, cerr)
             out["baseline"]["clean_snr_db"] = _db(csig, cbase)
-            if self.classical is not None:
-                out["classical"]["clean_snr_db"] = _db(csig, kclean)
+        if has_classical and has_clean:
+            out["classical"] = {"method": self.classical_name, "clean_snr_db": _db(csig, fcerr)}
         return out
 
 
@@ -207,27 +213,18 @@ class ScalarMetrics:
                 "baseline": {"mse": sbb / n, "mae": sab / n, "r2": r2_base}}
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A validation metric's name and direction (defined here once for all tasks)."""
+# ----------------------------------------------------------------------------- the accumulator of each task
+# (classes, majority class, ignore_index, training mean) → the task's validation accumulator
 
-    name: str
-    higher_is_better: bool
+Accumulator = RegressionMetrics | HiddenMetrics | ConfusionMetrics | ScalarMetrics
 
-    def better(self, value: float, best: float | None) -> bool:
-        """Whether ``value`` beats ``best`` (anything beats no value yet)."""
-        if best is None:
-            return True
-        return value > best if self.higher_is_better else value < best
-
-
-HIGHER_IS_BETTER = ("snr_db", "accuracy", "pixel_accuracy", "precision", "recall", "f1", "iou", "miou",
-                    "fw_iou", "mean_class_accuracy", "r2", "f1_macro", "precision_macro", "recall_macro")
-LOWER_IS_BETTER = ("val_loss", "mse", "mae")
-METRICS: dict[str, Metric] = {**{n: Metric(n, True) for n in HIGHER_IS_BETTER},
-                              **{n: Metric(n, False) for n in LOWER_IS_BETTER}}
-
-
-def metric(name: str) -> Metric:
-    """The record of a metric name (a KeyError here is a bug: names are checked at config load)."""
-    return METRICS[name]
+ACCUMULATORS: dict[str, Callable[[int | None, int, int | None, float | None], Accumulator]] = {
+    "values": lambda classes, majority, ignore, mean: RegressionMetrics(),
+    "dense_classes": lambda classes, majority, ignore, mean: ConfusionMetrics(classes, majority, per_patch=False,
+                                                                              ignore_index=ignore),
+    "patch_classes": lambda classes, majority, ignore, mean: ConfusionMetrics(classes, majority, per_patch=True,
+                                                                              ignore_index=ignore),
+    "scalar": lambda classes, majority, ignore, mean: ScalarMetrics(mean),
+    "hidden": lambda classes, majority, ignore, mean: HiddenMetrics(),
+}
+"""Each accumulator a task may name (:data:`geocnn.tasks.AccumulatorName`), by that name."""

@@ -4,7 +4,7 @@ Every seismic panel is drawn in survey coordinates (inline/crossline numbers fro
 geometry, two-way time or depth from the sample interval and delay), with a colorbar whose label
 states the symmetric clip; its title names the line shown ("inline 1031"), never window indices.
 Classes get a categorical palette with a legend of their names, and probabilities one map per
-class. Which pictures fit a task is its record's ``pictures`` field (:class:`Pictures`).
+class. Which pictures fit a task is the :class:`Pictures` its record names (:data:`PICTURES`).
 
 Builders (``*_figure`` and the renderers in :class:`Pictures`) return a matplotlib
 :class:`~matplotlib.figure.Figure`, so tests can look at its axes; the public savers wrap them in
@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from geocnn import atomic
 from geocnn.grids import sidecar
 from geocnn.grids.grid import open_grid
+from geocnn.metrics_log import EpochRecord
 from geocnn.outputs import Output
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 SEISMIC = "gray"
 PROBABILITY = "magma"
 CLIP_PERCENTILE = 99  # the clip of a seismic panel: this percentile of |amplitude|
-MAX_STEP_POINTS = 200  # per-step losses kept per epoch in metrics.jsonl (means of equal bins)
 DPI = 90
 
 
@@ -463,22 +463,10 @@ def examples(ex: Examples, task, path: Path, names: Names = Names(), grid=None, 
     if grid is not None and geom is not None and ex.origins is not None:
         coords = survey_coords(grid, declared_spacing(spec, geom.model_axes))
         ex.frames = patch_frames(coords, geom, ex.origins)
-    return save(task.pictures.examples(ex, names), path)
+    return save(PICTURES[task.pictures].examples(ex, names), path)
 
 
 # ----------------------------------------------------------------------------- loss and confusion
-
-def thin_steps(first_step: int, losses: Sequence[float], max_points: int = MAX_STEP_POINTS) -> dict:
-    """Per-step training losses of one epoch, kept in ``metrics.jsonl``: all of them, or means of at
-    most ``max_points`` equal bins (each at its bin's last step), so long epochs stay small."""
-    v = np.asarray(losses, dtype=np.float64)
-    steps = first_step + np.arange(len(v))
-    if len(v) > max_points:
-        bins = np.array_split(np.arange(len(v)), max_points)
-        steps = np.array([steps[b[-1]] for b in bins])
-        v = np.array([v[b].mean() for b in bins])
-    return {"steps": [int(s) for s in steps], "loss": [float(f"{x:.6g}") for x in v]}
-
 
 def smooth(values: np.ndarray, span: int) -> np.ndarray:
     """Exponential moving average of ``values`` (debiased, so the first points are not pulled to 0)."""
@@ -491,7 +479,7 @@ def smooth(values: np.ndarray, span: int) -> np.ndarray:
     return out
 
 
-def loss_figure(records: list[dict], metric: str | None = None) -> Figure:
+def loss_figure(records: Sequence[EpochRecord], metric: str | None = None) -> Figure:
     """Left: training loss per step (raw, faint) and smoothed, validation loss per epoch; right: the
     headline validation metric per epoch with its baseline dashed."""
     panels = 2 if metric else 1
@@ -503,22 +491,22 @@ def loss_figure(records: list[dict], metric: str | None = None) -> Figure:
     return fig
 
 
-def _loss_panel(ax, records: list[dict]) -> None:
-    steps, losses = [], []
+def _loss_panel(ax, records: Sequence[EpochRecord]) -> None:
+    steps: list[int] = []
+    losses: list[float] = []
     for r in records:
-        trace = r.get("step_loss")
-        if trace:
-            steps += trace["steps"]
-            losses += trace["loss"]
-        elif r.get("train_loss") is not None:  # an older run: one point per epoch
-            steps.append(r.get("step", r["epoch"]))
-            losses.append(r["train_loss"])
+        if r.step_loss:
+            steps += r.step_loss.steps
+            losses += r.step_loss.loss
+        elif r.train_loss is not None:  # an older run: one point per epoch
+            steps.append(r.step)
+            losses.append(r.train_loss)
     steps, losses = np.asarray(steps), np.asarray(losses, dtype=np.float64)
     few = len(losses) < 30
     ax.plot(steps, losses, "o-" if few else "-", ms=3, lw=0.8, color="C0", alpha=0.3, label="training (per step)")
     if len(losses) > 2:
         ax.plot(steps, smooth(losses, max(len(losses) // 20, 3)), lw=1.6, color="C0", label="training (smoothed)")
-    val = [(r.get("step", r["epoch"]), r["val_loss"]) for r in records if r.get("val_loss") is not None]
+    val = [(r.step, r.val_loss) for r in records if r.val_loss is not None]
     if val:
         ax.plot(*zip(*val), "s-", ms=6, color="C1", label="validation (per epoch)")
     if len(losses) and (losses > 0).all() and all(v > 0 for _, v in val):
@@ -533,9 +521,8 @@ def _loss_panel(ax, records: list[dict]) -> None:
     ax.legend(fontsize=8)
 
 
-def _metric_panel(ax, records: list[dict], metric: str) -> None:
-    rows = [(r["epoch"], (r.get("val") or {}).get(metric), ((r.get("val") or {}).get("baseline") or {}).get(metric))
-            for r in records]
+def _metric_panel(ax, records: Sequence[EpochRecord], metric: str) -> None:
+    rows = [(r.epoch, r.val.value(metric), r.val.baseline(metric)) for r in records]
     epochs = [e for e, v, _ in rows if v is not None]
     ax.plot(epochs, [v for _, v, _ in rows if v is not None], "o-", ms=6, color="C2", label=metric)
     base = [(e, b) for e, _, b in rows if b is not None]
@@ -547,7 +534,7 @@ def _metric_panel(ax, records: list[dict], metric: str) -> None:
             ax.plot(*zip(*base), "--", marker=".", color="0.4", label="baseline")
     ax.set_xlabel("epoch")
     ax.set_title(f"validation {metric}")
-    last = max((r["epoch"] for r in records), default=1)
+    last = max((r.epoch for r in records), default=1)
     if last <= 12:
         ax.set_xticks(range(1, last + 1))
     else:
@@ -558,7 +545,7 @@ def _metric_panel(ax, records: list[dict], metric: str) -> None:
 
 
 @never_fails
-def loss_curve(records: list[dict], path: Path, metric: str | None = None) -> Path:
+def loss_curve(records: Sequence[EpochRecord], path: Path, metric: str | None = None) -> Path:
     """``loss.png`` from the records of ``metrics.jsonl``."""
     return save(loss_figure(records, metric), path)
 
@@ -781,16 +768,19 @@ def _map_coords(p: Preview) -> list[Coords]:
 
 @dataclass(frozen=True)
 class Pictures:
-    """Which pictures fit a task (a field of :class:`geocnn.tasks.Task`): its validation examples
-    and its prediction preview, each a builder returning a Figure."""
+    """Which pictures fit a task (named by its record, :class:`geocnn.tasks.Task`): its validation
+    examples and its prediction preview, each a builder returning a Figure."""
 
     examples: Callable[[Examples, Names], Figure]
     preview: Callable[[Preview], Figure]
 
 
-DENSE_VALUES = Pictures(values_examples, values_preview)
-DENSE_CLASSES = Pictures(class_examples, class_preview)
-PATCH_SCORES = Pictures(patch_examples, map_preview)
+PICTURES: dict[str, Pictures] = {
+    "dense_values": Pictures(values_examples, values_preview),
+    "dense_classes": Pictures(class_examples, class_preview),
+    "patch_scores": Pictures(patch_examples, map_preview),
+}
+"""Each picture set a task may name (:data:`geocnn.tasks.PictureSet`), by that name."""
 
 
 @never_fails
@@ -802,4 +792,4 @@ def prediction_previews(grid, output: Path, task, what: Output, names: Names = N
     side = sidecar.read(output) if output.suffix == ".npy" else None
     centres = ((side or {}).get("map") or {}).get("centres") or {}
     preview = Preview(grid, pred, what, names, same_units, classes, centres, declared_spacing(spec, model_axes))
-    return [save(task.pictures.preview(preview), preview_path(output))]
+    return [save(PICTURES[task.pictures].preview(preview), preview_path(output))]

@@ -1,4 +1,5 @@
-"""Resuming a run: the run's own effective config is the truth, and what may change on resume.
+"""Resuming a run: the run's own effective config is the truth, what may change on resume, and
+the state a run starts from (:class:`Start`).
 
 A run folder's ``config.yaml`` is the config the run trains with, overrides included. ``geocnn
 train RUN --resume`` rebuilds the config from it (``--max-steps`` is a stop for one invocation and
@@ -11,6 +12,12 @@ edited ``config.yaml``) is compared with the checkpoint's config, key by key:
   with ``--reset-optimizer`` (the optimizer restarts from zero state; the schedule continues);
 - every other key (task, data, model, batch size, schedule, loss, seed, ...) would make the
   resumed run a different experiment than its first part: refused with one line.
+
+A run starts from ``checkpoints/last.pt`` (resume: weights, optimizer, schedule, scaler, the best
+epoch so far and early stopping's counter, the random state, and the unfinished epoch's sums), from
+the weights of ``train.init_from`` (a fresh run that fine-tunes), or from nothing. Everything is
+restored in one place, :meth:`Start.restore`, after the model and optimizer are built and before
+they are wrapped, so a resumed run is bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,9 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from geocnn import transfer
 from geocnn.config import Config, load_config, parse_config
+from geocnn.early_stop import BestTracker
 from geocnn.errors import ConfigError
-from geocnn.runs import checkpoint_dir, load_checkpoint
+from geocnn.metrics_log import Resumed
+from geocnn.runfolder import CONFIG_FILE
+from geocnn.runs import Checkpoint, checkpoint_dir, load_checkpoint
 from geocnn.yamlsource import Source, load
 
 log = logging.getLogger(__name__)
@@ -110,7 +123,7 @@ def config_of_run(run: Path, overrides: list[str]) -> Config:
     if not last.is_file():
         raise ConfigError("--resume, but this run folder has no checkpoints/last.pt", where=str(run),
                           fix="start a new run (give its config file, without --resume)")
-    path = run / "config.yaml"
+    path = run / CONFIG_FILE
     if path.is_file():
         data, source = load(path)
     else:
@@ -147,3 +160,84 @@ def resume_target(target: Path, out: Path | None, overrides: list[str]) -> tuple
         log.info("resuming with the run's own config (%s); %s differs in %s — change it with --set on resume",
                  run / "config.yaml", target, ", ".join(ignored))
     return cfg, run
+
+
+# ----------------------------------------------------------------------------- the state a run starts from
+
+def rng_state() -> dict:
+    """The global random state (CPU, and every CUDA device): what an exact resume restores."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a run starts from: the checkpoint it resumes and the config changes it applies, or
+    the weights of ``train.init_from`` (``init``: their state and file), or neither."""
+
+    ckpt: Checkpoint | None = None
+    changed: tuple[Change, ...] = ()
+    init: tuple[dict, Path] | None = None
+
+    @classmethod
+    def of(cls, cfg: Config, run: Path, resume: bool, reset_optimizer: bool) -> Start:
+        """Read what ``cfg`` starts from (before any work, so a bad checkpoint or path fails first)."""
+        if resume:
+            ckpt = load_checkpoint(checkpoint_dir(run) / "last.pt")
+            return cls(ckpt, tuple(changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)))
+        return cls(init=transfer.load_source(cfg.train.init_from) if cfg.train.init_from else None)
+
+    def normalization(self) -> tuple | None:
+        """The checkpoint's normalisations (None for a new run: estimated from the data). A target
+        normalised like the input is the input's object again (the validation baseline "input as
+        prediction" is scored only then, as in the run's first part)."""
+        if self.ckpt is None:
+            return None
+        norm, target = self.ckpt.normalization, self.ckpt.target_normalization
+        return norm, norm if target == norm else target
+
+    def resumed(self) -> Resumed | None:
+        """What the first line after a resume records."""
+        if self.ckpt is None:
+            return None
+        return Resumed(self.ckpt.step, {c.key: c.record() for c in self.changed})
+
+    def restore(self, model: torch.nn.Module, opt: torch.optim.Optimizer, sched, factor, scaler,
+                tracker: BestTracker, reset_optimizer: bool, run: Path) -> None:
+        """Put the checkpoint's state into the freshly built model, optimizer, schedule, scaler and
+        tracker, and the random state last (nothing may draw after it before the first step)."""
+        ckpt = self.ckpt
+        if ckpt is None:
+            return
+        model.load_state_dict(ckpt.model_state)
+        restore_optimizer(opt, sched, factor, ckpt, reset_optimizer, run)
+        if ckpt.scaler_state and scaler.is_enabled():
+            scaler.load_state_dict(ckpt.scaler_state)
+        tracker.restore(ckpt.best_value, ckpt.best_epoch, ckpt.early_stop)
+        set_rng_state(ckpt.rng)
+
+
+def restore_optimizer(opt: torch.optim.Optimizer, sched, factor, ckpt: Checkpoint, reset: bool, run: Path) -> None:
+    """Optimizer and schedule state from the checkpoint; the config's hyperparameters win (only the
+    keys :data:`CHANGEABLE` allows can differ), and the current rate follows from them."""
+    settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    if not reset:
+        try:
+            opt.load_state_dict(ckpt.optimizer_state)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"the checkpoint's optimizer state does not fit this optimizer ({exc})", where=str(run),
+                              fix="resume with --reset-optimizer to restart the optimizer's state") from None
+    sched.load_state_dict(ckpt.scheduler_state)
+    for group, fresh in zip(opt.param_groups, settings):
+        group.update(fresh)  # lr here is the base rate (initial_lr); the current one follows
+    sched.base_lrs = [g["initial_lr"] for g in opt.param_groups]
+    for group, base in zip(opt.param_groups, sched.base_lrs):
+        group["lr"] = base * factor(sched.last_epoch)  # what LambdaLR computes: bit-identical when unchanged

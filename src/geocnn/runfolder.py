@@ -29,8 +29,9 @@ from geocnn.errors import ConfigError, GeocnnError
 
 log = logging.getLogger(__name__)
 
+CONFIG_FILE = "config.yaml"  # the run's effective config: what it trains with, resume reads, summarize shows
 # What geocnn train writes into a run folder; --force replaces these and leaves anything else alone.
-RUN_ENTRIES = ("config.yaml", "summary.json", "split.json", "metrics.jsonl", "loss.png", "examples.png",
+RUN_ENTRIES = (CONFIG_FILE, "summary.json", "split.json", "metrics.jsonl", "loss.png", "examples.png",
                "confusion.json", "confusion.png", "init.json", "tb", "checkpoints")
 ASIDE = ".replaced"  # the old run's entries while a --force run has no checkpoint yet
 

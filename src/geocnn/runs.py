@@ -1,8 +1,8 @@
 """Run folders and checkpoints.
 
 A run folder (``runs/<name>/``) holds ``config.yaml`` (effective config), ``summary.json``,
-``split.json``, ``metrics.jsonl`` (one line per epoch), ``loss.png``, ``examples.png`` and
-``checkpoints/last.pt`` / ``best.pt``.
+``split.json``, ``metrics.jsonl`` (one line per epoch: :mod:`geocnn.metrics_log`), ``loss.png``,
+``examples.png`` and ``checkpoints/last.pt`` / ``best.pt``.
 
 A checkpoint is one :class:`Checkpoint` record, stored as a plain dict of tensors, numbers,
 strings, lists and dicts (:meth:`Checkpoint.to_dict`) — nothing pickled beyond what
@@ -15,8 +15,6 @@ file and renamed into place.
 
 from __future__ import annotations
 
-import json
-import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ import yaml
 from geocnn import __version__, atomic
 from geocnn.errors import DataError
 from geocnn.grids.normalize import Normalization
+from geocnn.runfolder import CONFIG_FILE
 
 FORMAT = "geocnn-checkpoint/1"
 _FIX = "give a checkpoint written by geocnn train (a run folder or its checkpoints/*.pt)"
@@ -193,14 +192,6 @@ def resolve_checkpoint(path: str | Path, which: str = "best") -> Path:
     return p
 
 
-def stored_config(path: str | Path) -> dict | None:
-    """The effective config a run folder or checkpoint (``.pt``) holds; None for any other path (a YAML file)."""
-    p = Path(path)
-    if not (p.is_dir() or p.suffix == ".pt"):
-        return None
-    return load_checkpoint(resolve_checkpoint(p)).config
-
-
 def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
     """Atomically write a checkpoint (temp file in the same folder, then rename)."""
     with atomic.replacing(path) as tmp:
@@ -219,54 +210,4 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def write_config(run: Path, raw: dict) -> None:
-    atomic.write_text(run / "config.yaml", yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
-
-
-def append_metrics(run: Path, record: dict) -> None:
-    """Append one epoch's line to metrics.jsonl (rewritten atomically, so a crash never tears it)."""
-    path = run / "metrics.jsonl"
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    atomic.write_text(path, old + _json_line(record))
-
-
-def read_metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def truncate_metrics(run: Path, epochs_done: int) -> None:
-    """On resume, drop lines of epochs after the checkpoint (they will be run again)."""
-    kept = [r for r in read_metrics(run) if r.get("epoch", 0) <= epochs_done]
-    atomic.write_text(run / "metrics.jsonl", "".join(_json_line(r) for r in kept))
-
-
-def _json_line(record: dict) -> str:
-    """One line of strict JSON (no ``Infinity``/``NaN``, which JSON readers refuse)."""
-    return json.dumps(strict_json(record), allow_nan=False) + "\n"
-
-
-_NONFINITE = {math.inf: "infinite", -math.inf: "minus infinite"}
-
-
-def strict_json(obj: Any) -> Any:
-    """``obj`` with arrays/tensors as lists and every non-finite number as null, next to a
-    ``<key>_reason`` saying what it was (a perfect baseline has an infinite SNR)."""
-    if hasattr(obj, "tolist"):
-        obj = obj.tolist()
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                out[k], out[f"{k}_reason"] = None, _NONFINITE.get(v, "not a number")
-            else:
-                out[k] = strict_json(v)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [None if isinstance(v, float) and not math.isfinite(v) else strict_json(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
+    atomic.write_text(run / CONFIG_FILE, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))

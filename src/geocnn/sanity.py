@@ -59,7 +59,8 @@ def check_input(grid: Grid, norm: Normalization, max_traces: int = MAX_TRACES, s
         if ratio > SCALE_RATIO or ratio < 1 / SCALE_RATIO:
             found.append(f"input {name}: amplitude scale {scale:.4g} ({norm.method}, {len(positions)} sampled traces) "
                          f"is {ratio:.3g}× the training data's {trained:.4g} — outside [1/{SCALE_RATIO:g}, "
-                         f"{SCALE_RATIO:g}]; the model sees amplitudes it never learned (check units, gain or file)")
+                         f"{SCALE_RATIO:g}]; the model sees amplitudes it never learned (check units, gain or file, or pass "
+                         f"--normalize input to use the input's own statistics)")
     for message in found:
         log.warning(message)
     return found

@@ -17,20 +17,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
-import torch
 
-from geocnn import plots
 from geocnn.errors import ConfigError
 from geocnn.masking import SAMPLES, TRACES, Masking
-from geocnn.metrics import ConfusionMetrics, HiddenMetrics, Metric, RegressionMetrics, ScalarMetrics, metric
+from geocnn.metric_names import Metric, metric
 from geocnn.outputs import AUTO, LABELS, PROBABILITIES, VALUES, Output, class_labels, outputs_of
 from geocnn.schema import suggest
 
+if TYPE_CHECKING:
+    import torch
+
+# What a task names and another module implements, keyed by these names — so the records (and the
+# config checks that read them) need neither torch nor matplotlib:
 # the losses geocnn has (geocnn.losses); each task picks those that fit it
 LossKind = Literal["bce_balanced", "cross_entropy", "dice", "focal", "huber", "l1", "mse"]
+# the validation accumulators (geocnn.metrics.ACCUMULATORS)
+AccumulatorName = Literal["values", "dense_classes", "patch_classes", "scalar", "hidden"]
+# the validation examples and prediction preview of a kind of answer (geocnn.plots.PICTURES)
+PictureSet = Literal["dense_values", "dense_classes", "patch_scores"]
 
 
 # ----------------------------------------------------------------------------- scores
@@ -38,7 +45,7 @@ LossKind = Literal["bce_balanced", "cross_entropy", "dice", "focal", "huber", "l
 def class_probabilities(logits: torch.Tensor, axis: int = 1) -> torch.Tensor:
     """Class logits → probabilities: sigmoid of a single channel (P(class 1)), else softmax."""
     logits = logits.float()
-    return torch.sigmoid(logits) if logits.shape[axis] == 1 else torch.softmax(logits, dim=axis)
+    return logits.sigmoid() if logits.shape[axis] == 1 else logits.softmax(dim=axis)
 
 
 # ----------------------------------------------------------------------------- targets
@@ -77,32 +84,6 @@ def _same(values: Any, norm: Any) -> Any:
     return values
 
 
-# ----------------------------------------------------------------------------- metrics
-# (classes, majority class, ignore_index, training mean) → the task's validation accumulator
-
-def _regression_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
-    return RegressionMetrics()
-
-
-def _dense_class_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
-    return ConfusionMetrics(classes, majority, per_patch=False, ignore_index=ignore)
-
-
-def _patch_class_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
-    return ConfusionMetrics(classes, majority, per_patch=True, ignore_index=ignore)
-
-
-def _scalar_metrics(classes: int | None, majority: int, ignore: int | None, mean: float | None):
-    return ScalarMetrics(mean)
-
-
-def _hidden_metrics(masking: Masking) -> Callable[..., HiddenMetrics]:
-    """Self-supervised scores, with the masking's classical method beside its baseline."""
-    def make(classes: int | None, majority: int, ignore: int | None, mean: float | None) -> HiddenMetrics:
-        return HiddenMetrics(masking.classical.name if masking.classical is not None else None)
-    return make
-
-
 # ----------------------------------------------------------------------------- the record
 
 @dataclass(frozen=True)
@@ -119,8 +100,8 @@ class Task:
     baseline: str  # the trivial prediction its metrics are compared with
     read_target: Callable[[Any, Any], np.ndarray]  # (window or patch value, target norm) → target
     units: Callable[[Any, Any], Any]  # (model-space values or targets, target norm) → target units
-    make_metrics: Callable[..., Any]  # (classes, majority, ignore_index, train_mean) → accumulator
-    pictures: plots.Pictures  # its validation examples and prediction preview
+    accumulator: AccumulatorName  # computes its validation metrics (geocnn.metrics.ACCUMULATORS)
+    pictures: PictureSet  # its validation examples and prediction preview (geocnn.plots.PICTURES)
     masking: Masking | None = None  # self-supervised: how samples are hidden (the target is the input)
 
     @property
@@ -195,33 +176,33 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("regression", "a grid of values per sample (e.g. denoising): input → clean data",
          dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
          headlines=("snr_db", "snr_db"), baseline="the input itself", read_target=_dense_values,
-         units=_grid_units, make_metrics=_regression_metrics, pictures=plots.DENSE_VALUES),
+         units=_grid_units, accumulator="values", pictures="dense_values"),
     Task("segmentation", "a class per sample (e.g. faults, facies)",
          dense=True, classifies=True, losses=("cross_entropy", "bce_balanced", "dice", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
                        "fw_iou", "miou"),
          headlines=("f1", "miou"), baseline="every sample the training majority class", read_target=_dense_labels,
-         units=_same, make_metrics=_dense_class_metrics, pictures=plots.DENSE_CLASSES),
+         units=_same, accumulator="dense_classes", pictures="dense_classes"),
     Task("classification", "a class per patch or trace",
          dense=False, classifies=True, losses=("cross_entropy", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
                        "fw_iou", "miou", "precision_macro", "recall_macro", "f1_macro"),
          headlines=("f1", "accuracy"), baseline="the training majority class", read_target=_patch_label,
-         units=_same, make_metrics=_patch_class_metrics, pictures=plots.PATCH_SCORES),
+         units=_same, accumulator="patch_classes", pictures="patch_scores"),
     Task("scalar", "a value per patch or trace",
          dense=False, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "mae", "r2"),
          headlines=("r2", "r2"), baseline="the training mean", read_target=_patch_value,
-         units=_scalar_units, make_metrics=_scalar_metrics, pictures=plots.PATCH_SCORES),
+         units=_scalar_units, accumulator="scalar", pictures="patch_scores"),
     Task("denoise_self", "self-supervised denoising (Noise2Void / StructN2V blind spots): noisy input only",
          dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
          headlines=("snr_db", "snr_db"), baseline=SAMPLES.baseline_help, read_target=_dense_values,
-         units=_grid_units, make_metrics=_hidden_metrics(SAMPLES), masking=SAMPLES,
-         pictures=plots.DENSE_VALUES),
+         units=_grid_units, accumulator="hidden", masking=SAMPLES,
+         pictures="dense_values"),
     Task("reconstruct_traces", "self-supervised trace reconstruction: hidden traces predicted from their "
          "neighbours; predict fills missing traces", dense=True, classifies=False, losses=("mse", "l1", "huber"),
          metric_names=("mse", "snr_db"), headlines=("snr_db", "snr_db"), baseline=TRACES.baseline_help,
-         read_target=_dense_values, units=_grid_units, make_metrics=_hidden_metrics(TRACES), masking=TRACES,
-         pictures=plots.DENSE_VALUES),
+         read_target=_dense_values, units=_grid_units, accumulator="hidden", masking=TRACES,
+         pictures="dense_values"),
 )}
 
 LOSS_KINDS: tuple[str, ...] = get_args(LossKind)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from geocnn.errors import ConfigError
+from geocnn.metrics_log import EpochRecord
 
 FOLDER = "tb"
 
@@ -53,10 +54,10 @@ class TensorBoardLog:
             shutil.rmtree(folder)  # a fresh (or --force) run starts a fresh log
         self.writer = SummaryWriter(str(folder), purge_step=start_step)
 
-    def epoch(self, record: dict) -> None:
+    def epoch(self, record: EpochRecord) -> None:
         """One epoch's line of metrics.jsonl, at its optimizer step."""
-        for tag, value in scalars(record):
-            self.writer.add_scalar(tag, value, record["step"])
+        for tag, value in scalars(record.to_dict()):
+            self.writer.add_scalar(tag, value, record.step)
         self.writer.flush()
 
     def picture(self, tag: str, png: Path, step: int) -> None:

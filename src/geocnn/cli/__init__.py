@@ -60,8 +60,9 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-# Command modules, one per concept; each exposes COMMANDS = [(name, function), ...].
-COMMAND_MODULES = ("model", "grid", "train", "predict", "export")
+# Command modules, one per concept; each exposes COMMANDS = [(name, function), ...], and a module
+# whose commands form a group (``geocnn synth faults``) also GROUP = (name, help).
+COMMAND_MODULES = ("model", "grid", "train", "predict", "export", "synth")
 
 
 def _register() -> None:
@@ -69,8 +70,13 @@ def _register() -> None:
 
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(f"geocnn.cli.{module_name}")
+        parent = app
+        group = getattr(module, "GROUP", None)
+        if group is not None:
+            parent = typer.Typer(name=group[0], help=group[1], no_args_is_help=True)
+            app.add_typer(parent, name=group[0])
         for name, fn in module.COMMANDS:
-            app.command(name)(user_errors(fn))
+            parent.command(name)(user_errors(fn))
 
 
 _register()

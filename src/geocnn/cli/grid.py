@@ -186,6 +186,8 @@ def _table(info: dict) -> Table:
         rows.append(("values", f"min {stats['min']:.4g}, max {stats['max']:.4g}, mean {stats['mean']:.4g}, "
                                f"std {stats['std']:.4g}, p1 {stats['p1']:.4g}, p99 {stats['p99']:.4g} "
                                f"({stats['traces_sampled']} traces)"))
+    if "noise" in info:
+        rows.append(("noise correlation", "\n".join(info["noise"]["text"])))
     binary = info.get("binary_header")
     if binary:
         rows.append(("binary header", _binary(binary)))

@@ -15,10 +15,17 @@ from rich.text import Text
 
 from geocnn import atomic, summary
 from geocnn.cli import console
-from geocnn.config import config_reference, json_schema, model_of_file, model_of_run
+from geocnn.config import (
+    ModelSource,
+    config_reference,
+    json_schema,
+    model_of_file,
+    model_of_run,
+    model_of_run_folder,
+)
 from geocnn.errors import ConfigError
 from geocnn.fmt import fmt_shape
-from geocnn.runs import stored_config
+from geocnn.yamlsource import Source
 
 
 def parse_shape(text: str, option: str) -> tuple[int, ...]:
@@ -137,8 +144,7 @@ def summarize_cmd(
     N_y = floor((N_x + 2·pad − N_h)/stride + 1). A shape error prints the table up to the failing
     layer, then the error with its YAML line, and exits with code 2.
     """
-    stored = stored_config(config)
-    source = model_of_file(config) if stored is None else model_of_run(stored, str(config))
+    source = _model_source(config)
     spec = source.spec
     shape = parse_shape(input_shape, "--input-shape") if input_shape else source.input_shape
     if shape is None:
@@ -164,6 +170,19 @@ def summarize_cmd(
         console.out.print(f"wrote {markdown_path}")
     if s.error is not None:
         raise s.error
+
+
+def _model_source(path: Path) -> ModelSource:
+    """The model to summarise: of a YAML file, of a run folder (its config.yaml) or of a checkpoint.
+
+    Only a checkpoint imports torch: a ``.pt`` file is a torch file, and the config it holds is
+    read by the checkpoint loader. Everything else (and shell completion) starts without torch.
+    """
+    if path.suffix == ".pt":
+        from geocnn.runs import load_checkpoint, resolve_checkpoint
+
+        return model_of_run(load_checkpoint(resolve_checkpoint(path)).config, Source(str(path)))
+    return model_of_run_folder(path) if path.is_dir() else model_of_file(path)
 
 
 def schema_cmd(

@@ -43,6 +43,9 @@ def predict_cmd(
                                        "NAME.class-K.sgy (or .npy), written all or none."),
     axes: str = typer.Option(None, "--axes", help="Map input axes onto the model's training axes, e.g. "
                              "trace=crossline to run a section model along a 2D line."),
+    normalize: str = typer.Option("run", "--normalize", help="run: normalise with the training data's statistics "
+                                  "(stored in the checkpoint); input: with this input's own (a model pretrained on "
+                                  "other amplitudes, e.g. synthetic cubes)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
 ) -> None:
     """Apply a trained model to whole grids with blended sliding windows, in bounded memory.
@@ -63,7 +66,7 @@ def predict_cmd(
                          device_name=device, output=output, force=force, window=size,
                          both_orientations=both_orientations, threads=threads, mask=mask, fill_all=fill_all,
                          reporter=reporter, stride=parse_stride(stride), split_classes=split_classes,
-                         axes=parse_axes(axes))
+                         axes=parse_axes(axes), normalize=normalize)
     if console.is_main_rank():
         rate = report.windows / report.seconds if report.seconds else 0.0
         written = ", ".join(map(str, report.outputs)) if len(report.outputs) > 1 else report.output

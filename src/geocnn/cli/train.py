@@ -49,7 +49,8 @@ def train_cmd(
     saves a checkpoint and prints the command that resumes; `geocnn train RUN_FOLDER --resume`
     continues exactly. Several GPUs or nodes: torchrun --nproc_per_node N -m geocnn train CONFIG.
     """
-    from geocnn.train import outcome_line, train
+    from geocnn.runwriter import outcome_line
+    from geocnn.train import train
 
     overrides = list(set_)
     for key, value in (("epochs", epochs), ("max_steps", max_steps), ("batch_size", batch_size),

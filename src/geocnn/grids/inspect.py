@@ -1,7 +1,8 @@
 """What ``geocnn inspect`` shows: a JSON-able description of each input file.
 
 Grids (SEG-Y, ``.npy``, ``.npz``) get format, geometry, number ranges and value statistics from a
-bounded trace sample; SEG-Y files also their binary header fields that matter, on request the
+bounded trace sample, and (seismic values, not labels) the noise correlation along every axis
+measured from the data alone (:mod:`geocnn.classical.noisecorr`: what ``mask: auto`` reads); SEG-Y files also their binary header fields that matter, on request the
 textual header and a header-byte scan (always when no geometry could be inferred, with the byte
 pairs that would grid the file); ``.csv`` label files their rows and values. One file failing is
 reported in its entry (``error``) and the others are still described.
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import segyio
 
+from geocnn.classical.noisecorr import measure_grid
 from geocnn.errors import GeocnnError
 from geocnn.grids import headers
 from geocnn.grids.grid import Grid, open_grid, open_stack, stack_mismatch
@@ -57,6 +59,10 @@ def describe(grid: Grid, stats_traces: int = 200, seed: int = 0) -> dict:
         info["stats"] = {"traces_sampled": int(values.shape[1]), "min": float(values.min()),
                          "max": float(values.max()), "mean": float(values.mean()),
                          "std": float(values.std()), "p1": float(p1), "p99": float(p99)}
+    if m.format == "segy" or str(m.sample_format).startswith(("float", "ieee", "ibm")):  # not label grids
+        noise = measure_grid(grid, seed=seed)
+        if noise is not None:
+            info["noise"] = {**noise.to_dict(), "text": noise.lines_text()}
     return info
 
 

@@ -2,8 +2,10 @@
 
 Each :class:`Kind` says, for one YAML layer kind, which arguments it takes (a
 :class:`geocnn.schema.Record`), what it does to shapes, parameters, multiply-adds and receptive
-field (``infer`` — pure arithmetic, the lecture's formulas), and which torch module implements it
-(``build``). The summary and the builder both read ``infer``, so they cannot disagree.
+field (``infer`` — pure arithmetic, the lecture's formulas). The torch module that implements a
+kind is built by :mod:`geocnn.model.builders`, keyed by the same name; the summary and the builder
+both read ``infer``, so they cannot disagree. Torch-free: validating a config, the JSON Schema and
+``geocnn summarize`` read this registry without importing torch.
 
 Output size of a window operation (conv, pool) along one axis, from the lecture:
 N_y = floor((N_x + 2·pad − N_h) / stride + 1), with N_h = dilation·(kernel − 1) + 1.
@@ -17,11 +19,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
-from torch import nn
 
 from geocnn.errors import ShapeError
 from geocnn.fmt import fmt_shape
-from geocnn.model import modules as M
 from geocnn.model import tensor as T
 from geocnn.model.tensor import Tensor
 from geocnn.schema import REQUIRED, Bool, Choice, Field, Float, Int, ListOf, OneOf, PerAxis, Record, Str
@@ -68,7 +68,6 @@ class Kind:
     help: str
     args: Record
     infer: Callable[[dict, list[Tensor], LayerCtx], Outcome]
-    build: Callable[[dict, list[Tensor], int], nn.Module]
     merge: bool = False  # reads the previous output plus the outputs named in `with`
 
 
@@ -111,7 +110,7 @@ def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: s
     for axis, n, k, s, d in zip(ctx.axes, x.spatial, kernel, stride, dilation):
         k_eff = d * (k - 1) + 1
         if padding == "same":
-            before, after = M.same_pads(n, k_eff, s)
+            before, after = T.same_pads(n, k_eff, s)
         else:
             before = after = padding[len(sizes)]
         span = n + before + after - k_eff
@@ -160,7 +159,8 @@ _POS = Int(min=1)
 _PADDING = OneOf(Choice("same", "valid"), PerAxis(Int(min=0)))
 
 
-def _norm_padding(a: dict, dims: int) -> str | tuple[int, ...]:
+def norm_padding(a: dict, dims: int) -> str | tuple[int, ...]:
+    """``padding`` as ``same`` or samples per side (``valid`` = 0)."""
     p = a["padding"]
     return (0,) * dims if p == "valid" else p
 
@@ -178,6 +178,9 @@ CONV_ARGS = Record([
     Field("bias", Bool(), default=True, help="learn one bias per output channel"),
     Field("padding_mode", Choice("zeros", "reflect", "replicate", "circular"), default="zeros",
           help="what the padded samples hold"),
+    Field("blind", ListOf(OneOf(_POS, Choice("all"))), default=None,
+          help="a blind centre: taps of this odd size per axis (all = the whole kernel) held at zero, so the "
+               "output never reads the input there (self-supervised denoising, geocnn.blindspots)"),
 ], title="conv", shorthand="out")
 
 
@@ -185,7 +188,7 @@ def _conv_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     x = xs[0]
     _spatial_input(x, ctx)
     dims = len(x.spatial)
-    padding = _norm_padding(a, dims)
+    padding = norm_padding(a, dims)
     cin, cout, g = x.channels, a["out"], a["groups"]
     _check_groups(ctx, cin, cout, g)
     sizes, pads, warns = _window(x, ctx, a["kernel"], a["stride"], a["dilation"], padding, mode=a["padding_mode"])
@@ -193,21 +196,36 @@ def _conv_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
         raise ctx.fail(f"reflect padding {max(max(p) for p in pads)} needs more than that many samples "
                        f"(input {fmt_shape(x.shape)})", "use padding_mode: replicate or zeros")
     out = _after_window(x, cout, sizes, a["kernel"], a["stride"], a["dilation"], pads, a["padding_mode"])
+    blind = blind_taps(a, ctx)
     per_filter = [*a["kernel"], cin // g, cout]
     weights = _prod(per_filter)
     params = weights + (cout if a["bias"] else 0)
     formula = "·".join(str(f) for f in per_filter) + (f" + {cout}" if a["bias"] else "") + f" = {params:,}"
     macs = _prod(sizes) * cout * (cin // g) * _prod(a["kernel"])
     one = "1×1 conv (mixes channels only)" if all(k == 1 for k in a["kernel"]) else ""
-    notes = _join(one, _pad_note(padding, pads), f"groups {g}" if g > 1 else "",
+    notes = _join(one, f"blind centre {'×'.join(map(str, blind))} (taps held at zero)" if blind else "",
+                  _pad_note(padding, pads), f"groups {g}" if g > 1 else "",
                   f"dilation {'×'.join(map(str, a['dilation']))}" if any(d > 1 for d in a["dilation"]) else "",
                   f"stride {'×'.join(map(str, a['stride']))}" if any(s > 1 for s in a["stride"]) else "")
     return Outcome(out, params, macs, formula, notes, warns)
 
 
-def _conv_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    return M.Conv(dims, xs[0].channels, a["out"], a["kernel"], a["stride"], _norm_padding(a, dims),
-                  a["dilation"], a["groups"], a["bias"], a["padding_mode"])
+def blind_taps(a: dict, ctx: LayerCtx | None) -> tuple[int, ...] | None:
+    """``blind`` as tap counts per axis (``all`` = the kernel), checked against the kernel."""
+    if a.get("blind") is None:
+        return None
+    kernel = a["kernel"]
+    if len(a["blind"]) != len(kernel):
+        raise ctx.fail(f"blind has {len(a['blind'])} sizes for a {len(kernel)}-D kernel", "give one per axis")
+    taps = tuple(k if b == "all" else b for b, k in zip(a["blind"], kernel))
+    for b, k, axis in zip(taps, kernel, ctx.axes if ctx else kernel):
+        if b > k or (b - k) % 2:
+            raise ctx.fail(f"blind {b} along {axis} is not a centred part of kernel {k}",
+                           "use an odd blind size and an odd kernel, blind ≤ kernel (or all)")
+    if all(b == k for b, k in zip(taps, kernel)):
+        raise ctx.fail("blind covers the whole kernel: the layer would read nothing",
+                       "leave taps outside the blind centre along at least one axis")
+    return taps
 
 
 # ----------------------------------------------------------------------------- transposed conv
@@ -225,7 +243,7 @@ CONV_T_ARGS = Record([
 ], title="conv_transpose", shorthand="out")
 
 
-def _conv_t_pads(a: dict, ctx: LayerCtx | None, dims: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def conv_t_pads(a: dict, ctx: LayerCtx | None, dims: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(padding, output_padding) per axis; ``same`` solves them for an output of N·stride."""
     if a["padding"] != "same":
         return a["padding"], a["output_padding"]
@@ -250,7 +268,7 @@ def _conv_t_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     _spatial_input(x, ctx)
     cin, cout, g = x.channels, a["out"], a["groups"]
     _check_groups(ctx, cin, cout, g)
-    pad, opad = _conv_t_pads(a, ctx, len(x.spatial))
+    pad, opad = conv_t_pads(a, ctx, len(x.spatial))
     sizes = []
     for axis, n, k, s, d, p, op in zip(ctx.axes, x.spatial, a["kernel"], a["stride"], a["dilation"], pad, opad):
         if op >= max(s, d):
@@ -267,12 +285,6 @@ def _conv_t_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     macs = _prod(x.spatial) * cin * (cout // g) * _prod(a["kernel"])
     note = f"upsamples ×{'×'.join(map(str, a['stride']))}"
     return Outcome(Tensor(cout, tuple(sizes), jump, lo, hi), params, macs, formula, note)
-
-
-def _conv_t_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    pad, opad = _conv_t_pads(a, None, dims)
-    return M.ConvTranspose(dims, xs[0].channels, a["out"], a["kernel"], a["stride"], pad, opad,
-                           a["dilation"], a["groups"], a["bias"])
 
 
 # ----------------------------------------------------------------------------- upsample
@@ -293,12 +305,6 @@ def _upsample_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     return Outcome(Tensor(x.channels, sizes, jump, lo, hi), note=f"{a['mode']} ×{'×'.join(map(str, a['scale']))}")
 
 
-def _upsample_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    mode = a["mode"] if a["mode"] == "nearest" else ("linear", "bilinear", "trilinear")[dims - 1]
-    kw = {} if mode == "nearest" else {"align_corners": False}
-    return nn.Upsample(scale_factor=tuple(float(s) for s in a["scale"]), mode=mode, **kw)
-
-
 # ----------------------------------------------------------------------------- pooling
 
 POOL_ARGS = Record([
@@ -309,7 +315,8 @@ POOL_ARGS = Record([
 ], title="pool", shorthand="kind")
 
 
-def _pool_stride(a: dict) -> tuple[int, ...]:
+def pool_stride(a: dict) -> tuple[int, ...]:
+    """A pool's stride per axis: the window size unless given."""
     return a["stride"] if a["stride"] is not None else a["size"]
 
 
@@ -317,7 +324,7 @@ def _pool_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     x = xs[0]
     _spatial_input(x, ctx)
     dims = len(x.spatial)
-    padding, stride = _norm_padding(a, dims), _pool_stride(a)
+    padding, stride = norm_padding(a, dims), pool_stride(a)
     if padding != "same" and any(p > k // 2 for p, k in zip(padding, a["size"])):
         raise ctx.fail(f"padding {padding} is more than half the window {a['size']}",
                        "use at most size // 2, or padding: same")
@@ -326,10 +333,6 @@ def _pool_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     out = _after_window(x, x.channels, sizes, a["size"], stride, ones, pads)
     note = _join(f"{a['kind']} pool, per channel, no parameters", _pad_note(padding, pads))
     return Outcome(out, note=note, warnings=warns)
-
-
-def _pool_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    return M.Pool(dims, a["kind"], a["size"], _pool_stride(a), _norm_padding(a, dims))
 
 
 ADAPTIVE_POOL_ARGS = Record([
@@ -348,12 +351,6 @@ def _adaptive_pool_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     return Outcome(Tensor(x.channels, sizes, jump, lo, hi), note=note)
 
 
-def _adaptive_pool_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    if a["kind"] == "max":
-        return (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)[dims - 1](tuple(a["size"]))
-    return (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)[dims - 1](tuple(a["size"]))
-
-
 GLOBAL_POOL_ARGS = Record([
     Field("kind", Choice("max", "mean"), default="mean", help="max or mean over all positions, per channel"),
 ], title="global_pool", shorthand="kind")
@@ -369,10 +366,6 @@ def _global_pool_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     _spatial_input(x, ctx)
     return Outcome(_whole(x, x.channels),
                    note=f"global {a['kind']} over {fmt_shape(x.spatial)} → flat vector")
-
-
-def _global_pool_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    return M.GlobalPool(a["kind"])
 
 
 # ----------------------------------------------------------------------------- norm
@@ -401,37 +394,12 @@ def _norm_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     return Outcome(x, params, 0, formula, note + (" (γ, β per channel)" if params else ""))
 
 
-def _norm_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    c = xs[0].channels
-    if a["kind"] == "group":
-        return nn.GroupNorm(a["groups"], c, eps=a["eps"], affine=a["affine"])
-    if a["kind"] == "batch":
-        # after dense/flatten the tensor is (B, C): BatchNorm1d, whatever the model's dims
-        cls = nn.BatchNorm1d if xs[0].flat else (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1]
-        return cls(c, eps=a["eps"], momentum=a["momentum"], affine=a["affine"])
-    cls = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)[dims - 1]
-    return cls(c, eps=a["eps"], affine=a["affine"])
-
-
 # ----------------------------------------------------------------------------- activations
 
 def _same_infer(note: str) -> Callable[[dict, list[Tensor], LayerCtx], Outcome]:
     def infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
         return Outcome(xs[0], note=note)
     return infer
-
-
-def activation_module(name: str, a: dict | None = None) -> nn.Module:
-    """The torch module of an activation kind (also used for residual blocks)."""
-    a = a or {}
-    if name == "leaky_relu":
-        return nn.LeakyReLU(a.get("slope", 0.01))
-    if name == "elu":
-        return nn.ELU(a.get("alpha", 1.0))
-    if name == "softmax":
-        return M.Softmax()
-    return {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-            "none": nn.Identity}[name]()
 
 
 _NO_ARGS = Record([], title="no arguments")
@@ -455,12 +423,6 @@ DROPOUT_ARGS = Record([
 ], title="dropout", shorthand="p")
 
 
-def _dropout_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    if a["spatial"] and not xs[0].flat:
-        return (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)[dims - 1](a["p"])
-    return nn.Dropout(a["p"])
-
-
 def _flatten_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     x = xs[0]
     _spatial_input(x, ctx)
@@ -481,10 +443,6 @@ def _dense_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     params = x.channels * a["out"] + (a["out"] if a["bias"] else 0)
     formula = f"{x.channels}·{a['out']}" + (f" + {a['out']}" if a["bias"] else "") + f" = {params:,}"
     return Outcome(Tensor(a["out"], (), x.jump, x.lo, x.hi), params, x.channels * a["out"], formula)
-
-
-def _dense_build(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
-    return nn.Linear(xs[0].channels, a["out"], bias=a["bias"])
 
 
 # ----------------------------------------------------------------------------- merges
@@ -576,48 +534,28 @@ def projection_infer(body_out: Tensor, x: Tensor, ctx: LayerCtx, norm: bool = Fa
     return res, stride
 
 
-def projection_build(cin: int, cout: int, stride: tuple[int, ...], dims: int, norm: bool = False) -> nn.Module:
-    conv = M.Conv(dims, cin, cout, (1,) * dims, stride, (0,) * dims, (1,) * dims, 1, not norm, "zeros")
-    if not norm:
-        return conv
-    return nn.Sequential(conv, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[dims - 1](cout))
-
-
 # ----------------------------------------------------------------------------- the registry
 
-def _module(cls: type[nn.Module]) -> Callable[[dict, list[Tensor], int], nn.Module]:
-    return lambda a, xs, dims: cls()
-
-
 _KINDS: list[Kind] = [
-    Kind("conv", "convolution: N_y = floor((N_x + 2·pad − N_h)/stride + 1)", CONV_ARGS, _conv_infer, _conv_build),
-    Kind("conv_transpose", "transposed convolution (learned upsampling)", CONV_T_ARGS, _conv_t_infer,
-         _conv_t_build),
-    Kind("upsample", "parameter-free upsampling", UPSAMPLE_ARGS, _upsample_infer, _upsample_build),
-    Kind("pool", "max or mean pooling, per channel, no parameters", POOL_ARGS, _pool_infer, _pool_build),
+    Kind("conv", "convolution: N_y = floor((N_x + 2·pad − N_h)/stride + 1)", CONV_ARGS, _conv_infer),
+    Kind("conv_transpose", "transposed convolution (learned upsampling)", CONV_T_ARGS, _conv_t_infer),
+    Kind("upsample", "parameter-free upsampling", UPSAMPLE_ARGS, _upsample_infer),
+    Kind("pool", "max or mean pooling, per channel, no parameters", POOL_ARGS, _pool_infer),
     Kind("adaptive_pool", "max or mean pooling to a fixed output size, for any input size", ADAPTIVE_POOL_ARGS,
-         _adaptive_pool_infer, _adaptive_pool_build),
-    Kind("global_pool", "max or mean over all positions → flat vector", GLOBAL_POOL_ARGS,
-         _global_pool_infer, _global_pool_build),
-    Kind("norm", "batch, instance or group normalisation", NORM_ARGS, _norm_infer, _norm_build),
-    Kind("dropout", "randomly zero values while training", DROPOUT_ARGS, _same_infer("dropout"),
-         _dropout_build),
-    Kind("flatten", "(C, ...) → flat vector", _NO_ARGS, _flatten_infer, _module(M.Flatten)),
-    Kind("dense", "fully connected layer: N_in·N_out + N_out parameters", DENSE_ARGS, _dense_infer,
-         _dense_build),
-    Kind("concat", "concatenate channels with earlier outputs (U-Net skip)", MERGE_ARGS, _concat_infer,
-         _module(M.Concat), merge=True),
-    Kind("add", "sum with earlier outputs of the same shape", MERGE_ARGS, _add_infer, _module(M.Add),
-         merge=True),
+         _adaptive_pool_infer),
+    Kind("global_pool", "max or mean over all positions → flat vector", GLOBAL_POOL_ARGS, _global_pool_infer),
+    Kind("norm", "batch, instance or group normalisation", NORM_ARGS, _norm_infer),
+    Kind("dropout", "randomly zero values while training", DROPOUT_ARGS, _same_infer("dropout")),
+    Kind("flatten", "(C, ...) → flat vector", _NO_ARGS, _flatten_infer),
+    Kind("dense", "fully connected layer: N_in·N_out + N_out parameters", DENSE_ARGS, _dense_infer),
+    Kind("concat", "concatenate channels with earlier outputs (U-Net skip)", MERGE_ARGS, _concat_infer, merge=True),
+    Kind("add", "sum with earlier outputs of the same shape", MERGE_ARGS, _add_infer, merge=True),
 ]
-_KINDS += [
-    Kind(name, _ACT_HELP[name], _ACT_ARGS.get(name, _NO_ARGS), _same_infer(name),
-         (lambda n: (lambda a, xs, dims: activation_module(n, a)))(name))
-    for name in ACTIVATIONS
-]
+_KINDS += [Kind(name, _ACT_HELP[name], _ACT_ARGS.get(name, _NO_ARGS), _same_infer(name)) for name in ACTIVATIONS]
 
 KINDS: dict[str, Kind] = {k.name: k for k in _KINDS}
-"""Every built-in layer kind, by its YAML name. Closed: YAML cannot add to it."""
+"""Every built-in layer kind, by its YAML name. Closed: YAML cannot add to it; each has its torch
+builder under the same name in :data:`geocnn.model.builders.BUILDERS`."""
 
 COMPOSITE = ("residual", "repeat")
 """Kinds that hold other layers; expanded by :mod:`geocnn.model.spec`."""

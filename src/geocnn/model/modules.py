@@ -14,16 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geocnn.model.tensor import same_pads
+
 _PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
-
-
-def same_pads(n: int, k_eff: int, stride: int) -> tuple[int, int]:
-    """Padding (before, after) that makes a window op output ``ceil(n / stride)`` samples."""
-    # Integer ceil division, and max() only where the sum can be negative (k_eff < stride): a
-    # size traced by torch.export then stays an expression it can simplify and serialise.
-    total = (-(-n // stride) - 1) * stride + k_eff - n
-    total = total if k_eff >= stride else max(total, 0)
-    return total // 2, total - total // 2
 
 
 def _pad_arg(sizes: Sequence[int], k_eff: Sequence[int], stride: Sequence[int]) -> list[int]:
@@ -50,7 +43,7 @@ class Conv(nn.Module):
 
     def __init__(self, dims: int, cin: int, cout: int, kernel: tuple[int, ...], stride: tuple[int, ...],
                  padding: str | tuple[int, ...], dilation: tuple[int, ...], groups: int, bias: bool,
-                 padding_mode: str) -> None:
+                 padding_mode: str, blind: tuple[int, ...] | None = None) -> None:
         super().__init__()
         k_eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
         static = padding if padding != "same" else _static_same(k_eff, stride)
@@ -60,11 +53,22 @@ class Conv(nn.Module):
                              padding_mode=padding_mode if static is not None else "zeros")
         self.dynamic = static is None
         self.k_eff, self.stride, self.mode = k_eff, stride, _PAD_MODE[padding_mode]
+        taps = None
+        if blind is not None:
+            # taps of the centred box held at zero: the output never reads the input there
+            taps = torch.ones(kernel)
+            taps[tuple(slice((k - b) // 2, (k + b) // 2) for k, b in zip(kernel, blind))] = 0
+            taps = taps[None, None]
+            with torch.no_grad():
+                self.conv.weight.mul_(taps)
+        self.register_buffer("taps", taps, persistent=False)  # derived from the spec: not in checkpoints
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.dynamic:
             x = F.pad(x, _pad_arg(x.shape[2:], self.k_eff, self.stride), mode=self.mode)
-        return self.conv(x)
+        if self.taps is None:
+            return self.conv(x)
+        return self.conv._conv_forward(x, self.conv.weight * self.taps, self.conv.bias)
 
 
 class ConvTranspose(nn.Module):

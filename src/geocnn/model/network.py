@@ -6,7 +6,7 @@ from torch import nn
 
 from geocnn.model import modules as M
 from geocnn.model.budget import check_fits
-from geocnn.model.layers import KINDS, activation_module, projection_build
+from geocnn.model.builders import BUILDERS, activation_module, projection_build
 from geocnn.model.shapes import Inference, infer
 from geocnn.model.spec import NETWORK_INPUT, ModelSpec, Node
 
@@ -41,7 +41,7 @@ def _module(node: Node, inf: Inference) -> nn.Module:
             return nn.Identity()
         return projection_build(xs[0].channels, inf.tensors[node.name].channels, stride, dims,
                                 node.args.get("norm", False))
-    return KINDS[node.kind].build(node.args, xs, dims)
+    return BUILDERS[node.kind](node.args, xs, dims)
 
 
 def build(spec: ModelSpec, input_shape: tuple[int, ...], receptive: bool = True) -> tuple[nn.Module, Inference]:

@@ -34,6 +34,15 @@ def check_room(positions: int, taps: int = 1) -> None:
         raise TooLarge(positions, taps)
 
 
+def same_pads(n: int, k_eff: int, stride: int) -> tuple[int, int]:
+    """Padding (before, after) that makes a window op output ``ceil(n / stride)`` samples."""
+    # Integer ceil division, and max() only where the sum can be negative (k_eff < stride): a
+    # size traced by torch.export then stays an expression it can simplify and serialise.
+    total = (-(-n // stride) - 1) * stride + k_eff - n
+    total = total if k_eff >= stride else max(total, 0)
+    return total // 2, total - total // 2
+
+
 @dataclass(frozen=True, eq=False)
 class Tensor:
     """A tensor of the network, for one sample of the batch.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from geocnn import device, sanity
 from geocnn.errors import ConfigError
 from geocnn.grids.grid import Grid, open_stack
+from geocnn.grids.normalize import estimate
 from geocnn.grids.pending import OutputSpec, output_spec
 from geocnn.outputs import Output
 from geocnn.patches import PatchGeometry
@@ -23,6 +25,8 @@ from geocnn.predict.trained import (
     score_channels,
     window_size,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,10 +72,15 @@ def check_fits(request: PredictRequest, trained: Trained, output: Output) -> Non
 
 
 def open_job(request: PredictRequest, trained: Trained, output: Output, rt: device.Runtime) -> Job:
-    """Open the input and check it against the model: channels, axes, window, what is filled."""
+    """Open the input and check it against the model: channels, axes, window, what is filled.
+
+    The job's ``trained`` is the one prediction uses: with ``--normalize input`` its statistics are
+    the input's own."""
     grid = open_stack(input_specs(trained, request.inputs))
     patch_axes = patch_axes_on(trained, grid, request.axes)
     check_grid(trained, grid, patch_axes)
+    if request.normalize == "input":
+        trained = normalized_on(trained, grid)
     warnings = tuple(sanity.check_input(grid, trained.norm)) if rt.main else ()
     size = window_size(trained, request.window)
     geom = geometry(grid, size, patch_axes, trained.cfg.dense)
@@ -90,3 +99,21 @@ class Report:
     pictures: list[Path]
     outputs: list[Path] = dataclasses.field(default_factory=list)  # every file written (one per class if split)
     warnings: list[str] = dataclasses.field(default_factory=list)  # the input sanity checks that fired
+
+
+def normalized_on(trained: Trained, grid: Grid) -> Trained:
+    """``trained`` with normalisation statistics estimated on ``grid`` the way training estimates them
+    (same method, trace count and seed): a network pretrained on other amplitudes (unit-scale synthetic
+    cubes, another survey's gain) sees this input as it saw its training data. A target normalised like
+    the input (denoising) follows, so values come back in this input's units."""
+    d = trained.cfg.data.normalize
+    norm = estimate(grid, trained.norm.method, d.max_traces, trained.cfg.train.seed)
+    follows = trained.target_norm is not None and trained.same_units
+    log.info("--normalize input: %s statistics of the input (center %s, scale %s) instead of the run's (%s, %s)",
+             norm.method, _numbers(norm.center), _numbers(norm.scale), _numbers(trained.norm.center),
+             _numbers(trained.norm.scale))
+    return dataclasses.replace(trained, norm=norm, target_norm=norm if follows else trained.target_norm)
+
+
+def _numbers(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:.4g}" for v in values)

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from geocnn import atomic
 from geocnn.errors import ConfigError
@@ -20,6 +21,8 @@ from geocnn.patches import BLENDS
 
 # --stride: one step for every axis, one per grid axis, or {axis name: step}
 Stride = int | tuple[int, ...] | Mapping[str, int]
+# --normalize: the run's training statistics, or the input's own (same method, estimated the same way)
+NormalizeFrom = Literal["run", "input"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class PredictRequest:
     batch_size: int | None = None
     force: bool = False  # replace an existing output
     pictures: bool = True  # write <out>.preview.png
+    normalize: NormalizeFrom = "run"  # input: the input's own statistics (a model pretrained on other amplitudes)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -70,6 +74,9 @@ class PredictRequest:
             raise ConfigError(f"--overlap must be in [0, 1), got {self.overlap}")
         if self.blend not in BLENDS:
             raise ConfigError(f"--blend must be one of {', '.join(BLENDS)}, got {self.blend}")
+        if self.normalize not in get_args(NormalizeFrom):
+            raise ConfigError(f"--normalize must be run or input, got {self.normalize}",
+                              fix="run: the training data's statistics; input: the input's own")
         if self.output != AUTO:
             get_output(self.output)
         output_format(self.out)  # a bad output name fails before any work

@@ -22,7 +22,7 @@ import torch
 
 from geocnn import device, gpu_decode
 from geocnn.grids.grid import Grid
-from geocnn.model import build
+from geocnn.model.network import build
 from geocnn.predict.trained import Trained
 
 log = logging.getLogger(__name__)

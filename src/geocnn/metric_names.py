@@ -1,0 +1,41 @@
+"""Validation metric names and their directions: what a config check, early stopping and the choice
+of ``best.pt`` need to know about a metric, without computing one.
+
+Each name is defined here once for all tasks (a task lists the names it reports, see
+:mod:`geocnn.tasks`); the accumulators that compute them are torch code in :mod:`geocnn.metrics`.
+
+Example
+-------
+>>> metric("f1").better(0.6, 0.5), metric("mse").better(0.6, 0.5)
+(True, False)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A validation metric's name and direction (defined here once for all tasks)."""
+
+    name: str
+    higher_is_better: bool
+
+    def better(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` beats ``best`` (anything beats no value yet)."""
+        if best is None:
+            return True
+        return value > best if self.higher_is_better else value < best
+
+
+HIGHER_IS_BETTER = ("snr_db", "accuracy", "pixel_accuracy", "precision", "recall", "f1", "iou", "miou",
+                    "fw_iou", "mean_class_accuracy", "r2", "f1_macro", "precision_macro", "recall_macro")
+LOWER_IS_BETTER = ("val_loss", "mse", "mae")
+METRICS: dict[str, Metric] = {**{n: Metric(n, True) for n in HIGHER_IS_BETTER},
+                              **{n: Metric(n, False) for n in LOWER_IS_BETTER}}
+
+
+def metric(name: str) -> Metric:
+    """The record of a metric name (a KeyError here is a bug: names are checked at config load)."""
+    return METRICS[name]
