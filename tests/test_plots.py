@@ -94,6 +94,80 @@ def test_regression_examples_share_one_scale_with_the_residual(cube):
     assert "2005" in tick_texts(fig, panels[0]) and panels[0].get_ylabel() == "two-way time (ms)"
 
 
+def marks(ax):
+    """The survey positions of the filled-trace marks of a panel (none: empty)."""
+    lines = [line for line in ax.lines if line.get_label() == plots.FILLED]
+    return np.concatenate([line.get_xdata() for line in lines]).tolist() if lines else []
+
+
+@pytest.mark.parametrize("with_clean", [True, False])
+def test_self_supervised_denoising_labels_the_noisy_input_the_training_target(cube, with_clean):
+    rng = np.random.default_rng(4)
+    noisy = rng.standard_normal((2, 1, 4, 8)).astype(np.float32)
+    clean, pred = 0.5 * noisy, 0.6 * noisy
+    ex = examples_on(cube, noisy, noisy, pred, same_units=True)
+    ex.clean = clean if with_clean else None
+    fig = plots.PICTURES[TASKS["denoise_self"].pictures].examples(ex, plots.Names())
+    panels = image_axes(fig)
+    titles = ["noisy input (the training target) — inline 1003", *(["clean twin (never trained on)"] * with_clean),
+              "prediction", "residual (noisy input − prediction)"]
+    assert [ax.get_title() for ax in panels[:len(titles)]] == titles and len(panels) == 2 * len(titles)
+    shown = [ax.images[0].get_array().T for ax in panels[:len(titles)]]
+    np.testing.assert_allclose(shown[0], noisy[0, 0])
+    np.testing.assert_allclose(shown[-2], pred[0, 0])
+    np.testing.assert_allclose(shown[-1], noisy[0, 0] - pred[0, 0], rtol=1e-6)
+    if with_clean:
+        np.testing.assert_allclose(shown[1], clean[0, 0])
+    assert not any(marks(ax) for ax in panels)  # nothing is filled
+
+
+def test_trace_reconstruction_examples_fill_and_mark_the_hidden_traces_only(cube):
+    rng = np.random.default_rng(5)
+    noisy = rng.standard_normal((1, 1, 4, 8)).astype(np.float32)
+    hidden = np.zeros((1, 4, 8), bool)
+    hidden[0, [1, 3]] = True  # crosslines 2005 and 2007 of the patch at crossline 2004
+    filled = np.where(hidden[:, None], 0.3 * noisy, noisy)  # what predict writes: the prediction there only
+    ex = examples_on(cube, np.where(hidden[:, None], 0, noisy), noisy, filled, same_units=True)
+    ex.hidden, ex.clean = hidden, 0.5 * noisy
+    fig = plots.PICTURES[TASKS["reconstruct_traces"].pictures].examples(ex, plots.Names())
+    panels = image_axes(fig)
+    assert [ax.get_title() for ax in panels] == [
+        "noisy input (the training target) — inline 1003", "clean twin (never trained on)",
+        "hidden traces filled (marked)", "residual on the filled traces (input − prediction)"]
+    assert all(marks(ax) == [2005, 2007] for ax in panels)
+    np.testing.assert_allclose(panels[2].images[0].get_array().T, filled[0, 0])
+    residual = np.ma.filled(panels[3].images[0].get_array().T.astype(float), np.nan)
+    assert np.isnan(residual[[0, 2]]).all()  # no residual where nothing was filled
+    np.testing.assert_allclose(residual[[1, 3]], 0.7 * noisy[0, 0, [1, 3]], rtol=1e-5)
+
+
+def test_a_3d_reconstruction_example_is_drawn_at_its_slice_with_the_most_hidden_traces(cube):
+    geom = patch_geometry(cube.axes, cube.shape, (4, 4, 8))
+    frames = plots.patch_frames(plots.survey_coords(cube), geom, np.array([[1, 2, 0]]))  # inlines 1002-1005
+    noisy = np.random.default_rng(6).standard_normal((1, 1, 4, 4, 8))
+    hidden = np.zeros((1, 4, 4, 8), bool)
+    hidden[0, 0, 2] = hidden[0, 3, :2] = True  # one trace on inline 1002, two on inline 1005
+    ex = plots.Examples(noisy, noisy, noisy, frames=frames, same_units=True, hidden=hidden)
+    fig = plots.PICTURES[TASKS["reconstruct_traces"].pictures].examples(ex, plots.Names())
+    first = image_axes(fig)[0]
+    assert first.get_title() == "noisy input (the training target) — inline 1005" and marks(first) == [2003, 2004]
+    assert frames[0].line == "inline 1004"  # the middle slice by default
+
+
+def test_loss_picture_draws_every_compared_method_of_the_headline():
+    records = [EpochRecord.from_dict({"epoch": e, "step": 4 * e, "train_loss": 0.5, "val_loss": 0.4, "val": {
+        "snr_db": 3.0 + e, "clean_snr_db": 6.0 + e, "baseline": {"snr_db": -1.8, "clean_snr_db": 2.5},
+        "classical": {"method": "f-x deconvolution", "clean_snr_db": 5.0}}}) for e in (1, 2)]
+    metric = plots.loss_figure(records, "clean_snr_db").axes[1]
+    lines = {line.get_label(): line for line in metric.lines}
+    assert metric.get_title() == "validation clean_snr_db"
+    assert lines["clean_snr_db"].get_ydata().tolist() == [7.0, 8.0]
+    assert lines["baseline"].get_linestyle() == "--" and lines["baseline"].get_ydata()[0] == 2.5
+    assert lines["f-x deconvolution"].get_linestyle() == ":" and lines["f-x deconvolution"].get_ydata()[0] == 5.0
+    hidden = {line.get_label() for line in plots.loss_figure(records, "snr_db").axes[1].lines}
+    assert hidden == {"snr_db", "baseline"}  # f-x is scored against the clean twin only
+
+
 def test_segmentation_examples_show_every_class_with_a_legend(cube):
     rng = np.random.default_rng(1)
     probs = rng.dirichlet(np.ones(3), size=(2, 4, 8)).transpose(0, 3, 1, 2)
@@ -203,6 +277,30 @@ def test_previews_of_a_prestack_input_and_of_class_probabilities(tmp_path):
     fig = plots.PICTURES[TASKS["segmentation"].pictures].preview(plots.Preview(grid, probs, PROBABILITIES, classes=3))
     assert [ax.get_title() for ax in image_axes(fig)[:4]] == ["input — inline 1004", "P(class 0)", "P(class 1)",
                                                               "P(class 2)"]  # not class 0 alone
+
+
+def test_a_reconstruction_preview_shows_the_lines_with_the_most_filled_traces(cube, tmp_path):
+    values = cube.read(tuple(slice(0, n) for n in cube.shape))[0]
+    missing = np.zeros(cube.shape[:-1], bool)  # 6 inlines × 8 crosslines
+    missing[4, [1, 2, 6]] = missing[0, 6] = True  # none on the middle inline (1004) or crossline (2005)
+    out = np.where(missing[..., None], values + 1.0, values).astype(np.float32)
+    np.save(tmp_path / "out.npy", out)
+    fig = plots.PICTURES[TASKS["reconstruct_traces"].pictures].preview(
+        plots.Preview(cube, open_grid(tmp_path / "out.npy"), VALUES, same_units=True, filled=missing))
+    panels = image_axes(fig)
+    assert fig.get_suptitle() == "prediction preview: 4 of 48 traces filled"
+    assert [ax.get_title() for ax in panels[::3]] == ["input — inline 1005", "input — crossline 2007",
+                                                      "input — time 140 ms"]
+    assert [ax.get_title() for ax in panels[1:3]] == ["output: the marked traces filled",
+                                                      "residual on the filled traces (input − output)"]
+    assert all(marks(ax) == [2002, 2003, 2007] for ax in panels[:3])  # the inline's filled crosslines
+    assert all(marks(ax) == [1001, 1005] for ax in panels[3:6])  # the crossline's filled inlines
+    residual = np.ma.filled(panels[2].images[0].get_array().T.astype(float), np.nan)  # crossline × sample
+    np.testing.assert_allclose(residual[[1, 2, 6]], -1.0)  # input − output on the filled traces
+    assert np.isnan(np.delete(residual, [1, 2, 6], axis=0)).all()
+    square = [line for line in panels[6].lines if line.get_label() == plots.FILLED][0]  # the time slice
+    assert sorted(zip(square.get_xdata(), square.get_ydata())) == [(1001, 2007), (1005, 2002), (1005, 2003),
+                                                                  (1005, 2007)]
 
 
 def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog, monkeypatch):

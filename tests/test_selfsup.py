@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from geocnn import data as data_mod
+from geocnn import plots
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError
 from geocnn.losses import HiddenLoss
@@ -18,6 +19,7 @@ from geocnn.masking import fill_linear, hidden_traces, hide_samples, hide_traces
 from geocnn.metrics import HiddenMetrics
 from geocnn.metrics_log import read as read_metrics
 from geocnn.predict import predict
+from geocnn.runwriter import outcome_line
 from geocnn.train import train
 from tests import trainkit
 
@@ -218,6 +220,10 @@ def test_tiny_denoise_self_beats_the_input(tmp_path):
         "data.patch=[12, 16]"]), tmp_path / "run")
     last = read_metrics(run)[-1].val
     assert last.value("clean_snr_db") > last.baseline("clean_snr_db") + 1.0
+    # the clean twin's figure heads the run (best_metric stays val_loss: the twin is for evaluation only)
+    assert read_metrics(run)[-1].best.headline == "clean_snr_db"
+    assert (f"; clean_snr_db {last.value('clean_snr_db'):.4g} (baseline {last.baseline('clean_snr_db'):.4g}, "
+            f"f-x deconvolution {last.baseline('clean_snr_db', 'classical'):.4g}) there; ") in outcome_line(run)
     report = predict(run, [tmp_path / "noisy.npy"], tmp_path / "out.npy", pictures=False)
     clean, noisy, out = (np.load(p) for p in (tmp_path / "clean.npy", tmp_path / "noisy.npy", report.output))
     assert snr_db(out, clean) > snr_db(noisy, clean) + 1.0
@@ -244,6 +250,37 @@ def test_reconstruction_fills_only_the_missing_traces(tmp_path, cli):
     assert result.exit_code == 2 and "the mask has shape (16, 3) but the grid has (16, 12)" in result.stderr
     with pytest.raises(DataError):
         predict(run, [tmp_path / "noisy.npy"], tmp_path / "y.npy", mask=tmp_path / "bad.npy", pictures=False)
+
+
+def test_reconstruction_pictures_show_the_filled_traces(tmp_path, monkeypatch):
+    drawn = {}
+    save = plots.save
+
+    def keep(fig, path):
+        drawn[path.name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "save", keep)
+    path = denoise_config(tmp_path, "reconstruct_traces", {"ratio": 0.25})
+    train(load_config(path, ["train.max_steps=2", "train.examples=2"]), tmp_path / "run")
+    panels = [ax for ax in drawn["examples.png"].axes if ax.images]
+    assert [ax.get_title() for ax in panels[1:4]] == ["clean twin (never trained on)", "hidden traces filled (marked)",
+                                                      "residual on the filled traces (input − prediction)"]
+    noisy, filled, residual = (np.ma.filled(ax.images[0].get_array().T.astype(float), np.nan)
+                               for ax in (panels[0], panels[2], panels[3]))
+    crosslines = panels[0].images[0].get_extent()[0] + 0.5 + np.arange(len(noisy))  # patch columns as crosslines
+    marked = [line.get_xdata() for line in panels[2].lines if line.get_label() == plots.FILLED][0]
+    hidden = np.isin(crosslines, marked)
+    assert hidden.sum() == 2  # 25 % of the 8 traces of a patch
+    assert np.isfinite(residual[hidden]).all() and np.isnan(residual[~hidden]).all()
+    assert np.array_equal(filled[~hidden], noisy[~hidden]) and not np.allclose(filled[hidden], noisy[hidden])
+    missing = np.zeros((16, 12), bool)
+    missing[5, [2, 7]] = missing[9, 3] = True
+    np.save(tmp_path / "mask.npy", missing)
+    predict(tmp_path / "run", [tmp_path / "noisy.npy"], tmp_path / "out.npy", mask=tmp_path / "mask.npy")
+    panels = [ax for ax in drawn["out.preview.png"].axes if ax.images]
+    assert panels[0].get_title() == "input — inline 5"  # .npy: indices; the middle inline (8) has none filled
+    assert [line.get_xdata().tolist() for line in panels[0].lines if line.get_label() == plots.FILLED] == [[2, 7]]
 
 
 def test_reconstruction_fills_the_dead_traces_of_an_irregular_segy(tmp_path):

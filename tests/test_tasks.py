@@ -48,6 +48,25 @@ def test_headline_metric_and_its_direction(task, classes, name):
     assert headline.better(0.6, 0.5) and not headline.better(0.5, 0.6) and headline.better(-1e9, None)
 
 
+@pytest.mark.parametrize("task, name", [("denoise_self", "clean_snr_db"), ("reconstruct_traces", "clean_snr_db"),
+                                        ("regression", "snr_db")])
+def test_with_a_clean_twin_the_score_against_it_heads_the_run(task, name):
+    headline = TASKS[task].headline(None, clean=True)
+    assert headline.name == name and headline.higher_is_better and headline.better(8.6, 2.5)
+
+
+def test_the_clean_twin_never_picks_the_checkpoint(tmp_path):
+    """clean_snr_db heads the log, but the clean twin is for evaluation only: no best_metric."""
+    data = trainkit.write_regression(tmp_path)
+    path = trainkit.write_config(tmp_path, "denoise_self", {"inputs": data["inputs"], "clean": "clean.npy"},
+                                 trainkit.SMALL_2D % {"out": 1}, {"best_metric": "clean_snr_db"}, patch=[8, 16],
+                                 section="inline")
+    with pytest.raises(ConfigError, match="best_metric 'clean_snr_db' is not a validation metric of task "
+                                          "denoise_self") as err:
+        load_config(path)
+    assert "(valid: mse, snr_db, val_loss)" in err.value.message
+
+
 def test_losses_and_errors_are_lower_is_better():
     for name in ("val_loss", "mse", "mae"):
         assert not METRICS[name].higher_is_better
@@ -79,7 +98,7 @@ def test_tasks_name_accumulators_and_picture_sets_that_exist():
     assert {n: (t.accumulator, t.pictures) for n, t in TASKS.items()} == {
         "regression": ("values", "dense_values"), "segmentation": ("dense_classes", "dense_classes"),
         "classification": ("patch_classes", "patch_scores"), "scalar": ("scalar", "patch_scores"),
-        "denoise_self": ("hidden", "dense_values"), "reconstruct_traces": ("hidden", "dense_values")}
+        "denoise_self": ("hidden", "blind_spots"), "reconstruct_traces": ("hidden", "trace_fill")}
 
 
 def test_logits_to_probabilities():

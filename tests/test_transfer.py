@@ -15,6 +15,7 @@ from geocnn.early_stop import EarlyStopping
 from geocnn.errors import ConfigError
 from geocnn.metric_names import METRICS
 from geocnn.model.network import build
+from geocnn.predict.trained import load_trained
 from geocnn.runs import load_checkpoint
 from geocnn.runwriter import outcome_line
 from geocnn.train import train
@@ -302,6 +303,12 @@ def test_starting_weights_that_training_cannot_beat_stay_in_best_pt(pretrained, 
         f"best epoch 0 (the starting weights from {pre / 'checkpoints' / 'best.pt'}), not beaten in 2 epochs of "
         f"training: f1 {start:.4g} (baseline 0); predict uses {ckpts / 'best.pt'} (epoch 0, the best f1; last.pt "
         "is epoch 2)")
+    # and predict's log line says so, not "the best epoch's weights: epoch 0"
+    assert load_trained(run).description == (
+        f"{ckpts / 'best.pt'} (the starting weights: epoch 0, train.init_from {pre}, not beaten by training, "
+        f"f1 {start:.4g})")
+    assert load_trained(ckpts / "last.pt").description.startswith(f"{ckpts / 'last.pt'} (the last epoch's weights: "
+                                                                  "epoch 2, f1 ")
 
 
 def test_training_that_beats_the_starting_weights_replaces_them(pretrained):

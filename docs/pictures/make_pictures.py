@@ -14,6 +14,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from geocnn.config import load_config
@@ -25,6 +26,8 @@ SAMPLES = ROOT / "data_samples"
 SHORT = ["train.epochs=2", "train.device=cpu", "train.workers=0", "train.examples=2"]
 
 # config, extra overrides, prediction inputs, --output, {picture in the run or prediction: name in docs/pictures}
+# (a reconstruction model fills the traces of MISSING: --mask)
+MISSING = "missing.npy"
 RUNS = [
     ("denoise2d", ["data.sampling.patches_per_epoch=384", "data.sampling.val_patches=48"],
      ["seismic_noisy.sgy"], "auto",
@@ -39,17 +42,33 @@ RUNS = [
      ["traces3c.npy"], "probabilities",
      {"examples.png": "examples_traces.png", "confusion.png": "confusion_classification.png",
       "preview": "preview_trace_scores.png"}),
+    ("denoise_n2v", ["data.sampling.patches_per_epoch=256"], ["seismic_noisy.sgy"], "auto",
+     {"loss.png": "loss_selfsup.png", "examples.png": "examples_denoise_self.png"}),
+    ("reconstruct_traces", ["data.sampling.patches_per_epoch=256"], ["seismic_noisy.sgy"], "auto",
+     {"examples.png": "examples_reconstruct.png", "preview": "preview_reconstruct.png"}),
 ]
+
+
+def missing_traces(path: Path, shape: tuple[int, int] = (64, 48), share: float = 0.1) -> Path:
+    """``--mask`` for the reconstruction preview: ``share`` of the survey's traces at random (seed 0)
+    and a gap of 3 crosslines on one inline."""
+    missing = np.random.default_rng(0).random(shape) < share
+    missing[40, 20:23] = True
+    np.save(path, missing)
+    return path
 
 
 def make(out: Path, work: Path) -> list[Path]:
     """Train and apply each run in ``work``; copy the chosen pictures to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    mask = missing_traces(work / MISSING)
     for name, overrides, inputs, kind, pictures in RUNS:
         cfg = load_config(ROOT / "configs" / f"{name}.yaml", SHORT + overrides)
         run = train(cfg, work / name)
-        report = predict(run, [SAMPLES / f for f in inputs], work / f"{name}_pred.npy", output=kind, device_name="cpu")
+        fills = cfg.task.masking is not None and cfg.task.masking.fills_traces
+        report = predict(run, [SAMPLES / f for f in inputs], work / f"{name}_pred.npy", output=kind, device_name="cpu",
+                         mask=mask if fills else None)
         for source, target in pictures.items():
             src = report.pictures[0] if source == "preview" else run / source
             written.append(small_png(src, out / target))

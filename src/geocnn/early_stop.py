@@ -89,6 +89,11 @@ class Verdict:
 class BestTracker:
     """The best epoch by ``train.best_metric`` so far, and early stopping on the same metric.
 
+    ``headline`` is the metric every view of the run leads with — the epoch line, ``loss.png``'s
+    metric panel, the last line, ``best.headline`` in ``metrics.jsonl`` — decided once by the task
+    record (:meth:`geocnn.tasks.Task.headline`: the clean twin's figure when there is one) and read
+    from here by all of them.
+
     Examples
     --------
     >>> t = BestTracker("f1", headline="f1")

@@ -29,8 +29,9 @@ class Metric:
         return value > best if self.higher_is_better else value < best
 
 
-HIGHER_IS_BETTER = ("snr_db", "accuracy", "pixel_accuracy", "precision", "recall", "f1", "iou", "miou",
-                    "fw_iou", "mean_class_accuracy", "r2", "f1_macro", "precision_macro", "recall_macro")
+# clean_snr_db can head a run's figures but is no task's metric_names: never a best_metric (evaluation only)
+HIGHER_IS_BETTER = ("snr_db", "clean_snr_db", "accuracy", "pixel_accuracy", "precision", "recall", "f1", "iou",
+                    "miou", "fw_iou", "mean_class_accuracy", "r2", "f1_macro", "precision_macro", "recall_macro")
 LOWER_IS_BETTER = ("val_loss", "mse", "mae")
 METRICS: dict[str, Metric] = {**{n: Metric(n, True) for n in HIGHER_IS_BETTER},
                               **{n: Metric(n, False) for n in LOWER_IS_BETTER}}

@@ -31,7 +31,7 @@ from matplotlib.ticker import MaxNLocator
 from geocnn import atomic
 from geocnn.grids import sidecar
 from geocnn.grids.grid import open_grid
-from geocnn.metrics_log import EpochRecord
+from geocnn.metrics_log import BASELINE, EpochRecord
 from geocnn.outputs import Output
 
 log = logging.getLogger(__name__)
@@ -139,22 +139,31 @@ def survey_coords(grid, declared: dict[str, tuple[float, str]] | None = None) ->
 @dataclass(frozen=True)
 class Frame:
     """Where a picture lies in the survey: the line it shows and the coordinates of its drawn axes
-    (horizontal, vertical) of an image, or (along the trace,) of a 1D picture."""
+    (horizontal, vertical) of an image, or (along the trace,) of a 1D picture. A 3D patch is drawn
+    one slice along its first axis (the middle one unless a picture picks another): ``slices``
+    names the line of each."""
 
     line: str
     axes: tuple[Coords, ...]
+    slices: tuple[str, ...] = ()
+
+    def slice(self, k: int | None) -> Frame:
+        """The frame of slice ``k`` of a 3D patch (None, or a 2D patch: this frame)."""
+        return Frame(self.slices[k], self.axes, self.slices) if k is not None and self.slices else self
 
 
 def patch_frame(coords: Sequence[Coords], geom, origin: Sequence[int]) -> Frame:
     """The frame of the patch at ``origin`` (a :class:`geocnn.patches.PatchGeometry`'s window): fixed
     axes name the line; a 3D patch is drawn at the middle of its first model axis."""
-    line = [coords[a].at(origin[a]) for a in geom.fixed_axes]
+    fixed = [coords[a].at(origin[a]) for a in geom.fixed_axes]
     shown = list(geom.patch_axes)
-    if len(shown) == 3:
-        a = shown.pop(0)
-        line.append(coords[a].at(origin[a] + geom.extent[a] // 2))
-    axes = tuple(coords[a].window(int(origin[a]), int(origin[a]) + geom.extent[a]) for a in shown)
-    return Frame(", ".join(line), axes)
+    a = shown.pop(0) if len(shown) == 3 else None  # the axis a 3D patch is sliced along
+    axes = tuple(coords[b].window(int(origin[b]), int(origin[b]) + geom.extent[b]) for b in shown)
+    if a is None:
+        return Frame(", ".join(fixed), axes)
+    last = len(coords[a].values) - 1
+    slices = tuple(", ".join([*fixed, coords[a].at(min(origin[a] + k, last))]) for k in range(geom.extent[a]))
+    return Frame(slices[geom.extent[a] // 2], axes, slices)
 
 
 def patch_frames(coords: Sequence[Coords], geom, origins: np.ndarray) -> list[Frame]:
@@ -223,9 +232,12 @@ def _axes_labels(ax, frame: Frame, left: bool = True) -> None:
             axis.set_major_locator(MaxNLocator(nbins=5, integer=True))
 
 
-def _image(patch: np.ndarray) -> np.ndarray:
-    """A 2D view of one channel: the patch itself (2D), its middle slice along the first axis (3D)."""
-    return patch[patch.shape[0] // 2] if patch.ndim == 3 else patch
+def _image(patch: np.ndarray, k: int | None = None) -> np.ndarray:
+    """A 2D view of one channel: the patch itself (2D), its slice ``k`` (default the middle one)
+    along the first axis (3D)."""
+    if patch.ndim != 3:
+        return patch
+    return patch[patch.shape[0] // 2 if k is None else k]
 
 
 def seismic_panel(ax, img: np.ndarray, frame: Frame, title: str, clip: float, left: bool = True):
@@ -310,6 +322,11 @@ class Examples:
     window origins in the grid, which :func:`examples` turns into ``frames`` (where each patch lies
     in the survey); ``same_units``: the input is in the target's units (denoising), so the residual
     input − prediction is drawn on the input's scale.
+
+    Self-supervised tasks: ``target`` is the unmasked noisy input (the training target), ``pred``
+    what ``geocnn predict`` would write for the patch (the hidden traces filled, the others as
+    read, for trace reconstruction), ``hidden`` (B, *patch) bool the samples hidden from the
+    network, and ``clean`` (B, C, *patch) the clean twin when ``data.clean`` is given.
     """
 
     x: np.ndarray
@@ -319,6 +336,8 @@ class Examples:
     origins: np.ndarray | None = None
     same_units: bool = False
     frames: list[Frame] = field(default_factory=list)
+    hidden: np.ndarray | None = None
+    clean: np.ndarray | None = None
 
     def frame(self, i: int) -> Frame:
         if i < len(self.frames):
@@ -338,11 +357,8 @@ def values_examples(ex: Examples, names: Names) -> Figure:
         row = axes[i]
         label = f"input ({names.channel(0)})" if ex.x.shape[1] > 1 else "input"
         if ex.same_units:  # denoising: everything, the removed noise included, on the input's clip
-            clip = clip_of(inp)
             panels = [(inp, label), (tgt, "target"), (prd, "prediction"), (inp - prd, "residual (input − prediction)")]
-            for j, (img, title) in enumerate(panels):
-                im = seismic_panel(row[j], img, frame, _with_line(frame, title) if j == 0 else title, clip, j == 0)
-            _amplitude_bar(fig, im, list(row), clip)
+            _one_scale_row(fig, row, frame, panels)
         else:  # the input has units of its own: its own clip; target, prediction and error share one
             clip_in, clip = clip_of(inp), clip_of(tgt)
             im = seismic_panel(row[0], inp, frame, _with_line(frame, label), clip_in)
@@ -352,6 +368,80 @@ def values_examples(ex: Examples, names: Names) -> Figure:
             _amplitude_bar(fig, im, list(row[1:]), clip, "target units")
     fig.suptitle("validation examples", fontsize=10)
     return fig
+
+
+def _one_scale_row(fig: Figure, row: Sequence, frame: Frame, panels: Sequence[tuple[np.ndarray, str]]) -> None:
+    """Amplitude panels on the first one's clip, the first titled with the line, one colorbar."""
+    clip = clip_of(panels[0][0])
+    for j, (img, title) in enumerate(panels):
+        im = seismic_panel(row[j], img, frame, _with_line(frame, title) if j == 0 else title, clip, j == 0)
+    _amplitude_bar(fig, im, list(row), clip)
+
+
+NOISY = "noisy input (the training target)"
+CLEAN = "clean twin (never trained on)"
+FILLED = "filled traces"  # the label of the marks on the traces a reconstruction filled
+FILL_COLOR = "C3"
+BLANK = "#e9dfc9"  # where a residual is not defined (the traces that were not filled)
+
+
+def blind_spot_examples(ex: Examples, names: Names) -> Figure:
+    """Self-supervised denoising: the noisy input (the training target), the clean twin when there
+    is one, the prediction and the noise it removed, one scale per row."""
+    if ex.x.ndim == 3:
+        return _trace_examples(ex, names)
+    n = len(ex.x)
+    fig, axes = _figure(n, 3 + (ex.clean is not None))
+    for i in range(n):
+        noisy, prd = _image(ex.target[i, 0]), _image(ex.pred[i, 0])
+        panels = [(noisy, NOISY), *_clean_panel(ex, i, None), (prd, "prediction"),
+                  (noisy - prd, "residual (noisy input − prediction)")]
+        _one_scale_row(fig, axes[i], ex.frame(i), panels)
+    fig.suptitle("validation examples", fontsize=10)
+    return fig
+
+
+def trace_fill_examples(ex: Examples, names: Names) -> Figure:
+    """Trace reconstruction: the noisy input (the training target), the clean twin when there is
+    one, the input with the hidden traces filled by the network, and the residual on those traces
+    only; the hidden traces marked on every panel. A 3D patch is drawn at its slice with the most
+    hidden traces."""
+    n = len(ex.x)
+    fig, axes = _figure(n, 3 + (ex.clean is not None))
+    for i in range(n):
+        k = busiest(ex.hidden[i].sum(axis=(1, 2)))[0] if ex.hidden[i].ndim == 3 else None
+        frame = ex.frame(i).slice(k)
+        noisy, filled, hidden = (_image(a, k) for a in (ex.target[i, 0], ex.pred[i, 0], ex.hidden[i]))
+        residual = np.where(hidden, noisy - filled, np.nan)
+        panels = [(noisy, NOISY), *_clean_panel(ex, i, k), (filled, "hidden traces filled (marked)"),
+                  (residual, "residual on the filled traces (input − prediction)")]
+        _one_scale_row(fig, axes[i], frame, panels)
+        axes[i][len(panels) - 1].set_facecolor(BLANK)
+        for ax in axes[i]:
+            mark_traces(ax, frame.axes[0].values[hidden.any(axis=1)])
+    fig.suptitle("validation examples", fontsize=10)
+    return fig
+
+
+def _clean_panel(ex: Examples, i: int, k: int | None) -> list[tuple[np.ndarray, str]]:
+    return [(_image(ex.clean[i, 0], k), CLEAN)] if ex.clean is not None else []
+
+
+def busiest(counts: np.ndarray) -> tuple[int, ...]:
+    """The position of the largest of ``counts``, the one nearest the middle among ties (so the
+    middle when every count is zero)."""
+    counts = np.asarray(counts)
+    best = np.argwhere(counts == counts.max())
+    distance = np.abs(best - np.asarray(counts.shape) // 2).sum(axis=1)
+    return tuple(int(v) for v in best[np.argmin(distance)])
+
+
+def mark_traces(ax, positions: np.ndarray) -> None:
+    """A tick above the panel at each of ``positions`` (its horizontal axis's coordinates): the traces
+    that were filled."""
+    if len(positions):
+        ax.plot(positions, np.ones(len(positions)), ls="none", marker="v", ms=4, color=FILL_COLOR, clip_on=False,
+                transform=ax.get_xaxis_transform(), label=FILLED)
 
 
 def class_examples(ex: Examples, names: Names) -> Figure:
@@ -481,7 +571,7 @@ def smooth(values: np.ndarray, span: int) -> np.ndarray:
 
 def loss_figure(records: Sequence[EpochRecord], metric: str | None = None) -> Figure:
     """Left: training loss per step (raw, faint) and smoothed, validation loss per epoch; right: the
-    headline validation metric per epoch with its baseline dashed."""
+    headline validation metric per epoch beside what each compared method scored on it."""
     panels = 2 if metric else 1
     fig = Figure(figsize=(5.2 * panels, 3.6), layout="constrained")
     axes = fig.subplots(1, panels, squeeze=False)[0]
@@ -522,16 +612,23 @@ def _loss_panel(ax, records: Sequence[EpochRecord]) -> None:
 
 
 def _metric_panel(ax, records: Sequence[EpochRecord], metric: str) -> None:
-    rows = [(r.epoch, r.val.value(metric), r.val.baseline(metric)) for r in records]
-    epochs = [e for e, v, _ in rows if v is not None]
-    ax.plot(epochs, [v for _, v, _ in rows if v is not None], "o-", ms=6, color="C2", label=metric)
-    base = [(e, b) for e, _, b in rows if b is not None]
-    if base:
-        values = {b for _, b in base}
-        if len(values) == 1:  # one baseline for the whole run: a line across the panel
-            ax.axhline(base[0][1], ls="--", color="0.4", label="baseline")
+    """The metric per epoch, and each method it is compared with (the trivial baseline dashed, the
+    field's own method dotted, e.g. f-x deconvolution), by the name the records give it."""
+    epochs = [r.epoch for r in records if r.val.value(metric) is not None]
+    ax.plot(epochs, [r.val.value(metric) for r in records if r.val.value(metric) is not None], "o-", ms=6,
+            color="C2", label=metric)
+    methods = dict.fromkeys(m for r in records for m in r.val.baselines)  # in order, each once
+    for j, method in enumerate(methods):
+        scored = [(r.epoch, r.val.baseline(metric, method), r.val.label(method)) for r in records]
+        line = [(e, b) for e, b, _ in scored if b is not None]
+        if not line:  # compared on other metrics only (f-x deconvolution: against the clean twin)
+            continue
+        style = {"ls": "--", "color": "0.4"} if method == BASELINE else {"ls": ":", "color": f"C{3 + j}"}
+        label = next(name for _, b, name in reversed(scored) if b is not None)
+        if len({b for _, b in line}) == 1:  # one value for the whole run: a line across the panel
+            ax.axhline(line[0][1], label=label, **style)
         else:
-            ax.plot(*zip(*base), "--", marker=".", color="0.4", label="baseline")
+            ax.plot(*zip(*line), marker=".", label=label, **style)
     ax.set_xlabel("epoch")
     ax.set_title(f"validation {metric}")
     last = max((r.epoch for r in records), default=1)
@@ -588,25 +685,49 @@ def preview_path(output: Path) -> Path:
     return output.with_name(output.name.split(".")[0] + ".preview.png")
 
 
-def _views(coords: Sequence[Coords], shape: Sequence[int]) -> list[tuple[Frame, tuple[slice, ...]]]:
-    """Middle inline, crossline and time slice of a 3D grid (every other axis at its middle), each
-    non-sample axis against the samples of a pre-stack grid, the section of a 2D one: each with its
-    frame in survey coordinates."""
+def _views(coords: Sequence[Coords], shape: Sequence[int], place: Callable[[tuple[int, int]], list[int]] | None = None
+           ) -> list[tuple[Frame, tuple[slice, ...]]]:
+    """Inline, crossline and time slice of a 3D grid, each non-sample axis against the samples of a
+    pre-stack grid, the section of a 2D one: each with its frame in survey coordinates. Every axis
+    not drawn is at its middle, or where ``place`` (drawn pair → an index per grid axis) puts it."""
     n = len(shape)
     # every other axis against the last (sample) axis: pre-stack grids show their offset gathers too
     pairs = [(a, n - 1) for a in reversed(range(n - 1))] + ([(0, 1)] if n == 3 else [])
     out = []
     for pair in pairs:
-        window = tuple(slice(0, s) if a in pair else slice(s // 2, s // 2 + 1) for a, s in enumerate(shape))
-        line = ", ".join(coords[a].at(s // 2) for a, s in enumerate(shape) if a not in pair)
+        at = place(pair) if place is not None else [s // 2 for s in shape]
+        window = tuple(slice(0, s) if a in pair else slice(at[a], at[a] + 1) for a, s in enumerate(shape))
+        line = ", ".join(coords[a].at(at[a]) for a in range(n) if a not in pair)
         out.append((Frame(line, tuple(coords[a] for a in pair)), window))
     return out
+
+
+def _most_filled(filled: np.ndarray, shape: Sequence[int]) -> Callable[[tuple[int, int]], list[int]]:
+    """A ``place`` for :func:`_views`: every trace axis not drawn at the line with the most filled
+    traces (``filled``: bool over the trace positions), the sample axis at its middle."""
+    def place(pair: tuple[int, int]) -> list[int]:
+        at = [s // 2 for s in shape]
+        lateral = range(len(shape) - 1)
+        fixed = [a for a in lateral if a not in pair]
+        if fixed:
+            counts = filled.sum(axis=tuple(a for a in lateral if a in pair))  # over the fixed axes, in order
+            for a, i in zip(fixed, busiest(counts)):
+                at[a] = i
+        return at
+    return place
 
 
 def _section(grid, window: tuple[slice, ...], channel: int = 0) -> np.ndarray:
     """One channel of a window, with its length-1 axes dropped (2D)."""
     block = grid.read(window)[channel]
     return block.reshape([s.stop - s.start for s in window if s.stop - s.start > 1])
+
+
+def _trace_section(traces: np.ndarray, window: tuple[slice, ...]) -> np.ndarray:
+    """A bool over the trace positions (all axes but the sample axis) as :func:`_section` shapes a window."""
+    sizes = [s.stop - s.start for s in window]
+    block = np.broadcast_to(traces[window[:-1]][..., None], sizes)
+    return block.reshape([n for n in sizes if n > 1])
 
 
 @dataclass(frozen=True)
@@ -621,6 +742,7 @@ class Preview:
     classes: int | None = None
     map_centres: dict = field(default_factory=dict)  # score maps: grid axis → window centre indices
     declared: dict = field(default_factory=dict)  # the model's spacing by grid axis (see declared_spacing)
+    filled: np.ndarray | None = None  # trace reconstruction: bool over the trace positions, True = filled
 
     def coords(self) -> tuple[Coords, ...]:
         return survey_coords(self.grid, self.declared)
@@ -651,6 +773,39 @@ def values_preview(p: Preview) -> Figure:
             _amplitude_bar(fig, im, [row[1]], pclip, "prediction")
     fig.suptitle("prediction preview", fontsize=10)
     return fig
+
+
+def fill_preview(p: Preview) -> Figure:
+    """Trace reconstruction: the input, the output (the filled traces marked) and the residual on
+    the filled traces only, at the inline and crossline with the most filled traces and the middle
+    time slice. Without filled traces (``--all``), the values preview."""
+    if p.filled is None or p.grid.ndim == 1:
+        return values_preview(p)
+    views = _views(p.coords(), p.grid.shape, _most_filled(p.filled, p.grid.shape))
+    fig, axes = _figure(len(views), 3, 3.2, 2.8)
+    label = f"input ({p.names.channel(0)})" if p.grid.channels > 1 else "input"
+    for row, (frame, window) in zip(axes, views):
+        x, y, filled = _section(p.grid, window), _section(p.pred, window), _trace_section(p.filled, window)
+        panels = [(x, label), (y, "output: the marked traces filled"),
+                  (np.where(filled, x - y, np.nan), "residual on the filled traces (input − output)")]
+        _one_scale_row(fig, row, frame, panels)
+        row[2].set_facecolor(BLANK)
+        section = window[-1].stop - window[-1].start > 1  # the samples drawn: a section, else a time slice
+        for ax in row if section else row[:2]:  # (a time slice's residual shows only the filled traces)
+            _mark_filled(ax, frame, filled, section)
+    fig.suptitle(f"prediction preview: {int(p.filled.sum())} of {p.filled.size} traces filled", fontsize=10)
+    return fig
+
+
+def _mark_filled(ax, frame: Frame, filled: np.ndarray, section: bool) -> None:
+    """The filled traces of a panel: ticks above a section, a hollow square on each in a time slice."""
+    if section:
+        mark_traces(ax, frame.axes[0].values[filled.any(axis=1)])
+        return
+    i, j = np.nonzero(filled)
+    if len(i):
+        ax.plot(frame.axes[0].values[i], frame.axes[1].values[j], ls="none", marker="s", ms=3, mfc="none",
+                mew=0.6, color=FILL_COLOR, label=FILLED)
 
 
 def class_preview(p: Preview) -> Figure:
@@ -777,6 +932,8 @@ class Pictures:
 
 PICTURES: dict[str, Pictures] = {
     "dense_values": Pictures(values_examples, values_preview),
+    "blind_spots": Pictures(blind_spot_examples, values_preview),
+    "trace_fill": Pictures(trace_fill_examples, fill_preview),
     "dense_classes": Pictures(class_examples, class_preview),
     "patch_scores": Pictures(patch_examples, map_preview),
 }
@@ -785,11 +942,14 @@ PICTURES: dict[str, Pictures] = {
 
 @never_fails
 def prediction_previews(grid, output: Path, task, what: Output, names: Names = Names(), same_units: bool = False,
-                        classes: int | None = None, spec=None, model_axes: Sequence[str] = ()) -> list[Path]:
-    """``<out>.preview.png``: the task's preview (its record's ``pictures.preview``); reads only slices."""
+                        classes: int | None = None, spec=None, model_axes: Sequence[str] = (),
+                        filled: np.ndarray | None = None) -> list[Path]:
+    """``<out>.preview.png``: the task's preview (its record's ``pictures.preview``); reads only slices.
+    ``filled``: the traces a reconstruction filled (bool over the grid's trace positions)."""
     output = Path(output)
     pred = open_grid(output)
     side = sidecar.read(output) if output.suffix == ".npy" else None
     centres = ((side or {}).get("map") or {}).get("centres") or {}
-    preview = Preview(grid, pred, what, names, same_units, classes, centres, declared_spacing(spec, model_axes))
+    preview = Preview(grid, pred, what, names, same_units, classes, centres, declared_spacing(spec, model_axes),
+                      filled)
     return [save(PICTURES[task.pictures].preview(preview), preview_path(output))]

@@ -192,7 +192,8 @@ def outcome_line(run: Path) -> str:
 
 
 def _best_text(run: Path, lines: list[EpochRecord], epoch: int, name: str, value: float, headline: str | None) -> str:
-    """``best epoch 3 of 4: f1 0.6 (baseline 0)``, with the headline metric there when it is another."""
+    """``best epoch 3 of 4: f1 0.6 (baseline 0)``, with the headline metric there when it is another
+    (``clean_snr_db`` beside its baseline and f-x deconvolution, for a run with a clean twin)."""
     last = lines[-1]
     if epoch == 0:
         source, val = _starting_scores(run)
@@ -202,11 +203,8 @@ def _best_text(run: Path, lines: list[EpochRecord], epoch: int, name: str, value
         val = next((r for r in reversed(lines) if r.epoch == epoch), last).val
         text = f"best epoch {epoch} of {last.epoch}: {with_baselines(val, name, value)}"
     there = val.value(headline) if headline and headline != name else None
-    if there is not None:
+    if there is not None:  # e.g. the clean twin's figure of a self-supervised run chosen by val_loss
         text += f"; {with_baselines(val, headline, there)} there"
-    clean = val.value("clean_snr_db")
-    if clean is not None:  # self-supervised with a clean twin: the figure that counts
-        text += f"; against the clean twin {with_baselines(val, 'clean_snr_db', clean)}"
     return text
 
 

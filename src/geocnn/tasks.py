@@ -37,7 +37,7 @@ LossKind = Literal["bce_balanced", "cross_entropy", "dice", "focal", "huber", "l
 # the validation accumulators (geocnn.metrics.ACCUMULATORS)
 AccumulatorName = Literal["values", "dense_classes", "patch_classes", "scalar", "hidden"]
 # the validation examples and prediction preview of a kind of answer (geocnn.plots.PICTURES)
-PictureSet = Literal["dense_values", "dense_classes", "patch_scores"]
+PictureSet = Literal["dense_values", "blind_spots", "trace_fill", "dense_classes", "patch_scores"]
 
 
 # ----------------------------------------------------------------------------- scores
@@ -103,6 +103,7 @@ class Task:
     accumulator: AccumulatorName  # computes its validation metrics (geocnn.metrics.ACCUMULATORS)
     pictures: PictureSet  # its validation examples and prediction preview (geocnn.plots.PICTURES)
     masking: Masking | None = None  # self-supervised: how samples are hidden (the target is the input)
+    clean_headline: str | None = None  # with a clean twin (data.clean): the metric against it heads instead
 
     @property
     def self_supervised(self) -> bool:
@@ -138,8 +139,12 @@ class Task:
         """Pickled by name (DataLoader workers under spawn receive the config): one record per task."""
         return get_task, (self.name,)
 
-    def headline(self, classes: int | None) -> Metric:
-        """The metric the epoch line, the loss picture and the summary lead with."""
+    def headline(self, classes: int | None, clean: bool = False) -> Metric:
+        """The metric the epoch line, the loss picture and the run's last line lead with: with a
+        clean twin (``clean``), the score against it — the figure a geophysicist wants, where the
+        score on the hidden noisy samples rewards a network for predicting noise too."""
+        if clean and self.clean_headline is not None:
+            return metric(self.clean_headline)
         return metric(self.headlines[0] if classes in (None, 2) else self.headlines[1])
 
     # --- predict's outputs
@@ -196,13 +201,13 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("denoise_self", "self-supervised denoising (Noise2Void / StructN2V blind spots): noisy input only",
          dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
          headlines=("snr_db", "snr_db"), baseline=SAMPLES.baseline_help, read_target=_dense_values,
-         units=_grid_units, accumulator="hidden", masking=SAMPLES,
-         pictures="dense_values"),
+         units=_grid_units, accumulator="hidden", masking=SAMPLES, clean_headline="clean_snr_db",
+         pictures="blind_spots"),
     Task("reconstruct_traces", "self-supervised trace reconstruction: hidden traces predicted from their "
          "neighbours; predict fills missing traces", dense=True, classifies=False, losses=("mse", "l1", "huber"),
          metric_names=("mse", "snr_db"), headlines=("snr_db", "snr_db"), baseline=TRACES.baseline_help,
          read_target=_dense_values, units=_grid_units, accumulator="hidden", masking=TRACES,
-         pictures="dense_values"),
+         clean_headline="clean_snr_db", pictures="trace_fill"),
 )}
 
 LOSS_KINDS: tuple[str, ...] = get_args(LossKind)

@@ -15,9 +15,11 @@ the log in :class:`geocnn.runwriter.RunWriter`; an epoch's line of ``metrics.jso
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,7 +289,8 @@ def _set_up(cfg: Config, run: Path, resume: bool, force: bool, rt: device.Runtim
     check_fits(infer(cfg.model, cfg.patch, receptive=False), cfg.train.batch_size, rt.device, training=True)
     # data: grids, checks, split, normalisation (reused from the checkpoint on resume)
     d = data_mod.build(cfg, stored=start.normalization())
-    tracker = BestTracker.of(cfg.train.best_metric, cfg.task.headline(d.classes).name, cfg.train.early_stop)
+    headline = cfg.task.headline(d.classes, clean=cfg.data.clean is not None)
+    tracker = BestTracker.of(cfg.train.best_metric, headline.name, cfg.train.early_stop)
     net, init_report = _network(cfg, d, rt, start, tracker, reset_optimizer, run)
     writer = RunWriter(run, cfg, d, rt, replacement, tracker.headline)
     writer.begin(start, force, reset_optimizer, net.counts, net.receptive_field, init_report)
@@ -540,13 +543,14 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
                 out = model(xd)
             loss_sum += torch.tensor([float(loss_fn(out, yd)) * len(x), len(x)], dtype=torch.float64)
             pred = d.task.predictions(out, d.target_norm).cpu()
+            predict = functools.partial(_predict_batch, model, d=d, rt=rt, place=place)
             if d.task.self_supervised:
-                selfsup.score(metric, x, y, pred, d, lambda t: _predict_batch(model, t, d, rt, place))
-                y = selfsup.unmasked(y, x.shape[1])  # the pictures show the unmasked input as the target
+                selfsup.score(metric, x, y, pred, d, predict)
             else:
                 metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
             if examples is None and n_examples:
-                examples = _examples(x[:n_examples], y[:n_examples], out[:n_examples], pred[:n_examples], d, rt)
+                part = slice(0, n_examples)
+                examples = _examples(x[part], y[part], out[part], pred[part], d, rt, predict)
     device.all_reduce_(loss_sum, rt)
     device.all_reduce_(metric.sums, rt)
     model.train()
@@ -567,8 +571,15 @@ def _target_units(y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor:
 
 
 def _examples(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, pred: torch.Tensor, d: data_mod.TrainingData,
-              rt: device.Runtime) -> plots.Examples:
-    """The first validation patches of this process for examples.png, in their own units, with their origins."""
+              rt: device.Runtime, predict: Callable[[torch.Tensor], torch.Tensor]) -> plots.Examples:
+    """The first validation patches of this process for examples.png, in their own units, with their
+    origins; self-supervised, as :func:`geocnn.selfsup.pictured` gives them."""
+    origins = d.val_origins[rt.rank::rt.world_size][:len(x)]
+    if d.task.self_supervised:
+        shown = selfsup.pictured(x, y, pred, d, predict)
+        return plots.Examples(d.norm.invert(x, channel_axis=1).numpy(), shown.target.numpy(), shown.pred.numpy(),
+                              origins=origins, same_units=True, hidden=shown.hidden.numpy(),
+                              clean=None if shown.clean is None else shown.clean.numpy())
     probs = None
     if d.task.classifies:
         probs = class_probabilities(out.float()).cpu()
@@ -576,5 +587,4 @@ def _examples(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, pred: torch.T
             probs = torch.cat([1 - probs, probs], dim=1)
         probs = probs.numpy()
     return plots.Examples(d.norm.invert(x, channel_axis=1).numpy(), _target_units(y, d).numpy(), pred.numpy(), probs,
-                          origins=d.val_origins[rt.rank::rt.world_size][:len(x)],
-                          same_units=_input_baseline(x, y, d) is not None)
+                          origins=origins, same_units=_input_baseline(x, y, d) is not None)

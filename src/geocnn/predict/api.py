@@ -8,14 +8,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from geocnn import device, guardband, plots
-from geocnn.outputs import AUTO, Output
+from geocnn.outputs import AUTO
 from geocnn.predict import runner as runners
 from geocnn.predict.dense import predict_dense
-from geocnn.predict.job import Report, check_fits, open_job
+from geocnn.predict.job import Job, Report, check_fits, open_job
 from geocnn.predict.maps import predict_map
 from geocnn.predict.request import PredictRequest
 from geocnn.predict.runner import Runner
-from geocnn.predict.trained import Trained, load_trained
+from geocnn.predict.trained import load_trained
 from geocnn.progress import SILENT, Reporter
 
 log = logging.getLogger(__name__)
@@ -72,13 +72,17 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
         report.seconds = time.perf_counter() - t0
         report.warnings = list(job.warnings)
         if request.pictures and rt.main:
-            report.pictures = _previews(job.grid, report.output, job.trained, output, job.patch_axes)
+            report.pictures = _previews(job, report.output)
         return report
     finally:
         device.teardown(rt)
 
 
-def _previews(grid, output_path: Path, trained: Trained, output: Output, patch_axes: tuple[str, ...]) -> list[Path]:
-    """``<out>.preview.png`` (a picture never fails a run: none on an error)."""
-    return plots.prediction_previews(grid, output_path, trained.cfg.task, output, plots.Names.of(trained.cfg, grid),
-                                     trained.same_units, trained.classes, trained.cfg.model, patch_axes) or []
+def _previews(job: Job, output_path: Path) -> list[Path]:
+    """``<out>.preview.png`` (a picture never fails a run: none on an error); a reconstruction's
+    filled traces marked (not with ``--all``: every trace is then the model's)."""
+    trained, grid = job.trained, job.grid
+    filled = job.fill.missing if job.fill is not None and job.fill.keep_live else None
+    return plots.prediction_previews(grid, output_path, trained.cfg.task, job.output, plots.Names.of(trained.cfg, grid),
+                                     trained.same_units, trained.classes, trained.cfg.model, job.patch_axes,
+                                     filled) or []

@@ -55,10 +55,14 @@ def load_trained(run_or_checkpoint: str | Path) -> Trained:
 
 def describe_checkpoint(path: Path, ckpt: Checkpoint) -> str:
     """``runs/a/checkpoints/best.pt (the best epoch's weights: epoch 3, val_loss 0.0123)``; a checkpoint
-    saved inside an epoch (``max_steps``) gives its step."""
+    saved inside an epoch (``max_steps``) gives its step; the starting weights of a fine-tuning run
+    (epoch 0: no training epoch beat them) say where they came from."""
+    score = f", {ckpt.best_metric} {ckpt.best_value:.4g}" if ckpt.best_value is not None else ""
+    source = (ckpt.config.get("train") or {}).get("init_from")
+    if source and ckpt.epoch == 0 and not ckpt.batch_in_epoch:
+        return f"{path} (the starting weights: epoch 0, train.init_from {source}, not beaten by training{score})"
     what = CHECKPOINT_NAMES.get(path.name, "checkpoint file")
     when = f"epoch {ckpt.epoch}" if not ckpt.batch_in_epoch else f"step {ckpt.step}, inside epoch {ckpt.epoch + 1}"
-    score = f", {ckpt.best_metric} {ckpt.best_value:.4g}" if ckpt.best_value is not None else ""
     return f"{path} ({what}: {when}{score})"
 
 
