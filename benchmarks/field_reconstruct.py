@@ -41,8 +41,8 @@ import numpy as np
 from geocnn.classical.interpolation import pocs_fill
 from geocnn.config import load_config
 from geocnn.grids.grid import open_grid
-from geocnn.masking import fill_linear
 from geocnn.predict import predict
+from geocnn.selfsup.masking import fill_linear
 from geocnn.synth.faults import FaultCubeSpec, fault_cube
 from geocnn.train import train
 

@@ -16,9 +16,9 @@ from torch import nn
 from geocnn.classical.interpolation import pocs_fill
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
-from geocnn.guardband import GuardBandFill, wrap
-from geocnn.masking import fill_linear, hidden_traces, hide_traces, spread_traces, unknown_traces
-from geocnn.runwriter import outcome_line
+from geocnn.runs.writer import outcome_line
+from geocnn.selfsup.guardband import GuardBandFill, wrap
+from geocnn.selfsup.masking import fill_linear, hidden_traces, hide_traces, spread_traces, unknown_traces
 from geocnn.train import train
 from tests import trainkit
 
@@ -126,7 +126,7 @@ def test_baselines_treat_every_zero_trace_as_unknown():
     scored[2] = True
     axes = ("crossline", "sample")
     assert np.array_equal(unknown_traces(values, 1)[:, 0], [False, True, True, False])
-    from geocnn.masking import interpolate_traces
+    from geocnn.selfsup.masking import interpolate_traces
     filled = interpolate_traces(values, scored, axes, mask())
     assert np.allclose(filled[0, 2], [2.0, 12.0])  # from traces 0 and 3, not from the zeros of trace 1
 

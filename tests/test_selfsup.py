@@ -15,11 +15,11 @@ from geocnn import plots
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError
 from geocnn.losses import HiddenLoss
-from geocnn.masking import fill_linear, hidden_traces, hide_samples, hide_traces, neighbour_offsets
 from geocnn.metrics import HiddenMetrics
-from geocnn.metrics_log import read as read_metrics
 from geocnn.predict import predict
-from geocnn.runwriter import outcome_line
+from geocnn.runs.metrics_log import read as read_metrics
+from geocnn.runs.writer import outcome_line
+from geocnn.selfsup.masking import fill_linear, hidden_traces, hide_samples, hide_traces, neighbour_offsets
 from geocnn.train import train
 from tests import trainkit
 

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geocnn import blindplan, sanity
-from geocnn.blindspots import Blinding
+from geocnn import sanity
 from geocnn.config import Augment, Config
 from geocnn.errors import ConfigError, DataError
 from geocnn.fmt import fmt_shape
@@ -36,6 +35,8 @@ from geocnn.patches import (
     patch_geometry,
     sample_origins,
 )
+from geocnn.selfsup import blindplan
+from geocnn.selfsup.blindspots import Blinding
 from geocnn.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class TrainingData:
     train_mean: float | None
     val_origins: np.ndarray
     clean: Grid | None = None  # self-supervised: the clean twin, read for validation scores only
-    blinding: Blinding | None = None  # denoise_self with data.mask.shape: the blind region (geocnn.blindplan)
+    blinding: Blinding | None = None  # denoise_self with data.mask.shape: the blind region (geocnn.selfsup.blindplan)
 
     @property
     def task(self) -> Task:

@@ -1,7 +1,7 @@
 """Missing-trace interpolation the way a geophysicist does it without a network.
 
 The trivial method, linear interpolation between the nearest live traces of a line, is
-:func:`geocnn.masking.fill_linear` (the reconstruction task's first baseline). This module holds
+:func:`geocnn.selfsup.masking.fill_linear` (the reconstruction task's first baseline). This module holds
 the one a geophysicist would reach for next:
 
 - :func:`pocs_fill`: projection onto convex sets (Abma & Kabir 2006). Seismic events are sparse

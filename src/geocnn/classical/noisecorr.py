@@ -1,7 +1,7 @@
 """How far the noise of a survey is correlated, measured from the noisy data alone (no clean twin).
 
 A blind-spot denoiser must not see the samples whose noise is correlated with the one it
-predicts (:mod:`geocnn.blindspots`), so it needs the noise's correlation along every axis. The
+predicts (:mod:`geocnn.selfsup.blindspots`), so it needs the noise's correlation along every axis. The
 data hold signal too, and the signal is far more correlated than the noise; it has to go first:
 
 1. every trace is divided by its robust level (1.4826 × the median absolute deviation) and

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from geocnn.blindspots import BlindShape, region_mask
 from geocnn.model import ModelSpec
 from geocnn.model.network import build
+from geocnn.selfsup.blindspots import BlindShape, region_mask
 
 
 def has_blind_layer(spec: ModelSpec) -> bool:

@@ -180,7 +180,7 @@ CONV_ARGS = Record([
           help="what the padded samples hold"),
     Field("blind", ListOf(OneOf(_POS, Choice("all"))), default=None,
           help="a blind centre: taps of this odd size per axis (all = the whole kernel) held at zero, so the "
-               "output never reads the input there (self-supervised denoising, geocnn.blindspots)"),
+               "output never reads the input there (self-supervised denoising, geocnn.selfsup.blindspots)"),
 ], title="conv", shorthand="out")
 
 

@@ -2,13 +2,13 @@
 
 1. The noise correlation of the inputs is measured from the noisy data alone
    (:mod:`geocnn.classical.noisecorr`) and logged per axis, in traces and samples.
-2. ``shape: auto`` takes the blind region from that measurement (:func:`geocnn.blindspots.auto_shape`);
+2. ``shape: auto`` takes the blind region from that measurement (:func:`geocnn.selfsup.blindspots.auto_shape`);
    the log states the region and why.
 3. A network blind over the region by construction (a ``blind`` first convolution, no mixing
    across its lateral axes afterwards: :mod:`geocnn.model.blind`) trains on every sample with
    nothing hidden in the input; one that declares a blind centre but still reads inside the region
    is refused (it would learn the noise); any other network gets the region hidden in its input
-   around sparse blind spots (:func:`geocnn.blindspots.hide_regions`).
+   around sparse blind spots (:func:`geocnn.selfsup.blindspots.hide_regions`).
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import dataclasses
 import logging
 from typing import Any
 
-from geocnn.blindspots import Blinding, BlindShape, auto_shape
 from geocnn.classical.noisecorr import NoiseCorrelation, measure_grid
 from geocnn.errors import ConfigError
 from geocnn.model.blind import blind_over, has_blind_layer
+from geocnn.selfsup.blindspots import Blinding, BlindShape, auto_shape
 
 log = logging.getLogger(__name__)
 
 
 def plan(cfg: Any, grid: Any, axes: tuple[str, ...], patch: tuple[int, ...], seed: int) -> Blinding:
-    """The :class:`~geocnn.blindspots.Blinding` of a run (``cfg.data.mask.shape`` is set)."""
+    """The :class:`~geocnn.selfsup.blindspots.Blinding` of a run (``cfg.data.mask.shape`` is set)."""
     noise = measure_grid(grid, seed=seed)
     _log_noise(noise)
     mask = cfg.data.mask

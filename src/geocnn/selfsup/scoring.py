@@ -3,7 +3,7 @@
 The validation set hides samples with fixed masks (see :meth:`geocnn.data.PatchDataset`); a
 batch's target is (B, C + 1 [+ C], ...): the unmasked input, the hidden mask, and the clean twin
 when ``data.clean`` is given. Scores on the hidden samples compare the prediction and the task's
-baseline (:class:`geocnn.masking.Masking`) with the noisy values that were hidden; against the
+baseline (:class:`geocnn.selfsup.masking.Masking`) with the noisy values that were hidden; against the
 clean twin, blind-spot denoising is scored over whole patches from the unmasked input (what
 ``geocnn predict`` does), trace reconstruction on the hidden traces — and beside it the field's
 own method (f-x deconvolution; POCS interpolation of the masked patch), which only the clean twin
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from geocnn.blindspots import nearest_seen
 from geocnn.metrics import HiddenMetrics
+from geocnn.selfsup.blindspots import nearest_seen
 
 
 def unmasked(y: torch.Tensor, channels: int) -> torch.Tensor:

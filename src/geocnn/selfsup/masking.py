@@ -19,7 +19,7 @@ point at them):
   ``guard`` > 0, blocks of (2·guard + 1) traces along every lateral axis are hidden too, and only
   the hidden traces with no live trace within ``guard`` are scored: the network learns to predict a
   trace from traces at least guard + 1 away, whose noise is far less correlated with it
-  (:mod:`geocnn.guardband` predicts the same way).
+  (:mod:`geocnn.selfsup.guardband` predicts the same way).
 
 Only the hidden samples are scored (:class:`geocnn.losses.HiddenLoss`). Arrays here are in model
 order, ``x`` (C, *patch) and ``hidden`` (*patch) bool; everything is NumPy, drawn from a
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from geocnn.blindspots import BlindShape, hide_regions
 from geocnn.classical.fx import fx_decon_lines
 from geocnn.classical.interpolation import pocs_fill
+from geocnn.selfsup.blindspots import BlindShape, hide_regions
 
 TIME_AXES = ("sample", "time", "depth", "twt")  # the axis a trace runs along
 GUARD_DENSITY = 2.0  # guard blocks cover about this many times mask.ratio of the traces
@@ -86,7 +86,7 @@ def line_positions(spots: np.ndarray, axis: int, length: int, shape: tuple[int, 
 def hide_samples(x: np.ndarray, mask: Any, axes: tuple[str, ...], rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Noise2Void / StructN2V blind spots: (masked input, hidden) — see the module docstring; with
-    ``mask.shape``, blind regions (:mod:`geocnn.blindspots`)."""
+    ``mask.shape``, blind regions (:mod:`geocnn.selfsup.blindspots`)."""
     if mask.shape is not None:
         return hide_regions(x, BlindShape.parse(mask.shape), mask.ratio, mask.replace, rng)
     shape = x.shape[1:]

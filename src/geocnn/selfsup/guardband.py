@@ -3,7 +3,7 @@ trained with ``data.mask.guard`` predicts.
 
 Field noise is correlated across neighbouring traces (lag-1 correlation ≈ 0.5 on real surveys),
 so a network scored against a hidden noisy trace learns to copy the part of its noise that the
-live neighbours share. Trained with a guard (:func:`geocnn.masking.hide_traces`), it is scored
+live neighbours share. Trained with a guard (:func:`geocnn.selfsup.masking.hide_traces`), it is scored
 only on traces whose neighbours within ``guard`` are hidden too, and it learns the signal. At
 prediction the neighbours of a missing trace are live, so the missing traces are filled in passes:
 
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geocnn.masking import trace_axes
+from geocnn.selfsup.masking import trace_axes
 
 log = logging.getLogger(__name__)
 
