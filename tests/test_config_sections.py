@@ -137,7 +137,7 @@ def test_a_declaration_that_contradicts_itself_fails_at_import():
 
 def test_mask_fields_each_task_reads_come_from_the_declarations():
     assert mask_fields_of(TASKS["denoise_self"]) == ("ratio", "radius", "replace", "axis", "length", "shape")
-    assert mask_fields_of(TASKS["reconstruct_traces"]) == ("ratio", "axis", "gap")
+    assert mask_fields_of(TASKS["reconstruct_traces"]) == ("ratio", "axis", "gap", "guard")
 
 
 # ----------------------------------------------------------------------------- every field, checked

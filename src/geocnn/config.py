@@ -137,6 +137,10 @@ class Mask(Section, title="mask", shorthand="shape"):
     gap: int = setting(
         "adjacent traces per hidden gap (1: scattered traces)",
         default=1, min=1, max=64, tasks=("reconstruct_traces",))
+    guard: int = setting(
+        "score only hidden traces with no live trace within this many along every lateral axis (blocks are "
+        "hidden so there are some): noise correlated over that many traces cannot be copied",
+        default=0, min=0, max=8, tasks=("reconstruct_traces",))
     shape: Literal["auto"] | tuple[int | Literal["all"], ...] | None = setting(
         "the blind region hidden around each blind spot: one odd size per patch axis, or all (the whole patch "
         "along it); auto: from the noise correlation measured on the inputs (geocnn.selfsup.blindspots)",

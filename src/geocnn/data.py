@@ -288,6 +288,11 @@ def keep_on_device(d: TrainingData, dev: torch.device, free: int | None) -> bool
     setting = d.cfg.data.on_device
     if setting is False or setting == "false" or (setting == "auto" and dev.type != "cuda"):
         return False
+    if d.task.self_supervised:  # its masks are drawn by the host's workers (geocnn.masking)
+        if setting == "auto":
+            return False
+        raise ConfigError(f"data.on_device: true, but task {d.task.name} hides samples on the host",
+                          where=d.cfg.path, fix="use data.on_device: auto or false")
     need = grid_bytes(d)
     fits = free is None or need <= ON_DEVICE_SHARE * free
     if setting == "auto":
@@ -614,10 +619,10 @@ def _check_mask(cfg: Config, geom: PatchGeometry) -> None:
         raise ConfigError(f"data.mask.axis {mask.axis!r} is not a patch axis ({', '.join(axes)})", where=cfg.path,
                           fix="name one of the patch axes")
     try:
-        cfg.task.masking.check(axes, mask)
+        cfg.task.masking.check(axes, mask, geom.size)
     except ValueError as exc:
         raise ConfigError(f"task {cfg.task.name}: {exc}", where=cfg.path,
-                          fix="use patches that span the sample axis and a lateral axis") from None
+                          fix="use patches that span the sample axis and lateral axes wide enough for the mask") from None
 
 
 def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarray | None, norm: Normalization,
