@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from geocnn.model import parse_model
 from geocnn.yamlsource import loads
+from tests import trainkit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,3 +60,31 @@ def _reset_geocnn_logging():
 def _private_cache(tmp_path_factory, monkeypatch):
     """Decoded SEG-Y caches go to a temporary folder, never to the user's ~/.cache."""
     monkeypatch.setenv("GEOCNN_CACHE", str(tmp_path_factory.mktemp("geocnn-cache")))
+
+
+@pytest.fixture(scope="session")
+def _identity_runs(tmp_path_factory) -> dict:
+    """Identity runs trained once per test session, by their arguments → the folder holding them."""
+    return {}
+
+
+@pytest.fixture
+def identity_run(_identity_runs, tmp_path_factory):
+    """``identity_run(tmp_path, model=..., patch=..., section=..., inputs=None, name="id")``: a run whose
+    model is the identity (see :func:`tests.trainkit.train_identity`), trained once per session for
+    the same arguments and copied into ``tmp_path`` with its training files; a run on the test's own
+    ``inputs`` is trained in ``tmp_path``."""
+
+    def make(tmp_path: Path, model=trainkit.IDENTITY_2D, patch=(8, 16), section="inline", inputs=None,
+             name="id") -> Path:
+        if inputs is not None:
+            return trainkit.train_identity(tmp_path, model, patch, section, inputs, name)
+        key = (model, tuple(patch), section, name)
+        if key not in _identity_runs:
+            folder = tmp_path_factory.mktemp("identity")
+            trainkit.train_identity(folder, model, patch, section, None, name)
+            _identity_runs[key] = folder
+        trainkit.copy_into(_identity_runs[key], tmp_path)
+        return tmp_path / name
+
+    return make

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # long end-to-end runs: python -m pytest -m slow
+
 BENCH = ROOT / "benchmarks"
 
 TINY = {
@@ -29,7 +31,6 @@ TINY = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(TINY))
 def test_benchmark_runs_at_a_tiny_size(tmp_path, script):
     cmd = [sys.executable, str(BENCH / f"{script}.py"), "--tmp", str(tmp_path), *TINY[script]]
@@ -42,7 +43,6 @@ def test_benchmark_runs_at_a_tiny_size(tmp_path, script):
     assert list(tmp_path.iterdir()) == [], "the script left files behind"
 
 
-@pytest.mark.slow
 def test_gpu_check_dry_run_on_the_cpu(tmp_path):
     import json
 

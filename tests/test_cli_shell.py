@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def _geocnn(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "geocnn", *args], capture_output=True, text=True,
@@ -25,6 +27,7 @@ def test_completion_lists_the_commands():
     assert result.stdout.split() == ["export"]
 
 
+@pytest.mark.slow
 def test_threads_reach_torch_in_train_and_predict(tmp_path):
     """--threads sets torch's thread count in the training process, and predict honours the run's setting."""
     from tests import trainkit

@@ -55,6 +55,7 @@ def test_every_parameter_gets_a_gradient(path):
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_example_trains_a_few_steps(path, tmp_path):
     few = ["train.max_steps=2", "train.batch_size=2", "data.sampling.patches_per_epoch=4",

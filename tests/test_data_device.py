@@ -76,6 +76,7 @@ def test_trace_labels_come_from_the_host(tmp_path):
     np.testing.assert_array_equal(hx[0].numpy(), d.norm.apply(d.grid.read((slice(t, t + 1), slice(0, 64))))[:, 0])
 
 
+@pytest.mark.slow
 def test_training_on_the_device_equals_training_from_the_loader(tmp_path):
     data = trainkit.write_regression(tmp_path)
     losses = {}

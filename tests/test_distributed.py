@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from geocnn.config import load_config
 from geocnn.model.network import build
 from geocnn.runs.checkpoint import load_checkpoint
 from tests import trainkit
+
+pytestmark = pytest.mark.slow  # long end-to-end runs: python -m pytest -m slow
 
 
 def free_port() -> int:

@@ -23,6 +23,8 @@ from geocnn.classical.fx import fx_decon_lines
 from geocnn.cli import app
 from geocnn.synth.faults import FaultCubeSpec, fault_cube
 
+pytestmark = pytest.mark.slow  # long end-to-end runs: python -m pytest -m slow
+
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ["--threads", "1", "--set", "train.seed=0"]
 
@@ -60,7 +62,6 @@ def self_supervised(cube) -> tuple[np.ndarray, slice]:
                               [f"data.inputs=[{cube['noisy']}]", f"data.clean={cube['clean']}"])
 
 
-@pytest.mark.slow
 def test_self_supervised_beats_fx_deconvolution_on_the_held_out_cube(cube, self_supervised):
     out, block = self_supervised
     noisy, clean = (a[block] for a in cube["arrays"])
@@ -72,7 +73,6 @@ def test_self_supervised_beats_fx_deconvolution_on_the_held_out_cube(cube, self_
     assert gain >= gain_fx + 0.3
 
 
-@pytest.mark.slow
 def test_self_supervised_gains_at_least_40_percent_of_supervised_with_the_same_steps(cube, self_supervised):
     out, block = self_supervised
     sup, _ = trained_prediction(cube, "denoise2d.yaml", "supervised",

@@ -28,6 +28,8 @@ from geocnn.train import train
 from tests import segyfactory, trainkit
 from tests.test_distributed import free_port
 
+pytestmark = pytest.mark.slow  # long end-to-end runs: python -m pytest -m slow
+
 try:
     import zarr
 
@@ -101,7 +103,6 @@ def two_nodes(*args, cwd, timeout: int = 120) -> list[str]:
     return outputs
 
 
-@pytest.mark.slow
 def test_two_nodes_train_with_resume_like_one_node(tmp_path):
     path = trainkit.regression_config(tmp_path, epochs=2)
     two_nodes("train", path, "--out", "nodes", "--max-steps", "2", cwd=tmp_path)
@@ -134,7 +135,6 @@ def survey_and_run(tmp_path_factory):
     return survey, run
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".sgy", pytest.param(".mdio", marks=needs_zarr)])
 def test_two_nodes_predict_like_one_process(tmp_path, survey_and_run, suffix):
     survey, run = survey_and_run

@@ -84,6 +84,7 @@ def test_too_few_traces_are_not_measured(tmp_path):
     assert shape.to_config() == [1, 1] and "not measured" in why[0]
 
 
+@pytest.mark.slow
 def test_inspect_shows_the_noise_correlation_of_seismic_but_not_of_labels(cli):
     noisy, faults = inspect_inputs([SAMPLES / "seismic_noisy.sgy", SAMPLES / "faults.npy"])
     axes = noisy["noise"]["axes"]

@@ -24,7 +24,6 @@ from geocnn.config import load_config
 from geocnn.predict import predict
 from geocnn.train import train
 from tests import segyfactory, trainkit
-from tests.test_predict import identity_run
 
 
 def _mode(path: Path) -> int:
@@ -51,7 +50,7 @@ def test_umask_is_read_without_changing_it(umask):
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o027, 0o640)])
 def test_every_output_file_follows_the_umask(tmp_path, umask, mask, mode):
     umask(mask)
-    run = train(load_config(trainkit.regression_config(tmp_path, max_steps=2)), tmp_path / "run")
+    run = train(load_config(trainkit.regression_config(tmp_path, max_steps=2, examples=2)), tmp_path / "run")
     np.save(tmp_path / "vol.npy", trainkit.layered_volume((4, 12, 32)))
     report = predict(run, [tmp_path / "vol.npy"], tmp_path / "out" / "pred.npy")
     written = [p for p in run.rglob("*") if p.is_file()] + [p for p in (tmp_path / "out").iterdir()]
@@ -98,7 +97,7 @@ def test_temporary_files_of_live_processes_other_hosts_and_other_programs_are_ke
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "x.txt"])
 
 
-def test_predict_outputs_clean_stale_temporaries_beside_them(tmp_path, caplog):
+def test_predict_outputs_clean_stale_temporaries_beside_them(tmp_path, caplog, identity_run):
     run = identity_run(tmp_path)
     np.save(tmp_path / "vol.npy", trainkit.layered_volume((4, 12, 32)))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -125,7 +124,7 @@ def test_train_out_below_a_regular_file_is_one_line(tmp_path, cli):
             "choose an output path in a folder"]
 
 
-def test_predict_out_below_a_regular_file_is_one_line(tmp_path, cli):
+def test_predict_out_below_a_regular_file_is_one_line(tmp_path, cli, identity_run):
     run = identity_run(tmp_path)
     np.save(tmp_path / "vol.npy", trainkit.layered_volume((4, 12, 32)))
     (tmp_path / "results").write_text("a file\n")
@@ -138,7 +137,7 @@ def test_predict_out_below_a_regular_file_is_one_line(tmp_path, cli):
 
 # ----------------------------------------------------------------------------- previews
 
-def test_section_model_on_prestack_input_writes_output_and_preview(tmp_path, cli):
+def test_section_model_on_prestack_input_writes_output_and_preview(tmp_path, cli, identity_run):
     run = identity_run(tmp_path)
     survey = segyfactory.write_segy(tmp_path / "ps.sgy", range(1, 5), range(1, 13), 48, offsets=[10, 20, 30])
     result = cli("predict", run, survey.path, "--out", tmp_path / "ps.npy")

@@ -10,49 +10,20 @@ import sys
 import numpy as np
 import pytest
 import segyio
-import torch
 
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError, OutputExistsError
 from geocnn.predict import blend, predict, runner
-from geocnn.runs.checkpoint import load_checkpoint, save_checkpoint
 from geocnn.train import train
 from tests import segyfactory, trainkit
 from tests.test_distributed import free_port
 
-IDENTITY_2D = """
-dims: 2
-in_channels: 1
-layers: [{conv: {out: 1, kernel: 1}}]
-"""
-
-IDENTITY_3D = """
-dims: 3
-in_channels: 1
-layers: [{conv: {out: 1, kernel: 1}}]
-"""
-
-
-def identity_run(tmp_path, model=IDENTITY_2D, patch=(8, 16), section="inline", inputs=None, name="id"):
-    """A trained run whose model is a 1×1 conv with weight 1 and bias 0 (output = input)."""
-    data = trainkit.write_regression(tmp_path)
-    if inputs is not None:
-        data = {"inputs": inputs, "target": inputs[0]}
-    extra = {"section": section} if section else {}
-    path = trainkit.write_config(tmp_path, "regression", data, model, {"max_steps": 1}, name=f"{name}.yaml",
-                                 patch=list(patch), **extra)
-    run = train(load_config(path), tmp_path / name)
-    for which in ("best", "last"):
-        ckpt = load_checkpoint(run / "checkpoints" / f"{which}.pt")
-        for key, value in ckpt.model_state.items():
-            ckpt.model_state[key] = torch.ones_like(value) if key.endswith("weight") else torch.zeros_like(value)
-        save_checkpoint(run / "checkpoints" / f"{which}.pt", ckpt)
-    return run
+IDENTITY_2D, IDENTITY_3D = trainkit.IDENTITY_2D, trainkit.IDENTITY_3D
 
 
 @pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
 @pytest.mark.parametrize("blend", ["gaussian", "linear", "none"])
-def test_identity_model_reproduces_the_input_exactly(tmp_path, overlap, blend):
+def test_identity_model_reproduces_the_input_exactly(tmp_path, overlap, blend, identity_run):
     run = identity_run(tmp_path)
     volume = trainkit.layered_volume((7, 13, 37), seed=5)  # no size is a multiple of the 8×16 window
     np.save(tmp_path / "vol.npy", volume)
@@ -63,7 +34,7 @@ def test_identity_model_reproduces_the_input_exactly(tmp_path, overlap, blend):
     np.testing.assert_allclose(out, volume, rtol=1e-5, atol=1e-5)
 
 
-def test_3d_identity_with_a_grid_smaller_than_the_window(tmp_path):
+def test_3d_identity_with_a_grid_smaller_than_the_window(tmp_path, identity_run):
     run = identity_run(tmp_path, IDENTITY_3D, patch=(4, 8, 16), section=None)
     volume = trainkit.layered_volume((3, 20, 30), seed=6)  # 3 inlines < window of 4: reflect-padded
     np.save(tmp_path / "vol.npy", volume)
@@ -71,7 +42,7 @@ def test_3d_identity_with_a_grid_smaller_than_the_window(tmp_path):
     np.testing.assert_allclose(np.load(report.output), volume, rtol=1e-5, atol=1e-5)
 
 
-def test_segy_output_keeps_headers_and_values(tmp_path):
+def test_segy_output_keeps_headers_and_values(tmp_path, identity_run):
     src = segyfactory.write_segy(tmp_path / "in.sgy", ilines=range(1, 10), xlines=range(20, 31), n_samples=40,
                                  format=1, missing=[(3, 22), (9, 30)]).path  # IBM floats, two dead traces
     run = identity_run(tmp_path, inputs=[str(src)])
@@ -89,7 +60,7 @@ def test_segy_output_keeps_headers_and_values(tmp_path):
     assert (tmp_path / "out.preview.png").is_file()
 
 
-def test_wrong_channel_count_names_both(tmp_path, cli):
+def test_wrong_channel_count_names_both(tmp_path, cli, identity_run):
     three = segyfactory.write_segy(tmp_path / "three.sgy", range(1, 9), range(1, 13), 32, offsets=[5, 15, 25])
     two = segyfactory.write_segy(tmp_path / "two.sgy", range(1, 9), range(1, 13), 32, offsets=[5, 15])
     model = IDENTITY_2D.replace("in_channels: 1", "in_channels: 3").replace("out: 1", "out: 3")
@@ -101,7 +72,7 @@ def test_wrong_channel_count_names_both(tmp_path, cli):
     assert result.exit_code == 2 and "trained on 1 input file(s)" in result.stderr and "but 2 were given" in result.stderr
 
 
-def test_existing_output_needs_force(tmp_path, cli):
+def test_existing_output_needs_force(tmp_path, cli, identity_run):
     run = identity_run(tmp_path)
     first = cli("predict", run, tmp_path / "noisy.npy", "--out", tmp_path / "o.npy")
     assert first.exit_code == 0, first.stderr
@@ -110,7 +81,8 @@ def test_existing_output_needs_force(tmp_path, cli):
     assert cli("predict", run, tmp_path / "noisy.npy", "--out", tmp_path / "o.npy", "--force").exit_code == 0
 
 
-def test_memory_is_bounded_by_the_slab(tmp_path):
+@pytest.mark.slow
+def test_memory_is_bounded_by_the_slab(tmp_path, identity_run):
     run = identity_run(tmp_path)
     sizes = {}
     for n in (12, 60):
@@ -147,6 +119,7 @@ def test_trace_classifier_writes_one_probability_per_trace(tmp_path):
     assert report.windows == 64 and (tmp_path / "events.preview.png").is_file()
 
 
+@pytest.mark.slow
 def test_torchrun_prediction_equals_single_process(tmp_path):
     path = trainkit.regression_config(tmp_path, epochs=1)
     run = train(load_config(path), tmp_path / "run")
@@ -161,7 +134,7 @@ def test_torchrun_prediction_equals_single_process(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "multi.npy"), np.load(single.output), rtol=1e-5, atol=1e-6)
 
 
-def test_output_exists_error_type(tmp_path):
+def test_output_exists_error_type(tmp_path, identity_run):
     run = identity_run(tmp_path)
     (tmp_path / "taken.npy").write_bytes(b"x")
     with pytest.raises(OutputExistsError):
@@ -175,8 +148,9 @@ def _tensor_merger(monkeypatch) -> None:
     monkeypatch.setattr(blend, "merger_for", lambda dev, *args: blend.TorchMerger(*args, device=dev))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", [1, 3])
-def test_samples_decoded_on_the_device_give_the_same_bits(tmp_path, monkeypatch, fmt):
+def test_samples_decoded_on_the_device_give_the_same_bits(tmp_path, monkeypatch, fmt, identity_run):
     run = identity_run(tmp_path)
     vol = np.round(trainkit.layered_volume((9, 12, 37), seed=4) * (1000 if fmt == 3 else 1))
     s = segyfactory.write_segy(tmp_path / "in.sgy", range(1, 10), range(1, 13), 37, format=fmt,
@@ -197,7 +171,7 @@ def test_samples_decoded_on_the_device_give_the_same_bits(tmp_path, monkeypatch,
     assert not dev[1, 2].any()  # the dead trace (2, 3) stays zero
 
 
-def test_an_error_in_the_reading_thread_arrives_as_itself(tmp_path, monkeypatch):
+def test_an_error_in_the_reading_thread_arrives_as_itself(tmp_path, monkeypatch, identity_run):
     from geocnn.grids.grid import Grid
 
     run = identity_run(tmp_path)
@@ -218,7 +192,7 @@ def test_an_error_in_the_reading_thread_arrives_as_itself(tmp_path, monkeypatch)
     assert not (tmp_path / "out.npy").exists() and not list(tmp_path.glob("out*.npy"))  # aborted
 
 
-def test_the_reader_stops_when_the_consumer_stops(tmp_path):
+def test_the_reader_stops_when_the_consumer_stops(tmp_path, identity_run):
     import threading
 
     from geocnn import device
@@ -241,6 +215,7 @@ def test_the_reader_stops_when_the_consumer_stops(tmp_path):
     assert len(read) <= 2 * (2 + 2)  # a bounded read-ahead: queue of 2 batches, one in hand, one staged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output", ["labels", "probabilities"])
 def test_blending_in_tensors_gives_numpys_bits(tmp_path, monkeypatch, output):
     data = trainkit.write_segmentation(tmp_path, classes=3)

@@ -22,7 +22,6 @@ from geocnn.predict import PredictRequest, predict
 from geocnn.predict.fill import KeptRows
 from geocnn.predict.plan import map_plan, map_steps
 from tests import trainkit
-from tests.test_predict import identity_run
 
 CUBE = ("inline", "crossline", "sample")
 
@@ -148,7 +147,7 @@ def test_every_writable_format_has_its_output_class():
     assert set(writer.OUTPUT_CLASSES) == {f.name for f in FORMATS.values() if f.output}
 
 
-def test_a_new_output_format_is_one_class_and_one_record(tmp_path, monkeypatch):
+def test_a_new_output_format_is_one_class_and_one_record(tmp_path, monkeypatch, identity_run):
     monkeypatch.setitem(FORMATS, "raw", Format("raw", (".f32",), "raw float32", output=True))
     monkeypatch.setitem(writer.OUTPUT_CLASSES, "raw", RawOutput)
     run = identity_run(tmp_path)
@@ -178,7 +177,7 @@ def test_kept_rows_come_back_as_read_through_the_ring():
     np.testing.assert_array_equal(np.concatenate([first, second, third], axis=1)[0], grid)
 
 
-def test_predict_says_which_checkpoint_it_loaded(tmp_path, caplog):
+def test_predict_says_which_checkpoint_it_loaded(tmp_path, caplog, identity_run):
     run = identity_run(tmp_path)
     with caplog.at_level(logging.INFO, logger="geocnn.predict.api"):
         predict(run, [tmp_path / "noisy.npy"], tmp_path / "o.npy", pictures=False)

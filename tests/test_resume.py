@@ -77,6 +77,7 @@ def straight_bn(tmp_path_factory):
     return path, train(load_config(path, ["train.epochs=3"]), folder / "straight")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["signal", "second_ctrl_c"])
 def test_ctrl_c_mid_epoch_with_batchnorm_is_exact(tmp_path, monkeypatch, cli, straight_bn, how):
     path, straight = straight_bn
@@ -114,6 +115,7 @@ def test_ctrl_c_mid_epoch_with_batchnorm_is_exact(tmp_path, monkeypatch, cli, st
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 3
 
 
+@pytest.mark.slow
 def test_resume_with_the_config_file_keeps_the_runs_settings(tmp_path, cli):
     path = trainkit.regression_config(tmp_path, epochs=2)
     run = tmp_path / "run"
@@ -341,6 +343,7 @@ CTRL_C_IN_A_TERMINAL = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_ctrl_c_from_a_terminal_with_dataloader_workers(tmp_path):
     path = bn_config(tmp_path, epochs=2, workers=2)
     run = tmp_path / "run"

@@ -213,6 +213,7 @@ def snr_db(x: np.ndarray, clean: np.ndarray) -> float:
     return float(10 * np.log10((clean ** 2).sum() / ((x - clean) ** 2).sum()))
 
 
+@pytest.mark.slow
 def test_tiny_denoise_self_beats_the_input(tmp_path):
     path = denoise_config(tmp_path, mask_cfg={"ratio": 0.05})
     run = train(load_config(path, [

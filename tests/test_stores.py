@@ -193,9 +193,8 @@ def test_output_is_atomic_refuses_to_replace_and_follows_the_umask(tmp_path, suf
 
 
 @needs_extra
-def test_predict_into_zarr_and_mdio_equals_npy(tmp_path):
+def test_predict_into_zarr_and_mdio_equals_npy(tmp_path, identity_run):
     from geocnn.predict import predict
-    from tests.test_predict import identity_run
 
     survey = segyfactory.write_segy(tmp_path / "cube.sgy", ilines=range(1, 8), xlines=range(20, 33), n_samples=37,
                                     missing=[(3, 25)])

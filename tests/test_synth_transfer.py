@@ -18,12 +18,13 @@ from geocnn.synth.write import write_fault_cubes
 from geocnn.train import train
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # long end-to-end runs: python -m pytest -m slow
+
 
 def best_f1(run: Path) -> float:
     return max(json.loads(line)["val"]["f1"] for line in (run / "metrics.jsonl").read_text().splitlines())
 
 
-@pytest.mark.slow
 def test_synthetic_pretraining_beats_training_from_scratch_on_another_survey(tmp_path):
     cubes = write_fault_cubes(tmp_path / "synth", cubes=8, size=64, seed=0)
     pre = train(load_config(ROOT / "configs/faults3d.yaml", [

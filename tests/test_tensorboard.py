@@ -25,7 +25,7 @@ def test_event_files_hold_the_metrics_and_examples(tmp_path):
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = trainkit.regression_config(tmp_path, epochs=2, tensorboard=True)
+    cfg = trainkit.regression_config(tmp_path, epochs=2, tensorboard=True, examples=2)
     run = train(load_config(cfg), tmp_path / "run")
     events = EventAccumulator(str(run / "tb"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
@@ -61,7 +61,7 @@ def test_resume_keeps_the_events_before_the_checkpoint(tmp_path):
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = trainkit.regression_config(tmp_path, epochs=2, tensorboard=True)  # 16 patches / batch 4: 4 steps/epoch
+    cfg = trainkit.regression_config(tmp_path, epochs=2, tensorboard=True, examples=2)  # 16 patches / batch 4: 4 steps/epoch
     train(load_config(cfg, ["train.max_steps=4"]), tmp_path / "run")
     train(load_config(cfg), tmp_path / "run", resume=True)
     events = EventAccumulator(str(tmp_path / "run" / "tb"))

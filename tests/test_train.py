@@ -22,7 +22,7 @@ def weights(run):
 
 
 def test_run_folder_contents(tmp_path):
-    cfg = load_config(trainkit.regression_config(tmp_path))
+    cfg = load_config(trainkit.regression_config(tmp_path, examples=2))
     run = train(cfg, tmp_path / "run")
     names = {p.name for p in run.iterdir()}
     assert {"config.yaml", "summary.json", "split.json", "metrics.jsonl", "loss.png", "examples.png",
@@ -56,6 +56,7 @@ def test_checkpoint_is_plain_data_with_provenance(tmp_path):
                                         "steps.2.conv.bias"}
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses(tmp_path):
     path = trainkit.regression_config(tmp_path)
     a = train(load_config(path), tmp_path / "a")
@@ -66,6 +67,7 @@ def test_same_seed_same_losses(tmp_path):
         assert torch.equal(v, weights(b)[k])
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_straight(tmp_path):
     # 2 epochs straight, and 1 epoch (--max-steps: 16 patches / batch 4 = 4 steps) + resume 1
     path = trainkit.regression_config(tmp_path, epochs=2)
@@ -81,6 +83,7 @@ def test_resume_gives_the_same_weights_as_straight(tmp_path):
             == json.loads((straight / "metrics.jsonl").read_text().splitlines()[1])["train_loss"])
 
 
+@pytest.mark.slow
 def test_extending_epochs_with_a_step_schedule_is_exact(tmp_path):
     path = trainkit.regression_config(tmp_path, epochs=2, scheduler="step", step_epochs=1)
     straight = train(load_config(path), tmp_path / "straight")
@@ -90,6 +93,7 @@ def test_extending_epochs_with_a_step_schedule_is_exact(tmp_path):
         assert torch.equal(v, weights(resumed)[k]), k
 
 
+@pytest.mark.slow
 def test_max_steps_inside_an_epoch_resumes_where_it_stopped(tmp_path):
     path = trainkit.regression_config(tmp_path, epochs=2)
     straight = train(load_config(path), tmp_path / "straight")
@@ -102,6 +106,7 @@ def test_max_steps_inside_an_epoch_resumes_where_it_stopped(tmp_path):
         assert torch.equal(v, weights(resumed)[k]), k
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_resume_is_exact(tmp_path, monkeypatch):
     path = trainkit.regression_config(tmp_path, epochs=2)
     straight = train(load_config(path), tmp_path / "straight")
@@ -300,6 +305,7 @@ def test_precision_and_layout_settings(tmp_path):
         load_config(path, ["train.amp=off"])
 
 
+@pytest.mark.slow
 def test_resume_is_exact_with_workers_and_dropout(tmp_path):
     data = trainkit.write_regression(tmp_path)
     model = trainkit.SMALL_2D.replace("  - relu\n", "  - relu\n  - dropout: 0.3\n") % {"out": 1}

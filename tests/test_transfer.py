@@ -63,6 +63,7 @@ def lines_of(run):
 
 # ----------------------------------------------------------------------------- init_from
 
+@pytest.mark.slow
 def test_init_from_loads_by_layer_name_and_reports_each_layer(tmp_path):
     pre = train(load_config(seg_config(tmp_path, NAMED_2D, 1, "pre.yaml")), tmp_path / "pre")
     # another class count (3 → cross entropy), an extra layer: body loads, head is skipped, mix is new
@@ -282,6 +283,7 @@ def pretrained(tmp_path_factory):
     return folder, train(load_config(seg_config(folder, NAMED_2D, 1, "pre.yaml", best_metric="f1")), folder / "pre")
 
 
+@pytest.mark.slow
 def test_starting_weights_that_training_cannot_beat_stay_in_best_pt(pretrained, cli):
     folder, pre = pretrained
     # lr 1e-6: the weights barely move, F1 (thresholded) stays where it started, never above it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -76,11 +77,13 @@ layers:
 
 def write_config(folder: Path, task: str, data: dict, model: str, train: dict | None = None,
                  name: str = "cfg.yaml", **data_extra) -> Path:
+    """A full config in ``folder``. ``examples.png`` is off unless ``train`` asks for it (drawing it takes
+    most of a tiny run's time); tests of the pictures set ``examples``."""
     cfg = {
         "task": task,
         "data": {**data, **data_extra},
         "model": yaml.safe_load(textwrap.dedent(model)),
-        "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "workers": 0, **(train or {})},
+        "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "workers": 0, "examples": 0, **(train or {})},
     }
     cfg["data"].setdefault("sampling", {"patches_per_epoch": 16, "val_patches": 8})
     path = folder / name
@@ -91,3 +94,51 @@ def write_config(folder: Path, task: str, data: dict, model: str, train: dict | 
 def regression_config(folder: Path, **train) -> Path:
     data = write_regression(folder)
     return write_config(folder, "regression", data, SMALL_2D % {"out": 1}, train, patch=[8, 16], section="inline")
+
+
+IDENTITY_2D = """
+dims: 2
+in_channels: 1
+layers: [{conv: {out: 1, kernel: 1}}]
+"""
+
+IDENTITY_3D = """
+dims: 3
+in_channels: 1
+layers: [{conv: {out: 1, kernel: 1}}]
+"""
+
+
+def train_identity(folder: Path, model=IDENTITY_2D, patch=(8, 16), section="inline", inputs=None,
+                   name="id") -> Path:
+    """A trained run in ``folder`` whose model is a 1×1 conv with weight 1 and bias 0 (output = input);
+    without ``inputs`` it trains on :func:`write_regression`'s files, written beside it."""
+    import torch
+
+    from geocnn.config import load_config
+    from geocnn.runs.checkpoint import load_checkpoint, save_checkpoint
+    from geocnn.train import train
+
+    data = write_regression(folder)
+    if inputs is not None:
+        data = {"inputs": inputs, "target": inputs[0]}
+    extra = {"section": section} if section else {}
+    path = write_config(folder, "regression", data, model, {"max_steps": 1}, name=f"{name}.yaml",
+                        patch=list(patch), **extra)
+    run = train(load_config(path), folder / name)
+    for which in ("best", "last"):
+        ckpt = load_checkpoint(run / "checkpoints" / f"{which}.pt")
+        for key, value in ckpt.model_state.items():
+            ckpt.model_state[key] = torch.ones_like(value) if key.endswith("weight") else torch.zeros_like(value)
+        save_checkpoint(run / "checkpoints" / f"{which}.pt", ckpt)
+    return run
+
+
+def copy_into(source: Path, folder: Path) -> None:
+    """Every file and folder of ``source`` copied into ``folder`` (a shared run, given to one test)."""
+    for item in source.iterdir():
+        target = folder / item.name
+        if item.is_dir():
+            shutil.copytree(item, target)
+        else:
+            shutil.copy2(item, target)
