@@ -74,7 +74,7 @@ def monai_child(payload: dict) -> None:
     import torch
     from monai.inferers import sliding_window_inference
 
-    from geocnn.runs import load_checkpoint, resolve_checkpoint
+    from geocnn.runs.checkpoint import load_checkpoint, resolve_checkpoint
 
     ckpt = load_checkpoint(resolve_checkpoint(payload["run"]))
     model = M.net3d()

@@ -22,6 +22,7 @@ TINY = {
     "predict_throughput": ["--rounds", "1", "--size", "64", "--no-limit"],
     "predict_scaling": ["--rounds", "1", "--inlines", "64", "--section", "64", "64"],
     "patch_io": ["--rounds", "1", "--shape", "64", "64", "96", "--patches", "3", "--segyio-patches", "1"],
+    "field_reconstruct": ["--quick"],
     "field_faults": ["--seeds", "0", "--cubes", "2", "--size", "32", "--pretrain-epochs", "1", "--pretrain-patches", "8",
                      "--finetune-epochs", "1"],
     "field_denoise": ["--cubes", "samples", "--epochs", "1", "--patches", "16"],

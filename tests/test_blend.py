@@ -11,7 +11,7 @@ from geocnn.config import load_config
 from geocnn.patches import PatchGeometry, axis_weights, plan_windows
 from geocnn.predict import predict
 from geocnn.predict.blend import Merger, NumpyMerger, TorchMerger
-from geocnn.runs import load_checkpoint, save_checkpoint
+from geocnn.runs.checkpoint import load_checkpoint, save_checkpoint
 from geocnn.train import train
 from tests import trainkit
 

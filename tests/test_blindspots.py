@@ -12,15 +12,15 @@ import pytest
 import torch
 import yaml
 
-from geocnn.blindspots import BlindShape, hide_regions, nearest_seen, region_mask, spot_count
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
-from geocnn.masking import hide_samples
-from geocnn.metrics_log import read as read_metrics
 from geocnn.model import parse_model
 from geocnn.model.blind import blind_over, unseen
 from geocnn.model.network import build
-from geocnn.runwriter import outcome_line
+from geocnn.runs.metrics_log import read as read_metrics
+from geocnn.runs.writer import outcome_line
+from geocnn.selfsup.blindspots import BlindShape, hide_regions, nearest_seen, region_mask, spot_count
+from geocnn.selfsup.masking import hide_samples
 from geocnn.summary import summarize
 from geocnn.train import train
 from geocnn.yamlsource import Source

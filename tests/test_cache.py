@@ -103,7 +103,7 @@ def test_no_room_means_no_cache_and_a_warning(tmp_path, monkeypatch, caplog):
 def test_a_dry_run_builds_no_cache_and_training_does(tmp_path, monkeypatch):
     """``--dry-run`` reads an IBM survey (finite check, statistics) but writes no decoded copy of it."""
     from geocnn.config import load_config
-    from geocnn.dryrun import plan
+    from geocnn.runs.dryrun import plan
     from geocnn.train import train
     from tests import trainkit
 

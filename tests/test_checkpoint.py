@@ -8,7 +8,7 @@ import torch
 
 from geocnn.errors import DataError
 from geocnn.grids.normalize import Normalization
-from geocnn.runs import Checkpoint, load_checkpoint, save_checkpoint
+from geocnn.runs.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 
 def small() -> Checkpoint:

@@ -30,7 +30,7 @@ from geocnn.config import (
 )
 from geocnn.errors import ConfigError
 from geocnn.patches import SECTION_AXES, SectionName
-from geocnn.runs import write_config
+from geocnn.runs.checkpoint import write_config
 from geocnn.schema import REQUIRED, AnyValue, Record, Section, markdown_table, setting
 from geocnn.tasks import LOSS_KINDS, TASKS
 from geocnn.yamlsource import Source, load
@@ -137,7 +137,7 @@ def test_a_declaration_that_contradicts_itself_fails_at_import():
 
 def test_mask_fields_each_task_reads_come_from_the_declarations():
     assert mask_fields_of(TASKS["denoise_self"]) == ("ratio", "radius", "replace", "axis", "length", "shape")
-    assert mask_fields_of(TASKS["reconstruct_traces"]) == ("ratio", "axis", "gap")
+    assert mask_fields_of(TASKS["reconstruct_traces"]) == ("ratio", "axis", "gap", "guard")
 
 
 # ----------------------------------------------------------------------------- every field, checked
@@ -215,7 +215,7 @@ def test_section_defaults_are_the_schema_defaults():
 
 def test_the_model_of_a_run_and_of_its_config_file_agree(tmp_path):
     # a run folder's model comes from its config.yaml (what runs.write_config writes), a checkpoint's from the
-    # config it holds (read by geocnn.runs): either way parsed here, with no checkpoint I/O in config
+    # config it holds (read by geocnn.runs.checkpoint): either way parsed here, with no checkpoint I/O in config
     path = trainkit.regression_config(tmp_path, freeze=["conv1"])
     cfg = load_config(path)
     write_config(tmp_path / "run", cfg.raw)

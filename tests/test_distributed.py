@@ -14,7 +14,7 @@ import torch
 
 from geocnn.config import load_config
 from geocnn.model.network import build
-from geocnn.runs import load_checkpoint
+from geocnn.runs.checkpoint import load_checkpoint
 from tests import trainkit
 
 

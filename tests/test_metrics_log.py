@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from geocnn import metrics_log
 from geocnn.config import load_config
-from geocnn.metrics_log import Best, EarlyStopState, EpochRecord, Resumed, StepLosses, Validation
-from geocnn.runs import load_checkpoint
-from geocnn.runwriter import epoch_line, outcome_line, with_baselines
+from geocnn.runs import metrics_log
+from geocnn.runs.checkpoint import load_checkpoint
+from geocnn.runs.metrics_log import Best, EarlyStopState, EpochRecord, Resumed, StepLosses, Validation
+from geocnn.runs.writer import epoch_line, outcome_line, with_baselines
 from geocnn.train import train
 from tests import trainkit
 

@@ -23,7 +23,7 @@ import torch
 from geocnn.config import load_config
 from geocnn.grids.grid import open_grid
 from geocnn.predict import predict
-from geocnn.runs import load_checkpoint
+from geocnn.runs.checkpoint import load_checkpoint
 from geocnn.train import train
 from tests import segyfactory, trainkit
 from tests.test_distributed import free_port

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geocnn.blindspots import auto_shape
 from geocnn.classical.noisecorr import (
     CORRELATED,
     MAX_SAMPLES,
@@ -18,6 +17,7 @@ from geocnn.classical.noisecorr import (
 )
 from geocnn.grids.grid import open_grid
 from geocnn.grids.inspect import inspect_inputs
+from geocnn.selfsup.blindspots import auto_shape
 from geocnn.synth.faults import FaultCubeSpec, fault_cube
 from geocnn.synth.noise import FieldNoise, field_noise, theoretical_correlation
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from geocnn import metrics_log, runs
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
+from geocnn.runs import checkpoint as runs
+from geocnn.runs import metrics_log
 from geocnn.train import train
 from tests import trainkit
 

@@ -15,10 +15,10 @@ from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
-from geocnn.metrics_log import EpochRecord, StepLosses
 from geocnn.outputs import PROBABILITIES, VALUES
 from geocnn.patches import patch_geometry
 from geocnn.predict import predict
+from geocnn.runs.metrics_log import EpochRecord, StepLosses
 from geocnn.tasks import TASKS
 from geocnn.train import train
 from tests import segyfactory, trainkit

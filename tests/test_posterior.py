@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 
-from geocnn import posterior
-from geocnn.blindspots import BlindShape
+from geocnn.selfsup import posterior
+from geocnn.selfsup.blindspots import BlindShape
 from geocnn.classical.noisecorr import NoiseCorrelation, measure_lines
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
@@ -20,7 +20,7 @@ from geocnn.model.blind import blind_over, blind_region, posterior_applied, post
 from geocnn.model.modules import Posterior
 from geocnn.model.network import build
 from geocnn.predict import predict
-from geocnn.runs import load_checkpoint
+from geocnn.runs.checkpoint import load_checkpoint
 from geocnn.summary import summarize
 from geocnn.synth.faults import FaultCubeSpec, fault_cube
 from geocnn.train import train

@@ -15,7 +15,7 @@ import torch
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError, OutputExistsError
 from geocnn.predict import blend, predict, runner
-from geocnn.runs import load_checkpoint, save_checkpoint
+from geocnn.runs.checkpoint import load_checkpoint, save_checkpoint
 from geocnn.train import train
 from tests import segyfactory, trainkit
 from tests.test_distributed import free_port

@@ -14,11 +14,12 @@ import pytest
 import torch
 import yaml
 
-from geocnn import runfolder, summary
+from geocnn import summary
 from geocnn import train as train_mod
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
-from geocnn.runs import load_checkpoint
+from geocnn.runs import folder as runfolder
+from geocnn.runs.checkpoint import load_checkpoint
 from geocnn.train import TrainingDiverged, TrainingInterrupted, train
 from tests import trainkit
 
@@ -192,7 +193,8 @@ def test_divergence_in_the_first_epoch_says_no_checkpoint_exists(tmp_path, monke
 HOLD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from geocnn import runfolder, summary
+    from geocnn import summary
+    from geocnn.runs import folder as runfolder
     lock = runfolder.lock(Path(sys.argv[1]))
     print("locked", flush=True)
     time.sleep(120)

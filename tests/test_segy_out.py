@@ -20,7 +20,7 @@ from geocnn.grids.grid import open_grid
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.writer import write_array
 from geocnn.predict import predict
-from geocnn.runs import load_checkpoint
+from geocnn.runs.checkpoint import load_checkpoint
 from geocnn.train import train
 from tests import segyfactory, trainkit
 from tests.segyfactory import trace_headers

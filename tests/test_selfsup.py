@@ -15,11 +15,11 @@ from geocnn import plots
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError
 from geocnn.losses import HiddenLoss
-from geocnn.masking import fill_linear, hidden_traces, hide_samples, hide_traces, neighbour_offsets
 from geocnn.metrics import HiddenMetrics
-from geocnn.metrics_log import read as read_metrics
 from geocnn.predict import predict
-from geocnn.runwriter import outcome_line
+from geocnn.runs.metrics_log import read as read_metrics
+from geocnn.runs.writer import outcome_line
+from geocnn.selfsup.masking import fill_linear, hidden_traces, hide_samples, hide_traces, neighbour_offsets
 from geocnn.train import train
 from tests import trainkit
 
@@ -27,7 +27,8 @@ AXES = ("crossline", "sample")
 
 
 def mask(**kw):
-    base = {"ratio": 0.02, "radius": 2, "replace": "neighbour", "axis": None, "length": 5, "gap": 1, "shape": None}
+    base = {"ratio": 0.02, "radius": 2, "replace": "neighbour", "axis": None, "length": 5, "gap": 1, "shape": None,
+            "guard": 0}
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -309,7 +310,7 @@ def test_json_schema_has_the_mask_section(cli):
     schema = json.loads(cli("schema").stdout)
     data = schema["properties"]["data"]["properties"]
     record, shorthand = data["mask"]["anyOf"]  # mask: auto is mask: {shape: auto}
-    assert set(record["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap", "shape"}
+    assert set(record["properties"]) == {"ratio", "radius", "replace", "axis", "length", "gap", "shape", "guard"}
     assert record["properties"]["ratio"]["maximum"] == 0.5
     assert record["properties"]["replace"]["enum"] == ["neighbour", "zero"]
     assert shorthand == record["properties"]["shape"]

@@ -230,7 +230,7 @@ def test_training_from_zarr_reads_what_npy_gives(tmp_path):
     import pickle
 
     from geocnn.config import load_config
-    from geocnn.runs import load_checkpoint
+    from geocnn.runs.checkpoint import load_checkpoint
     from geocnn.train import train
     from tests import trainkit
 

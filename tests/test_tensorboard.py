@@ -9,7 +9,7 @@ import pytest
 
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
-from geocnn.tensorboard_log import scalars
+from geocnn.runs.tensorboard import scalars
 from geocnn.train import train
 from tests import trainkit
 

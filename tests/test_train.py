@@ -12,7 +12,7 @@ import yaml
 from geocnn import train as train_mod
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError
-from geocnn.runs import Checkpoint, load_checkpoint
+from geocnn.runs.checkpoint import Checkpoint, load_checkpoint
 from geocnn.train import TrainingDiverged, TrainingInterrupted, train
 from tests import trainkit
 

@@ -11,13 +11,13 @@ import yaml
 
 from geocnn import train as train_mod
 from geocnn.config import load_config, parse_config
-from geocnn.early_stop import EarlyStopping
 from geocnn.errors import ConfigError
 from geocnn.metric_names import METRICS
 from geocnn.model.network import build
 from geocnn.predict.trained import load_trained
-from geocnn.runs import load_checkpoint
-from geocnn.runwriter import outcome_line
+from geocnn.runs.checkpoint import load_checkpoint
+from geocnn.runs.early_stop import EarlyStopping
+from geocnn.runs.writer import outcome_line
 from geocnn.train import train
 from geocnn.yamlsource import Source
 from tests import trainkit

@@ -18,7 +18,7 @@ A full config::
     train: {epochs: 10, batch_size: 16, lr: 0.001, loss: mse}
 
 Self-supervised tasks (``denoise_self``, ``reconstruct_traces``) have no ``data.target``: they hide
-part of each input patch as ``data.mask`` says and learn to predict it (see geocnn.masking);
+part of each input patch as ``data.mask`` says and learn to predict it (see geocnn.selfsup.masking);
 ``data.clean`` names an optional clean twin, read for validation scores only.
 """
 
@@ -32,16 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from geocnn.blindspots import BlindShape
 from geocnn.errors import ConfigError
 from geocnn.grids.normalize import NormalizationMethod
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
-from geocnn.masking import TIME_AXES
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS, frozen_layers
 from geocnn.patches import SECTION_AXES, SectionName
-from geocnn.runfolder import CONFIG_FILE
+from geocnn.runs.folder import CONFIG_FILE
 from geocnn.schema import (
     REQUIRED,
     AnyValue,
@@ -55,6 +53,8 @@ from geocnn.schema import (
     setting,
     suggest,
 )
+from geocnn.selfsup.blindspots import BlindShape
+from geocnn.selfsup.masking import TIME_AXES
 from geocnn.tasks import TASKS, LossKind, Task, best_metric_names
 from geocnn.yamlsource import KeyPath, Source, load
 from geocnn.yamlsource import value as yaml_value
@@ -112,7 +112,7 @@ class Augment(Section, title="augment"):
 
 
 class Mask(Section, title="mask", shorthand="shape"):
-    """``data.mask``: what a self-supervised task hides in each patch (see geocnn.masking).
+    """``data.mask``: what a self-supervised task hides in each patch (see geocnn.selfsup.masking).
 
     ``tasks=`` names the only task that reads a field: giving it (changed from its default) with
     the other task is an error.
@@ -137,9 +137,13 @@ class Mask(Section, title="mask", shorthand="shape"):
     gap: int = setting(
         "adjacent traces per hidden gap (1: scattered traces)",
         default=1, min=1, max=64, tasks=("reconstruct_traces",))
+    guard: int = setting(
+        "score only hidden traces with no live trace within this many along every lateral axis (blocks are "
+        "hidden so there are some): noise correlated over that many traces cannot be copied",
+        default=0, min=0, max=8, tasks=("reconstruct_traces",))
     shape: Literal["auto"] | tuple[int | Literal["all"], ...] | None = setting(
         "the blind region hidden around each blind spot: one odd size per patch axis, or all (the whole patch "
-        "along it); auto: from the noise correlation measured on the inputs (geocnn.blindspots)",
+        "along it); auto: from the noise correlation measured on the inputs (geocnn.selfsup.blindspots)",
         default=None, min=1, max=255, min_len=1, max_len=3, tasks=("denoise_self",))
 
 
@@ -610,7 +614,7 @@ class ModelSource:
 
 def model_of_run(stored: Any, source: Source) -> ModelSource:
     """The model of a run from its effective config: a run folder's ``config.yaml``
-    (:func:`model_of_run_folder`), or the config a checkpoint holds (:func:`geocnn.runs.load_checkpoint`);
+    (:func:`model_of_run_folder`), or the config a checkpoint holds (:func:`geocnn.runs.checkpoint.load_checkpoint`);
     ``source`` names where it was read."""
     cfg = parse_config(stored, source)
     return ModelSource(cfg.model, (cfg.model.in_channels, *cfg.patch), cfg.train.freeze)

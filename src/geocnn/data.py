@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geocnn import blindplan, sanity
-from geocnn.blindspots import Blinding
+from geocnn import sanity
 from geocnn.config import Augment, Config
 from geocnn.errors import ConfigError, DataError
 from geocnn.fmt import fmt_shape
@@ -36,6 +35,8 @@ from geocnn.patches import (
     patch_geometry,
     sample_origins,
 )
+from geocnn.selfsup import blindplan
+from geocnn.selfsup.blindspots import Blinding
 from geocnn.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class TrainingData:
     train_mean: float | None
     val_origins: np.ndarray
     clean: Grid | None = None  # self-supervised: the clean twin, read for validation scores only
-    blinding: Blinding | None = None  # denoise_self with data.mask.shape: the blind region (geocnn.blindplan)
+    blinding: Blinding | None = None  # denoise_self with data.mask.shape: the blind region (geocnn.selfsup.blindplan)
 
     @property
     def task(self) -> Task:
@@ -288,6 +289,11 @@ def keep_on_device(d: TrainingData, dev: torch.device, free: int | None) -> bool
     setting = d.cfg.data.on_device
     if setting is False or setting == "false" or (setting == "auto" and dev.type != "cuda"):
         return False
+    if d.task.self_supervised:  # its masks are drawn by the host's workers (geocnn.masking)
+        if setting == "auto":
+            return False
+        raise ConfigError(f"data.on_device: true, but task {d.task.name} hides samples on the host",
+                          where=d.cfg.path, fix="use data.on_device: auto or false")
     need = grid_bytes(d)
     fits = free is None or need <= ON_DEVICE_SHARE * free
     if setting == "auto":
@@ -615,10 +621,10 @@ def _check_mask(cfg: Config, geom: PatchGeometry) -> None:
         raise ConfigError(f"data.mask.axis {mask.axis!r} is not a patch axis ({', '.join(axes)})", where=cfg.path,
                           fix="name one of the patch axes")
     try:
-        cfg.task.masking.check(axes, mask)
+        cfg.task.masking.check(axes, mask, geom.size)
     except ValueError as exc:
         raise ConfigError(f"task {cfg.task.name}: {exc}", where=cfg.path,
-                          fix="use patches that span the sample axis and a lateral axis") from None
+                          fix="use patches that span the sample axis and lateral axes wide enough for the mask") from None
 
 
 def _target_norm(cfg: Config, grid: Grid, target: Grid | None, labels: np.ndarray | None, norm: Normalization,

@@ -31,8 +31,8 @@ from matplotlib.ticker import MaxNLocator
 from geocnn import atomic
 from geocnn.grids import sidecar
 from geocnn.grids.grid import open_grid
-from geocnn.metrics_log import BASELINE, EpochRecord
 from geocnn.outputs import Output
+from geocnn.runs.metrics_log import BASELINE, EpochRecord
 
 log = logging.getLogger(__name__)
 

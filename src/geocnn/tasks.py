@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from geocnn.errors import ConfigError
-from geocnn.masking import SAMPLES, TRACES, Masking
 from geocnn.metric_names import Metric, metric
 from geocnn.outputs import AUTO, LABELS, PROBABILITIES, VALUES, Output, class_labels, outputs_of
 from geocnn.schema import suggest
+from geocnn.selfsup.masking import SAMPLES, TRACES, Masking
 
 if TYPE_CHECKING:
     import torch

@@ -7,10 +7,10 @@ size is per process, so the global batch is ``batch_size × processes``; ``patch
 is the total over all processes, each drawing a different share of one seeded draw).
 
 What is not the loop lives in one place each: what a run starts from (a resumed checkpoint, or
-the weights of ``train.init_from``) in :class:`geocnn.resume.Start`; the run folder's files and
-the log in :class:`geocnn.runwriter.RunWriter`; an epoch's line of ``metrics.jsonl`` in
-:class:`geocnn.metrics_log.EpochRecord`; the best epoch and early stopping in
-:class:`geocnn.early_stop.BestTracker`; Ctrl-C in :class:`geocnn.interrupt.CtrlC`.
+the weights of ``train.init_from``) in :class:`geocnn.runs.resume.Start`; the run folder's files and
+the log in :class:`geocnn.runs.writer.RunWriter`; an epoch's line of ``metrics.jsonl`` in
+:class:`geocnn.runs.metrics_log.EpochRecord`; the best epoch and early stopping in
+:class:`geocnn.runs.early_stop.BestTracker`; Ctrl-C in :class:`geocnn.runs.interrupt.CtrlC`.
 """
 
 from __future__ import annotations
@@ -27,23 +27,29 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from geocnn import blindplan, device, machine, plots, runfolder, runs, selfsup, tensorboard_log, transfer
 from geocnn import data as data_mod
+from geocnn import device, machine, plots
 from geocnn.atomic import check_folder
 from geocnn.config import Config
-from geocnn.early_stop import BestTracker
 from geocnn.errors import ConfigError, GeocnnError
-from geocnn.interrupt import CtrlC, ignore_in_worker
 from geocnn.losses import make_loss
 from geocnn.metrics import ACCUMULATORS
-from geocnn.metrics_log import EpochRecord, Resumed, StepLosses, Validation
 from geocnn.model import infer
 from geocnn.model.blind import apply_posterior, posterior_applied
 from geocnn.model.budget import check_fits
 from geocnn.model.network import build
 from geocnn.progress import SILENT, Reporter
-from geocnn.resume import Start, rng_state
-from geocnn.runwriter import RunWriter
+from geocnn.runs import checkpoint as runs
+from geocnn.runs import folder as runfolder
+from geocnn.runs import tensorboard as tensorboard_log
+from geocnn.runs import transfer
+from geocnn.runs.early_stop import BestTracker
+from geocnn.runs.interrupt import CtrlC, ignore_in_worker
+from geocnn.runs.metrics_log import EpochRecord, Resumed, StepLosses, Validation
+from geocnn.runs.resume import Start, rng_state
+from geocnn.runs.writer import RunWriter
+from geocnn.selfsup import blindplan
+from geocnn.selfsup import scoring as selfsup
 from geocnn.tasks import class_probabilities
 
 log = logging.getLogger(__name__)
@@ -220,7 +226,7 @@ def train(cfg: Config, out: Path | None = None, resume: bool = False, force: boo
     Without ``out`` the run folder is ``runs/<name>``, or ``runs/<name>-2``, ``-3``, ... when that
     one already holds a run (and neither ``resume`` nor ``force`` is given). The folder is locked
     for the whole call. On ``resume``, ``cfg`` may differ from the run's checkpoint only in the keys
-    :mod:`geocnn.resume` allows (optimizer keys with ``reset_optimizer``).
+    :mod:`geocnn.runs.resume` allows (optimizer keys with ``reset_optimizer``).
     """
     if cfg.train.tensorboard:
         tensorboard_log.require()
@@ -590,7 +596,7 @@ def _target_units(y: torch.Tensor, d: data_mod.TrainingData) -> torch.Tensor:
 def _examples(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor, pred: torch.Tensor, d: data_mod.TrainingData,
               rt: device.Runtime, predict: Callable[[torch.Tensor], torch.Tensor]) -> plots.Examples:
     """The first validation patches of this process for examples.png, in their own units, with their
-    origins; self-supervised, as :func:`geocnn.selfsup.pictured` gives them."""
+    origins; self-supervised, as :func:`geocnn.selfsup.scoring.pictured` gives them."""
     origins = d.val_origins[rt.rank::rt.world_size][:len(x)]
     if d.task.self_supervised:
         shown = selfsup.pictured(x, y, pred, d, predict)

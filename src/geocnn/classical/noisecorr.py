@@ -1,7 +1,7 @@
 """How far the noise of a survey is correlated, measured from the noisy data alone (no clean twin).
 
 A blind-spot denoiser must not see the samples whose noise is correlated with the one it
-predicts (:mod:`geocnn.blindspots`), so it needs the noise's correlation along every axis. The
+predicts (:mod:`geocnn.selfsup.blindspots`), so it needs the noise's correlation along every axis. The
 data hold signal too, and the signal is far more correlated than the noise; it has to go first:
 
 1. every trace is divided by its robust level (1.4826 × the median absolute deviation) and
@@ -16,7 +16,7 @@ data hold signal too, and the signal is far more correlated than the noise; it h
    traces) and 1..``LAGS_SAMPLES`` along the samples (averaged over every lateral axis);
 4. the noise's share of the data's power: the same prediction's residual on the lines as read
    (not scaled per trace: bad traces count with their real level) over the lines' power. A blind
-   denoiser's posterior (:mod:`geocnn.posterior`) needs this level, and it gives an SNR estimate.
+   denoiser's posterior (:mod:`geocnn.selfsup.posterior`) needs this level, and it gives an SNR estimate.
 
 On :mod:`geocnn.synth.noise`'s field-like noise (band-limited in time, AR(1) 0.5 across traces)
 added to the sample survey and to a :mod:`geocnn.synth.faults` cube at SNR 2 dB, the estimate is

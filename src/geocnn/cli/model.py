@@ -179,7 +179,7 @@ def _model_source(path: Path) -> ModelSource:
     read by the checkpoint loader. Everything else (and shell completion) starts without torch.
     """
     if path.suffix == ".pt":
-        from geocnn.runs import load_checkpoint, resolve_checkpoint
+        from geocnn.runs.checkpoint import load_checkpoint, resolve_checkpoint
 
         return model_of_run(load_checkpoint(resolve_checkpoint(path)).config, Source(str(path)))
     return model_of_run_folder(path) if path.is_dir() else model_of_file(path)

@@ -49,7 +49,7 @@ def train_cmd(
     saves a checkpoint and prints the command that resumes; `geocnn train RUN_FOLDER --resume`
     continues exactly. Several GPUs or nodes: torchrun --nproc_per_node N -m geocnn train CONFIG.
     """
-    from geocnn.runwriter import outcome_line
+    from geocnn.runs.writer import outcome_line
     from geocnn.train import train
 
     overrides = list(set_)
@@ -78,7 +78,7 @@ def train_cmd(
 
 def _resolve(config: Path, out: Path | None, resume: bool, overrides: list[str]) -> tuple[Config, Path | None]:
     """The config to train with, and the run folder (None: the default)."""
-    from geocnn.resume import resume_target
+    from geocnn.runs.resume import resume_target
 
     if resume:
         return resume_target(config, out, overrides)
@@ -91,7 +91,7 @@ def _resolve(config: Path, out: Path | None, resume: bool, overrides: list[str])
 
 def _show_plan(cfg: Config, out: Path | None, resume: bool, force: bool, reset_optimizer: bool) -> None:
     """--dry-run: what the run would start from (stdout)."""
-    from geocnn import dryrun
+    from geocnn.runs import dryrun
 
     p = dryrun.plan(cfg, out, resume, force, reset_optimizer)
     def say(text: str | Text) -> None:

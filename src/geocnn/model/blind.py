@@ -11,7 +11,7 @@ tap multiplies to an exact 0.0), so the zero set of the gradient, over a few ran
 region the network is blind over (as tests/test_shapes.py checks receptive fields).
 
 A ``posterior`` layer at the end (:class:`geocnn.model.modules.Posterior`) then reads the sample
-and its neighbours again, through taps fitted from the noise (:mod:`geocnn.posterior`): the
+and its neighbours again, through taps fitted from the noise (:mod:`geocnn.selfsup.posterior`): the
 network is blind while it trains (:func:`posterior_applied` off) and the check measures it so.
 """
 
@@ -23,10 +23,10 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from geocnn.blindspots import BlindShape, region_mask
 from geocnn.model import ModelSpec
 from geocnn.model.modules import Posterior
 from geocnn.model.network import build
+from geocnn.selfsup.blindspots import BlindShape, region_mask
 
 
 def posteriors(model: torch.nn.Module) -> list[Posterior]:

@@ -180,7 +180,7 @@ CONV_ARGS = Record([
           help="what the padded samples hold"),
     Field("blind", ListOf(OneOf(_POS, Choice("all"))), default=None,
           help="a blind centre: taps of this odd size per axis (all = the whole kernel) held at zero, so the "
-               "output never reads the input there (self-supervised denoising, geocnn.blindspots)"),
+               "output never reads the input there (self-supervised denoising, geocnn.selfsup.blindspots)"),
 ], title="conv", shorthand="out")
 
 
@@ -505,7 +505,7 @@ def _posterior_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     sizes, pads, _ = _window(both, ctx, kernel, ones, ones, "same")
     out = _after_window(both, p.channels, sizes, kernel, ones, ones, pads)
     note = (f"p + h∗(x − p), {'×'.join(map(str, kernel))} taps fitted after each epoch from the noise measured "
-            "on the input (geocnn.posterior), not trained")
+            "on the input (geocnn.selfsup.posterior), not trained")
     return Outcome(out, 0, _prod(sizes) * p.channels * _prod(kernel), note=note)
 
 

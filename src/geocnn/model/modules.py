@@ -181,7 +181,7 @@ _CONV = (F.conv1d, F.conv2d, F.conv3d)
 
 class Posterior(nn.Module):
     """ŝ = p + h∗(x − p): a blind prediction ``p`` plus taps ``h`` on the residual around each sample
-    (:mod:`geocnn.posterior`). The taps are a buffer, not a parameter: zero until training fits them
+    (:mod:`geocnn.selfsup.posterior`). The taps are a buffer, not a parameter: zero until training fits them
     after an epoch, saved in checkpoints. ``applied`` is False while training (the loss must see the
     blind prediction alone) and True otherwise; with zero taps the output is exactly ``p``."""
 

@@ -17,6 +17,7 @@ from geocnn.predict.request import PredictRequest
 from geocnn.predict.runner import Runner
 from geocnn.predict.trained import load_trained
 from geocnn.progress import SILENT, Reporter
+from geocnn.selfsup import guardband
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
         # hidden traces are set in the input's units, before normalisation: decode on the host then
         raw = None if job.fill is not None else runners.device_decoding(rt, job.grid)
         model = Runner(job.trained, rt, job.geom.size, request.batch_size, raw)
+        if job.fill is not None:  # a guard-trained model fills in passes (geocnn.selfsup.guardband)
+            model.model = guardband.wrap(model.model, trained.cfg.data.mask, job.geom.model_axes, request.fill_all)
         report = (predict_dense if trained.cfg.dense else predict_map)(job, model, reporter)
         report.seconds = time.perf_counter() - t0
         report.warnings = list(job.warnings)

@@ -12,7 +12,7 @@ from geocnn.grids.grid import Grid
 from geocnn.grids.normalize import Normalization
 from geocnn.grids.spec import InputSpec
 from geocnn.model import accepts, infer, nearest_accepted
-from geocnn.runs import Checkpoint, load_checkpoint, resolve_checkpoint
+from geocnn.runs.checkpoint import Checkpoint, load_checkpoint, resolve_checkpoint
 from geocnn.yamlsource import Source
 
 # What a checkpoint's file name says about its weights (anything else is a file the user named).

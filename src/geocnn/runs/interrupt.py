@@ -19,7 +19,7 @@ import threading
 import torch
 
 from geocnn import device
-from geocnn.resume import rng_state, set_rng_state
+from geocnn.runs.resume import rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Before the first step (:meth:`RunWriter.begin`): ``config.yaml``, ``summary.json``, ``split.json``,
 the log's header (device, folder, data and split, model, weights loaded, what a resume changed);
 ``init.json`` when the run starts from another run's weights. After each epoch
-(:meth:`RunWriter.epoch`): its :class:`~geocnn.metrics_log.EpochRecord` in ``metrics.jsonl``, the
+(:meth:`RunWriter.epoch`): its :class:`~geocnn.runs.metrics_log.EpochRecord` in ``metrics.jsonl``, the
 log and TensorBoard, ``loss.png``, ``examples.png``, the confusion matrix, and ``best.pt`` when
 the epoch is the best so far; ``last.pt`` whenever training saves (:meth:`RunWriter.last`). Only
 the main process writes; on the others every method does nothing.
@@ -18,11 +18,16 @@ import logging
 from pathlib import Path
 
 from geocnn import data as data_mod
-from geocnn import device, metrics_log, plots, runfolder, runs, summary, tensorboard_log, transfer
+from geocnn import device, plots, summary
+from geocnn.runs import metrics_log
+from geocnn.runs import folder as runfolder
+from geocnn.runs import checkpoint as runs
+from geocnn.runs import tensorboard as tensorboard_log
+from geocnn.runs import transfer
 from geocnn.atomic import write_json
 from geocnn.config import Config
-from geocnn.metrics_log import EpochRecord, Validation, strict_json
-from geocnn.resume import Start
+from geocnn.runs.metrics_log import EpochRecord, Validation, strict_json
+from geocnn.runs.resume import Start
 
 log = logging.getLogger(__name__)
 

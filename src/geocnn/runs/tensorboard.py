@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from geocnn.errors import ConfigError
-from geocnn.metrics_log import EpochRecord
+from geocnn.runs.metrics_log import EpochRecord
 
 FOLDER = "tb"
 

@@ -1,7 +1,7 @@
 """Run folders and checkpoints.
 
 A run folder (``runs/<name>/``) holds ``config.yaml`` (effective config), ``summary.json``,
-``split.json``, ``metrics.jsonl`` (one line per epoch: :mod:`geocnn.metrics_log`), ``loss.png``,
+``split.json``, ``metrics.jsonl`` (one line per epoch: :mod:`geocnn.runs.metrics_log`), ``loss.png``,
 ``examples.png`` and ``checkpoints/last.pt`` / ``best.pt``.
 
 A checkpoint is one :class:`Checkpoint` record, stored as a plain dict of tensors, numbers,
@@ -26,7 +26,7 @@ import yaml
 from geocnn import __version__, atomic
 from geocnn.errors import DataError
 from geocnn.grids.normalize import Normalization
-from geocnn.runfolder import CONFIG_FILE
+from geocnn.runs.folder import CONFIG_FILE
 
 FORMAT = "geocnn-checkpoint/1"
 _FIX = "give a checkpoint written by geocnn train (a run folder or its checkpoints/*.pt)"

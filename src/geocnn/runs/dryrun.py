@@ -14,11 +14,13 @@ from pathlib import Path
 import yaml
 
 from geocnn import data as data_mod
-from geocnn import device, runfolder, runs, summary
+from geocnn import device, summary
+from geocnn.runs import folder as runfolder
+from geocnn.runs import checkpoint as runs
 from geocnn.config import Config
 from geocnn.model import infer
 from geocnn.model.budget import available_bytes, needed_bytes
-from geocnn.resume import Change, changes
+from geocnn.runs.resume import Change, changes
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@
 The validation set hides samples with fixed masks (see :meth:`geocnn.data.PatchDataset`); a
 batch's target is (B, C + 1 [+ C], ...): the unmasked input, the hidden mask, and the clean twin
 when ``data.clean`` is given. Scores on the hidden samples compare the prediction and the task's
-baseline (:class:`geocnn.masking.Masking`) with the noisy values that were hidden; against the
+baseline (:class:`geocnn.selfsup.masking.Masking`) with the noisy values that were hidden; against the
 clean twin, blind-spot denoising is scored over whole patches from the unmasked input (what
 ``geocnn predict`` does), trace reconstruction on the hidden traces — and beside it the field's
-own method (f-x deconvolution), which only the clean twin can score fairly. :func:`pictured` gives
-``examples.png`` the patches as prediction treats them.
+own method (f-x deconvolution; POCS interpolation of the masked patch), which only the clean twin
+can score fairly. :func:`pictured` gives ``examples.png`` the patches as prediction treats them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from geocnn.blindspots import nearest_seen
 from geocnn.metrics import HiddenMetrics
+from geocnn.selfsup.blindspots import nearest_seen
 
 
 def unmasked(y: torch.Tensor, channels: int) -> torch.Tensor:
@@ -50,7 +50,8 @@ def baseline(x: torch.Tensor, hidden: torch.Tensor, d: Any) -> torch.Tensor:
 
 
 def classical(x: torch.Tensor, d: Any) -> torch.Tensor:
-    """The field's own method on unmasked patches (normalised units), e.g. f-x deconvolution."""
+    """The field's own method on patches as predict shows them (normalised units): f-x
+    deconvolution of unmasked patches, POCS filling the hidden traces of masked ones."""
     dt_s = (d.grid.meta.sample_interval_us or 4000) * 1e-6
     done = [d.task.masking.classical(xi, d.geom.model_axes, dt_s) for xi in x.numpy()]
     return torch.from_numpy(np.stack(done).astype(np.float32))
@@ -78,8 +79,8 @@ def score(metric: HiddenMetrics, x: torch.Tensor, y: torch.Tensor, pred: torch.T
     if d.task.masking.classical is not None and clean is not None:
         # against the clean twin only: against the noisy values, a method that keeps the noise the
         # neighbouring traces share (f-x does) scores better than one that removes it
-        where = None if d.task.masking.clean_whole_patch else hidden
-        metric.update_classical(d.task.masking.classical_name, units(classical(unmasked(y, c), d)), clean, where)
+        where, shown = (None, unmasked(y, c)) if d.task.masking.clean_whole_patch else (hidden, x)
+        metric.update_classical(d.task.masking.classical_name, units(classical(shown, d)), clean, where)
 
 
 @dataclass(frozen=True)

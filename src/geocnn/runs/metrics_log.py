@@ -180,7 +180,7 @@ class Best:
 
 @dataclass(frozen=True)
 class EarlyStopState:
-    """``train.early_stop``'s counter after an epoch (see :class:`geocnn.early_stop.EarlyStopping`)."""
+    """``train.early_stop``'s counter after an epoch (see :class:`geocnn.runs.early_stop.EarlyStopping`)."""
 
     best: float | None
     best_epoch: int | None

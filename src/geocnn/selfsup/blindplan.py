@@ -2,16 +2,17 @@
 
 1. The noise correlation of the inputs is measured from the noisy data alone
    (:mod:`geocnn.classical.noisecorr`) and logged per axis, in traces and samples.
-2. ``shape: auto`` takes the blind region from that measurement (:func:`geocnn.blindspots.auto_shape`);
+2. ``shape: auto`` takes the blind region from that measurement (:func:`geocnn.selfsup.blindspots.auto_shape`);
    the log states the region and why.
 3. A network blind over the region by construction (a ``blind`` first convolution, no mixing
    across its lateral axes afterwards: :mod:`geocnn.model.blind`) trains on every sample with
    nothing hidden in the input; one that declares a blind centre but still reads inside the region
    is refused (it would learn the noise); any other network gets the region hidden in its input
-   around sparse blind spots (:func:`geocnn.blindspots.hide_regions`).
+   around sparse blind spots (:func:`geocnn.selfsup.blindspots.hide_regions`).
 4. A network that ends in a ``posterior`` layer gets its taps fitted after every epoch
    (:func:`fit_posterior`): the blind prediction's residuals on training patches, its mean
-   response to its input and the measured noise give the Wiener taps of :mod:`geocnn.posterior`.
+   response to its input and the measured noise give the Wiener taps of
+   :mod:`geocnn.selfsup.posterior`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from geocnn import posterior
-from geocnn.blindspots import Blinding, BlindShape, auto_shape
 from geocnn.classical.noisecorr import NoiseCorrelation, measure_grid
 from geocnn.errors import ConfigError
 from geocnn.model.blind import (
@@ -38,6 +37,8 @@ from geocnn.model.blind import (
     posteriors,
 )
 from geocnn.patches import sample_origins
+from geocnn.selfsup import posterior
+from geocnn.selfsup.blindspots import Blinding, BlindShape, auto_shape
 
 FIT_PATCHES = 64  # training patches a posterior fit reads (a fixed, seeded draw)
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 
 def plan(cfg: Any, grid: Any, axes: tuple[str, ...], patch: tuple[int, ...], seed: int) -> Blinding:
-    """The :class:`~geocnn.blindspots.Blinding` of a run (``cfg.data.mask.shape`` is set)."""
+    """The :class:`~geocnn.selfsup.blindspots.Blinding` of a run (``cfg.data.mask.shape`` is set)."""
     noise = measure_grid(grid, seed=seed)
     _log_noise(noise)
     mask = cfg.data.mask
@@ -118,7 +119,7 @@ def fit_posterior(model: torch.nn.Module, d: Any, to_device: Callable[[torch.Ten
     """Fit the taps of ``model``'s posterior layer to its current weights (None without one).
 
     Reads FIT_PATCHES training patches (a fixed draw: every epoch and every process fit on the same
-    ones), runs the network blind on them (eval mode), and solves :func:`geocnn.posterior.solve`;
+    ones), runs the network blind on them (eval mode), and solves :func:`geocnn.selfsup.posterior.solve`;
     the taps go into the layer's buffer, so the checkpoint saved next holds them.
     """
     layers = posteriors(model)

@@ -12,8 +12,14 @@ point at them):
   that is coherent along the axis cannot leak into the prediction. Baseline: the input itself
   (the replaced value).
 - **traces**: whole traces are zeroed, ``ratio`` of them, in gaps of ``gap`` adjacent traces along
-  ``axis`` (default: the first lateral patch axis). Baseline: linear interpolation along that axis
-  between the nearest live traces.
+  ``axis`` (default: the first lateral patch axis). Baselines: linear interpolation along that axis
+  between the nearest live traces, and POCS over the patch (:mod:`geocnn.classical.interpolation`).
+  Field noise is correlated across neighbouring traces, so a hidden trace's noise can be predicted
+  from its live neighbours and a network scored against it learns to copy that noise. With
+  ``guard`` > 0, blocks of (2·guard + 1) traces along every lateral axis are hidden too, and only
+  the hidden traces with no live trace within ``guard`` are scored: the network learns to predict a
+  trace from traces at least guard + 1 away, whose noise is far less correlated with it
+  (:mod:`geocnn.selfsup.guardband` predicts the same way).
 
 Only the hidden samples are scored (:class:`geocnn.losses.HiddenLoss`). Arrays here are in model
 order, ``x`` (C, *patch) and ``hidden`` (*patch) bool; everything is NumPy, drawn from a
@@ -29,10 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from geocnn.blindspots import BlindShape, hide_regions
 from geocnn.classical.fx import fx_decon_lines
+from geocnn.classical.interpolation import pocs_fill
+from geocnn.selfsup.blindspots import BlindShape, hide_regions
 
 TIME_AXES = ("sample", "time", "depth", "twt")  # the axis a trace runs along
+GUARD_DENSITY = 2.0  # guard blocks cover about this many times mask.ratio of the traces
 
 
 # ----------------------------------------------------------------------------- blind spots
@@ -78,7 +86,7 @@ def line_positions(spots: np.ndarray, axis: int, length: int, shape: tuple[int, 
 def hide_samples(x: np.ndarray, mask: Any, axes: tuple[str, ...], rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Noise2Void / StructN2V blind spots: (masked input, hidden) — see the module docstring; with
-    ``mask.shape``, blind regions (:mod:`geocnn.blindspots`)."""
+    ``mask.shape``, blind regions (:mod:`geocnn.selfsup.blindspots`)."""
     if mask.shape is not None:
         return hide_regions(x, BlindShape.parse(mask.shape), mask.ratio, mask.replace, rng)
     shape = x.shape[1:]
@@ -164,21 +172,71 @@ def hidden_traces(shape: tuple[int, ...], time: int, gap_axis: int, ratio: float
     return np.broadcast_to(np.expand_dims(table, time), shape).copy()
 
 
+def spread_traces(table: np.ndarray, guard: int) -> np.ndarray:
+    """Bool over the lateral axes: True within ``guard`` traces of a True along every lateral axis
+    at once (a square or cube of 2·guard + 1 traces around each)."""
+    out = table.copy()
+    n = table.ndim
+    for step in itertools.product(range(-guard, guard + 1), repeat=n):
+        src = tuple(slice(max(0, -s), m - max(0, s)) for s, m in zip(step, table.shape))
+        dst = tuple(slice(max(0, s), m - max(0, -s)) for s, m in zip(step, table.shape))
+        out[dst] |= table[src]
+    return out
+
+
+def guard_blocks(shape: tuple[int, ...], time: int, ratio: float, guard: int, rng: np.random.Generator
+                 ) -> np.ndarray:
+    """Bool (*patch): blocks of 2·guard + 1 traces along every lateral axis around random centres,
+    drawn so that the blocks cover about 2 × ``ratio`` of the traces (at least one block)."""
+    lateral = tuple(n for a, n in enumerate(shape) if a != time)
+    block = (2 * guard + 1) ** len(lateral)
+    centres = rng.random(lateral) < GUARD_DENSITY * ratio / block
+    if not centres.any():
+        centres[tuple(int(rng.integers(n)) for n in lateral)] = True
+    return _over_samples(spread_traces(centres, guard), time, shape)
+
+
+def _over_samples(table: np.ndarray, time: int, shape: tuple[int, ...]) -> np.ndarray:
+    """A lateral trace table broadcast along the time axis of the patch."""
+    return np.broadcast_to(np.expand_dims(table, time), shape).copy()
+
+
 def hide_traces(x: np.ndarray, mask: Any, axes: tuple[str, ...], rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Whole traces zeroed in gaps: (masked input, hidden)."""
+    """Whole traces zeroed in gaps (and guard blocks): (masked input, scored traces)."""
     time, gap_axis = trace_axes(axes, mask.axis)
-    hidden = hidden_traces(x.shape[1:], time, gap_axis, mask.ratio, mask.gap, rng)
+    shape = x.shape[1:]
+    hidden = hidden_traces(shape, time, gap_axis, mask.ratio, mask.gap, rng)
+    scored = hidden
+    if mask.guard:
+        hidden = hidden | guard_blocks(shape, time, mask.ratio, mask.guard, rng)
+        live_near = spread_traces(~hidden.any(axis=time), mask.guard)
+        scored = hidden & _over_samples(~live_near, time, shape)
     masked = x.copy()
     masked[:, hidden] = 0
-    return masked, hidden
+    return masked, scored
+
+
+def unknown_traces(masked: np.ndarray, time: int) -> np.ndarray:
+    """Bool (*patch): the traces that read as zero on every channel and sample — hidden ones, and
+    dead ones — which a baseline must not treat as recorded."""
+    dead = ~np.any(masked != 0, axis=(0, time + 1))
+    return _over_samples(dead, time, masked.shape[1:])
 
 
 def interpolate_traces(masked: np.ndarray, hidden: np.ndarray, axes: tuple[str, ...], mask: Any) -> np.ndarray:
     """Hidden traces filled by linear interpolation along the gap axis between the nearest live
     traces of the same line (the nearest live trace beyond the last one; zero if a line has none)."""
     time, gap_axis = trace_axes(axes, mask.axis)
-    return fill_linear(masked, hidden, gap_axis)
+    return fill_linear(masked, hidden | unknown_traces(masked, time), gap_axis)
+
+
+def pocs_traces(values: np.ndarray, axes: tuple[str, ...], dt_s: float) -> np.ndarray:
+    """POCS over every axis of a masked patch (C, *patch), channel by channel: the traces that read
+    as zero (hidden, dead) are filled, the others kept."""
+    time, _ = trace_axes(axes, None)
+    unknown = unknown_traces(values, time).any(axis=time)
+    return np.stack([np.moveaxis(pocs_fill(np.moveaxis(c, time, -1), unknown), -1, time) for c in values])
 
 
 def fill_linear(values: np.ndarray, hidden: np.ndarray, axis: int) -> np.ndarray:
@@ -210,18 +268,24 @@ class Masking:
     baseline: Callable[..., np.ndarray]  # (masked, hidden, axes, mask) → the trivial prediction
     clean_whole_patch: bool  # clean-twin SNR over the whole patch from the unmasked input; else hidden only
     baseline_help: str
-    check: Callable[..., Any]  # (patch axes, mask) → raises ValueError when the patch cannot be masked so
+    check: Callable[..., Any]  # (patch axes, mask, patch) → raises ValueError when the patch cannot be masked so
     fills_traces: bool  # predict fills the missing traces only (live traces pass through); else every sample
-    classical: Callable[..., np.ndarray] | None = None  # (unmasked patch, axes, dt_s) → the field's own method
+    classical: Callable[..., np.ndarray] | None = None  # (patch as predict sees it, axes, dt_s) → the field's own method
     classical_name: str = ""
 
 
-def _any_patch(axes: tuple[str, ...], mask: Any) -> None:
+def _any_patch(axes: tuple[str, ...], mask: Any, patch: tuple[int, ...] | None = None) -> None:
     """Blind spots fit any patch."""
 
 
-def _trace_patch(axes: tuple[str, ...], mask: Any) -> None:
-    trace_axes(axes, mask.axis)
+def _trace_patch(axes: tuple[str, ...], mask: Any, patch: tuple[int, ...] | None = None) -> None:
+    time, _ = trace_axes(axes, mask.axis)
+    if patch is None or not mask.guard:
+        return
+    narrow = [f"{a} ({n})" for i, (a, n) in enumerate(zip(axes, patch)) if i != time and n < 4 * mask.guard + 2]
+    if narrow:
+        raise ValueError(f"guard {mask.guard} leaves no live trace around a guard block along {', '.join(narrow)}: "
+                         f"the patch needs at least {4 * mask.guard + 2} traces along every lateral axis")
 
 
 SAMPLES = Masking("samples", 0.02, hide_samples, input_baseline, True,
@@ -229,4 +293,4 @@ SAMPLES = Masking("samples", 0.02, hide_samples, input_baseline, True,
                   _any_patch, False, fx_baseline, "f-x deconvolution")
 TRACES = Masking("traces", 0.15, hide_traces, interpolate_traces, False,
                  "linear interpolation between the neighbouring live traces, on the same hidden traces", _trace_patch,
-                 True)
+                 True, pocs_traces, "POCS")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from geocnn.metric_names import METRICS, Metric
-from geocnn.metrics_log import Best, EarlyStopState, Validation
+from geocnn.runs.metrics_log import Best, EarlyStopState, Validation
 
 
 @dataclass

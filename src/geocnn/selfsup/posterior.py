@@ -23,7 +23,7 @@ and noise n (x = s + n), s − p = r − n:
 
 Where the noise is strong the taps shrink toward p; where the signal is hard to predict they
 lean on the sample. A NumPy-only fit of a handful of numbers, redone after every epoch
-(:func:`geocnn.blindplan.fit_posterior` reads the network; this module only solves).
+(:func:`geocnn.selfsup.blindplan.fit_posterior` reads the network; this module only solves).
 """
 
 from __future__ import annotations

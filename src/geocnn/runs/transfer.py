@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from geocnn import runs
+from geocnn.runs import checkpoint as runs
 from geocnn.errors import ConfigError
 from geocnn.fmt import fmt_shape
 from geocnn.model import ModelSpec, Node, parse_model
