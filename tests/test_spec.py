@@ -349,7 +349,7 @@ def test_every_layer_kind_has_a_torch_builder_and_every_builder_a_kind():
     from geocnn.model.layers import KINDS
 
     assert set(BUILDERS) == set(KINDS)
-    assert len(KINDS) == 20  # 12 kinds + 8 activations
+    assert len(KINDS) == 21  # 13 kinds + 8 activations
 
 
 def test_json_schema_covers_every_kind(cli):

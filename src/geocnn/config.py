@@ -319,13 +319,23 @@ def apply_overrides(data: dict, source: Source, overrides: list[str]) -> None:
         if not path:
             raise ConfigError(f"--set '{item}' has no key", fix="write e.g. --set train.lr=0.0005")
         value = yaml_value(text, f"--set {key}")
-        node = data
+        node, record = data, CONFIG
         for i, part in enumerate(path[:-1]):
+            record = _section(record, part)
+            if part in node and not isinstance(node[part], dict) and record is not None and record.shorthand:
+                node[part] = {record.shorthand: node[part]}  # `mask: auto` is `mask: {shape: auto}`
             if not isinstance(node.get(part, {}), dict):
                 raise ConfigError(f"--set {key}: '{'.'.join(path[:i + 1])}' is not a section")
             node = node.setdefault(part, {})
         node[path[-1]] = value
         source.labels[tuple(path)] = f"--set {key}"
+
+
+def _section(record: Record | None, name: str) -> Record | None:
+    """The section record of field ``name`` of ``record`` (None for a plain value or an unknown key)."""
+    if record is None:
+        return None
+    return next((f.type for f in record.fields if f.name == name and isinstance(f.type, Record)), None)
 
 
 # ----------------------------------------------------------------------------- loading

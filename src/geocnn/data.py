@@ -109,6 +109,15 @@ class TrainingData:
         n = self.cfg.data.sampling.patches_per_epoch
         return (n - n % world) // world
 
+    def live_patch(self, origin: np.ndarray) -> np.ndarray | None:
+        """(1, *patch) float 1/0 of live traces under the patch at ``origin``; None on a regular grid."""
+        if self.live is None:
+            return None
+        window = self.geom.window(origin)
+        block = np.broadcast_to(self.live[window[:-1]][None, ..., None],
+                                (1, *(w.stop - w.start for w in window))).astype(np.float32)
+        return self.geom.to_model(block)
+
     def training_set(self, rank: int = 0, world: int = 1) -> PatchDataset:
         return PatchDataset(self, augment=True, rank=rank, world=world)
 
@@ -186,15 +195,7 @@ class PatchDataset(torch.utils.data.Dataset):
 
 
     def _live_patch(self, origin: np.ndarray) -> np.ndarray | None:
-        """(1, *patch) float 1/0 of live traces under the patch; None on a regular grid."""
-        live = self.data.live
-        if live is None:
-            return None
-        g = self.data.geom
-        window = g.window(origin)
-        block = np.broadcast_to(live[window[:-1]][None, ..., None],
-                                (1, *(w.stop - w.start for w in window))).astype(np.float32)
-        return g.to_model(block)
+        return self.data.live_patch(origin)
 
 
 class EpochSampler(torch.utils.data.Sampler):
@@ -608,6 +609,7 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
                                     d.sampling.min_live)
     blinding = blindplan.plan(cfg, grid, geom.model_axes, tuple(geom.size), seed) \
         if cfg.task.self_supervised and cfg.data.mask.shape is not None else None
+    blindplan.check_posterior(cfg, blinding)
     return TrainingData(cfg, grid, target, labels, geom, split, norm, target_norm, classes, class_freq,
                         centres, live, train_mean, val_origins, clean, blinding)
 

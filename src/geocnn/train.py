@@ -35,6 +35,7 @@ from geocnn.errors import ConfigError, GeocnnError
 from geocnn.losses import make_loss
 from geocnn.metrics import ACCUMULATORS
 from geocnn.model import infer
+from geocnn.model.blind import apply_posterior, posterior_applied
 from geocnn.model.budget import check_fits
 from geocnn.model.network import build
 from geocnn.progress import SILENT, Reporter
@@ -47,6 +48,7 @@ from geocnn.runs.interrupt import CtrlC, ignore_in_worker
 from geocnn.runs.metrics_log import EpochRecord, Resumed, StepLosses, Validation
 from geocnn.runs.resume import Start, rng_state
 from geocnn.runs.writer import RunWriter
+from geocnn.selfsup import blindplan
 from geocnn.selfsup import scoring as selfsup
 from geocnn.tasks import class_probabilities
 
@@ -313,6 +315,7 @@ def _network(cfg: Config, d: data_mod.TrainingData, rt: device.Runtime, start: S
              reset_optimizer: bool, run: Path) -> tuple[Network, transfer.InitReport | None]:
     """The model and what trains it, with the state the run starts from, then wrapped (DDP, compile)."""
     model, inf = build(cfg.model, cfg.patch)
+    apply_posterior(model, False)  # training and the validation loss see the blind prediction alone
     init = transfer.init_weights(model, cfg.model, start.init[0], str(start.init[1])) if start.init else None
     transfer.freeze(model, cfg.model, cfg.train.freeze)  # before the optimizer and DDP see the parameters
     n_trainable, n_total = transfer.parameter_counts(model)
@@ -410,6 +413,7 @@ def _step(s: Session, x: torch.Tensor, y: torch.Tensor, epoch: int) -> float:
 def _end_epoch(s: Session, steps: EpochSteps) -> None:
     """Validate; then the epoch's line, best.pt, last.pt and pictures (every process takes part)."""
     net, prog = s.net, s.prog
+    _fit_posterior(s)
     val_loss, scores, examples = _validate(net.model, s.d, s.val_loader, net.loss_fn, s.rt, net.place,
                                            s.cfg.train.examples)
     val = Validation(scores)
@@ -437,6 +441,7 @@ def _before_training(s: Session) -> None:
     the pretrained network does on this data as it is): init.json, and epoch 0 — the first
     candidate for best.pt, so training never hands predict worse weights than it started from."""
     net = s.net
+    _fit_posterior(s)
     val_loss, scores, _ = _validate(net.model, s.d, s.val_loader, net.loss_fn, s.rt, net.place, 0)
     val = Validation(scores)
     s.writer.before_training(s.init_report, val_loss, val)
@@ -479,11 +484,23 @@ def _last_good(saved: tuple[int, int] | None) -> str:
 
 # ----------------------------------------------------------------------------- validation
 
+def _core(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare network inside the torch.compile and DDP wrappers."""
+    core = getattr(model, "_orig_mod", model)  # torch.compile wraps the (DDP-wrapped) model
+    return core.module if isinstance(core, DistributedDataParallel) else core
+
+
+def _fit_posterior(s: Session) -> None:
+    """Refit a posterior layer's taps to the weights as they are now (every process, the same patches)."""
+    fit = blindplan.fit_posterior(_core(s.net.model), s.d, s.net.place.batch)
+    if fit is not None and s.rt.main:
+        log.info("%s", fit.describe())
+
+
 def _checkpoint_state(s: Session, sums: tuple[float, int] = (0.0, 0)) -> runs.Checkpoint:
     """What last.pt and best.pt hold now; ``sums``: the unfinished epoch's loss sum and patches."""
     cfg, d, net, prog = s.cfg, s.d, s.net, s.prog
-    core = getattr(net.model, "_orig_mod", net.model)  # torch.compile wraps the (DDP-wrapped) model
-    core = core.module if isinstance(core, DistributedDataParallel) else core
+    core = _core(net.model)
     stopper = s.tracker.stopper
     return runs.Checkpoint(
         config=cfg.raw, config_hash=cfg.hash(),
@@ -564,8 +581,9 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
 
 def _predict_batch(model, x: torch.Tensor, d: data_mod.TrainingData, rt: device.Runtime,
                    place: device.Placement) -> torch.Tensor:
-    """The model's predictions (target units, CPU) on a normalised CPU batch."""
-    with rt.autocast():
+    """The model's predictions (target units, CPU) on a normalised CPU batch, as ``geocnn predict``
+    makes them (a posterior layer applied)."""
+    with rt.autocast(), posterior_applied(model):
         out = model(place.batch(x))
     return d.task.predictions(out, d.target_norm).cpu()
 

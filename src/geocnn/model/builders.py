@@ -92,6 +92,10 @@ def _dense(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
     return nn.Linear(xs[0].channels, a["out"], bias=a["bias"])
 
 
+def _posterior(a: dict, xs: list[Tensor], dims: int) -> nn.Module:
+    return M.Posterior(dims, xs[0].channels, a["kernel"])
+
+
 def _module(cls: type[nn.Module]) -> Builder:
     return lambda a, xs, dims: cls()
 
@@ -117,6 +121,7 @@ BUILDERS: dict[str, Builder] = {
     "dense": _dense,
     "concat": _module(M.Concat),
     "add": _module(M.Add),
+    "posterior": _posterior,
     **{name: _activation(name) for name in ACTIVATIONS},
 }
 """The torch builder of every kind of :data:`geocnn.model.layers.KINDS`, by the same name."""

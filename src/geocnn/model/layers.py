@@ -480,6 +480,35 @@ def _add_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     return Outcome(merged(xs, first.channels), note=f"sum of {len(xs)} tensors")
 
 
+# ----------------------------------------------------------------------------- posterior
+
+POSTERIOR_ARGS = Record([
+    Field("kernel", PerAxis(_POS), default=REQUIRED,
+          help="odd taps per axis of the residual filter h, e.g. [5, 1]: 5 traces × 1 sample"),
+    Field("with", Choice("input"), default="input", help="the noisy samples it weighs: the network input"),
+], title="posterior", shorthand="kernel")
+
+
+def _posterior_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
+    p, x = xs
+    _spatial_input(p, ctx)
+    kernel = a["kernel"]
+    if p.shape != x.shape:
+        raise ctx.fail(f"weighs the residual input − prediction sample by sample, but the prediction is "
+                       f"{fmt_shape(p.shape)} and the input {fmt_shape(x.shape)}",
+                       f"give the layer before it {x.channels} channel(s) at the input's size (padding: same)")
+    if any(k % 2 == 0 for k in kernel):
+        raise ctx.fail(f"kernel {list(kernel)} must be odd along every axis (centred on the sample)",
+                       "use odd sizes, e.g. [5, 1]")
+    both = merged([p, x], p.channels)
+    ones = (1,) * len(kernel)
+    sizes, pads, _ = _window(both, ctx, kernel, ones, ones, "same")
+    out = _after_window(both, p.channels, sizes, kernel, ones, ones, pads)
+    note = (f"p + h∗(x − p), {'×'.join(map(str, kernel))} taps fitted after each epoch from the noise measured "
+            "on the input (geocnn.selfsup.posterior), not trained")
+    return Outcome(out, 0, _prod(sizes) * p.channels * _prod(kernel), note=note)
+
+
 # ----------------------------------------------------------------------------- projection shortcut
 
 def _body_stride(body_out: Tensor, x: Tensor, ctx: LayerCtx) -> tuple[int, ...]:
@@ -550,6 +579,8 @@ _KINDS: list[Kind] = [
     Kind("dense", "fully connected layer: N_in·N_out + N_out parameters", DENSE_ARGS, _dense_infer),
     Kind("concat", "concatenate channels with earlier outputs (U-Net skip)", MERGE_ARGS, _concat_infer, merge=True),
     Kind("add", "sum with earlier outputs of the same shape", MERGE_ARGS, _add_infer, merge=True),
+    Kind("posterior", "a blind denoiser's Bayesian step: its prediction p plus fitted taps h on the residual "
+         "x − p around each sample (denoise_self)", POSTERIOR_ARGS, _posterior_infer, merge=True),
 ]
 _KINDS += [Kind(name, _ACT_HELP[name], _ACT_ARGS.get(name, _NO_ARGS), _same_infer(name)) for name in ACTIVATIONS]
 

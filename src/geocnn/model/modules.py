@@ -176,6 +176,30 @@ class Add(nn.Module):
         return out
 
 
+_CONV = (F.conv1d, F.conv2d, F.conv3d)
+
+
+class Posterior(nn.Module):
+    """ŝ = p + h∗(x − p): a blind prediction ``p`` plus taps ``h`` on the residual around each sample
+    (:mod:`geocnn.selfsup.posterior`). The taps are a buffer, not a parameter: zero until training fits them
+    after an epoch, saved in checkpoints. ``applied`` is False while training (the loss must see the
+    blind prediction alone) and True otherwise; with zero taps the output is exactly ``p``."""
+
+    def __init__(self, dims: int, channels: int, kernel: tuple[int, ...]) -> None:
+        super().__init__()
+        self.channels, self.kernel = channels, tuple(kernel)
+        self.register_buffer("taps", torch.zeros(self.kernel))
+        self.applied = True
+        self._conv = _CONV[dims - 1]
+
+    def forward(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if not self.applied:
+            return p
+        r = x - p
+        weight = self.taps.to(r.dtype).expand(self.channels, 1, *self.kernel)  # the same taps on every channel
+        return p + self._conv(r, weight, padding=[k // 2 for k in self.kernel], groups=self.channels)
+
+
 class Graph(nn.Module):
     """Layers run in order; each reads the outputs it names (index -1 is the graph input).
 
