@@ -1,12 +1,13 @@
 """Denoising on field-like noise: the input, f-x deconvolution, geocnn self-supervised, and
 supervised training on the clean twin with the same steps — on two differently generated cubes.
 
-Cubes (both SNR 2 dB, :mod:`geocnn.synth.noise`'s field-like noise: band-limited 5-65 Hz, AR(1)
-0.5 across traces, spikes, 2 % bad traces, a smooth level trend):
+Cubes (both SNR 2 dB, :mod:`geocnn.synth.noise`'s field-like noise: band-limited 5-65 Hz, correlated
+across traces, spikes, 2 % bad traces, a smooth level trend):
 
 - ``samples``: ``data_samples/seismic_noisy.sgy`` and its clean twin (64 × 48 × 100);
 - ``synth``: a :func:`geocnn.synth.faults.fault_cube` (seed 2024: 33 Hz wavelet rotated −51°,
-  5 faults, folds; 64 × 64 × 128), written as SEG-Y into a temporary folder — generated
+  5 faults, folds; 64 × 64 × 128; its noise drawn with lag-1 correlation 0.63 across traces,
+  harder than the samples' 0.5), written as SEG-Y into a temporary folder — generated
   differently from the samples, so nothing is tuned to one cube.
 
 Every figure is the SNR, 10 log10(Σ clean² / Σ (x − clean)²), over the held-out inlines (the

@@ -106,20 +106,27 @@ def _pytorch(run, x: np.ndarray) -> np.ndarray:
         return model.eval()(torch.from_numpy(x)).numpy()
 
 
+@pytest.fixture(scope="module")
+def unet_exports(unet_run, tmp_path_factory):
+    """The U-Net run exported once per format (with the check), for every test of this module."""
+    folder = tmp_path_factory.mktemp("unet-exports")
+    return {suffix: (folder / f"unet{suffix}", export(unet_run, folder / f"unet{suffix}")) for suffix in (".onnx", ".pt2")}
+
+
 @pytest.mark.parametrize("suffix", [".onnx", ".pt2"])
-def test_unet_runs_on_another_batch_and_size(unet_run, tmp_path, suffix):
-    report = export(unet_run, tmp_path / f"unet{suffix}")
+def test_unet_runs_on_another_batch_and_size(unet_run, unet_exports, suffix):
+    path, report = unet_exports[suffix]
     assert [(s.axis, s.minimum, s.step) for s in report.sizes] == [("crossline", 4, 4), ("sample", 4, 4)]
     assert report.checked_shape == (3, 1, 16, 20)  # traced on 2 × 1 × 12 × 16 (k ≥ 2), checked one step larger
     x = np.random.default_rng(3).standard_normal((5, 1, 12, 28)).astype(np.float32)
-    got = run_exported(tmp_path / f"unet{suffix}", x)
+    got = run_exported(path, x)
     assert got.shape == (5, 3, 12, 28)
     np.testing.assert_allclose(got, _pytorch(unet_run, x), atol=1e-4)
 
 
-def test_unet_metadata_round_trips(unet_run, tmp_path):
-    export(unet_run, tmp_path / "unet.onnx", check=False)
-    meta = read_metadata(tmp_path / "unet.onnx")
+def test_unet_metadata_round_trips(unet_run, unet_exports):
+    path = unet_exports[".onnx"][0]
+    meta = read_metadata(path)
     ckpt_norm = load_trained(unet_run).norm.to_dict()
     assert meta["task"] == "segmentation"
     assert json.loads(meta["axes"]) == ["crossline", "sample"]
@@ -134,7 +141,7 @@ def test_unet_metadata_round_trips(unet_run, tmp_path):
     assert json.loads(meta["spatial_sizes"])[1] == {"axis": "sample", "min": 4, "step": 4, "fixed": False}
     import onnx
 
-    graph = onnx.load(str(tmp_path / "unet.onnx")).graph
+    graph = onnx.load(str(path)).graph
     assert [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == \
         ["batch", 1, "crossline", "sample"]
 

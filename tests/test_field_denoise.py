@@ -1,10 +1,12 @@
 """Learning thresholds of self-supervised denoising on field-like noise, on a held-out cube.
 
 The cube is a :func:`geocnn.synth.faults.fault_cube` (seed 2024: a 33 Hz wavelet rotated −51°,
-5 faults, folds; 64 × 64 × 128) with :mod:`geocnn.synth.noise`'s field-like noise at SNR 2 dB —
-generated differently from ``data_samples/``, which the shipped config was developed on. The
-shipped ``configs/denoise_n2v.yaml`` trains on its noisy copy alone (``mask: auto``, 4 × 512
-patches, about 35 CPU-s), ``geocnn predict`` denoises the whole cube, and the held-out inlines
+5 faults, folds; 64 × 64 × 128) with :mod:`geocnn.synth.noise`'s field-like noise at SNR 2 dB and
+lag-1 correlation 0.63 across traces (the draw; the samples' is 0.5) — generated differently from
+``data_samples/``, which the shipped config was developed on. The shipped
+``configs/denoise_n2v.yaml`` trains on its noisy copy alone (``mask: auto``, a blind network with a
+``posterior`` layer, 8 × 512 patches, about 75 CPU-s), ``geocnn predict`` denoises the whole cube,
+and the held-out inlines
 (the run's validation block) are scored against the clean twin, beside f-x deconvolution and
 supervised training with the same steps (``benchmarks/field_denoise.py`` prints the table).
 """
@@ -68,17 +70,18 @@ def test_self_supervised_beats_fx_deconvolution_on_the_held_out_cube(cube, self_
     fx = fx_decon_lines(cube["arrays"][0], 0.004, axis=1)[block]
     gain_fx = snr_db(fx, clean) - snr_db(noisy, clean)
     gain = snr_db(out[block], clean) - snr_db(noisy, clean)
-    # measured: input 1.44 dB, f-x +3.76 dB, self-supervised +4.52 dB
-    assert gain_fx == pytest.approx(3.76, abs=0.05)
-    assert gain >= gain_fx + 0.3
+    # measured: input 2.45 dB, f-x +2.43 dB, self-supervised +3.77 dB (without the posterior: +2.2 to +2.5)
+    assert snr_db(noisy, clean) == pytest.approx(2.45, abs=0.01)  # the cube is the one measured
+    assert gain_fx == pytest.approx(2.43, abs=0.05)
+    assert gain >= gain_fx + 0.8
 
 
 def test_self_supervised_gains_at_least_40_percent_of_supervised_with_the_same_steps(cube, self_supervised):
     out, block = self_supervised
     sup, _ = trained_prediction(cube, "denoise2d.yaml", "supervised",
-                                [f"data.inputs=[{cube['noisy']}]", f"data.target={cube['clean']}", "train.epochs=4",
+                                [f"data.inputs=[{cube['noisy']}]", f"data.target={cube['clean']}", "train.epochs=8",
                                  "data.sampling.patches_per_epoch=512", "data.sampling.val_patches=64"])
     noisy, clean = (a[block] for a in cube["arrays"])
     base = snr_db(noisy, clean)
     gain, gain_sup = snr_db(out[block], clean) - base, snr_db(sup[block], clean) - base
-    assert gain >= 0.4 * gain_sup  # measured: +4.52 dB of +6.18 dB (73 %)
+    assert gain >= 0.4 * gain_sup  # measured: +3.77 dB of +5.37 dB (70 %)

@@ -10,8 +10,6 @@ import pytest
 import torch
 import yaml
 
-from geocnn.selfsup import posterior
-from geocnn.selfsup.blindspots import BlindShape
 from geocnn.classical.noisecorr import NoiseCorrelation, measure_lines
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
@@ -21,6 +19,8 @@ from geocnn.model.modules import Posterior
 from geocnn.model.network import build
 from geocnn.predict import predict
 from geocnn.runs.checkpoint import load_checkpoint
+from geocnn.selfsup import posterior
+from geocnn.selfsup.blindspots import BlindShape
 from geocnn.summary import summarize
 from geocnn.synth.faults import FaultCubeSpec, fault_cube
 from geocnn.train import train

@@ -15,11 +15,11 @@ import yaml
 
 from geocnn import data as data_mod
 from geocnn import device, summary
-from geocnn.runs import folder as runfolder
-from geocnn.runs import checkpoint as runs
 from geocnn.config import Config
 from geocnn.model import infer
 from geocnn.model.budget import available_bytes, needed_bytes
+from geocnn.runs import checkpoint as runs
+from geocnn.runs import folder as runfolder
 from geocnn.runs.resume import Change, changes
 
 

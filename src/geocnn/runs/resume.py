@@ -29,13 +29,13 @@ from typing import Any
 
 import torch
 
-from geocnn.runs import transfer
 from geocnn.config import Config, load_config, parse_config
-from geocnn.runs.early_stop import BestTracker
 from geocnn.errors import ConfigError
-from geocnn.runs.metrics_log import Resumed
-from geocnn.runs.folder import CONFIG_FILE
+from geocnn.runs import transfer
 from geocnn.runs.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint
+from geocnn.runs.early_stop import BestTracker
+from geocnn.runs.folder import CONFIG_FILE
+from geocnn.runs.metrics_log import Resumed
 from geocnn.yamlsource import Source, load
 
 log = logging.getLogger(__name__)

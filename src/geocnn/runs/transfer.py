@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from geocnn.runs import checkpoint as runs
 from geocnn.errors import ConfigError
 from geocnn.fmt import fmt_shape
 from geocnn.model import ModelSpec, Node, parse_model
 from geocnn.model.spec import frozen_layers
+from geocnn.runs import checkpoint as runs
 from geocnn.yamlsource import Source
 
 log = logging.getLogger(__name__)

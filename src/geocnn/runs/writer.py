@@ -19,13 +19,12 @@ from pathlib import Path
 
 from geocnn import data as data_mod
 from geocnn import device, plots, summary
-from geocnn.runs import metrics_log
-from geocnn.runs import folder as runfolder
-from geocnn.runs import checkpoint as runs
-from geocnn.runs import tensorboard as tensorboard_log
-from geocnn.runs import transfer
 from geocnn.atomic import write_json
 from geocnn.config import Config
+from geocnn.runs import checkpoint as runs
+from geocnn.runs import folder as runfolder
+from geocnn.runs import metrics_log, transfer
+from geocnn.runs import tensorboard as tensorboard_log
 from geocnn.runs.metrics_log import EpochRecord, Validation, strict_json
 from geocnn.runs.resume import Start
 
