@@ -319,7 +319,7 @@ def test_a_failing_picture_is_a_warning_not_a_failed_run(tmp_path, caplog, monke
 @pytest.mark.slow
 def test_a_segmentation_run_writes_its_pictures(tmp_path, caplog):
     data = trainkit.write_segmentation(tmp_path, classes=3)
-    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, {"epochs": 1},
+    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3}, {"epochs": 1, "examples": 2},
                                  patch=[8, 16], section="inline", class_names=["low", "mid", "high"])
     with caplog.at_level(logging.WARNING, logger="geocnn.plots"):
         run = train(load_config(path), tmp_path / "run")
