@@ -180,8 +180,10 @@ def temp_path(final: Path, suffix: str | None = None) -> Path:
 
 def check_new(path: str | Path, force: bool) -> Path:
     """Refuse to replace an existing ``path`` unless ``force``, and a path no output can take (:func:`check_output`)."""
-    p = check_output(path)
-    if p.exists() and not force:
+    with writing(path):  # a name the system refuses (too long) is the output's problem too
+        p = check_output(path)
+        exists = p.exists()
+    if exists and not force:
         raise OutputExistsError("output already exists", where=str(p),
                                 fix="choose another path or pass --force to replace it")
     return p

@@ -52,6 +52,7 @@ STATE = "geocnn_state"  # a geocnn output: writing | complete
 MAX_POSITIONS = 1 << 30  # trace positions: geocnn holds one byte per position (the live mask) for a grid
 MAX_SAMPLES = 1 << 20  # samples per trace: whole traces are read (statistics, checks)
 MAX_CHUNK_BYTES = 1 << 28  # one chunk decoded (256 MiB; MDIO's are 1 MiB)
+MAX_CHUNKS = 1 << 26  # chunks of a store (a 10,000² × 2,000 survey in 64³ chunks has 0.5 million)
 MAX_INDEXED_CHUNKS = 1 << 20  # Zarr's point reads allocate a count per chunk of the array: above this, read trace by trace
 BLOCK_VALUES = 1 << 22  # values per block of the trace mask or of points read at once
 
@@ -190,6 +191,20 @@ def open_store(path: str, mode: str = "r") -> Any:
                         fix="check it is a complete MDIO/Zarr dataset") from None
 
 
+def array_names(root: Any, path: str) -> list[str]:
+    """The arrays of the group ``root`` (at ``path``), every member's metadata checked first (Zarr parses
+    them all to list them)."""
+    if not is_url(path):
+        for child in sorted(os.scandir(path), key=lambda e: e.name):
+            if child.is_dir():
+                check_node(child.path)
+    try:
+        return sorted(root.array_keys())
+    except OPEN_ERRORS as exc:
+        raise DataError(f"not a readable Zarr group ({exc})", where=path,
+                        fix="check it is a complete MDIO/Zarr dataset") from None
+
+
 def member(root: Any, path: str, key: str) -> Any:
     """The array ``key`` of the group ``root`` (at ``path``), its metadata checked before Zarr parses it."""
     where = f"{path.rstrip('/')}/{key}"
@@ -216,6 +231,10 @@ def check_sizes(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, 
     if shape and shape[-1] > MAX_SAMPLES:
         raise DataError(f"declares {shape[-1]:,} samples per trace, more than geocnn handles ({MAX_SAMPLES:,})",
                         where=where, fix="check the axis order (samples last), or split the traces")
+    count = int(np.prod([-(-n // c) for n, c in zip(shape, chunks)], dtype=object))
+    if count > MAX_CHUNKS:
+        raise DataError(f"declares {count:,} chunks of {' × '.join(map(str, chunks))} values, more than geocnn "
+                        f"reads ({MAX_CHUNKS:,})", where=where, fix="rechunk the store (MDIO uses 64 or 128 per axis)")
     chunk_bytes = int(np.prod(chunks, dtype=object)) * itemsize
     if chunk_bytes > MAX_CHUNK_BYTES:
         raise DataError(f"declares chunks of {' × '.join(map(str, chunks))} values ({chunk_bytes / 2**20:,.0f} MiB "
@@ -234,6 +253,7 @@ class StoreSource(Source):
     def __init__(self, spec: InputSpec, fmt: str) -> None:
         self.path, self.spec, self.fmt = spec.path, spec, fmt
         self._array: Any = None
+        self._names: list[str] = []  # the group's arrays (none: the store is one array)
         root = open_store(spec.path)
         if dict(root.attrs).get(STATE) == "writing":
             raise DataError("the dataset is incomplete: the run writing it failed or is still running",
@@ -267,7 +287,8 @@ class StoreSource(Source):
                 raise DataError(f"key '{self.spec.key}' names a group member, but this store is one array",
                                 where=self.path, fix="remove key")
             return None, root
-        names = sorted(root.array_keys())
+        names = array_names(root, self.path)
+        self._names = names
         key = self.spec.key
         if key is None and self.mdio:
             key = root.attrs["attributes"]["defaultVariableName"]
@@ -305,7 +326,7 @@ class StoreSource(Source):
                             sample_start_ms=float(side.get("sample_start_ms") or 0.0),
                             sample_format=str(dtype.newbyteorder("=")), endian=endian, n_traces=positions)
         coords = {d: np.asarray(self._get(member(root, self.path, d), (slice(None),)))
-                  for d in (dims or ()) if d in root.array_keys()}
+                  for d in (dims or ()) if d in self._names}
         sample = coords.get(dims[-1]) if dims else None
         interval = float(np.diff(sample[:2])[0]) * 1000.0 if sample is not None and len(sample) > 1 else None
         n_live = self._live_count() if self._masked else positions
@@ -342,7 +363,7 @@ class StoreSource(Source):
         repeated along them. The mask is read in blocks (never whole: a store may declare more
         positions than fit in memory at once).
         """
-        if MASK not in root.array_keys():
+        if MASK not in self._names:
             return
         stored = member(root, self.path, MASK)
         trace_dims = (dims or ())[:-1]
