@@ -94,16 +94,17 @@ def clean_stale(folder: str | Path) -> list[Path]:
             m = _TMP_NAME.match(entry.name)
             if not m or m["host"] != _HOST or _alive(int(m["pid"])) or entry.is_symlink():
                 continue
+            folder = entry.is_dir(follow_symlinks=False)
             try:
                 size = _size(entry)
-                if entry.is_dir(follow_symlinks=False):
+                if folder:
                     shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)
             except OSError:
                 continue
-            log.warning("removed %s (%.1f MB), a temporary output left by geocnn process %s, which no longer runs",
-                        entry.path, size / 1e6, m["pid"])
+            log.warning("removed %s (%.1f MB), a temporary %s left by geocnn process %s, which no longer runs",
+                        entry.path, size / 1e6, "folder" if folder else "file", m["pid"])
             removed.append(Path(entry.path))
     return removed
 
