@@ -176,7 +176,7 @@ def test_output_is_atomic_refuses_to_replace_and_follows_the_umask(tmp_path, suf
         pending.write((slice(0, 2), slice(0, 5), slice(0, 12)), survey.values[:2])
         with pytest.raises(DataError, match="incomplete"):  # half written: not a dataset to read
             open_grid(pending.tmp)
-        assert not out.exists() and Path(pending.tmp).name.startswith(".out.tmp-")
+        assert not out.exists() and Path(pending.tmp).name.startswith(".out.geocnn-tmp-")
         pending.abort()
         assert os.listdir(tmp_path) == ["cube.sgy"]
         written = writer.write_array(out, like, survey.values)

@@ -8,7 +8,14 @@ Outputs get the permissions any new file would get (0666 less the umask): ``mkst
 files private (0600), which would hide predictions and runs from colleagues on a shared server.
 A temporary name carries the writing process (``.pred.geocnn-tmp-<host>-<pid>-<random>.npy``), so
 one left by ``kill -9`` is recognised and removed by the next write to that folder, while one
-still being written by a live process is never touched.
+still being written by a live process is never touched. Store outputs (``.mdio``/``.zarr``
+folders) take the same kind of name, so readers refuse them (:func:`is_temp`) and a dead
+process's folder is cleaned like a file.
+
+Every output kind goes through the same checks before work starts (:func:`check_new`: not replaced
+without ``--force``, its folder not below a regular file, the folder writable) and the same error
+wrapping while it is created (:func:`writing`: what the operating system refuses is one
+:class:`~geocnn.errors.OutputError` naming the output).
 """
 
 from __future__ import annotations
@@ -19,13 +26,15 @@ import json
 import logging
 import os
 import re
+import secrets
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from geocnn.errors import ConfigError, OutputExistsError
+from geocnn.errors import ConfigError, OutputError, OutputExistsError
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +69,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def is_temp(path: str | Path) -> bool:
+    """Is ``path`` a geocnn temporary output (a file or store folder still being written, or left by a
+    killed process)? Readers refuse these: their contents are incomplete."""
+    return _TMP_NAME.match(Path(os.fspath(path).rstrip("/")).name) is not None
+
+
+def _size(entry: os.DirEntry) -> int:
+    """Bytes held by a file, or by every file under a folder (a store)."""
+    if entry.is_file(follow_symlinks=False):
+        return entry.stat(follow_symlinks=False).st_size
+    return sum(f.stat().st_size for f in Path(entry.path).rglob("*") if f.is_file() and not f.is_symlink())
+
+
 def clean_stale(folder: str | Path) -> list[Path]:
-    """Remove geocnn temporary files in ``folder`` whose writing process on this host has died.
+    """Remove geocnn temporary files and store folders in ``folder`` whose writing process on this host has died.
 
     Only names of geocnn's own form, made on this host (the pid means nothing elsewhere) by a
     process that no longer runs; each removal is logged with its size.
@@ -70,15 +92,19 @@ def clean_stale(folder: str | Path) -> list[Path]:
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             m = _TMP_NAME.match(entry.name)
-            if not m or m["host"] != _HOST or _alive(int(m["pid"])) or not entry.is_file(follow_symlinks=False):
+            if not m or m["host"] != _HOST or _alive(int(m["pid"])) or entry.is_symlink():
                 continue
+            folder = entry.is_dir(follow_symlinks=False)
             try:
-                size = entry.stat(follow_symlinks=False).st_size
-                os.unlink(entry.path)
+                size = _size(entry)
+                if folder:
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
             except OSError:
                 continue
-            log.warning("removed %s (%.1f MB), a temporary file left by geocnn process %s, which no longer runs",
-                        entry.path, size / 1e6, m["pid"])
+            log.warning("removed %s (%.1f MB), a temporary %s left by geocnn process %s, which no longer runs",
+                        entry.path, size / 1e6, "folder" if folder else "file", m["pid"])
             removed.append(Path(entry.path))
     return removed
 
@@ -93,6 +119,47 @@ def check_folder(folder: str | Path) -> Path:
                                   fix="choose an output path in a folder")
             break
     return p
+
+
+def writable(folder: Path) -> bool:
+    """Can this process create files in ``folder`` (or, if it does not exist yet, in the nearest folder above)?"""
+    for q in (folder, *folder.parents):
+        if q.exists():
+            return os.access(q, os.W_OK | os.X_OK)
+    return True
+
+
+def check_output(path: str | Path) -> Path:
+    """The folder checks every output kind goes through before work starts: the folder is not below a
+    regular file (``--out result.npy/p.mdio``) and this process may write in it."""
+    p = Path(path)
+    check_folder(p.parent)
+    if not writable(p.parent.absolute()):
+        raise OutputError(f"cannot write in the folder '{p.parent}' (permission denied or read-only)",
+                          where=str(p), fix="choose an output path in a folder you can write to")
+    return p
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """What the operating system refuses while an output is created (permissions, a full disk, a
+    name too long) as one :class:`OutputError` naming the output, whatever its kind."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise OutputError(f"cannot write the output ({reason})", where=os.fspath(path),
+                          fix="check the folder exists, can be written to and has room") from None
+
+
+def temp_name(final: Path, suffix: str | None = None) -> Path:
+    """An unused temporary name beside ``final`` marking this process as its writer (``.pred.geocnn-tmp-<host>-<pid>-<random>.mdio``):
+    for outputs that are folders (stores); files take theirs from :func:`temp_path`."""
+    while True:
+        candidate = final.parent / (f".{final.stem}{TMP_MARK}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+                                    f"{suffix if suffix is not None else final.suffix}")
+        if not candidate.exists():
+            return candidate
 
 
 def temp_path(final: Path, suffix: str | None = None) -> Path:
@@ -113,9 +180,11 @@ def temp_path(final: Path, suffix: str | None = None) -> Path:
 
 
 def check_new(path: str | Path, force: bool) -> Path:
-    """Refuse to replace an existing ``path`` unless ``force``."""
-    p = Path(path)
-    if p.exists() and not force:
+    """Refuse to replace an existing ``path`` unless ``force``, and a path no output can take (:func:`check_output`)."""
+    with writing(path):  # a name the system refuses (too long) is the output's problem too
+        p = check_output(path)
+        exists = p.exists()
+    if exists and not force:
         raise OutputExistsError("output already exists", where=str(p),
                                 fix="choose another path or pass --force to replace it")
     return p
@@ -128,11 +197,13 @@ def replacing(path: str | Path, *, force: bool = True, suffix: str | None = None
     On any exception the temporary file is removed and ``path`` is untouched.
     """
     final = check_new(path, force)
-    tmp_path = temp_path(final, suffix)
+    with writing(final):
+        tmp_path = temp_path(final, suffix)
     try:
         yield tmp_path
-        os.chmod(tmp_path, file_mode())  # in case the writer replaced the file rather than filling it
-        os.replace(tmp_path, final)
+        with writing(final):
+            os.chmod(tmp_path, file_mode())  # in case the writer replaced the file rather than filling it
+            os.replace(tmp_path, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

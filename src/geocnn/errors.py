@@ -64,3 +64,7 @@ class DataError(GeocnnError):
 
 class OutputExistsError(GeocnnError):
     """An output would be overwritten without ``--force``."""
+
+
+class OutputError(GeocnnError):
+    """An output cannot be written where it was asked for (a read-only folder, a full disk)."""

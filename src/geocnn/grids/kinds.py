@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from geocnn import atomic
+from geocnn.errors import DataError
 from geocnn.grids.sources import ArraySource, SegySource, Source
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.stores import StoreSource
@@ -35,5 +37,10 @@ def open_source(spec: InputSpec, random_access: bool = False) -> Source:
     """One file or store, as a :class:`Source`, with errors naming it.
 
     ``random_access`` (training) lets ``cache: auto`` decode IBM/integer SEG-Y once into a cache.
+    A temporary output of geocnn (a file or store being written, or left by a killed run) is refused,
+    whatever its kind: its name marks it incomplete.
     """
+    if atomic.is_temp(spec.path):
+        raise DataError("the output is incomplete: a temporary one that a geocnn run is writing, or that a killed "
+                        "run left", where=spec.path, fix="read the finished output, or write it again")
     return SOURCE_KINDS[spec.resolved_format].open(spec, random_access)

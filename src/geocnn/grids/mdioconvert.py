@@ -4,7 +4,9 @@
 converts back to SEG-Y (``mdio.mdio_to_segy``) and reads in any MDIO tool. geocnn picks the MDIO
 template from the survey's geometry and tells the SEG-Y spec where the inline, crossline (and
 offset) numbers are, as ``--iline/--xline/--offset`` say. Both directions are atomic: MDIO is
-written as a temporary sibling folder renamed into place, SEG-Y as a temporary file.
+written as a temporary sibling folder renamed into place (named like every temporary output, so a
+killed conversion leaves a folder readers refuse and the next write cleans), SEG-Y as a temporary
+file. What mdio raises on a file it cannot take is one DataError naming the file.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from geocnn import atomic
-from geocnn.errors import DataError
+from geocnn.errors import DataError, GeocnnError
 from geocnn.grids.grid import Grid
 from geocnn.grids.spec import InputSpec
-from geocnn.grids.storeout import move_into_place, new_file_mode, sibling
+from geocnn.grids.storeout import move_into_place, new_file_mode
 from geocnn.grids.stores import open_store, require
 
 log = logging.getLogger(__name__)
@@ -31,15 +33,18 @@ TEMPLATES = {"post-stack": "PostStack3DTime", "pre-stack": "CdpOffsetGathers3DTi
 KEEP_FILE_HEADERS = "MDIO__IMPORT__SAVE_SEGY_FILE_HEADER"  # mdio_to_segy needs them back
 
 
-def _segy_spec(spec: InputSpec, endian: str, offsets: bool, format_code: int | None = None) -> Any:
+def _segy_spec(spec: InputSpec, endian: str, offsets: bool, format_code: int | None = None,
+               reading: bool = False) -> Any:
     """The SEG-Y rev 1 standard with the number fields where this survey keeps them.
 
     ``format_code`` (the binary header's sample format) sets how samples are encoded on export:
     the standard says IBM float, and mdio writes samples in the spec's format whatever the stored
-    binary header says.
+    binary header says. ``reading``: a coordinate scalar of 0 (common in rev 1 field data) means 1,
+    as segyio and most readers take it; mdio does so only for files it takes for rev 2, so the
+    reading spec says rev 2 (the header fields stay rev 1's).
     """
     require("mdio")
-    from segy.schema import Endianness, HeaderField, ScalarType, TraceDataSpec
+    from segy.schema import Endianness, HeaderField, ScalarType, SegyStandard, TraceDataSpec
     from segy.standards import get_segy_standard
     from segy.standards.codes import DataSampleFormatCode
 
@@ -53,6 +58,8 @@ def _segy_spec(spec: InputSpec, endian: str, offsets: bool, format_code: int | N
     custom = get_segy_standard(1.0).customize(trace_header_fields=fields, trace_data_spec=data)
     if endian == "little":
         custom.endianness = Endianness.LITTLE
+    if reading:
+        custom.segy_standard = SegyStandard.REV2
     return custom
 
 
@@ -80,16 +87,36 @@ def segy_to_mdio(grid: Grid, spec: InputSpec, dst: str | os.PathLike, force: boo
         raise DataError(f"MDIO templates cover 3D post- and pre-stack surveys, not a {grid.meta.kind} file",
                         where=spec.path, fix="convert it to .zarr or .npy instead")
     final = atomic.check_new(dst, force)
-    tmp = sibling(final, "tmp")
-    segy_spec = _segy_spec(spec, grid.meta.endian, grid.meta.offsets is not None)
+    with atomic.writing(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        atomic.clean_stale(final.parent)
+    tmp = atomic.temp_name(final)
+    segy_spec = _segy_spec(spec, grid.meta.endian, grid.meta.offsets is not None, reading=True)
     try:
-        with _environment(KEEP_FILE_HEADERS, "true"):
+        with atomic.writing(final), _environment(KEEP_FILE_HEADERS, "true"), _mdio_errors(spec.path):
             mdio.segy_to_mdio(segy_spec, get_template(template), spec.path, tmp, overwrite=False)
         _clean_text_header(tmp)
-        return move_into_place(tmp, final, force)
+        with atomic.writing(final):
+            return move_into_place(tmp, final, force)
     except BaseException:
         _remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def _mdio_errors(path: str) -> Iterator[None]:
+    """What mdio raises on a file it cannot take (a header value out of its rules...) as one DataError.
+
+    mdio is a boundary like a file format: its exceptions are about the input, never geocnn's state.
+    Operating-system errors pass on (the caller names the output they concern).
+    """
+    try:
+        yield
+    except (OSError, GeocnnError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure inside mdio's converter is about this file
+        raise DataError(f"mdio cannot convert it ({type(exc).__name__}: {exc})", where=path,
+                        fix="check the header bytes (--iline/--xline/--offset) or convert to .zarr instead") from None
 
 
 def _clean_text_header(path: Path) -> None:

@@ -3,7 +3,8 @@
 The prepare -> write -> commit/abort protocol of every output (:class:`geocnn.grids.pending.PendingOutput`):
 
 1. :meth:`StoreOutput.prepare` (one process) creates the whole dataset — metadata, coordinates, trace mask, an
-   empty data array — as a temporary sibling folder (``.pred.tmp-1a2b3c4d.mdio``) marked
+   empty data array — as a temporary sibling folder named like every temporary output
+   (``.pred.geocnn-tmp-<host>-<pid>-<random>.mdio``, :func:`geocnn.atomic.temp_name`) and marked
    ``geocnn_state: writing``;
 2. every process opens it and writes its windows. Chunks along the first axis are
    :attr:`StoreOutput.row_block` rows, and torchrun ranks take rows in multiples of that, so each
@@ -11,7 +12,8 @@ The prepare -> write -> commit/abort protocol of every output (:class:`geocnn.gr
 3. :meth:`StoreOutput.commit` (one process, after a barrier) marks the dataset complete and renames
    the folder into place (an existing one is replaced only with ``force``); :meth:`StoreOutput.abort`
    removes it. A killed run leaves only a hidden temporary folder marked ``writing``, which
-   :mod:`geocnn.grids.stores` refuses to read.
+   :mod:`geocnn.grids.stores` refuses to read and the next output written to that folder removes
+   (:func:`geocnn.atomic.clean_stale`).
 
 Object-store URLs (``s3://...``) cannot be renamed: they are written in place, and only the
 ``writing`` -> ``complete`` marker (written last) says the dataset is whole.
@@ -92,12 +94,13 @@ class StoreOutput(PendingOutput):
         if url and not spec.force and _exists(zarr, target):
             raise OutputExistsError("output already exists", where=target,
                                     fix="choose another path or pass --force to replace it")
-        pending = dataclasses.replace(pending, tmp=target if url else str(_make_folder(Path(target))))
-        try:
-            _create(zarr, pending, spec)
-        except BaseException:
-            pending.abort()
-            raise
+        with atomic.writing(target):
+            pending = dataclasses.replace(pending, tmp=target if url else str(make_folder(Path(target))))
+            try:
+                _create(zarr, pending, spec)
+            except BaseException:
+                pending.abort()
+                raise
         return pending
 
     def _root(self) -> Any:
@@ -165,11 +168,13 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _make_folder(final: Path) -> Path:
-    """The temporary sibling folder, created with the user's umask (mkdtemp would make it private)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+def make_folder(final: Path) -> Path:
+    """The temporary sibling folder, created with the user's umask (mkdtemp would make it private),
+    after removing those that dead geocnn processes left there."""
+    atomic.check_folder(final.parent).mkdir(parents=True, exist_ok=True)
+    atomic.clean_stale(final.parent)
     while True:
-        tmp = sibling(final, "tmp")
+        tmp = atomic.temp_name(final)
         try:
             os.mkdir(tmp, 0o777)
             return tmp

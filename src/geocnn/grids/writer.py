@@ -52,10 +52,15 @@ OUTPUT_CLASSES: dict[str, type[PendingOutput]] = {
 
 
 def open_output(spec: OutputSpec, attach: str | None = None) -> PendingOutput:
-    """The pending output ``spec`` asks for: its format's class, or a class set (``spec.split``)."""
-    if spec.split:
-        return PendingSet.prepare(spec, attach)
-    return OUTPUT_CLASSES[spec.format.name].prepare(spec, attach)
+    """The pending output ``spec`` asks for: its format's class, or a class set (``spec.split``).
+
+    Every kind is created under the same error wrapping (:func:`geocnn.atomic.writing`); each checks
+    its final names with :func:`geocnn.atomic.check_new` first.
+    """
+    with atomic.writing(spec.path):
+        if spec.split:
+            return PendingSet.prepare(spec, attach)
+        return OUTPUT_CLASSES[spec.format.name].prepare(spec, attach)
 
 
 def prepare(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = "float32",

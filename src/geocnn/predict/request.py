@@ -81,7 +81,7 @@ class PredictRequest:
             get_output(self.output)
         output_format(self.out)  # a bad output name fails before any work
         if not is_url(self.out):
-            atomic.check_folder(Path(self.out).parent)  # not below a regular file
+            atomic.check_output(self.out)  # not below a regular file, a folder it can write in
         for name, value in (("--batch-size", self.batch_size), ("--threads", self.threads)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
