@@ -18,7 +18,7 @@ from geocnn.model import infer
 from geocnn.model.budget import available_bytes, needed_bytes
 from geocnn.runs import checkpoint as runs
 from geocnn.runs import folder as runfolder
-from geocnn.runs.resume import Change, changes
+from geocnn.runs.resume import Change, changes, refuse_complete
 from geocnn.yamlsource import dumps
 
 
@@ -56,6 +56,7 @@ def plan(cfg: Config, out: Path | None = None, resume: bool = False, force: bool
     if resume:
         ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt")
         found = changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)
+        refuse_complete(ckpt, cfg, run)
     rt = device.setup(cfg.train.device, cfg.train.amp)
     try:
         d = data_mod.build(cfg, random_access=False)  # no decoded SEG-Y cache is built for a look
