@@ -2,7 +2,8 @@
 
 Values are loaded with PyYAML's safe loader (plain dicts, lists and scalars: nothing is
 constructed from tags), except that dates stay the text the user wrote, so every config value is
-a plain JSON type that a checkpoint can carry. Positions come from the composed nodes and are kept
+a plain JSON type that a checkpoint can carry, and that numbers follow YAML 1.2's core schema
+(``1e-3`` is a float, ``1_000`` is text), as people write learning rates. Positions come from the composed nodes and are kept
 in a :class:`Source`, keyed by the path of each value (``("model", "layers", 3, "conv")``), so
 errors can say ``model.yaml:14:7`` without the data carrying any special types.
 
@@ -13,6 +14,7 @@ of nine levels of nine aliases stands for 9⁹ values; ``a: &a [*a]`` for infini
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +43,50 @@ def _refuse(loader: yaml.SafeLoader, node: yaml.Node) -> None:
         None, None, f"a {node.tag.rsplit(':', 1)[-1]} value cannot be stored in a run", node.start_mark)
 
 
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution). PyYAML resolves by
+# YAML 1.1, whose floats need a dot and a signed exponent (`1e-3` and `5e+2` are text there) and
+# whose ints take `1_000`, `0b101`, `1:30` (90) and read `017` as octal.
+INT_12 = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+FLOAT_12 = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                      r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_FIRST = {_INT: "-+0123456789", _FLOAT: "-+0123456789."}
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> int:
+    """An int by YAML 1.2: decimal (leading zeros included, ``017`` is 17), ``0o`` octal, ``0x`` hex."""
+    text = loader.construct_scalar(node)
+    base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+    return int(text[2:] if base != 10 else text, base)
+
+
+def _without_numbers(resolvers: dict) -> dict:
+    return {first: [(tag, rx) for tag, rx in pairs if tag not in (_INT, _FLOAT)]
+            for first, pairs in resolvers.items()}
+
+
+# The implicit resolvers are class data (a dict of lists keyed by first character); the copy
+# below is the loader's own, so PyYAML's SafeLoader and yaml.safe_load keep YAML 1.1.
+_Loader.yaml_implicit_resolvers = _without_numbers(yaml.SafeLoader.yaml_implicit_resolvers)
+for _tag, _rx in ((_INT, INT_12), (_FLOAT, FLOAT_12)):  # int first: `10` is an int, not 10.0
+    _Loader.add_implicit_resolver(_tag, _rx, list(_FIRST[_tag]))
+_Loader.add_constructor(_INT, _construct_int)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 _Loader.add_constructor("tag:yaml.org,2002:binary", _refuse)
 _Loader.add_constructor("tag:yaml.org,2002:set", _refuse)
+
+
+class _Dumper(yaml.SafeDumper):
+    """``yaml.safe_dump``'s dumper that also quotes text a YAML 1.2 reader takes for a number.
+
+    It keeps YAML 1.1's resolvers too, so ``'1e-3'`` and ``'1_000'`` are quoted and a run's
+    config.yaml reads back the same with this module and with any other YAML reader.
+    """
+
+
+for _tag, _rx in ((_INT, INT_12), (_FLOAT, FLOAT_12)):
+    _Dumper.add_implicit_resolver(_tag, _rx, list(_FIRST[_tag]))
 
 
 @dataclass
@@ -212,3 +255,8 @@ def load(path: str | Path) -> tuple[Any, Source]:
 def value(text: str, label: str = "<string>") -> Any:
     """One YAML value, e.g. of ``--set key=value``, loaded like a config (dates stay text)."""
     return loads(text, label)[0]
+
+
+def dumps(data: Any) -> str:
+    """YAML text of plain data that :func:`loads` reads back as the same data (block style, keys in order)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)

@@ -98,6 +98,11 @@ def parse_axes(text: str | None) -> dict[str, str] | None:
     if not all(p.count("=") == 1 and all(p.split("=")) for p in pairs):
         raise ConfigError(f"--axes must be input=training axis pairs separated by commas; got '{text}'",
                           fix="e.g. --axes trace=crossline")
+    given = [p.split("=")[0].strip() for p in pairs]
+    twice = next((a for a in given if given.count(a) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"--axes names input axis '{twice}' twice ('{text}')",
+                          fix="map each input axis once, e.g. --axes trace=crossline")
     return {k.strip(): v.strip() for k, v in (p.split("=") for p in pairs)}
 
 

@@ -65,7 +65,7 @@ def train_cmd(
         raise ConfigError("--reset-optimizer is for --resume", fix="add --resume, or drop --reset-optimizer")
     if resume and force:
         raise ConfigError("--resume continues a run and --force replaces it", fix="give one of them")
-    cfg, out = _resolve(config, out, resume, overrides)
+    cfg, out = _resolve(config, out, resume, overrides, dry_run)
     if dry_run:
         _show_plan(cfg, out, resume, force, reset_optimizer)
         return
@@ -76,12 +76,13 @@ def train_cmd(
         console.out.print(outcome_line(run), markup=False, soft_wrap=True)
 
 
-def _resolve(config: Path, out: Path | None, resume: bool, overrides: list[str]) -> tuple[Config, Path | None]:
-    """The config to train with, and the run folder (None: the default)."""
+def _resolve(config: Path, out: Path | None, resume: bool, overrides: list[str],
+             dry_run: bool) -> tuple[Config, Path | None]:
+    """The config to train with, and the run folder (None: the default); a dry run touches no folder."""
     from geocnn.runs.resume import resume_target
 
     if resume:
-        return resume_target(config, out, overrides)
+        return resume_target(config, out, overrides, recover=not dry_run)
     if config.is_dir():
         raise ConfigError("this is a folder, not a config file", where=str(config),
                           fix=f"continue the run with: geocnn train {config} --resume, or give a config file "

@@ -18,11 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from geocnn.errors import ConfigError, DataError
+from geocnn.grids import npyfile
 from geocnn.grids.grid import Grid
 from geocnn.predict.blend import ring_index, window_part
 from geocnn.predict.trained import Trained
 
 log = logging.getLogger(__name__)
+
+MASK_KINDS = "biuf"  # bool, integers and floats holding 0/1; not text, complex, objects or records
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,26 @@ def trace_fill(trained: Trained, grid: Grid, mask: str | Path | None, fill_all: 
 
 
 def read_mask(path: str | Path, shape: tuple[int, ...]) -> np.ndarray:
-    """A --mask file: a .npy of bools (or 0/1) over the grid's trace positions, True = missing."""
+    """A --mask file: a .npy of bools (or 0/1) over the grid's trace positions, True = missing.
+
+    The header is checked against the grid first (shape, a bool/number dtype, the bytes it
+    declares against the bytes the file holds), so a damaged or foreign header never allocates.
+    """
+    fix = "give a .npy file of booleans (True = missing trace), one per trace position"
+    head = npyfile.read_header(path)
+    if head.shape != tuple(shape):
+        raise DataError(f"the mask has shape {head.shape} but the grid has {tuple(shape)} trace positions",
+                        where=str(path), fix="give one value per trace (all grid axes but the sample axis)")
+    if head.dtype.kind not in MASK_KINDS:
+        raise DataError(f"the mask holds {head.dtype} values", where=str(path), fix=fix)
+    if head.value_bytes != head.declared_bytes():
+        state = "truncated" if head.value_bytes < head.declared_bytes() else "longer than its header says"
+        raise DataError(f"the mask file is {state}: {head.value_bytes:,} bytes of values, its header declares "
+                        f"{head.declared_bytes():,}", where=str(path), fix=fix)
     try:
         mask = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the mask: {exc}", where=str(path),
-                        fix="give a .npy file of booleans (True = missing trace)") from None
-    if mask.shape != shape:
-        raise DataError(f"the mask has shape {mask.shape} but the grid has {shape} trace positions",
-                        where=str(path), fix="give one value per trace (all grid axes but the sample axis)")
+    except npyfile.NPY_ERRORS as exc:
+        raise DataError(f"cannot read the mask: {exc}", where=str(path), fix=fix) from None
     if mask.dtype != bool and not np.isin(mask, (0, 1)).all():
         raise DataError("the mask holds values other than 0/1", where=str(path),
                         fix="give booleans: True (1) = missing trace")

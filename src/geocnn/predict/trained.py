@@ -89,7 +89,21 @@ def patch_axes_on(trained: Trained, grid: Grid, axis_map: Mapping[str, str] | No
             raise ConfigError(f"--axes {given}={meant}: '{meant}' is not one of the model's patch axes "
                               f"({', '.join(trained_axes)})", fix="name a training patch axis on the right of '='")
     inverse = {meant: given for given, meant in axis_map.items()}
-    return tuple(inverse.get(a, a) for a in trained_axes)
+    if len(inverse) < len(axis_map):
+        meant = next(m for m in inverse if list(axis_map.values()).count(m) > 1)
+        given = [g for g, m in axis_map.items() if m == meant]
+        raise ConfigError(f"--axes maps {' and '.join(given)} onto the one training axis '{meant}'",
+                          fix="map one input axis onto each training axis")
+    patch_axes = tuple(inverse.get(a, a) for a in trained_axes)
+    twice = next((a for a in patch_axes if patch_axes.count(a) > 1), None)
+    if twice is not None:
+        read_as = [t for t, a in zip(trained_axes, patch_axes) if a == twice]
+        mapping = ",".join(f"{g}={m}" for g, m in axis_map.items())
+        raise ConfigError(f"--axes {mapping}: the model's patch axes must be distinct input axes, but input axis "
+                          f"'{twice}' would be read as both {' and '.join(read_as)}",
+                          fix=f"map another input axis onto {read_as[1] if read_as[0] in inverse else read_as[0]} "
+                              "too, or leave --axes out")
+    return patch_axes
 
 
 def check_grid(trained: Trained, grid: Grid, patch_axes: tuple[str, ...]) -> None:

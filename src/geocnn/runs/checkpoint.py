@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from geocnn import __version__, atomic
 from geocnn.errors import DataError
 from geocnn.grids.normalize import Normalization
 from geocnn.runs.folder import CONFIG_FILE
+from geocnn.yamlsource import dumps
 
 FORMAT = "geocnn-checkpoint/1"
 _FIX = "give a checkpoint written by geocnn train (a run folder or its checkpoints/*.pt)"
@@ -210,4 +210,4 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def write_config(run: Path, raw: dict) -> None:
-    atomic.write_text(run / CONFIG_FILE, yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+    atomic.write_text(run / CONFIG_FILE, dumps(raw))

@@ -11,8 +11,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from geocnn import data as data_mod
 from geocnn import device, summary
 from geocnn.config import Config
@@ -20,7 +18,8 @@ from geocnn.model import infer
 from geocnn.model.budget import available_bytes, needed_bytes
 from geocnn.runs import checkpoint as runs
 from geocnn.runs import folder as runfolder
-from geocnn.runs.resume import Change, changes
+from geocnn.runs.resume import Change, changes, refuse_complete
+from geocnn.yamlsource import dumps
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,7 @@ def plan(cfg: Config, out: Path | None = None, resume: bool = False, force: bool
     if resume:
         ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt")
         found = changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)
+        refuse_complete(ckpt, cfg, run)
     rt = device.setup(cfg.train.device, cfg.train.amp)
     try:
         d = data_mod.build(cfg, random_access=False)  # no decoded SEG-Y cache is built for a look
@@ -64,7 +64,7 @@ def plan(cfg: Config, out: Path | None = None, resume: bool = False, force: bool
         bs = cfg.train.batch_size
         params, acts = needed_bytes(inf, bs, training=True)
         return Plan(
-            config_yaml=yaml.safe_dump(cfg.raw, sort_keys=False, allow_unicode=True), run=run,
+            config_yaml=dumps(cfg.raw), run=run,
             device=rt.describe(),
             data=f"{' + '.join(d.grid.channel_names)} → patches {'×'.join(map(str, d.geom.size))} along "
                  f"({', '.join(d.geom.model_axes)}); {data_mod.describe_split(d)}",

@@ -216,6 +216,16 @@ def recover(run: Path) -> None:
         Replacement(run)._restore()
 
 
+def recover_before_reading(run: Path) -> None:
+    """:func:`recover`, for ``--resume``, which reads the run's config and checkpoint before training
+    locks the folder: a ``--force`` run killed before its first checkpoint left the run in ``.replaced/``.
+    The lock is taken for the move, so the old run of a live ``--force`` run is never touched
+    (that one is refused naming its holder)."""
+    if (run / ASIDE).is_dir():
+        with lock(run):
+            recover(run)
+
+
 def refuse_existing(run: Path) -> None:
     """A new run in an explicit ``--out`` that already holds something: refuse (nothing is touched)."""
     raise ConfigError("run folder already exists", where=str(run),

@@ -31,10 +31,10 @@ import torch
 
 from geocnn.config import Config, load_config, parse_config
 from geocnn.errors import ConfigError
+from geocnn.runs import folder as runfolder
 from geocnn.runs import transfer
 from geocnn.runs.checkpoint import Checkpoint, checkpoint_dir, load_checkpoint
 from geocnn.runs.early_stop import BestTracker
-from geocnn.runs.folder import CONFIG_FILE
 from geocnn.runs.metrics_log import Resumed
 from geocnn.yamlsource import Source, load
 
@@ -109,21 +109,45 @@ def changes(old: dict, new: dict, run: Path, epochs_done: int, reset_optimizer: 
     return found
 
 
+def refuse_complete(ckpt: Checkpoint, cfg: Config, run: Path) -> None:
+    """Resuming a run with nothing left to do is a mistake (a typo'd folder, a forgotten ``--epochs``):
+    one line that says the run is complete and how to extend it, instead of a silent no-op."""
+    stop = ckpt.early_stop
+    if stop and stop.get("waited", 0) >= stop.get("patience", 1):
+        raise ConfigError(f"the run is complete: early stopping ended it after epoch {ckpt.epoch} (no better "
+                          f"{ckpt.best_metric} for {stop['waited']} epochs since epoch {stop.get('best_epoch')})",
+                          where=str(run), fix="predict with it as it is, or start a new run (another --out, or "
+                                              "--force) to train with other settings")
+    done, planned = ckpt.epoch, cfg.train.epochs
+    if done >= planned and ckpt.batch_in_epoch == 0:
+        raise ConfigError(f"the run is complete: all {planned} epochs are done (checkpoints/last.pt is epoch {done})",
+                          where=str(run), fix=f"to train further, extend it: geocnn train {run} --resume --epochs "
+                                              f"{done + max(1, done)} (or --set train.epochs=N, N > {done})")
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def config_of_run(run: Path, overrides: list[str]) -> Config:
+def config_of_run(run: Path, overrides: list[str], recover: bool = True) -> Config:
     """The run's own config (``config.yaml``, else the checkpoint's), with this invocation's overrides.
 
-    ``train.max_steps`` of the previous invocation is dropped: it stopped that invocation.
+    ``train.max_steps`` of the previous invocation is dropped: it stopped that invocation. A run
+    left aside by a ``--force`` run that died before its first checkpoint is put back first
+    (``recover``; a dry run, which writes nothing, is refused instead).
     """
+    if recover:
+        runfolder.recover_before_reading(run)
+    elif (run / runfolder.ASIDE).is_dir():
+        raise ConfigError(f"a --force run stopped before its first checkpoint; the previous run is in "
+                          f"{run / runfolder.ASIDE}", where=str(run),
+                          fix=f"geocnn train {run} --resume (without --dry-run) puts it back first")
     last = checkpoint_dir(run) / "last.pt"
     if not last.is_file():
         raise ConfigError("--resume, but this run folder has no checkpoints/last.pt", where=str(run),
                           fix="start a new run (give its config file, without --resume)")
-    path = run / CONFIG_FILE
+    path = run / runfolder.CONFIG_FILE
     if path.is_file():
         data, source = load(path)
     else:
@@ -133,7 +157,7 @@ def config_of_run(run: Path, overrides: list[str]) -> Config:
     return parse_config(data, source, overrides)
 
 
-def resume_target(target: Path, out: Path | None, overrides: list[str]) -> tuple[Config, Path]:
+def resume_target(target: Path, out: Path | None, overrides: list[str], recover: bool = True) -> tuple[Config, Path]:
     """``geocnn train TARGET --resume``: TARGET is the run folder, or the config file that started it.
 
     With a config file the run folder is ``--out`` (or ``runs/<name>``) and the run's own config
@@ -144,10 +168,10 @@ def resume_target(target: Path, out: Path | None, overrides: list[str]) -> tuple
         if out is not None and Path(out).resolve() != target.resolve():
             raise ConfigError(f"--out {out} and the run folder {target} disagree", where=str(target),
                               fix="give the run folder once: geocnn train RUN_FOLDER --resume")
-        return config_of_run(target, overrides), target
+        return config_of_run(target, overrides, recover), target
     given = load_config(target)
     run = Path(out) if out is not None else Path("runs") / given.name
-    cfg = config_of_run(run, overrides)
+    cfg = config_of_run(run, overrides, recover)
     overridden = {item.split("=", 1)[0].strip() for item in overrides}
     ignored = [k for k, v in flatten(given.raw).items()
                if k not in SESSION_KEYS and k not in overridden and flatten(cfg.raw).get(k, v) != v]
@@ -192,7 +216,9 @@ class Start:
         """Read what ``cfg`` starts from (before any work, so a bad checkpoint or path fails first)."""
         if resume:
             ckpt = load_checkpoint(checkpoint_dir(run) / "last.pt")
-            return cls(ckpt, tuple(changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)))
+            changed = tuple(changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer))
+            refuse_complete(ckpt, cfg, run)
+            return cls(ckpt, changed)
         return cls(init=transfer.load_source(cfg.train.init_from) if cfg.train.init_from else None)
 
     def normalization(self) -> tuple | None:
