@@ -31,7 +31,8 @@ def test_an_alias_is_suggested_only_where_it_is_valid():
 
 
 def test_alias_targets_are_real_names():
-    from geocnn.model.layers import CONV_ARGS, KINDS as REGISTRY, POOL_ARGS
+    from geocnn.model.layers import CONV_ARGS, POOL_ARGS
+    from geocnn.model.layers import KINDS as REGISTRY
 
     names = set(REGISTRY) | {f.name for f in CONV_ARGS.fields} | {f.name for f in POOL_ARGS.fields} | {
         "lr", "epochs", "batch_size", "scale", "slope", "size"}
