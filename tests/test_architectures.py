@@ -371,3 +371,101 @@ def test_random_architectures_receptive_field_equals_gradient_support(seed):
         assert measured == list(inf.output.rf), (size, layers)
         if not inf.warnings:
             assert reached.all(), (size, layers)
+
+
+# ----------------------------------------------------------------------------- coverage over paths (issue 18 §5)
+
+def _resnet18_torchvision_shortcuts():
+    """ResNet-18 as torchvision writes it: the downsampling shortcut is an explicit 1×1 stride-2 conv + norm."""
+    raw = _resnet18().raw
+    down = yaml.safe_load(yaml.safe_dump(raw["blocks"]["basic"]))
+    down["layers"][0]["residual"]["shortcut"] = [
+        {"conv": {"out": "$ch", "kernel": 1, "stride": "$stride", "bias": False}}, {"norm": "batch"}]
+    layers = [{"down": item["basic"]} if isinstance(item, dict) and "stride" in item.get("basic", {}) else item for item in raw["layers"]]
+    return _spec(layers, dims=2, in_channels=3, blocks={"basic": raw["blocks"]["basic"], "down": down})
+
+
+def test_resnet18_with_explicit_stride_2_shortcuts_is_accepted_at_224():
+    # the 1×1/2 shortcuts of stages 2–4 skip the odd samples of 56, 28, 14, but the body's 3×3/2 conv
+    # (pad 1) reads them: no sample of the network is dropped (it gave 6 warnings and accepts False)
+    spec = _resnet18_torchvision_shortcuts()
+    inf = infer(spec, (224, 224))
+    assert sum(r.params for r in inf.records) == 11_689_512
+    assert inf.warnings == []
+    assert accepts(spec, (224, 224))
+    shortcuts = [r for r in inf.records if r.role == "shortcut" and r.kind == "conv"]
+    assert [r.output_shape[1:] for r in shortcuts] == [(28, 28), (14, 14), (7, 7)]
+    assert shortcuts[0].note.endswith("skips 28 of 56 samples along height, width, which the body reads "
+                                      "(ResNet-B; ResNet-D's average pool lets the shortcut read them)")
+
+
+def _block(body: dict, shortcut) -> list:
+    """A linear residual block on the network input, then layers that read every sample (1×1 conv, global pool)."""
+    return [{"residual": {"body": [{"conv": {"out": 2, **body}}, {"conv": {"out": 2, "kernel": 1}}],
+                          "shortcut": shortcut, "activation": "none"}}, {"global_pool": "mean"}, {"dense": 1}]
+
+
+SHORTCUTS = {
+    "1x1/s": lambda s: [{"conv": {"out": 2, "kernel": 1, "stride": s}}],
+    "3x3/s": lambda s: [{"conv": {"out": 2, "kernel": 3, "stride": s, "padding": 1}}],
+    "pool+1x1": lambda s: [{"pool": {"kind": "mean", "size": s, "stride": s}}, {"conv": {"out": 2, "kernel": 1}}],
+    "auto": lambda s: "auto",
+}
+BLOCKS = [(n, k, s, p, sc) for n in (7, 12) for k in (1, 2, 3) for s in (1, 2, 3) for p in (0, 1, "same")
+          for sc in SHORTCUTS]
+
+
+@pytest.mark.parametrize("n, k, s, p, sc", BLOCKS)
+def test_dropped_samples_are_those_no_path_reads(n, k, s, p, sc):
+    """Rule: an input sample is warned about exactly when no path of the network reads it (measured by
+    gradient, positive weights); a path skipping samples another reads is only a note."""
+    spec = _spec(_block({"kernel": k, "stride": s, "padding": p}, SHORTCUTS[sc](s)))
+    try:
+        inf = infer(spec, (n,))
+    except ShapeError:
+        return  # the paths' sizes differ: refused, tested elsewhere
+    net, _ = build(spec, (n,))
+    _, reached = gradient_support(net, (n,), 1)
+    unread = np.flatnonzero(~reached)
+    assert accepts(spec, (n,)) == (len(unread) == 0)
+    assert inf.dropped == (len(unread) > 0)
+    if len(unread):
+        assert inf.warnings and all(f"never reads {len(unread)} of {n} samples" in w for w in inf.warnings)
+        assert all(", ".join(map(str, unread[:4])) in w for w in inf.warnings)
+    else:
+        assert inf.warnings == []
+
+
+def test_block_table_has_cases_on_both_sides():
+    outcomes = set()
+    for n, k, s, p, sc in BLOCKS:
+        try:
+            outcomes.add(infer(_spec(_block({"kernel": k, "stride": s, "padding": p}, SHORTCUTS[sc](s))), (n,),
+                               receptive=False).dropped)
+        except ShapeError:
+            continue
+    assert outcomes == {True, False}
+
+
+CHAINS = [(n, k1, s1, k2, s2) for n in (12,) for k1 in (1, 3) for s1 in (1, 2, 3) for k2 in (1, 2, 3)
+          for s2 in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("n, k1, s1, k2, s2", CHAINS)
+def test_plain_chain_warnings_agree_with_gradient(n, k1, s1, k2, s2):
+    """Rule for a plain chain (one path): the first layer's warned samples reach no output, and a chain
+    without warnings lets every input sample reach the output."""
+    spec = _spec([{"conv": {"out": 2, "kernel": k1, "stride": s1}}, {"pool": {"kind": "mean", "size": k2,
+                                                                            "stride": s2}}])
+    try:
+        inf = infer(spec, (n,))
+    except ShapeError:
+        return
+    net, _ = build(spec, (n,))
+    _, reached = gradient_support(net, (n,), 1)
+    if not inf.warnings:
+        assert reached.all()
+    first = inf.record(1).warnings
+    if first:
+        count = int(first[0].split("never reads ")[1].split(" of")[0])
+        assert count <= (~reached).sum()

@@ -270,3 +270,37 @@ def test_terminal_and_markdown_show_the_same_rows(cli, write_yaml, tmp_path, mon
         # the terminal adds the RF in physical units before the notes; every other cell is the same
         units, notes = row.cells["rf_units"].split(), row.cells["notes"].split()
         assert units and t == m[:len(m) - len(notes)] + units + notes
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_layer_names_are_never_broken(cli, monkeypatch, width):
+    # issue 18 §5: at 80 columns "double1.co" / "nv1"; now sizes are spelled short first (24³, 8 × 24×24×32),
+    # then output shapes wrap between sizes; names and counts stay whole
+    from geocnn.config import load_config
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    config = ROOT / "configs" / "faults3d.yaml"
+    result = cli("summarize", str(config))
+    assert result.exit_code == 0, result.stderr
+    assert _lines_fit(result.stdout, width)
+    table = result.stdout.split("(--wide shows them as columns)")[0]
+    rows = [line.split() for line in table.splitlines() if line[:3].strip().isdigit()]
+    spec = load_config(config).model
+    names = [n.name for n in spec.nodes()]
+    assert [r[1] for r in rows] == names  # row i holds layer i's whole name
+    assert all(r[2] in ("conv", "norm", "relu", "pool", "upsample", "concat") for r in rows)
+    for count in ("31,850,496", "47,775,744", "20,752"):
+        assert f" {count} " in result.stdout
+    if width < 120:
+        assert rows[0][3:] == (["8", "×", "24×24×32", "224", "3,981,312", "3³", "1³"] if width == 80 else
+                               ["8", "×", "24", "224", "3,981,312", "3³", "1³"])
+        assert rows[-1][-2:] == ["44³", "1³"]
+
+
+def test_compact_sizes():
+    from geocnn.fmt import fmt_shape_compact, fmt_sizes_compact
+
+    assert fmt_sizes_compact([44, 44, 44]) == "44³" and fmt_sizes_compact([3, 3]) == "3²"
+    assert fmt_sizes_compact([24, 24, 32]) == "24×24×32" and fmt_sizes_compact([7]) == "7"
+    assert fmt_shape_compact((8, 24, 24, 24)) == "8 × 24³" and fmt_shape_compact((10,)) == "10"

@@ -139,3 +139,55 @@ def test_library_reports_a_bad_file_in_its_entry(cube, tmp_path):
     assert infos[0]["kind"] == "post-stack"
     assert infos[1] == {"path": str(tmp_path / "nope.npy"), "error": f"{tmp_path / 'nope.npy'}: file not found "
                                                                       "— check the path"}
+
+
+# ----------------------------------------------------------------------------- issue 18 §6
+
+class _File:
+    """A file whose binary header reads as one segyio version or another reads it."""
+
+    def __init__(self, fields: dict) -> None:
+        self.bin = fields
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({3501: 1, 3502: 0}, "1.0"),  # segyio 1.9: byte 3501 alone (major), 3502 the minor
+    ({3501: 2, 3502: 1}, "2.1"),
+    ({3501: 0x0100, 3502: 0}, "1.0"),  # older segyio: both bytes as one number
+    ({3501: 0, 3502: 0}, "0.0"),
+])
+def test_revision_reads_both_forms(fields, expected):
+    assert headers.revision(_File(fields)) == expected
+
+
+def test_rev_1_file_prints_rev_1(cli, tmp_path):
+    # data_samples/angles.sgy has bytes 3501–3502 = 0x01 0x00: it printed "rev 0.1"
+    from tests.conftest import ROOT
+
+    path = ROOT / "data_samples" / "angles.sgy"
+    assert path.read_bytes()[3500:3502] == b"\x01\x00"
+    r = cli("inspect", path, "--json", tmp_path / "i.json")
+    assert r.exit_code == 0, r.output
+    assert "rev 1.0, format 5" in r.stdout
+    assert json.loads((tmp_path / "i.json").read_text())["binary_header"]["revision"] == "1.0"
+
+
+def test_a_file_that_grids_with_the_defaults_gets_no_other_bytes(cli, tmp_path):
+    # angles.sgy grids with 189/193 and offsets at 37; it was told "--iline 1 --xline 9 (72 × 32, 100% filled)"
+    from tests.conftest import ROOT
+
+    r = cli("inspect", ROOT / "data_samples" / "angles.sgy", "--scan", "--json", tmp_path / "i.json")
+    assert r.exit_code == 0, r.output
+    assert "grid suggestion" not in r.stdout and "--iline 1 --xline 9" not in r.stdout
+    assert json.loads((tmp_path / "i.json").read_text())["grid_pairs"] == []
+
+
+def test_piped_inspect_keeps_to_columns(cli, monkeypatch):
+    from rich.cells import cell_len
+
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("COLUMNS", "80")
+    r = cli("inspect", ROOT / "data_samples" / "angles.sgy")
+    assert r.exit_code == 0, r.output
+    assert max(cell_len(line) for line in r.stdout.splitlines()) == 80  # was 151

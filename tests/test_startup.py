@@ -105,3 +105,18 @@ def test_shell_completion_imports_neither():
     assert r.stdout.split()[:-1] == ["--blend"]
     assert heavy == []
 
+
+
+# ----------------------------------------------------------------------------- issue 18 §6: help
+
+@pytest.mark.parametrize("args", [[], ["summarize"], ["synth", "faults"]])
+def test_dash_h_is_help(cli, args):
+    short, long = cli(*args, "-h"), cli(*args, "--help")
+    assert short.exit_code == long.exit_code == 0
+    assert short.stdout == long.stdout and "Usage: geocnn" in short.stdout
+
+
+def test_extras_in_help_are_not_eaten_as_markup(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    text = " ".join(cli("train", "--help").stdout.replace("│", " ").split())
+    assert "pip install 'geocnn[tensorboard]'" in text  # it said "pip install 'geocnn')"

@@ -71,9 +71,34 @@ def describe(value: Any) -> str:
     return text if isinstance(value, (dict, list)) else f"{text} ({kind})"
 
 
+ALIASES: dict[str, str] = {
+    # layer kinds, as torch.nn and Keras name them
+    "conv1d": "conv", "conv2d": "conv", "conv3d": "conv", "convolution": "conv",
+    "convtranspose1d": "conv_transpose", "convtranspose2d": "conv_transpose", "convtranspose3d": "conv_transpose",
+    "conv2dtranspose": "conv_transpose", "deconv": "conv_transpose",
+    "batchnorm1d": "norm", "batchnorm2d": "norm", "batchnorm3d": "norm", "batchnormalization": "norm",
+    "instancenorm2d": "norm", "groupnorm": "norm", "layernorm": "norm",
+    "maxpool1d": "pool", "maxpool2d": "pool", "maxpool3d": "pool", "avgpool2d": "pool", "maxpooling2d": "pool",
+    "averagepooling2d": "pool", "adaptiveavgpool2d": "adaptive_pool", "adaptivemaxpool2d": "adaptive_pool",
+    "globalaveragepooling2d": "global_pool", "linear": "dense", "fc": "dense", "upsampling2d": "upsample",
+    "leakyrelu": "leaky_relu", "dropout2d": "dropout", "cat": "concat", "concatenate": "concat",
+    # layer arguments
+    "out_channels": "out", "filters": "out", "out_features": "out", "units": "out", "kernel_size": "kernel",
+    "pool_size": "size", "strides": "stride", "scale_factor": "scale", "negative_slope": "slope",
+    # training settings
+    "learning_rate": "lr", "num_epochs": "epochs", "max_epochs": "epochs", "batchsize": "batch_size",
+}
+"""Names people bring from PyTorch and Keras (lower case) → geocnn's, for did-you-mean. One table for
+every suggestion; a name is suggested only where it is a valid choice."""
+
+
 def suggest(word: str, options: Sequence[str]) -> str:
-    """``did you mean 'x'?`` plus the valid options."""
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    """``did you mean 'x'?`` plus the valid options: same name in another case, a known alias
+    (``ReLU`` → relu, ``out_channels`` → out, ``AdamW`` → adamw), else the closest spelling."""
+    by_lower = {o.lower(): o for o in options}
+    key = str(word).lower()
+    close = [by_lower[k] for k in (key, ALIASES.get(key)) if k in by_lower][:1] or \
+        difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
     listing = ", ".join(sorted(options))
     if close:
         return f"did you mean '{close[0]}'? (valid: {listing})"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from geocnn.errors import ShapeError
-from geocnn.fmt import fmt_shape, human_bytes
+from geocnn.fmt import fmt_shape, fmt_shape_compact, fmt_sizes_compact, human_bytes
 from geocnn.model import ModelSpec, infer, size_rules
 from geocnn.model.shapes import Inference, LayerRecord, _downsampling
 from geocnn.model.spec import frozen_layers
@@ -216,9 +216,13 @@ def columns(s: Summary, units: bool = True) -> list[Column]:
     return [c for c in COLUMNS if not c.units or (units and s.spec.spacing)]
 
 
-def rows(s: Summary) -> list[Row]:
-    """Every row of the table, plus the failing layer's row when the shapes fail."""
-    out = [Row(_cells(s, r), tuple(r.warnings), shortcut=r.role == "shortcut") for r in s.records]
+def rows(s: Summary, compact: bool = False) -> list[Row]:
+    """Every row of the table, plus the failing layer's row when the shapes fail.
+
+    ``compact`` spells sizes short for a narrow terminal (``8 × 24³``, RF ``5³``), so layer names
+    need not be broken (counts stay exact).
+    """
+    out = [Row(_cells(s, r, compact), tuple(r.warnings), shortcut=r.role == "shortcut") for r in s.records]
     if s.error is not None:
         name, kind = s.error.failed_layer or ("", "")
         cells = dict.fromkeys((c.key for c in COLUMNS), "")
@@ -228,13 +232,14 @@ def rows(s: Summary) -> list[Row]:
     return out
 
 
-def _cells(s: Summary, r: LayerRecord) -> dict[str, str]:
+def _cells(s: Summary, r: LayerRecord, compact: bool = False) -> dict[str, str]:
+    shape, sizes = (fmt_shape_compact, fmt_sizes_compact) if compact else (fmt_shape, "×".join)
     units = ""
     if s.spec.spacing:
         units = " × ".join(f"{n * step:g} {unit}".strip() for n, (step, unit) in zip(r.receptive_field, s.spec.spacing))
-    return {"index": str(r.index), "layer": display_name(r), "kind": r.kind, "output": fmt_shape(r.output_shape),
+    return {"index": str(r.index), "layer": display_name(r), "kind": r.kind, "output": shape(r.output_shape),
             "params": f"{r.params:,}", "formula": r.formula, "macs": f"{r.macs:,}",
-            "rf": "×".join(map(str, r.receptive_field)), "jump": "×".join(map(str, r.jumps)),
+            "rf": sizes(map(str, r.receptive_field)), "jump": sizes(map(str, r.jumps)),
             "rf_units": units, "notes": r.note}
 
 

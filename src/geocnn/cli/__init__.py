@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},  # -h, as most tools have it
 )
 
 
@@ -73,7 +74,8 @@ def _register() -> None:
         parent = app
         group = getattr(module, "GROUP", None)
         if group is not None:
-            parent = typer.Typer(name=group[0], help=group[1], no_args_is_help=True)
+            parent = typer.Typer(name=group[0], help=group[1], no_args_is_help=True,
+                                 context_settings={"help_option_names": ["-h", "--help"]})
             app.add_typer(parent, name=group[0])
         for name, fn in module.COMMANDS:
             parent.command(name)(user_errors(fn))

@@ -115,9 +115,10 @@ def inspect_cmd(
         if "error" in info:
             console.print_error(info["error"])
             continue
-        console.out.print(_labels_table(info) if info["kind"] == "labels" else _table(info))
+        width = console.columns()  # COLUMNS, also when piped
+        console.out.print(_labels_table(info) if info["kind"] == "labels" else _table(info), width=width)
         if "header_scan" in info:
-            console.out.print(_scan_table(info["header_scan"]))
+            console.out.print(_scan_table(info["header_scan"]), width=width)
         if "textual_header" in info:
             console.out.print(Text("\n".join(info["textual_header"])))
     if json_path is not None:
@@ -191,7 +192,7 @@ def _table(info: dict) -> Table:
     binary = info.get("binary_header")
     if binary:
         rows.append(("binary header", _binary(binary)))
-    if "grid_pairs" in info:
+    if "grid_pairs" in info and info["kind"] == "unstructured":
         rows.append(("grid suggestion", "; ".join(_pair(p) for p in info["grid_pairs"])
                      or "no pair of trace header fields grids the traces"))
     if "stackable" in info:

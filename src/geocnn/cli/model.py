@@ -46,36 +46,47 @@ def _views(s: summary.Summary, wide: bool, width: int) -> tuple[Table, list[Text
     Every column when the table fits in ``width`` (or with ``--wide``). Otherwise the columns of
     free text leave the table — the physical receptive field first, then the notes, then the
     formula — and what they said is listed under it, one line per layer, wrapped to the width.
-    Counts and shapes never wrap and are never cut.
+    Still too wide: sizes are spelled short (``8 × 24³``), then output shapes wrap between their
+    sizes. Layer names are never broken; counts never wrap and are never cut.
     """
     cols = summary.columns(s)
     drop: list[str] = []
     for key in ("rf_units", "notes", "formula"):
         table = _table(s, [c for c in cols if c.key not in drop])
         if wide or _natural_width(table) <= width:
-            break
+            return table, _folded(s, [k for k in drop if k != "rf_units"])
         drop.append(key)
-    else:
-        table = _table(s, [c for c in cols if c.key not in drop])
+    kept = [c for c in cols if c.key not in drop]
+    table = _table(s, kept, compact=True)
+    if _natural_width(table) > width:
+        table = _table(s, kept, compact=True, wrap_sizes=True)
     return table, _folded(s, [k for k in drop if k != "rf_units"])
 
 
-def _table(s: summary.Summary, cols: list[summary.Column]) -> Table:
+
+
+def _table(s: summary.Summary, cols: list[summary.Column], compact: bool = False, wrap_sizes: bool = False
+           ) -> Table:
     t = Table(title=f"{s.spec.name or 'model'} — input {fmt_shape(s.input_shape)} "
               f"(channels × {' × '.join(s.spec.axes)})", title_justify="left", header_style="bold",
-              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+              box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0 if compact else 1, 0, 0))
+    rows = summary.rows(s, compact)
     for c in cols:
-        # free text wraps; a long layer name folds; counts and shapes never do
-        wraps = c.text or c.key == "layer"
+        # free text wraps (and output shapes when nothing else fits); names and counts never do
+        wraps = c.text or (wrap_sizes and c.key == "output")
+        # a wrapped shape keeps room for its widest size and the × after it ("16 ×"), and its header
+        least = max((len(p.strip()) + 2 for r in rows for p in r.cells["output"].split("×")), default=0)
         t.add_column(c.header, justify="right" if c.right else "left", no_wrap=not wraps,
-                     overflow="fold" if wraps else "ellipsis", min_width=8 if c.key == "layer" else None)
-    for row in summary.rows(s):
-        t.add_row(*[_cell(row, c.key) for c in cols], style="cyan" if row.shortcut else None)
+                     overflow="fold" if wraps else "ellipsis", min_width=max(least, len(c.header)) if c.key == "output" else None)
+    for row in rows:
+        t.add_row(*[_cell(row, c.key, wrap_sizes) for c in cols], style="cyan" if row.shortcut else None)
     return t
 
 
-def _cell(row: summary.Row, key: str) -> str | Text:
-    """One cell as rich text: warnings in yellow after the notes, the failing layer in red."""
+def _cell(row: summary.Row, key: str, wrap_sizes: bool = False) -> str | Text:
+    """One cell as rich text: warnings in yellow after the notes, the failing layer in red.
+
+    ``wrap_sizes`` spaces the output shape (``8 × 24 × 32``) so it wraps between sizes, never inside one."""
     if key == "notes":
         note = Text(row.cells["notes"], style="red" if row.failed else "")
         for w in row.warnings:
@@ -83,7 +94,10 @@ def _cell(row: summary.Row, key: str) -> str | Text:
         return note
     if row.failed and key in ("layer", "output"):
         return Text(row.cells[key], style="bold red" if key == "layer" else "red")
-    return Text(row.cells[key])  # Text: names and formulas are not rich markup
+    text = row.cells[key]
+    if wrap_sizes and key == "output":
+        text = " × ".join(part.strip() for part in text.split("×"))
+    return Text(text)  # Text: names and formulas are not rich markup
 
 
 def _folded(s: summary.Summary, keys: list[str]) -> list[Text | Table]:

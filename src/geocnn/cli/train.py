@@ -32,7 +32,7 @@ def train_cmd(
                                          "optimizer's state (needed to change train.optimizer or momentum)."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to <run>/tb/ for TensorBoard "
-                                     "(train.tensorboard; needs pip install 'geocnn[tensorboard]')."),
+                                     "(train.tensorboard; needs pip install 'geocnn\\[tensorboard]')."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads per process (overrides "
                                 "train.threads; default: one per core). On a shared machine: your share of the cores."),
     force: bool = typer.Option(False, "--force", help="Replace the run in --out (the old one is deleted once the "

@@ -48,14 +48,24 @@ def textual_header(f: Any) -> list[str]:
             for i in range(0, min(len(text), TEXT_LINES * TEXT_COLUMNS), TEXT_COLUMNS)]
 
 
+def revision(f: Any) -> str:
+    """The SEG-Y revision as ``major.minor`` (bytes 3501 and 3502: rev 1 is 0x0100, ``1.0``).
+
+    segyio 1.9 reads byte 3501 alone (major) and 3502 as ``SEGYRevisionMinor``; older versions
+    read both bytes as one number (256 for rev 1). Both forms give the same text.
+    """
+    value = int(f.bin[BinField.SEGYRevision])
+    if value > 0xFF:  # both bytes in one number
+        return f"{value >> 8}.{value & 0xFF}"
+    minor = getattr(BinField, "SEGYRevisionMinor", None)
+    return f"{value}.{int(f.bin[minor]) if minor is not None else 0}"
+
+
 def binary_header(f: Any) -> dict[str, Any]:
     """The binary header fields that decide how the file is read, by name."""
     out: dict[str, Any] = {}
     for name, field in BINARY_FIELDS:
-        value = int(f.bin[field])
-        if name == "revision":  # one byte major, one byte minor (rev 1: 0x0100)
-            value = f"{value >> 8}.{value & 0xFF}"
-        out[name] = value
+        out[name] = revision(f) if name == "revision" else int(f.bin[field])
     out["sorting_name"] = SORTING_CODES.get(out["sorting"], "unknown")
     out["measurement_name"] = {1: "metres", 2: "feet"}.get(out["measurement_system"], "unknown")
     return out

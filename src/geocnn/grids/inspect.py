@@ -70,7 +70,8 @@ def describe_segy(grid: Grid, info: dict, text: bool = False, scan: bool = False
                   scan_traces: int = headers.MAX_SCAN_TRACES) -> dict:
     """Add a SEG-Y file's binary header (and textual header, header scan) to ``info``.
 
-    The scan is added whenever no geometry could be inferred, with the byte pairs that would grid it.
+    The scan is added whenever no geometry could be inferred, with the byte pairs that would grid it
+    (only then: a file that grids with the bytes in use gets no other suggestion).
     """
     source = grid.inputs[0]
     if not isinstance(source, SegySource):
@@ -83,7 +84,9 @@ def describe_segy(grid: Grid, info: dict, text: bool = False, scan: bool = False
         if scan or info["kind"] == "unstructured":
             result = headers.scan_headers(f, scan_traces)
             info["header_scan"] = result.to_dict()
-            info["grid_pairs"] = [p.to_dict() for p in headers.grid_pairs(result, grid.inputs[0].spec.offset)]
+            # a file that grids with the bytes in use needs no others: suggest only where it does not
+            pairs = headers.grid_pairs(result, source.spec.offset) if info["kind"] == "unstructured" else []
+            info["grid_pairs"] = [p.to_dict() for p in pairs]
     return info
 
 

@@ -53,11 +53,33 @@ class Outcome:
     macs: int = 0
     formula: str = ""
     note: str = ""
-    warnings: list[str] = field(default_factory=list)  # input samples no output reads
+    unread: list[Unread] = field(default_factory=list)  # input samples this layer's outputs never read
 
-    @property
-    def dropped(self) -> bool:
-        return bool(self.warnings)
+
+@dataclass(frozen=True, eq=False)
+class Unread:
+    """Samples of a layer's input, along one axis, that none of its outputs reads.
+
+    Only a candidate: the shape walk (:mod:`geocnn.model.shapes`) warns about a sample only when
+    no other layer reading the same tensor reads it either (a 1×1 stride-2 shortcut skips the
+    odd samples that the body's 3×3 stride-2 conv reads: ResNet-B, nothing is lost).
+    """
+
+    axis: str
+    axis_index: int
+    positions: np.ndarray
+    n: int
+    n_out: int
+    what: str
+    k: int
+    s: int
+    d: int
+
+    def warning(self, positions: np.ndarray) -> str:
+        """The warning for ``positions`` (those of :attr:`positions` no path reads)."""
+        dil = f", dilation {self.d}" if self.d > 1 else ""
+        return (f"{self.what} {self.k} with stride {self.s}{dil} never reads {len(positions)} of {self.n} samples "
+                f"along {self.axis} ({_positions(positions)}; {self.n} → {self.n_out}): those samples are never seen")
 
 
 @dataclass(frozen=True)
@@ -104,10 +126,10 @@ def _positions(idx: np.ndarray) -> str:
 
 
 def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: str = "kernel",
-            mode: str = "zeros") -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], list[str]]:
-    """Output sizes, (before, after) padding and unread-sample warnings of a window operation."""
+            mode: str = "zeros") -> tuple[tuple[int, ...], tuple[tuple[int, int], ...], list[Unread]]:
+    """Output sizes, (before, after) padding and the input samples a window operation never reads."""
     sizes, pads, warns = [], [], []
-    for axis, n, k, s, d in zip(ctx.axes, x.spatial, kernel, stride, dilation):
+    for i, (axis, n, k, s, d) in enumerate(zip(ctx.axes, x.spatial, kernel, stride, dilation)):
         k_eff = d * (k - 1) + 1
         if padding == "same":
             before, after = T.same_pads(n, k_eff, s)
@@ -122,9 +144,7 @@ def _window(x: Tensor, ctx: LayerCtx, kernel, stride, dilation, padding, what: s
         out = span // s + 1
         unread = _unread(n, out, k, s, d, before, mode)  # a dilation wider than the output leaves gaps too
         if len(unread):
-            dil = f", dilation {d}" if d > 1 else ""
-            warns.append(f"{what} {k} with stride {s}{dil} never reads {len(unread)} of {n} samples along {axis} "
-                         f"({_positions(unread)}; {n} → {out}): those samples are never seen")
+            warns.append(Unread(axis, i, unread, n, out, what, k, s, d))
         sizes.append(out)
         pads.append((before, after))
     return tuple(sizes), tuple(pads), warns
@@ -332,7 +352,7 @@ def _pool_infer(a: dict, xs: list[Tensor], ctx: LayerCtx) -> Outcome:
     sizes, pads, warns = _window(x, ctx, a["size"], stride, ones, padding, what="window")
     out = _after_window(x, x.channels, sizes, a["size"], stride, ones, pads)
     note = _join(f"{a['kind']} pool, per channel, no parameters", _pad_note(padding, pads))
-    return Outcome(out, note=note, warnings=warns)
+    return Outcome(out, note=note, unread=warns)
 
 
 ADAPTIVE_POOL_ARGS = Record([
@@ -548,8 +568,7 @@ def projection_infer(body_out: Tensor, x: Tensor, ctx: LayerCtx, norm: bool = Fa
     dims = len(stride)
     a = {"out": body_out.channels, "kernel": (1,) * dims, "stride": stride, "padding": "valid",
          "dilation": (1,) * dims, "groups": 1, "bias": not norm, "padding_mode": "zeros"}
-    res = _conv_infer(a, [x], ctx)
-    res.warnings = []  # a 1×1 stride-s projection skips samples by design; the body sees them
+    res = _conv_infer(a, [x], ctx)  # its skipped samples are a note where the body reads them (shapes.py)
     if norm:
         res.params += 2 * body_out.channels
         res.formula = f"1·{x.channels}·{body_out.channels} + 2·{body_out.channels} = {res.params:,}"

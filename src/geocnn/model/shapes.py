@@ -11,9 +11,11 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import numpy as np
+
 from geocnn.errors import ConfigError, ShapeError
 from geocnn.fmt import fmt_shape
-from geocnn.model.layers import KINDS, LayerCtx, Outcome, merged, projection_infer
+from geocnn.model.layers import KINDS, LayerCtx, Outcome, Unread, merged, projection_infer
 from geocnn.model.spec import NETWORK_INPUT, ModelSpec, Node
 from geocnn.model.tensor import MAX_AXIS_VALUES, MAX_HELD, Tensor, TooLarge, input_tensor
 
@@ -92,16 +94,50 @@ class _Walk:
         self.tensors: dict[str, Tensor] = {}
         self.output: Tensor | None = None
         self.held = 0  # positions the walk's tensors hold, all axes
+        self.alias: dict[str, str] = {}  # a residual block's ``name:input`` → the tensor it is
+        self.readers: dict[str, list[tuple[int, list[Unread]]]] = {}  # tensor → (layer, samples it skips)
 
     def ctx(self, node: Node) -> LayerCtx:
         return LayerCtx(node.index, node.name, node.kind, node.where, self.spec.axes)
 
-    def add(self, node: Node, o: Outcome, **extra) -> Tensor:
+    def add(self, node: Node, o: Outcome, reads: tuple[str, ...] = (), **extra) -> Tensor:
+        """Record one layer; ``reads`` names the tensors it reads (a residual block reads through its paths)."""
         self.records[node.index] = LayerRecord(
             node.index, node.name, node.kind, node.depth, node.role, node.where, o.out.shape, o.params,
-            o.macs, o.out.rf, o.out.jump, o.formula, o.note, o.warnings, **extra)
+            o.macs, o.out.rf, o.out.jump, o.formula, o.note, **extra)
         self.tensors[node.name] = o.out
+        for i, name in enumerate(reads):
+            name = self.alias.get(name, name)
+            self.readers.setdefault(name, []).append((node.index, o.unread if i == 0 else []))
         return o.out
+
+    def unread_by_network(self) -> None:
+        """Warn about the samples of a tensor that no layer reading it reads (the union over paths).
+
+        A layer that skips samples another path reads (a 1×1 stride-2 shortcut beside the body's
+        3×3 stride-2 conv) gets a note instead: nothing is lost. Exact per axis, as every layer kind
+        is separable.
+        """
+        for readers in self.readers.values():
+            skipped: dict[int, set[int]] = {}
+            for _, unread in readers:
+                for u in unread:
+                    skipped.setdefault(u.axis_index, set()).update(u.positions.tolist())
+            dropped = {a: set(p) for a, p in skipped.items()}
+            for _, unread in readers:
+                axes = {u.axis_index: set(u.positions.tolist()) for u in unread}
+                for a in dropped:
+                    dropped[a] &= axes.get(a, set())
+            for index, unread in readers:
+                record, read_elsewhere = self.records[index], []
+                for u in unread:
+                    lost = np.array(sorted(dropped[u.axis_index] & set(u.positions.tolist())), dtype=np.int64)
+                    if len(lost):
+                        record.warnings.append(u.warning(lost))
+                    else:
+                        read_elsewhere.append(u)
+                if read_elsewhere:
+                    record.note = "; ".join(p for p in (record.note, _skip_note(record, read_elsewhere)) if p)
 
     def graph(self, nodes: list[Node]) -> Tensor:
         out = None
@@ -129,17 +165,19 @@ class _Walk:
         if node.kind == "residual":
             return self.residual(node, xs[0])
         if node.kind == "identity":
-            return self.add(node, Outcome(xs[0], note="identity shortcut"), new_tensor=False)
-        return self.add(node, KINDS[node.kind].infer(node.args, xs, self.ctx(node)))
+            return self.add(node, Outcome(xs[0], note="identity shortcut"), node.inputs, new_tensor=False)
+        return self.add(node, KINDS[node.kind].infer(node.args, xs, self.ctx(node)), node.inputs)
 
     def residual(self, node: Node, x: Tensor) -> Tensor:
         ctx = self.ctx(node)
         self.tensors[f"{node.name}:input"] = x
+        self.alias[f"{node.name}:input"] = self.alias.get(node.inputs[0], node.inputs[0])
         body = self.graph(node.body)
         sc_node = node.shortcut[0]
         if sc_node.kind == "projection":
             outcome, stride = projection_infer(body, x, self.ctx(sc_node), sc_node.args.get("norm", False))
-            shortcut = self.add(sc_node, outcome, new_tensor=stride is not None, projection_stride=stride)
+            shortcut = self.add(sc_node, outcome, sc_node.inputs, new_tensor=stride is not None,
+                                projection_stride=stride)
             how = "projection" if stride else "identity"
         else:
             shortcut = self.graph(node.shortcut)
@@ -159,6 +197,19 @@ class _Walk:
         return self.add(node, Outcome(out, note=note))
 
 
+def _skip_note(record: LayerRecord, skipped: list[Unread]) -> str:
+    """The note of a layer that skips samples other paths read: ``skips 28 of 56 … along height, width``."""
+    counts = {(len(u.positions), u.n) for u in skipped}
+    if len(counts) == 1:
+        (count, n), = counts
+        text = f"skips {count} of {n} samples along {', '.join(u.axis for u in skipped)}"
+    else:
+        text = "skips " + ", ".join(f"{len(u.positions)} of {u.n} samples along {u.axis}" for u in skipped)
+    if record.role == "shortcut":  # the known ResNet-B shortcut, and ResNet-D's fix
+        return text + ", which the body reads (ResNet-B; ResNet-D's average pool lets the shortcut read them)"
+    return text + ", which other paths read"
+
+
 def _too_large(ctx: LayerCtx, exc: TooLarge) -> ShapeError:
     """The analytic pass's size limit, as an error naming the layer that passed it."""
     return ctx.fail(f"{exc.positions:,} output positions × {exc.taps:,} window taps on one axis is more than "
@@ -176,8 +227,10 @@ def _walk(spec: ModelSpec, spatial: tuple[int, ...]) -> _Walk:
     try:
         walk.output = walk.graph(spec.layers)
     except ShapeError as exc:
+        walk.unread_by_network()
         exc.records = sorted(walk.records.values(), key=lambda r: r.index)
         raise
+    walk.unread_by_network()
     return walk
 
 
