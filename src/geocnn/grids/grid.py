@@ -187,6 +187,10 @@ class Grid:
         for part in self._parts:
             if isinstance(part.source, SegySource):
                 return {a: v for a, v in part.source.file.spacing.items() if a in self.axes}
+        for part in self._parts:
+            declared = part.source.spacing()
+            if declared:
+                return {a: v for a, v in declared.items() if a in self.axes}
         if self.meta.sample_interval_us and "sample" in self.axes:
             return {"sample": (self.meta.sample_interval_us / 1000.0, "ms")}
         return {}
@@ -212,6 +216,8 @@ def _part(spec: InputSpec, random_access: bool = False) -> _Part:
             (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK)
         if written and "channel" in source.axes:  # a geocnn output of several channels
             return _channels_from(source, "channel")
+        if source.channel_axis is not None:  # the file says which axis holds channels (bands, OME C)
+            return _channels_from(source, source.channel_axis)
         return _Part(source, None, (source.label(),))
     return _channels_from(source, spec.channels_from)
 

@@ -64,6 +64,7 @@ class Source(abc.ABC):
     shape: tuple[int, ...]
     explicit_axes: bool = True
     meta: GridMeta
+    channel_axis: str | None = None  # an axis the file itself says holds channels (a GeoTIFF's bands)
 
     @abc.abstractmethod
     def read(self, window: tuple[slice, ...]) -> np.ndarray:
@@ -83,6 +84,10 @@ class Source(abc.ABC):
 
     def label(self) -> str:
         return Path(self.path).stem
+
+    def spacing(self) -> dict[str, tuple[float, str]]:
+        """Physical spacing per axis the file declares (pixel size, voxel size), e.g. ``{"x": (10.0, "m")}``."""
+        return {}
 
 
 class SegySource(Source):
