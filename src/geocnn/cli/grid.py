@@ -48,7 +48,7 @@ class ReadOptions:
                                             "inline,crossline,sample."))
     key: str | None = _option(typer.Option(None, "--key", help="Array name inside a .npz file."))
     fmt: str = _option(typer.Option("auto", "--format",
-                                    help="Input file format: auto (from the file name), segy, npy, npz."))
+                                    help="Input file format: auto (from the file name), segy, npy, npz, mdio, zarr, tiff."))
 
     def __post_init__(self) -> None:
         _choice("--endian", self.endian, ("auto", "big", "little"))
@@ -182,6 +182,7 @@ def _table(info: dict) -> Table:
         ("spacing", ", ".join(f"{a} {s['value']:g} {s['unit']}" for a, s in info["spacing"].items())
          or "unknown"),
     ]
+    rows += [(name, _value(value)) for name, value in info.get("geometry", {}).items()]
     stats = info.get("stats")
     if stats:
         rows.append(("values", f"min {stats['min']:.4g}, max {stats['max']:.4g}, mean {stats['mean']:.4g}, "
@@ -200,6 +201,15 @@ def _table(info: dict) -> Table:
     for name, value in rows:
         t.add_row(name, Text(value))  # Text: file names and messages are not rich markup
     return t
+
+
+def _value(value: object) -> str:
+    """A format's geometry entry (a CRS, bounds, a voxel size) as text."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.12g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(f"{v:.12g}" for v in value)
+    return "none" if value is None else str(value)
 
 
 def _pair(p: dict) -> str:

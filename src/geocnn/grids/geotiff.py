@@ -125,6 +125,12 @@ class GeoTiffSource(Source):
         crs = require("rasterio").crs.CRS.from_user_input(self.crs_name)
         return "°" if crs.is_geographic else (crs.linear_units if crs.linear_units not in ("unknown", "metre") else "m")
 
+    def geometry(self) -> dict:
+        left, bottom, right, top = self.bounds
+        return {"crs": self.crs_name, "bounds": {"left": left, "bottom": bottom, "right": right, "top": top},
+                "transform": list(self.georef.transform), "nodata": self.georef.nodata,
+                "blocks": f"{self.blocks[0]} × {self.blocks[1]}"}
+
     def release(self) -> None:
         return None  # GDAL keeps its own bounded block cache
 

@@ -89,6 +89,10 @@ class Source(abc.ABC):
         """Physical spacing per axis the file declares (pixel size, voxel size), e.g. ``{"x": (10.0, "m")}``."""
         return {}
 
+    def geometry(self) -> dict:
+        """What ``geocnn inspect`` adds for this format (CRS and bounds, voxel size...), JSON-able."""
+        return {}
+
 
 class SegySource(Source):
     """A SEG-Y file through :class:`geocnn.grids.segy.SegyFile` (samples from the decoded cache if any)."""

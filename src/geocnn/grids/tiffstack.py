@@ -218,6 +218,10 @@ class TiffStackSource(Source):
     def spacing(self) -> dict[str, tuple[float, str]]:
         return {a: (v, "µm") for a, v in self.voxel.items() if a in self.axes}
 
+    def geometry(self) -> dict:
+        return {"voxel_size_um": {a: self.voxel[a] for a in ("z", "y", "x") if a in self.voxel},
+                "files": len(self.files), "reads": "memory-mapped" if self.contiguous else "page by page"}
+
     def release(self) -> None:
         self._map = None
 
