@@ -140,19 +140,18 @@ def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter:
     rows = max(1, block_bytes // max(row_bytes, 1))
     traces_per_row = int(np.prod(grid.shape[1:-1], dtype=np.int64))
     task = reporter.task("convert", int(np.prod(grid.shape[:-1], dtype=np.int64)), unit="traces")
+    ok = False
     try:
         for start in range(0, grid.shape[0], rows):
             stop = min(start + rows, grid.shape[0])
             window = (slice(start, stop), *(slice(0, n) for n in grid.shape[1:]))
-            pending.write(window, grid.read(window))
+            pending.write_rows(start, grid.read(window))
             grid.release()  # what this block mapped leaves memory with it
             task.advance((stop - start) * traces_per_row)
-        final = pending.commit()
-    except BaseException:
-        pending.abort()
-        raise
+        ok = True
     finally:
         task.close()
         grid.release()
+        final = pending.finish(ok)  # commit, or remove the temporary output
     return ConvertResult(grid.sources[0], str(final), dst_fmt, like.axes, pending.shape,
                          int(np.prod(pending.shape[:-1], dtype=np.int64)))

@@ -57,8 +57,8 @@ class NpyOutput(FileOutput):
             block[(slice(None), *window[1:])] = values[c].astype(dtype, copy=False)
             del block
 
-    def _beside(self, final: Path) -> None:
-        atomic.write_json(sidecar_path(final), self.sidecar, force=True)
+    def _beside(self, final: Path) -> list[Path]:
+        return [atomic.write_json(sidecar_path(final), self.sidecar, force=True)]
 
 
 def _create(final: Path, spec: OutputSpec) -> Path:
