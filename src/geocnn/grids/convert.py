@@ -32,6 +32,9 @@ from geocnn.progress import SILENT, Reporter
 log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 16 << 20
+# An input format without trace headers, as the convert error names it.
+HEADERLESS = {"npy": "a NumPy array", "npz": "a NumPy archive", "zarr": "a Zarr array",
+              "mdio": "this MDIO dataset (not made from SEG-Y)"}
 
 
 @dataclass(frozen=True)
@@ -82,14 +85,16 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | o
             return _result(grid, mdioconvert.segy_to_mdio(grid, src_spec, dst, force), dst_fmt)
         return _copy(grid, grid, dst, force, reporter, block_bytes, dst_fmt)
     if src_fmt == "mdio" and dst_fmt == "segy" and template is None and mdioconvert.has_segy_headers(str(src)):
+        _check_one_channel(open_grid(src_spec))
         out = mdioconvert.mdio_to_segy(str(src), dst, force, src_spec)
         return _result(open_grid(src_spec), out, dst_fmt)
     if dst_fmt != "segy":
         raise DataError(f"nothing to convert: {src_fmt} to .npy", where=str(dst),
                         fix="convert SEG-Y to .npy, or .npy to SEG-Y with --template")
     if template is None:
-        raise DataError("writing SEG-Y from a NumPy array needs a template SEG-Y for its headers",
-                        where=str(src), fix="pass --template SEGY (the survey the array came from)")
+        raise DataError(f"{HEADERLESS.get(src_fmt, 'this input')} holds no SEG-Y trace headers, so a SEG-Y "
+                        "output takes them from a template", where=str(src),
+                        fix="pass --template SOURCE.sgy (the SEG-Y survey it was computed from)")
     if format_from_suffix(template) != "segy":
         raise DataError("the template must be a SEG-Y file", where=str(template))
     like = open_grid(_with_path(template_spec, template))
@@ -113,9 +118,7 @@ def _check_against_template(grid: Grid, like: Grid, template: str) -> None:
     """The array must have the template's trace axes (the sample count may differ)."""
     where = grid.sources[0]
     name = Path(template).name
-    if grid.channels != 1:
-        raise DataError(f"array has {grid.channels} channels; a SEG-Y holds one value per sample",
-                        where=where, fix="write one channel per file")
+    _check_one_channel(grid)
     if grid.ndim != like.ndim or grid.shape[:-1] != like.shape[:-1]:
         raise DataError(f"array shape {grid.shape} does not match the template {name} "
                         f"({' × '.join(f'{n} {a}' for a, n in zip(like.axes, like.shape))})", where=where,
@@ -127,6 +130,12 @@ def _check_against_template(grid: Grid, like: Grid, template: str) -> None:
     if grid.shape[-1] != like.shape[-1]:
         log.warning("%s: %d samples per trace, the template has %d: the output's headers say %d",
                     where, grid.shape[-1], like.shape[-1], grid.shape[-1])
+
+
+def _check_one_channel(grid: Grid) -> None:
+    if grid.channels != 1:
+        raise DataError(f"array has {grid.channels} channels; a SEG-Y holds one value per sample",
+                        where=grid.sources[0], fix="write one channel per file")
 
 
 def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter: Reporter, block_bytes: int,
