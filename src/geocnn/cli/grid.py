@@ -33,11 +33,11 @@ class ReadOptions:
     """How input files are read: the options ``inspect`` and ``convert`` share, declared once and
     checked once (:func:`with_read_options` gives a command these fields as options)."""
 
-    iline: int = _option(typer.Option(189, "--iline", min=1, max=237,
+    iline: int = _option(typer.Option(189, "--iline", min=1, max=237, metavar="<byte>",
                                       help="SEG-Y trace header byte of the inline number."))
-    xline: int = _option(typer.Option(193, "--xline", min=1, max=237,
+    xline: int = _option(typer.Option(193, "--xline", min=1, max=237, metavar="<byte>",
                                       help="SEG-Y trace header byte of the crossline number."))
-    offset: int = _option(typer.Option(37, "--offset", min=1, max=237,
+    offset: int = _option(typer.Option(37, "--offset", min=1, max=237, metavar="<byte>",
                                        help="SEG-Y trace header byte of the offset number."))
     endian: str = _option(typer.Option("auto", "--endian",
                                        help="SEG-Y byte order: auto (from the binary header), big, little."))
@@ -91,7 +91,7 @@ def inspect_cmd(
     files: list[Path] = typer.Argument(..., help="SEG-Y (.sgy/.segy), .npy or .npz files."),
     json_path: Path | None = typer.Option(None, "--json",
                                           help="Also write what is shown as JSON to this file."),
-    stats_traces: int = typer.Option(200, "--stats-traces", min=1,
+    stats_traces: int = typer.Option(200, "--stats-traces", min=1, metavar="<n>",
                                      help="Random traces read for the value statistics."),
     stack: bool = typer.Option(False, "--stack",
                                help="Open the files stacked as channels, as training does "
@@ -101,7 +101,7 @@ def inspect_cmd(
     scan: bool = typer.Option(False, "--scan",
                               help="Scan the SEG-Y trace headers: which fields vary and how, and which "
                                    "byte pairs would grid the file (always done when no geometry is found)."),
-    scan_traces: int = typer.Option(MAX_SCAN_TRACES, "--scan-traces", min=1,
+    scan_traces: int = typer.Option(MAX_SCAN_TRACES, "--scan-traces", min=1, metavar="<n>",
                                     help="Traces whose headers --scan reads (headers only, never samples)."),
     *,
     read: ReadOptions,
