@@ -92,3 +92,46 @@ def test_a_failed_commit_is_one_line_and_leaves_nothing(tmp_path, cli, identity_
     assert line == (f"{out}: cannot write the output (Input/output error) — "
                     "check the folder exists, can be written to and has room")
     assert left_behind(tmp_path, survey) == before
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".sgy"])
+def test_memory_mapped_outputs_reserve_their_disk_before_writing(tmp_path, cli, identity_run, monkeypatch, survey,
+                                                                  suffix):
+    """``.npy`` and SEG-Y outputs are written through memory maps: on a truly full disk a first write to a
+    sparse page is a SIGBUS, which no handler turns into a line. So the file's bytes are reserved
+    when it is created (posix_fallocate), where a full disk is an OSError like any other."""
+    run = identity_run(tmp_path)
+    asked: list[int] = []
+    fallocate = os.posix_fallocate
+
+    def full(fd, offset, length):
+        asked.append(length)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    before, out = left_behind(tmp_path, survey), tmp_path / f"p{suffix}"
+    line = error_line(cli("predict", run, survey, "--out", out))
+    assert line == (f"{out}: cannot write the output (No space left on device) — "
+                    "check the folder exists, can be written to and has room")
+    assert left_behind(tmp_path, survey) == before
+    floats = 16 * 12 * 48 * 4  # the survey's samples as float32
+    assert len(asked) == 1 and asked[0] >= floats
+    monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    assert cli("predict", run, survey, "--out", out).exit_code == 0
+    st = out.stat()
+    assert st.st_blocks * 512 >= st.st_size  # the bytes are on disk, not a sparse promise
+
+
+def test_file_systems_that_cannot_reserve_keep_the_sparse_file(tmp_path, monkeypatch):
+    from geocnn import atomic
+
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"")
+    os.truncate(path, 1 << 20)
+
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    atomic.reserve(path, 1 << 20)  # no error: the file stays as it was
+    assert path.stat().st_size == 1 << 20
