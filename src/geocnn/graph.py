@@ -143,6 +143,11 @@ def trace(model: torch.nn.Module, cfg: Config,
     return _export_program(model, x, {0: torch.export.Dim("batch", min=1)}), sizes
 
 
+def trace_fixed(model: torch.nn.Module, x: torch.Tensor) -> torch.export.ExportedProgram:
+    """``torch.export`` for inputs of ``x``'s spatial size (one prediction window), any batch size."""
+    return _export_program(model, x, {0: torch.export.Dim("batch", min=1)})
+
+
 def _export_program(model: torch.nn.Module, x: torch.Tensor, shapes: dict) -> torch.export.ExportedProgram:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's deprecation chatter about pytree internals

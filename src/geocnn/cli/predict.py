@@ -46,6 +46,9 @@ def predict_cmd(
     normalize: str = typer.Option("run", "--normalize", help="run: normalise with the training data's statistics "
                                   "(stored in the checkpoint); input: with this input's own (a model pretrained on "
                                   "other amplitudes, e.g. synthetic cubes)."),
+    engine: str = typer.Option("torch", "--engine", help="torch | onnxruntime | auto: what runs the network "
+                               "(auto: the fastest of PyTorch in both memory layouts and ONNX Runtime, measured on "
+                               "this machine and cached beside the checkpoint)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
 ) -> None:
     """Apply a trained model to whole grids with blended sliding windows, in bounded memory.
@@ -66,7 +69,7 @@ def predict_cmd(
                          device_name=device, output=output, force=force, window=size,
                          both_orientations=both_orientations, threads=threads, mask=mask, fill_all=fill_all,
                          reporter=reporter, stride=parse_stride(stride), split_classes=split_classes,
-                         axes=parse_axes(axes), normalize=normalize)
+                         axes=parse_axes(axes), normalize=normalize, engine=engine)
     if console.is_main_rank():
         rate = report.windows / report.seconds if report.seconds else 0.0
         written = ", ".join(map(str, report.outputs)) if len(report.outputs) > 1 else report.output
