@@ -195,11 +195,31 @@ def _table(info: dict) -> Table:
     if "grid_pairs" in info and info["kind"] == "unstructured":
         rows.append(("grid suggestion", "; ".join(_pair(p) for p in info["grid_pairs"])
                      or "no pair of trace header fields grids the traces"))
+    if "netcdf" in info:
+        rows.extend(_netcdf_rows(info["netcdf"]))
     if "stackable" in info:
         rows.append(("stackable", "yes" if info["stackable"] else f"no: {info['stack_problem']}"))
     for name, value in rows:
         t.add_row(name, Text(value))  # Text: file names and messages are not rich markup
     return t
+
+
+def _netcdf_rows(nc: dict) -> list[tuple[str, str]]:
+    """A netCDF/HDF5 file's variables, the read variable's coordinates, and the attributes."""
+    def coordinate(dim: str, c: dict) -> str:
+        if "first" not in c:
+            return f"{dim} → {c['axis']}: no coordinate variable"
+        step = f" step {c['step']:g}" if c["step"] is not None else " (irregular)"
+        return f"{dim} → {c['axis']}: {c['first']:g} – {c['last']:g}{step} {c['unit']}".rstrip()
+
+    def attrs(a: dict) -> str:
+        short = {k: str(v) if len(str(v)) <= 100 else str(v)[:99] + "…" for k, v in a.items()}
+        return "\n".join(f"{k}: {v}" for k, v in short.items()) or "none"
+
+    variables = ", ".join(f"{n} ({', '.join(v['dims'])}; {v['dtype']})" for n, v in nc["variables"].items())
+    return [("variable", f"{nc['group'] + '/' if nc['group'] else ''}{nc['variable']} of {variables}"),
+            ("coordinates", "\n".join(coordinate(d, c) for d, c in nc["coordinates"].items())),
+            ("attributes", attrs(nc["attributes"])), ("file attributes", attrs(nc["global_attributes"]))]
 
 
 def _pair(p: dict) -> str:

@@ -84,9 +84,12 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | o
     if src_fmt == "mdio" and dst_fmt == "segy" and template is None and mdioconvert.has_segy_headers(str(src)):
         out = mdioconvert.mdio_to_segy(str(src), dst, force, src_spec)
         return _result(open_grid(src_spec), out, dst_fmt)
-    if dst_fmt != "segy":
-        raise DataError(f"nothing to convert: {src_fmt} to .npy", where=str(dst),
-                        fix="convert SEG-Y to .npy, or .npy to SEG-Y with --template")
+    if dst_fmt != "segy":  # between array formats: the input is its own geometry
+        if template is not None:
+            raise DataError("--template is for SEG-Y outputs (their headers)", where=str(template),
+                            fix="leave --template out")
+        grid = open_grid(src_spec)
+        return _copy(grid, grid, dst, force, reporter, block_bytes, dst_fmt)
     if template is None:
         raise DataError("writing SEG-Y from a NumPy array needs a template SEG-Y for its headers",
                         where=str(src), fix="pass --template SEGY (the survey the array came from)")
@@ -134,7 +137,7 @@ def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter:
     """Stream ``grid`` into an output shaped like ``like``, a block of first-axis rows at a time."""
     n_samples = grid.shape[-1] if grid.shape[-1] != like.shape[-1] else None
     interval = grid.meta.sample_interval_us if n_samples else None
-    pending = writer.prepare(dst, like, 1, "float32", force, n_samples=n_samples, sample_interval_us=interval,
+    pending = writer.prepare(dst, like, grid.channels, "float32", force, n_samples=n_samples, sample_interval_us=interval,
                              channel_names=grid.channel_names)
     row_bytes = 4 * int(np.prod(grid.shape[1:], dtype=np.int64))
     rows = max(1, block_bytes // max(row_bytes, 1))

@@ -46,6 +46,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("npz", (".npz",), "NumPy archive member", output=False, members=True),
     Format("mdio", (".mdio",), "MDIO v1 dataset (Zarr)", output=True, store=True, members=True),
     Format("zarr", (".zarr",), "Zarr array or group", output=True, store=True, members=True),
+    Format("netcdf", (".nc", ".nc4", ".h5", ".hdf5"), "netCDF/HDF5 variable", output=True, members=True),
 )}
 
 

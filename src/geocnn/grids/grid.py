@@ -187,6 +187,10 @@ class Grid:
         for part in self._parts:
             if isinstance(part.source, SegySource):
                 return {a: v for a, v in part.source.file.spacing.items() if a in self.axes}
+        for part in self._parts:
+            own = part.source.spacing()
+            if own:
+                return {a: v for a, v in own.items() if a in self.axes}
         if self.meta.sample_interval_us and "sample" in self.axes:
             return {"sample": (self.meta.sample_interval_us / 1000.0, "ms")}
         return {}
@@ -209,7 +213,7 @@ def _part(spec: InputSpec, random_access: bool = False) -> _Part:
     source = open_source(spec, random_access)
     if spec.channels_from is None:
         written = (isinstance(source, ArraySource) and source.sidecar) or \
-            (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK)
+            (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK) or source.geocnn_output
         if written and "channel" in source.axes:  # a geocnn output of several channels
             return _channels_from(source, "channel")
         return _Part(source, None, (source.label(),))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from geocnn import atomic
 from geocnn.errors import DataError
+from geocnn.grids.netcdf import NetcdfSource
 from geocnn.grids.sources import ArraySource, SegySource, Source
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.stores import StoreSource
@@ -30,6 +31,7 @@ SOURCE_KINDS: dict[str, SourceKind] = {k.name: k for k in (
     SourceKind("npz", lambda spec, random_access: ArraySource(spec, "npz")),
     SourceKind("mdio", lambda spec, random_access: StoreSource(spec, "mdio")),
     SourceKind("zarr", lambda spec, random_access: StoreSource(spec, "zarr")),
+    SourceKind("netcdf", lambda spec, random_access: NetcdfSource(spec)),
 )}
 
 

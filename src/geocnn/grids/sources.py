@@ -63,6 +63,7 @@ class Source(abc.ABC):
     axes: tuple[str, ...]
     shape: tuple[int, ...]
     explicit_axes: bool = True
+    geocnn_output: bool = False  # written by geocnn (its channel axis, if any, gives channels)
     meta: GridMeta
 
     @abc.abstractmethod
@@ -80,6 +81,10 @@ class Source(abc.ABC):
     def release(self) -> None:
         """Unmap files; they are mapped again on the next read."""
         return None  # a default: sources without maps have nothing to release
+
+    def spacing(self) -> dict[str, tuple[float, str]]:
+        """Physical spacing of the axes the file's own coordinates give (a netCDF variable's)."""
+        return {}  # a default: SEG-Y spacing comes from its geometry, NumPy arrays have none
 
     def label(self) -> str:
         return Path(self.path).stem

@@ -11,7 +11,7 @@ Writing is split in three steps so that prediction can write slab by slab, and s
 
 The formats (:data:`OUTPUT_CLASSES`): SEG-Y with the source's headers (:mod:`geocnn.grids.segyout`),
 ``.npy`` with a JSON sidecar (:mod:`geocnn.grids.npyout`), ``.mdio``/``.zarr`` stores
-(:mod:`geocnn.grids.storeout`); and a :class:`PendingSet` writes one file per class of any of them.
+(:mod:`geocnn.grids.storeout`), netCDF with the input's coordinates (:mod:`geocnn.grids.netcdfout`); and a :class:`PendingSet` writes one file per class of any of them.
 
 Example
 -------
@@ -36,6 +36,7 @@ import numpy as np
 from geocnn import atomic
 from geocnn.grids.formats import output_format as output_format
 from geocnn.grids.grid import Grid
+from geocnn.grids.netcdfout import NetcdfOutput
 from geocnn.grids.npyout import NpyOutput
 from geocnn.grids.pending import OutputSpec, PendingOutput, output_spec
 from geocnn.grids.segyout import SegyOutput
@@ -48,6 +49,7 @@ OUTPUT_CLASSES: dict[str, type[PendingOutput]] = {
     "npy": NpyOutput,
     "mdio": StoreOutput,
     "zarr": StoreOutput,
+    "netcdf": NetcdfOutput,
 }
 
 
