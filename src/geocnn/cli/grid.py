@@ -46,9 +46,9 @@ class ReadOptions:
                                                 "no (unstructured traces)."))
     axes: str | None = _option(typer.Option(None, "--axes", help="NumPy axis names, comma-separated, e.g. "
                                             "inline,crossline,sample."))
-    key: str | None = _option(typer.Option(None, "--key", help="Array name inside a .npz file."))
+    key: str | None = _option(typer.Option(None, "--key", help="Array name inside a .npz file, Zarr/MDIO group or netCDF/HDF5 file (group/variable)."))
     fmt: str = _option(typer.Option("auto", "--format",
-                                    help="Input file format: auto (from the file name), segy, npy, npz."))
+                                    help="Input file format: auto (from the file name), segy, npy, npz, mdio, zarr, netcdf."))
 
     def __post_init__(self) -> None:
         _choice("--endian", self.endian, ("auto", "big", "little"))
@@ -129,8 +129,8 @@ def inspect_cmd(
 
 
 def convert_cmd(
-    src: Path = typer.Argument(..., help="Input: SEG-Y, .mdio, or .npy/.npz/.zarr (then --template is needed)."),
-    dst: Path = typer.Argument(..., help="Output: .npy, .zarr or .mdio (from SEG-Y) or .sgy/.segy."),
+    src: Path = typer.Argument(..., help="Input: SEG-Y, .mdio, .npy/.npz/.zarr or netCDF/HDF5 (.nc/.h5)."),
+    dst: Path = typer.Argument(..., help="Output: .npy, .zarr, .mdio, .nc, or .sgy/.segy (from an array: needs --template)."),
     template: Path | None = typer.Option(None, "--template",
                                          help="SEG-Y whose headers and geometry a NumPy input is "
                                               "written with."),
@@ -138,7 +138,7 @@ def convert_cmd(
     *,
     read: ReadOptions,
 ) -> None:
-    """Convert SEG-Y to a memory-mappable .npy (grid axis order), MDIO or Zarr, and back to SEG-Y."""
+    """Convert SEG-Y to a memory-mappable .npy (grid axis order), MDIO, Zarr or netCDF, between those, and back to SEG-Y."""
     spec = read.spec(src)
     template_spec = read.template_spec(template) if template else None
     with console.progress() as reporter:

@@ -14,6 +14,7 @@ Modules, in dependency order (each imports only those above it):
 ``cache``      the decoded float32 copy of IBM/integer SEG-Y, for fast random patches
 ``sources``    one file each (SEG-Y, ``.npy``, ``.npz``) as a :class:`~geocnn.grids.sources.Source`
 ``stores``     MDIO v1 / Zarr stores as sources (zarr imported on first use: ``geocnn[mdio]``)
+``netcdf``     netCDF/HDF5 variables as sources (xarray imported on first use: ``geocnn[xarray]``)
 ``kinds``      one record per format: which source opens it
 ``grid``       :class:`~geocnn.grids.grid.Grid`: channels-first view of stacked sources
 ``normalize``  per-channel statistics from a bounded trace sample
@@ -22,11 +23,12 @@ Modules, in dependency order (each imports only those above it):
 ``npyout``     ``.npy`` outputs with a JSON sidecar
 ``segyout``    SEG-Y outputs with the source's headers (stacks, score maps: trace selections)
 ``storeout``   ``.mdio``/``.zarr`` outputs in chunk-aligned parts, renamed into place at commit
+``netcdfout``  netCDF outputs with the input's coordinates and attributes
 ``writer``     the output class of each format, class sets, ``prepare``, ``write_array``
 ``mdioconvert`` SEG-Y <-> MDIO through mdio's converters
-``convert``    SEG-Y <-> ``.npy``/``.zarr``/``.mdio`` in bounded memory
+``convert``    SEG-Y <-> ``.npy``/``.zarr``/``.mdio``/netCDF, and between array formats, in bounded memory
 ``inspect``    what ``geocnn inspect`` shows
 
 Nothing here imports torch, the model or the training code (tests/test_layering.py checks it),
-nor zarr/mdio at import time (tests/test_stores.py checks it).
+nor zarr/mdio/xarray/h5py at import time (tests/test_stores.py and tests/test_netcdf.py check it).
 """
