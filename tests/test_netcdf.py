@@ -286,3 +286,27 @@ def test_convert_netcdf_to_npy_and_back(model_nc, tmp_path):
     np.testing.assert_array_equal(back["prediction"].values, expected)
     convert(model_nc, tmp_path / "copy.nc")  # netCDF -> netCDF keeps the coordinates
     np.testing.assert_array_equal(xr.open_dataset(tmp_path / "copy.nc")["x"].values, xr.open_dataset(model_nc)["x"].values)
+
+
+# ----------------------------------------------------------------------------- the worked example
+
+
+@pytest.mark.slow  # about 10 s on 2 cores
+def test_model_example_trains_and_predicts_a_netcdf_with_the_models_coordinates(tmp_path, cli):
+    """configs/model_netcdf.yaml on data_samples/model.nc, a few steps: the prediction is a netCDF that
+    xarray opens with the sample model's coordinates, their attributes and the file's attributes."""
+    from geocnn.config import load_config
+    from geocnn.train import train
+
+    root = Path(__file__).resolve().parents[1]
+    few = ["train.max_steps=2", "train.batch_size=2", "data.sampling.patches_per_epoch=4",
+           "data.sampling.val_patches=2", "train.examples=0", "train.threads=1"]
+    run = train(load_config(root / "configs" / "model_netcdf.yaml", few), tmp_path / "run")
+    result = cli("predict", str(run), str(root / "data_samples" / "model.nc"), "--out", str(tmp_path / "vp.nc"))
+    assert result.exit_code == 0, result.output
+    src, out = xr.open_dataset(root / "data_samples" / "model.nc"), xr.open_dataset(tmp_path / "vp.nc")
+    assert out["prediction"].dims == src["vp"].dims == ("y", "x", "z") and out.attrs == src.attrs
+    for dim in ("y", "x", "z"):
+        np.testing.assert_array_equal(out[dim].values, src[dim].values)
+        assert out[dim].attrs == src[dim].attrs
+    assert np.isfinite(out["prediction"].values).all()
