@@ -65,6 +65,7 @@ class Source(abc.ABC):
     explicit_axes: bool = True
     geocnn_output: bool = False  # written by geocnn (its channel axis, if any, gives channels)
     meta: GridMeta
+    channel_axis: str | None = None  # an axis the file itself says holds channels (a GeoTIFF's bands)
 
     @abc.abstractmethod
     def read(self, window: tuple[slice, ...]) -> np.ndarray:
@@ -82,12 +83,16 @@ class Source(abc.ABC):
         """Unmap files; they are mapped again on the next read."""
         return None  # a default: sources without maps have nothing to release
 
-    def spacing(self) -> dict[str, tuple[float, str]]:
-        """Physical spacing of the axes the file's own coordinates give (a netCDF variable's)."""
-        return {}  # a default: SEG-Y spacing comes from its geometry, NumPy arrays have none
-
     def label(self) -> str:
         return Path(self.path).stem
+
+    def spacing(self) -> dict[str, tuple[float, str]]:
+        """Physical spacing per axis the file declares (pixel size, voxel size), e.g. ``{"x": (10.0, "m")}``."""
+        return {}
+
+    def geometry(self) -> dict:
+        """What ``geocnn inspect`` adds for this format (CRS and bounds, voxel size...), JSON-able."""
+        return {}
 
 
 class SegySource(Source):
