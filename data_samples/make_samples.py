@@ -2,14 +2,16 @@
 
 One layered, folded and faulted earth model (two-way time, 4 ms samples) drives every file:
 post-stack seismic (clean and noisy), fault, facies and impedance volumes, a small angle-gather
-set with a class-III gas sand, and a separate set of three-component microseismic records.
+set with a class-III gas sand, a gridded P-velocity model in netCDF (clean and noisy, with
+northing/easting/depth coordinates), and a separate set of three-component microseismic records.
 Everything is seeded, so every run writes the same bytes.
 
 Usage::
 
     python data_samples/make_samples.py [--out DIR]
 
-Needs numpy, segyio and geocnn (its ``geocnn.synth.noise`` makes the field-like noise). See
+Needs numpy, segyio, xarray with h5netcdf (``geocnn[xarray]``) and geocnn (its ``geocnn.synth.noise``
+makes the field-like noise). See
 ``data_samples/README.md`` for what each file holds.
 """
 
@@ -59,6 +61,9 @@ SEED_GEOLOGY = 20240603
 SEED_NOISE = 20240604
 SEED_ANGLE_NOISE = 20240605
 SEED_MICROSEISMIC = 20240606
+SEED_MODEL_NOISE = 20240607
+MODEL_DZ_M = 6.0  # depth step of the netCDF velocity model (one 4 ms sample at ~3000 m/s, two-way)
+MODEL_NOISE_MS = 150.0  # m/s: the noisy model's error (a tomographic update's scatter)
 
 # ---------------------------------------------------------------------------------------------
 # Structure: a four-way dome over the angle sub-area on a gentle regional dip, plus a low ripple.
@@ -609,6 +614,28 @@ def write_labels_csv(path: Path, labels: np.ndarray) -> None:
     path.write_text("trace,label\n" + "\n".join(rows) + "\n", encoding="ascii", newline="\n")
 
 
+def velocity_model(vp: np.ndarray, rng: np.random.Generator):
+    """The P-velocity of the angle sub-area as a CF-style netCDF model: ``vp`` and a noisy ``vp_noisy``
+    (white scatter plus a smooth error along depth), dims (y, x, z) with metre coordinates."""
+    import xarray as xr  # the geocnn[xarray] extra, needed for this file only
+
+    ny, nx, nz = vp.shape
+    scatter = rng.normal(0.0, MODEL_NOISE_MS, vp.shape)
+    drift = np.cumsum(rng.normal(0.0, MODEL_NOISE_MS / 8, vp.shape), axis=-1)
+    drift -= drift.mean(axis=-1, keepdims=True)
+    noisy = vp + scatter + drift
+    coords = {
+        "y": ("y", ORIGIN_XY[1] + BIN_M * np.arange(ny), {"units": "m", "standard_name": "projection_y_coordinate"}),
+        "x": ("x", ORIGIN_XY[0] + BIN_M * np.arange(nx), {"units": "m", "standard_name": "projection_x_coordinate"}),
+        "z": ("z", MODEL_DZ_M * np.arange(nz), {"units": "m", "positive": "down", "long_name": "depth"}),
+    }
+    attrs = {"units": "m/s", "long_name": "P-wave velocity"}
+    return xr.Dataset({"vp": (("y", "x", "z"), vp.astype(np.float32), attrs),
+                       "vp_noisy": (("y", "x", "z"), noisy.astype(np.float32), {**attrs, "long_name": "P-wave velocity, noisy"})},
+                      coords=coords, attrs={"title": "geocnn sample velocity model", "Conventions": "CF-1.8",
+                                            "source": "data_samples/make_samples.py"})
+
+
 def make_samples(out: Path) -> None:
     """Write every sample file into ``out``.
 
@@ -637,6 +664,10 @@ def make_samples(out: Path) -> None:
     text = text_header(ANGLE_TEXT, *sub, 5, "ANGLE, DEG")
     write_segy(out / "angles.sgy", gathers, text, 5, *sub, offsets=ANGLES)
     write_npy(out / "gas.npy", window(model.gas[SUB_AREA]).astype(np.uint8))
+
+    model_nc = velocity_model(window(model.vp[SUB_AREA]), np.random.default_rng(SEED_MODEL_NOISE))
+    model_nc.to_netcdf(out / "model.nc", engine="h5netcdf",
+                       encoding={v: {"zlib": True, "complevel": 4, "chunksizes": (8, 24, 100)} for v in model_nc.data_vars})
 
     records, labels = microseismic(np.random.default_rng(SEED_MICROSEISMIC))
     write_npy(out / "traces3c.npy", records)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 BLOCK_BYTES = 16 << 20
 # An input format without trace headers, as the convert error names it.
 HEADERLESS = {"npy": "a NumPy array", "npz": "a NumPy archive", "zarr": "a Zarr array",
-              "mdio": "this MDIO dataset (not made from SEG-Y)"}
+              "mdio": "this MDIO dataset (not made from SEG-Y)", "netcdf": "a netCDF/HDF5 variable"}
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,12 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | o
         return _result(open_grid(src_spec), out, dst_fmt)
     if "tiff" in (src_fmt, dst_fmt):
         return _convert_tiff(src_spec, dst, template, template_spec, force, reporter, block_bytes, dst_fmt)
-    if dst_fmt != "segy":
-        raise DataError(f"nothing to convert: {src_fmt} to .npy", where=str(dst),
-                        fix="convert SEG-Y to .npy, or .npy to SEG-Y with --template")
+    if dst_fmt != "segy":  # between array formats: the input is its own geometry
+        if template is not None:
+            raise DataError("--template is for SEG-Y outputs (their headers)", where=str(template),
+                            fix="leave --template out")
+        grid = open_grid(src_spec)
+        return _copy(grid, grid, dst, force, reporter, block_bytes, dst_fmt, grid.channels)
     if template is None:
         raise DataError(f"{HEADERLESS.get(src_fmt, 'this input')} holds no SEG-Y trace headers, so a SEG-Y "
                         "output takes them from a template", where=str(src),

@@ -49,6 +49,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     # One suffix, two families, told apart by content in geocnn.grids.tiff (GeoTIFF or page stack).
     Format("tiff", (".tif", ".tiff"), "GeoTIFF/COG, or a multi-page/OME-TIFF stack or a folder of slices",
            output=True),
+    Format("netcdf", (".nc", ".nc4", ".h5", ".hdf5"), "netCDF/HDF5 variable", output=True, members=True),
 )}
 
 

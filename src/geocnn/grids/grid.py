@@ -214,7 +214,7 @@ def _part(spec: InputSpec, random_access: bool = False) -> _Part:
     source = open_source(spec, random_access)
     if spec.channels_from is None:
         written = (isinstance(source, ArraySource) and source.sidecar) or \
-            (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK)
+            (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK) or source.geocnn_output
         if written and "channel" in source.axes:  # a geocnn output of several channels
             return _channels_from(source, "channel")
         if source.channel_axis is not None:  # the file says which axis holds channels (bands, OME C)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from geocnn import atomic
 from geocnn.errors import DataError
 from geocnn.grids.geotiff import GeoTiffSource
+from geocnn.grids.netcdf import NetcdfSource
 from geocnn.grids.sources import ArraySource, SegySource, Source
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.stores import StoreSource
@@ -37,6 +38,7 @@ SOURCE_KINDS: dict[str, SourceKind] = {k.name: k for k in (
     SourceKind("mdio", lambda spec, random_access: StoreSource(spec, "mdio")),
     SourceKind("zarr", lambda spec, random_access: StoreSource(spec, "zarr")),
     SourceKind("tiff", lambda spec, random_access: TIFF_SOURCES[family(spec.path)](spec)),
+    SourceKind("netcdf", lambda spec, random_access: NetcdfSource(spec)),
 )}
 
 

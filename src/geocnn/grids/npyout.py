@@ -75,7 +75,6 @@ def create_temp(final: Path, shape: tuple[int, ...], dtype: str, suffix: str | N
     try:
         created = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
         del created
-        atomic.reserve(tmp, tmp.stat().st_size)  # a full disk now, not a SIGBUS mid-write
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

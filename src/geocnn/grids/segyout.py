@@ -302,8 +302,7 @@ def _copy_headers(src: SegyFile, tmp: Path, n_samples: int, sample_interval_us: 
     with open(src.path, "rb") as fin, open(tmp, "wb") as fout:
         head = fin.read(layout.data_offset)  # textual, binary and extended textual headers
         fout.write(head[:BIN_START] + edits.binary(head[BIN_START:BIN_START + 400]) + head[BIN_START + 400:])
-        fout.truncate(layout.data_offset + n_out * out_trace)  # zeros, then reserved on disk:
-    atomic.reserve(tmp, layout.data_offset + n_out * out_trace)  # a full disk now, not a SIGBUS mid-write
+        fout.truncate(layout.data_offset + n_out * out_trace)  # sparse zeros
     out_record = np.dtype([("header", np.uint8, (HEADER_BYTES,)), ("samples", edits.order + "f4", (n_samples,))])
     chunk = max(1, CHUNK_BYTES // max(layout.trace_bytes, out_trace))
     for a in range(0, n_out, chunk):

@@ -83,10 +83,11 @@ def _validate_spec(value: dict, ctx: Ctx) -> None:
 INPUT_SPEC = Record(
     [
         Field("path", Str(), REQUIRED,
-              "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, an MDIO (.mdio) or Zarr (.zarr) store, a (Geo)TIFF (.tif) or a folder/glob of TIFF slices"),
+              "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, an MDIO (.mdio) or Zarr (.zarr) store, a (Geo)TIFF (.tif) or a folder/glob of TIFF slices, "
+              "or netCDF/HDF5 (.nc/.nc4/.h5/.hdf5)"),
         Field("format", Choice(*FILE_FORMATS), "auto", "file format; auto = from the file name"),
         Field("key", Str(), None,
-              "member of a .npz file or Zarr/MDIO group (needed when it holds several arrays)"),
+              "member of a .npz file, Zarr/MDIO group or netCDF/HDF5 file (group/variable; needed when it holds several)"),
         Field("axes", ListOf(Str(), min_len=1, max_len=6), None,
               "names of a NumPy array's axes in order, e.g. [inline, crossline, sample]"),
         Field("channels_from", Str(), None,
