@@ -22,7 +22,10 @@ app = typer.Typer(
     "(SEG-Y volumes, sections, traces; NumPy grids), declared in YAML.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Help is plain text, laid out by click: a docstring's paragraphs are rewrapped to the terminal
+    # (rich mode kept their hard line breaks), an option's help gets the width left of a 30-column
+    # name column, and nothing in brackets — pip extras, [default: ...] — is read as markup.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},  # -h, as most tools have it
 )
 
@@ -61,6 +64,12 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def short_help(doc: str) -> str:
+    """A command's line in its group's list: the docstring's whole first paragraph (click's own
+    short help stops at 45 characters or at the first ". ", which cuts "e.g." in half)."""
+    return " ".join(doc.strip().split("\n\n", 1)[0].split())
+
+
 # Command modules, one per concept; each exposes COMMANDS = [(name, function), ...], and a module
 # whose commands form a group (``geocnn synth faults``) also GROUP = (name, help).
 COMMAND_MODULES = ("model", "grid", "train", "predict", "export", "synth")
@@ -74,11 +83,12 @@ def _register() -> None:
         parent = app
         group = getattr(module, "GROUP", None)
         if group is not None:
-            parent = typer.Typer(name=group[0], help=group[1], no_args_is_help=True,
+            parent = typer.Typer(name=group[0], help=group[1], short_help=short_help(group[1]),
+                                 no_args_is_help=True, rich_markup_mode=None,
                                  context_settings={"help_option_names": ["-h", "--help"]})
             app.add_typer(parent, name=group[0])
         for name, fn in module.COMMANDS:
-            parent.command(name)(user_errors(fn))
+            parent.command(name, short_help=short_help(fn.__doc__ or ""))(user_errors(fn))
 
 
 _register()

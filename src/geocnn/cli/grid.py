@@ -33,11 +33,11 @@ class ReadOptions:
     """How input files are read: the options ``inspect`` and ``convert`` share, declared once and
     checked once (:func:`with_read_options` gives a command these fields as options)."""
 
-    iline: int = _option(typer.Option(189, "--iline", min=1, max=237,
+    iline: int = _option(typer.Option(189, "--iline", min=1, max=237, metavar="<byte>",
                                       help="SEG-Y trace header byte of the inline number."))
-    xline: int = _option(typer.Option(193, "--xline", min=1, max=237,
+    xline: int = _option(typer.Option(193, "--xline", min=1, max=237, metavar="<byte>",
                                       help="SEG-Y trace header byte of the crossline number."))
-    offset: int = _option(typer.Option(37, "--offset", min=1, max=237,
+    offset: int = _option(typer.Option(37, "--offset", min=1, max=237, metavar="<byte>",
                                        help="SEG-Y trace header byte of the offset number."))
     endian: str = _option(typer.Option("auto", "--endian",
                                        help="SEG-Y byte order: auto (from the binary header), big, little."))
@@ -48,7 +48,7 @@ class ReadOptions:
                                             "inline,crossline,sample."))
     key: str | None = _option(typer.Option(None, "--key", help="Array name inside a .npz file."))
     fmt: str = _option(typer.Option("auto", "--format",
-                                    help="Input file format: auto (from the file name), segy, npy, npz."))
+                                    help="Input file format: auto (from the file name), segy, npy, npz, mdio, zarr, tiff."))
 
     def __post_init__(self) -> None:
         _choice("--endian", self.endian, ("auto", "big", "little"))
@@ -91,7 +91,7 @@ def inspect_cmd(
     files: list[Path] = typer.Argument(..., help="SEG-Y (.sgy/.segy), .npy or .npz files."),
     json_path: Path | None = typer.Option(None, "--json",
                                           help="Also write what is shown as JSON to this file."),
-    stats_traces: int = typer.Option(200, "--stats-traces", min=1,
+    stats_traces: int = typer.Option(200, "--stats-traces", min=1, metavar="<n>",
                                      help="Random traces read for the value statistics."),
     stack: bool = typer.Option(False, "--stack",
                                help="Open the files stacked as channels, as training does "
@@ -101,7 +101,7 @@ def inspect_cmd(
     scan: bool = typer.Option(False, "--scan",
                               help="Scan the SEG-Y trace headers: which fields vary and how, and which "
                                    "byte pairs would grid the file (always done when no geometry is found)."),
-    scan_traces: int = typer.Option(MAX_SCAN_TRACES, "--scan-traces", min=1,
+    scan_traces: int = typer.Option(MAX_SCAN_TRACES, "--scan-traces", min=1, metavar="<n>",
                                     help="Traces whose headers --scan reads (headers only, never samples)."),
     *,
     read: ReadOptions,
@@ -182,6 +182,7 @@ def _table(info: dict) -> Table:
         ("spacing", ", ".join(f"{a} {s['value']:g} {s['unit']}" for a, s in info["spacing"].items())
          or "unknown"),
     ]
+    rows += [(name, _value(value)) for name, value in info.get("geometry", {}).items()]
     stats = info.get("stats")
     if stats:
         rows.append(("values", f"min {stats['min']:.4g}, max {stats['max']:.4g}, mean {stats['mean']:.4g}, "
@@ -200,6 +201,15 @@ def _table(info: dict) -> Table:
     for name, value in rows:
         t.add_row(name, Text(value))  # Text: file names and messages are not rich markup
     return t
+
+
+def _value(value: object) -> str:
+    """A format's geometry entry (a CRS, bounds, a voxel size) as text."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.12g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(f"{v:.12g}" for v in value)
+    return "none" if value is None else str(value)
 
 
 def _pair(p: dict) -> str:

@@ -137,7 +137,7 @@ def summarize_cmd(
                                   "or checkpoint (.pt).", show_default=False),
     input_shape: str = typer.Option(None, "--input-shape", help="Input as C,D1[,D2[,D3]] (channels "
                                     "first); default: the config's input_shape or training patch."),
-    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Batch size for the memory totals."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, metavar="<n>", help="Batch size for the memory totals."),
     json_path: Path = typer.Option(None, "--json", help="Also write the summary as JSON here."),
     markdown_path: Path = typer.Option(None, "--markdown", help="Also write the summary as Markdown here."),
     force: bool = typer.Option(False, "--force", help="Replace existing --json/--markdown files."),
@@ -173,7 +173,10 @@ def schema_cmd(
 ) -> None:
     """Print the JSON Schema of geocnn config files, for editor validation and completion.
 
-    E.g. with the YAML language server: `# yaml-language-server: $schema=geocnn-schema.json`.
+    E.g. with the YAML language server, as the first line of a config:
+
+    \b
+    # yaml-language-server: $schema=geocnn-schema.json
     """
     text = config_reference() if markdown else json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
     if out is None:

@@ -20,10 +20,10 @@ def predict_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output: .sgy/.segy (with the input's headers), .npy "
                              "(+ JSON sidecar), or a .mdio/.zarr store (chunked; torchrun ranks write their "
                              "own chunks).", show_default=False),
-    overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95, help="Share of each window shared "
+    overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95, metavar="<share>", help="Share of each window shared "
                                   "with its neighbours."),
     blend: str = typer.Option("gaussian", "--blend", help="Weights of overlapping windows: gaussian | linear | none."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Windows per batch (default: training's)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, metavar="<n>", help="Windows per batch (default: training's)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
     output: str = typer.Option(AUTO, "--output", help=f"{' | '.join(OUTPUTS)} (auto: probabilities for binary, "
                                "labels for multi-class, values for regression)."),
@@ -31,7 +31,7 @@ def predict_cmd(
                                "training patch; must be a size the model accepts)."),
     both_orientations: bool = typer.Option(False, "--both-orientations", help="2D section models: average "
                                            "inline and crossline sections."),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: the run's train.threads, "
+    threads: int = typer.Option(None, "--threads", min=1, metavar="<n>", help="CPU threads (default: the run's train.threads, "
                                 "else one per core)."),
     mask: Path = typer.Option(None, "--mask", help="Trace reconstruction: .npy of booleans over the trace "
                               "positions, True = missing (default: the input's dead traces).", show_default=False),

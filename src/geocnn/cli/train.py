@@ -20,20 +20,20 @@ def train_cmd(
                                   "run folder (or the config that started it).", show_default=False),
     out: Path = typer.Option(None, "--out", help="Run folder (default: runs/<name>, or runs/<name>-2, -3, ... "
                              "when that one holds a run)."),
-    epochs: int = typer.Option(None, "--epochs", min=1, help="Override train.epochs (on resume: extend the run)."),
-    max_steps: int = typer.Option(None, "--max-steps", min=1, help="Stop after this many optimizer steps "
+    epochs: int = typer.Option(None, "--epochs", min=1, metavar="<n>", help="Override train.epochs (on resume: extend the run)."),
+    max_steps: int = typer.Option(None, "--max-steps", min=1, metavar="<n>", help="Stop after this many optimizer steps "
                                   "(this invocation only)."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Override train.batch_size (per process)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, metavar="<n>", help="Override train.batch_size (per process)."),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)."),
-    seed: int = typer.Option(None, "--seed", min=0, help="Override train.seed."),
+    seed: int = typer.Option(None, "--seed", min=0, metavar="<n>", help="Override train.seed."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run from its checkpoints/last.pt, with "
                                 "the run's own config.yaml."),
     reset_optimizer: bool = typer.Option(False, "--reset-optimizer", help="With --resume: restart the "
                                          "optimizer's state (needed to change train.optimizer or momentum)."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to <run>/tb/ for TensorBoard "
-                                     "(train.tensorboard; needs pip install 'geocnn\\[tensorboard]')."),
-    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads per process (overrides "
+                                     "(train.tensorboard; needs pip install 'geocnn[tensorboard]')."),
+    threads: int = typer.Option(None, "--threads", min=1, metavar="<n>", help="CPU threads per process (overrides "
                                 "train.threads; default: one per core). On a shared machine: your share of the cores."),
     force: bool = typer.Option(False, "--force", help="Replace the run in --out (the old one is deleted once the "
                                "new one has its first checkpoint)."),

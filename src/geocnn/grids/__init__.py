@@ -14,6 +14,9 @@ Modules, in dependency order (each imports only those above it):
 ``cache``      the decoded float32 copy of IBM/integer SEG-Y, for fast random patches
 ``sources``    one file each (SEG-Y, ``.npy``, ``.npz``) as a :class:`~geocnn.grids.sources.Source`
 ``stores``     MDIO v1 / Zarr stores as sources (zarr imported on first use: ``geocnn[mdio]``)
+``tiff``       which TIFF family a ``.tif`` is (GeoTIFF or stack), decided by content
+``geotiff``    GeoTIFF/COG sources through rasterio (imported on first use: ``geocnn[geo]``)
+``tiffstack``  multi-page/OME/ImageJ TIFF and folders of slices through tifffile (``geocnn[tiff]``)
 ``kinds``      one record per format: which source opens it
 ``grid``       :class:`~geocnn.grids.grid.Grid`: channels-first view of stacked sources
 ``normalize``  per-channel statistics from a bounded trace sample
@@ -22,11 +25,13 @@ Modules, in dependency order (each imports only those above it):
 ``npyout``     ``.npy`` outputs with a JSON sidecar
 ``segyout``    SEG-Y outputs with the source's headers (stacks, score maps: trace selections)
 ``storeout``   ``.mdio``/``.zarr`` outputs in chunk-aligned parts, renamed into place at commit
+``geotiffout`` GeoTIFF outputs (rows mapped, one tiled compressed GeoTIFF at commit)
+``tiffstackout`` OME-TIFF outputs with the input's voxel size
 ``writer``     the output class of each format, class sets, ``prepare``, ``write_array``
 ``mdioconvert`` SEG-Y <-> MDIO through mdio's converters
 ``convert``    SEG-Y <-> ``.npy``/``.zarr``/``.mdio`` in bounded memory
 ``inspect``    what ``geocnn inspect`` shows
 
 Nothing here imports torch, the model or the training code (tests/test_layering.py checks it),
-nor zarr/mdio at import time (tests/test_stores.py checks it).
+nor zarr/mdio/rasterio/tifffile at import time (tests/test_stores.py, tests/test_tiff.py check it).
 """

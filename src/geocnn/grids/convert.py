@@ -6,6 +6,8 @@
 * ``.npy``/``.npz`` -> SEG-Y: headers from ``template`` (a SEG-Y file with the same geometry),
   samples as IEEE float.
 * SEG-Y -> SEG-Y: the same traces and headers re-encoded as IEEE float (e.g. from IBM float).
+* TIFF (GeoTIFF, stacks) <-> ``.npy``/``.zarr``/TIFF, every band or channel kept; ``template`` (a GeoTIFF)
+  puts an array back onto a scene's CRS and transform.
 * SEG-Y -> MDIO and back (``.mdio`` made from SEG-Y): ``mdio``'s own converters
   (:mod:`geocnn.grids.mdioconvert`); SEG-Y -> ``.zarr`` and MDIO/Zarr -> SEG-Y with ``template``:
   block by block like the rest.
@@ -84,6 +86,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | o
     if src_fmt == "mdio" and dst_fmt == "segy" and template is None and mdioconvert.has_segy_headers(str(src)):
         out = mdioconvert.mdio_to_segy(str(src), dst, force, src_spec)
         return _result(open_grid(src_spec), out, dst_fmt)
+    if "tiff" in (src_fmt, dst_fmt):
+        return _convert_tiff(src_spec, dst, template, template_spec, force, reporter, block_bytes, dst_fmt)
     if dst_fmt != "segy":
         raise DataError(f"nothing to convert: {src_fmt} to .npy", where=str(dst),
                         fix="convert SEG-Y to .npy, or .npy to SEG-Y with --template")
@@ -96,6 +100,24 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | o
     grid = open_grid(src_spec)
     _check_against_template(grid, like, str(template))
     return _copy(grid, like, dst, force, reporter, block_bytes, dst_fmt)
+
+
+def _convert_tiff(src_spec: InputSpec, dst: str | os.PathLike, template: str | os.PathLike | None,
+                  template_spec: InputSpec | None, force: bool, reporter: Reporter, block_bytes: int,
+                  dst_fmt: str) -> ConvertResult:
+    """TIFF ⇄ ``.npy``/``.zarr``/``.mdio``/TIFF, every channel kept; ``template`` (a GeoTIFF) gives a ``.tif``
+    output its CRS and transform, so an array made from a scene goes back onto the scene's map."""
+    grid = open_grid(src_spec)
+    if dst_fmt == "segy":
+        raise DataError("a TIFF has no trace headers to make SEG-Y from", where=str(src_spec.path),
+                        fix="convert it to .npy, .zarr or another .tif")
+    like = grid
+    if template is not None:
+        like = open_grid(_with_path(template_spec, template))
+        if like.shape != grid.shape:
+            raise DataError(f"array shape {grid.shape} does not match the template {Path(template).name}'s "
+                            f"{like.shape}", where=grid.sources[0], fix="give the template the array was made from")
+    return _copy(grid, like, dst, force, reporter, block_bytes, dst_fmt, grid.channels)
 
 
 def _result(grid: Grid, out: os.PathLike, dst_fmt: str) -> ConvertResult:
@@ -130,13 +152,13 @@ def _check_against_template(grid: Grid, like: Grid, template: str) -> None:
 
 
 def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter: Reporter, block_bytes: int,
-          dst_fmt: str) -> ConvertResult:
+          dst_fmt: str, channels: int = 1) -> ConvertResult:
     """Stream ``grid`` into an output shaped like ``like``, a block of first-axis rows at a time."""
     n_samples = grid.shape[-1] if grid.shape[-1] != like.shape[-1] else None
     interval = grid.meta.sample_interval_us if n_samples else None
-    pending = writer.prepare(dst, like, 1, "float32", force, n_samples=n_samples, sample_interval_us=interval,
+    pending = writer.prepare(dst, like, channels, "float32", force, n_samples=n_samples, sample_interval_us=interval,
                              channel_names=grid.channel_names)
-    row_bytes = 4 * int(np.prod(grid.shape[1:], dtype=np.int64))
+    row_bytes = 4 * channels * int(np.prod(grid.shape[1:], dtype=np.int64))
     rows = max(1, block_bytes // max(row_bytes, 1))
     traces_per_row = int(np.prod(grid.shape[1:-1], dtype=np.int64))
     task = reporter.task("convert", int(np.prod(grid.shape[:-1], dtype=np.int64)), unit="traces")

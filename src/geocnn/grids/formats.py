@@ -46,6 +46,9 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("npz", (".npz",), "NumPy archive member", output=False, members=True),
     Format("mdio", (".mdio",), "MDIO v1 dataset (Zarr)", output=True, store=True, members=True),
     Format("zarr", (".zarr",), "Zarr array or group", output=True, store=True, members=True),
+    # One suffix, two families, told apart by content in geocnn.grids.tiff (GeoTIFF or page stack).
+    Format("tiff", (".tif", ".tiff"), "GeoTIFF/COG, or a multi-page/OME-TIFF stack or a folder of slices",
+           output=True),
 )}
 
 
@@ -76,11 +79,22 @@ NOT_GRIDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _slice_folder(path: str | os.PathLike) -> bool:
+    """A local folder holding ``.tif``/``.tiff`` slices (a TIFF stack, one 2D image per file)."""
+    p = os.fspath(path)
+    if is_url(p) or not os.path.isdir(p):
+        return False
+    with os.scandir(p) as entries:
+        return any(_suffixes(e.name)[-1:] in ([".tif"], [".tiff"]) for e in entries if e.is_file())
+
+
 def format_from_suffix(path: str | os.PathLike) -> str:
-    """The input format the name says; DataError listing the known suffixes otherwise."""
+    """The input format the name says (a folder of TIFF slices is ``tiff``); DataError listing the known suffixes otherwise."""
     fmt = match(path)
     if fmt is not None:
         return fmt.name
+    if _slice_folder(path):
+        return "tiff"
     suffixes = _suffixes(path)
     if suffixes and suffixes[-1] in NOT_GRIDS:
         problem, fix = NOT_GRIDS[suffixes[-1]]

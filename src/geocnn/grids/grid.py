@@ -39,6 +39,7 @@ from geocnn.grids.sidecar import MARK, number_range
 from geocnn.grids.sources import ArraySource, SegySource, Source
 from geocnn.grids.spec import InputSpec, as_spec
 from geocnn.grids.stores import StoreSource
+from geocnn.grids.tiff import georef_of
 
 # --------------------------------------------------------------------------------------------
 # The grid
@@ -191,6 +192,10 @@ class Grid:
         for part in self._parts:
             if isinstance(part.source, SegySource):
                 return {a: v for a, v in part.source.file.spacing.items() if a in self.axes}
+        for part in self._parts:
+            declared = part.source.spacing()
+            if declared:
+                return {a: v for a, v in declared.items() if a in self.axes}
         if self.meta.sample_interval_us and "sample" in self.axes:
             return {"sample": (self.meta.sample_interval_us / 1000.0, "ms")}
         return {}
@@ -261,6 +266,8 @@ def _part(spec: InputSpec, random_access: bool = False) -> _Part:
             (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK)
         if written and "channel" in source.axes:  # a geocnn output of several channels
             return _channels_from(source, "channel")
+        if source.channel_axis is not None:  # the file says which axis holds channels (bands, OME C)
+            return _channels_from(source, source.channel_axis)
         return _Part(source, None, (source.label(),))
     return _channels_from(source, spec.channels_from)
 
@@ -316,6 +323,12 @@ def stack_mismatch(ref: Grid, other: Grid) -> str | None:
         return f"its axes ({', '.join(other.axes)}) differ from {name}'s ({', '.join(ref.axes)})"
     if other.shape != ref.shape:
         return (f"its shape {_shape(other)} differs from {name}'s {_shape(ref)}")
+    geo_a, geo_b = georef_of(ref), georef_of(other)
+    if geo_a is not None and geo_b is not None:
+        if geo_a.crs != geo_b.crs:
+            return f"its CRS differs from {name}'s (reproject one onto the other's grid)"
+        if geo_a.transform != geo_b.transform:
+            return f"its transform {_affine(geo_b.transform)} differs from {name}'s {_affine(geo_a.transform)}"
     a, b = ref.meta, other.meta
     for label, x, y in (("inline", a.ilines, b.ilines), ("crossline", a.xlines, b.xlines),
                         ("offset", a.offsets, b.offsets)):
@@ -327,6 +340,10 @@ def stack_mismatch(ref: Grid, other: Grid) -> str | None:
     if a.format == b.format == "segy" and a.sample_start_ms != b.sample_start_ms:
         return f"its first sample is at {b.sample_start_ms:g} ms, {name}'s at {a.sample_start_ms:g} ms"
     return None
+
+
+def _affine(t: tuple[float, ...]) -> str:
+    return f"(pixel {t[0]:g} × {t[4]:g}, origin {t[2]:.12g}, {t[5]:.12g})"
 
 
 def _shape(g: Grid) -> str:

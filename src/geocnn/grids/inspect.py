@@ -53,6 +53,9 @@ def describe(grid: Grid, stats_traces: int = 200, seed: int = 0) -> dict:
         "offsets": number_range(m.offsets),
         "spacing": {a: {"value": v, "unit": u} for a, (v, u) in grid.spacing().items()},
     }
+    geometry = grid.inputs[0].geometry()
+    if geometry:
+        info["geometry"] = geometry
     values = sample_traces(grid, stats_traces, seed)
     if values.size:
         p1, p99 = np.percentile(values, [1, 99])

@@ -38,34 +38,42 @@ class NpyOutput(FileOutput):
         if side.exists() and not spec.force and attach is None:
             raise OutputExistsError("the output's JSON sidecar already exists", where=str(side),
                                     fix="choose another output name or pass --force")
-        tmp = Path(attach) if attach is not None else _create(final, spec)
+        tmp = Path(attach) if attach is not None else create_temp(final, spec.stored_shape, spec.dtype)
         return cls(str(final), str(tmp), spec.shape, spec.channels, str(np.dtype(spec.dtype)), spec.force,
-                   _data_offset(tmp), spec.sidecar())
+                   data_offset(tmp), spec.sidecar())
 
     def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
         check_present(self.tmp)
-        window, values = fit_window(self.shape, self.channels, window, values)
-        rows = window[0]
-        if rows.stop <= rows.start:
-            return
-        dtype = np.dtype(self.dtype)
-        row_items = int(np.prod(self.shape[1:], dtype=np.int64))
-        for c in range(self.channels):
-            first_row = c * self.shape[0] + rows.start
-            block = np.memmap(self.tmp, dtype=dtype, mode="r+", offset=self.data_offset + first_row * row_items *
-                              dtype.itemsize, shape=(rows.stop - rows.start, *self.shape[1:]))
-            block[(slice(None), *window[1:])] = values[c].astype(dtype, copy=False)
-            del block
+        write_mapped(self.tmp, self.data_offset, np.dtype(self.dtype), self.shape,
+                     *fit_window(self.shape, self.channels, window, values))
 
     def _beside(self, final: Path) -> None:
         atomic.write_json(sidecar_path(final), self.sidecar, force=True)
 
 
-def _create(final: Path, spec: OutputSpec) -> Path:
-    """The temporary ``.npy``: header written, values zero (sparse); writers map what they write."""
-    tmp = atomic.temp_path(final)
+def write_mapped(path: str, offset: int, dtype: np.dtype, shape: tuple[int, ...], window: tuple[slice, ...],
+                 values: np.ndarray) -> None:
+    """Write ``values`` ``(channels, *window sizes)`` into a C-order ``(channels, *shape)`` array stored raw at
+    ``offset`` of ``path``, mapping just the first-axis rows the window touches, one channel at a time (memory
+    stays at the write's size). ``.npy``, OME-TIFF and GeoTIFF outputs all write through here."""
+    rows = window[0]
+    if rows.stop <= rows.start:
+        return
+    row_items = int(np.prod(shape[1:], dtype=np.int64))
+    for c in range(values.shape[0]):
+        first_row = c * shape[0] + rows.start
+        block = np.memmap(path, dtype=dtype, mode="r+", offset=offset + first_row * row_items * dtype.itemsize,
+                          shape=(rows.stop - rows.start, *shape[1:]))
+        block[(slice(None), *window[1:])] = values[c].astype(dtype, copy=False)
+        del block
+
+
+def create_temp(final: Path, shape: tuple[int, ...], dtype: str, suffix: str | None = None) -> Path:
+    """The temporary ``.npy`` beside ``final``: header written, values zero (sparse); writers map what they
+    write. ``suffix`` names it for another format's output that is assembled from it at commit (GeoTIFF)."""
+    tmp = atomic.temp_path(final, suffix)
     try:
-        created = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(spec.dtype), shape=spec.stored_shape)
+        created = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
         del created
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -73,7 +81,7 @@ def _create(final: Path, spec: OutputSpec) -> Path:
     return tmp
 
 
-def _data_offset(path: Path) -> int:
+def data_offset(path: Path) -> int:
     """Bytes before the values of a ``.npy`` file (its magic and header)."""
     with open(path, "rb") as fh:
         version = np.lib.format.read_magic(fh)

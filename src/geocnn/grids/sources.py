@@ -64,6 +64,7 @@ class Source(abc.ABC):
     shape: tuple[int, ...]
     explicit_axes: bool = True
     meta: GridMeta
+    channel_axis: str | None = None  # an axis the file itself says holds channels (a GeoTIFF's bands)
 
     @abc.abstractmethod
     def read(self, window: tuple[slice, ...]) -> np.ndarray:
@@ -83,6 +84,14 @@ class Source(abc.ABC):
 
     def label(self) -> str:
         return Path(self.path).stem
+
+    def spacing(self) -> dict[str, tuple[float, str]]:
+        """Physical spacing per axis the file declares (pixel size, voxel size), e.g. ``{"x": (10.0, "m")}``."""
+        return {}
+
+    def geometry(self) -> dict:
+        """What ``geocnn inspect`` adds for this format (CRS and bounds, voxel size...), JSON-able."""
+        return {}
 
 
 class SegySource(Source):

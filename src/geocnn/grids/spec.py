@@ -83,7 +83,7 @@ def _validate_spec(value: dict, ctx: Ctx) -> None:
 INPUT_SPEC = Record(
     [
         Field("path", Str(), REQUIRED,
-              "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, or an MDIO (.mdio) or Zarr (.zarr) store"),
+              "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, an MDIO (.mdio) or Zarr (.zarr) store, a (Geo)TIFF (.tif) or a folder/glob of TIFF slices"),
         Field("format", Choice(*FILE_FORMATS), "auto", "file format; auto = from the file name"),
         Field("key", Str(), None,
               "member of a .npz file or Zarr/MDIO group (needed when it holds several arrays)"),

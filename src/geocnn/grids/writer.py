@@ -35,19 +35,35 @@ import numpy as np
 
 from geocnn import atomic
 from geocnn.grids.formats import output_format as output_format
+from geocnn.grids.geotiffout import GeoTiffOutput
 from geocnn.grids.grid import Grid
 from geocnn.grids.npyout import NpyOutput
 from geocnn.grids.pending import OutputSpec, PendingOutput, output_spec
 from geocnn.grids.segyout import SegyOutput
 from geocnn.grids.sidecar import path_for as sidecar_path
 from geocnn.grids.storeout import StoreOutput
+from geocnn.grids.tiff import output_family
+from geocnn.grids.tiffstackout import TiffStackOutput
+
+
+class TiffOutput:
+    """A ``.tif`` output: a GeoTIFF for a 2D grid read from a georeferenced TIFF, else an OME-TIFF stack
+    (:func:`geocnn.grids.tiff.output_family` says which)."""
+
+    FAMILIES: dict[str, type[PendingOutput]] = {"geotiff": GeoTiffOutput, "stack": TiffStackOutput}
+
+    @classmethod
+    def prepare(cls, spec: OutputSpec, attach: str | None = None) -> PendingOutput:
+        return cls.FAMILIES[output_family(spec.like, len(spec.shape))].prepare(spec, attach)
+
 
 # Format name (geocnn.grids.formats) → the class that writes it.
-OUTPUT_CLASSES: dict[str, type[PendingOutput]] = {
+OUTPUT_CLASSES: dict[str, type[PendingOutput] | type[TiffOutput]] = {
     "segy": SegyOutput,
     "npy": NpyOutput,
     "mdio": StoreOutput,
     "zarr": StoreOutput,
+    "tiff": TiffOutput,
 }
 
 

@@ -6,8 +6,10 @@ train RUN --resume`` rebuilds the config from it (``--max-steps`` is a stop for 
 is not carried over). A value given again on resume (``--epochs``, ``--set train.lr=…``, or an
 edited ``config.yaml``) is compared with the checkpoint's config, key by key:
 
-- keys in :data:`CHANGEABLE` are applied from the next step on and recorded (config.yaml, and the
-  next line of metrics.jsonl under ``resumed.changed``);
+- keys in :data:`CHANGEABLE` — the machine the run computes on (:data:`MACHINE`: device, threads,
+  workers, ...), how long and how hard it trains from here (:data:`PLAN`), what it reports
+  (:data:`REPORTS`) — are applied from the next step on and recorded (config.yaml, and the next
+  line of metrics.jsonl under ``resumed.changed``);
 - keys in :data:`OPTIMIZER_KEYS` change the optimizer's kind or state layout, so they apply only
   with ``--reset-optimizer`` (the optimizer restarts from zero state; the schedule continues);
 - every other key (task, data, model, batch size, schedule, loss, seed, ...) would make the
@@ -40,21 +42,31 @@ from geocnn.yamlsource import Source, load
 
 log = logging.getLogger(__name__)
 
-# key → why it is safe to change mid-run
-CHANGEABLE = {
+# The rule, stated once: a resumed run continues the same experiment, so a setting may change on
+# resume only when it does not decide what the run is — the machine it runs on, how long and how hard
+# it trains from here, and what it reports besides its weights. Each table: key → why it is safe.
+MACHINE = {  # where and how fast the same steps run: the machine a run lands on is not part of its result
+    "train.device": "the same state on another device",
+    "train.amp": "precision from the next step (it follows the device: bf16 where supported, fp32 on the CPU)",
+    "train.compile": "the same model, compiled or not",
+    "train.channels_last": "memory layout only",
+    "train.workers": "patches are drawn from (seed, epoch, index) whatever the worker count",
+    "train.threads": "the same steps on more or fewer CPU cores (your share of a shared machine)",
+    "data.on_device": "the same patches, cut on the device or by the loader",
+}
+PLAN = {  # how long and how hard the run trains from here
     "train.epochs": "extends or shortens the plan; the learning-rate schedule follows the new total from here",
     "train.max_steps": "a stop for this invocation",
     "train.lr": "the schedule continues from its current step at the new base rate",
     "train.grad_clip": "applies from the next step",
     "train.weight_decay": "applies from the next step",
-    "train.device": "the same state on another device",
-    "train.amp": "precision from the next step",
-    "train.compile": "the same model, compiled or not",
-    "train.channels_last": "memory layout only",
-    "train.workers": "patches are drawn from (seed, epoch, index) whatever the worker count",
-    "train.examples": "pictures only",
 }
-OPTIMIZER_KEYS = ("train.optimizer", "train.momentum")
+REPORTS = {  # what the run writes besides its weights
+    "train.examples": "pictures only",
+    "train.tensorboard": "a second log of metrics.jsonl's numbers, from the resumed step on",
+}
+CHANGEABLE = {**MACHINE, **PLAN, **REPORTS}
+OPTIMIZER_KEYS = ("train.optimizer", "train.momentum")  # with --reset-optimizer only
 SESSION_KEYS = ("train.max_steps",)  # not inherited from the run: given again or unset
 
 
@@ -88,6 +100,11 @@ def changes(old: dict, new: dict, run: Path, epochs_done: int, reset_optimizer: 
              if a.get(k) != b.get(k) and k not in SESSION_KEYS]
     for c in found:
         section = c.key.split(".", 1)[0]
+        if c.key in CHANGEABLE:
+            if c.key == "train.epochs" and c.new < epochs_done:
+                raise ConfigError(f"train.epochs {c.new} on resume, but the run has already done {epochs_done} "
+                                  "epochs", where=str(run), fix=f"give --epochs {epochs_done} or more")
+            continue
         if section in ("task", "model", "data", "name"):
             raise ConfigError(f"the config's {section} differs from the run being resumed ({c.key}: "
                               f"{_show(c.old)} in the run, {_show(c.new)} now)", where=str(run),
@@ -98,14 +115,11 @@ def changes(old: dict, new: dict, run: Path, epochs_done: int, reset_optimizer: 
                               "and keep the optimizer's state", where=str(run),
                               fix="add --reset-optimizer to restart the optimizer's state with the new setting, or "
                                   "drop the change")
-        if c.key not in CHANGEABLE and c.key not in OPTIMIZER_KEYS:
+        if c.key not in OPTIMIZER_KEYS:
             raise ConfigError(f"--resume cannot change {c.key} ({_show(c.old)} in the run, {_show(c.new)} now): "
                               "the rest of the run would not continue the same experiment", where=str(run),
                               fix=f"drop the change to resume, or start a new run with it; resume may change "
-                                  f"{', '.join(k.split('.', 1)[1] for k in CHANGEABLE)}")
-        if c.key == "train.epochs" and c.new < epochs_done:
-            raise ConfigError(f"train.epochs {c.new} on resume, but the run has already done {epochs_done} epochs",
-                              where=str(run), fix=f"give --epochs {epochs_done} or more")
+                                  f"{', '.join(k.removeprefix('train.') for k in CHANGEABLE)}")
     return found
 
 
@@ -176,7 +190,7 @@ def resume_target(target: Path, out: Path | None, overrides: list[str], recover:
     ignored = [k for k, v in flatten(given.raw).items()
                if k not in SESSION_KEYS and k not in overridden and flatten(cfg.raw).get(k, v) != v]
     for k in ignored:
-        if k.split(".", 1)[0] in ("task", "model", "data"):
+        if k.split(".", 1)[0] in ("task", "model", "data") and k not in CHANGEABLE:
             raise ConfigError(f"the config's {k.split('.', 1)[0]} differs from the run being resumed ({k})",
                               where=str(target), fix="resume with the run's own config: geocnn train "
                                                      f"{run} --resume")
