@@ -30,7 +30,15 @@ ADAM_STATES = 2  # Adam keeps two running moments per parameter
 
 @dataclass
 class Summary:
-    """A model summary for one input shape and batch size; ``error`` is set when shapes fail."""
+    """A model summary for one input shape and batch size; ``error`` is set when shapes fail.
+
+    Examples
+    --------
+    >>> import geocnn
+    >>> s = geocnn.summarize("configs/denoise2d.yaml")
+    >>> s.total_params, s.output_shape, s.to_json()["receptive_field"]["samples"]
+    (21385, (1, 32, 64), [13, 13])
+    """
 
     spec: ModelSpec
     input_shape: tuple[int, ...]  # (C, ...spatial)

@@ -80,6 +80,14 @@ class Grid:
         File paths.
     meta
         :class:`GridMeta` of the first SEG-Y input (else the first input).
+
+    Examples
+    --------
+    >>> g = open_grid("data_samples/seismic_noisy.sgy")
+    >>> g.axes, g.shape, g.read((slice(0, 2), slice(0, 3), slice(0, 4))).shape
+    (('inline', 'crossline', 'sample'), (64, 48, 100), (1, 2, 3, 4))
+    >>> [(c.axis, int(c.values[0])) for c in g.coordinates()]
+    [('inline', 1000), ('crossline', 2000), ('sample', 0)]
     """
 
     def __init__(self, parts: list[_Part]) -> None:
