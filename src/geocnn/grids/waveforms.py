@@ -47,6 +47,7 @@ GLOB_CHARS = re.compile(r"[*?\[]")
 MAX_FILES = 1 << 16
 MAX_SAMPLES = 1 << 34  # samples per trace a grid may span (a year at 500 Hz is 1.6e10)
 NS = 1_000_000_000
+INTEGER_ENCODINGS = ("INT16", "INT24", "INT32", "STEIM1", "STEIM2")  # miniSEED encodings of integer counts
 RESAMPLE_MARGIN_S = 2.0  # read this much beyond a window when resampling, so its edges are not the filter's
 
 
@@ -91,6 +92,7 @@ class Segment:
     start_ns: int
     end_ns: int  # time of the last sample
     rate: float
+    integer: bool  # counts stored as integers (no NaN or inf possible)
 
 
 def _station(seed_id: str) -> str:
@@ -113,7 +115,8 @@ def _headers(obspy: Any, path: str) -> list[Segment]:
         s = tr.stats
         if s.npts < 1 or not s.sampling_rate > 0:
             continue
-        segments.append(Segment(path, tr.id, s.starttime.ns, s.endtime.ns, float(s.sampling_rate)))
+        integer = getattr(s.get("mseed"), "encoding", "") in INTEGER_ENCODINGS
+        segments.append(Segment(path, tr.id, s.starttime.ns, s.endtime.ns, float(s.sampling_rate), integer))
     if not segments:
         raise DataError("the file holds no samples", where=path, fix="remove it from the folder/glob")
     return segments
@@ -152,11 +155,12 @@ class WaveformSource(Source):
         if n > MAX_SAMPLES:
             raise DataError(f"the records span {n:,} samples at {self.rate:g} Hz, more than geocnn reads as one "
                             f"input ({MAX_SAMPLES:,})", where=spec.path, fix="give fewer files (a day, a week)")
+        integer = all(s.integer for s in self.segments) and not self.resampled
         self.axes = ("station", "component", "sample")
         self.shape = (len(self.stations), len(COMPONENTS), n)
         self.channel_axis = "component"
         self.meta = GridMeta(kind="records", format="seismo", sample_interval_us=1e6 / self.rate,
-                             sample_format="ObsPy", endian="n/a", n_traces=len(self.stations),
+                             sample_format="int32" if integer else "ObsPy", endian="n/a", n_traces=len(self.stations),
                              dead_traces=0)
 
     # --- the index
