@@ -21,6 +21,7 @@ wrapping while it is created (:func:`writing`: what the operating system refuses
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -150,6 +151,21 @@ def writing(path: str | Path) -> Iterator[None]:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise OutputError(f"cannot write the output ({reason})", where=os.fspath(path),
                           fix="check the folder exists, can be written to and has room") from None
+
+
+def reserve(path: str | Path, size: int) -> None:
+    """Give a file written through memory maps its ``size`` bytes of disk now, so that a full disk
+    is an ``OSError`` here (wrapped by :func:`writing`) rather than a SIGBUS when a mapped page is
+    first written. File systems that cannot reserve space keep the sparse file."""
+    if not hasattr(os, "posix_fallocate") or size <= 0:
+        return
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                return
+            raise
 
 
 def temp_name(final: Path, suffix: str | None = None) -> Path:

@@ -47,8 +47,8 @@ class NpyOutput(FileOutput):
         write_mapped(self.tmp, self.data_offset, np.dtype(self.dtype), self.shape,
                      *fit_window(self.shape, self.channels, window, values))
 
-    def _beside(self, final: Path) -> None:
-        atomic.write_json(sidecar_path(final), self.sidecar, force=True)
+    def _beside(self, final: Path) -> list[Path]:
+        return [atomic.write_json(sidecar_path(final), self.sidecar, force=True)]
 
 
 def write_mapped(path: str, offset: int, dtype: np.dtype, shape: tuple[int, ...], window: tuple[slice, ...],
@@ -75,6 +75,7 @@ def create_temp(final: Path, shape: tuple[int, ...], dtype: str, suffix: str | N
     try:
         created = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
         del created
+        atomic.reserve(tmp, tmp.stat().st_size)  # a full disk now, not a SIGBUS mid-write
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

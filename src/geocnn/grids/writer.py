@@ -203,9 +203,10 @@ def write_array(out: str | os.PathLike, like: Grid, values: np.ndarray, *, force
     values = np.asarray(values)
     channels = 1 if values.shape == like.shape else values.shape[0]
     pending = prepare(out, like, channels, dtype, force, n_samples=values.shape[-1], channel_names=channel_names)
+    ok = False
     try:
-        pending.write(tuple(slice(0, n) for n in pending.shape), values)
-        return pending.commit()
-    except BaseException:
-        pending.abort()
-        raise
+        pending.write_rows(0, values.reshape(channels, *pending.shape))
+        ok = True
+    finally:
+        final = pending.finish(ok)
+    return final
