@@ -303,6 +303,11 @@ def open_grid(spec: InputSpec | str | os.PathLike, random_access: bool = False) 
     return Grid([_part(as_spec(spec), random_access)])
 
 
+def single_source_grid(source: Source) -> Grid:
+    """A grid of one channel over a source built in memory (labels computed from picks), not opened from a path."""
+    return Grid([_Part(source, None, (source.label(),))])
+
+
 def open_stack(specs: Sequence[InputSpec | str | os.PathLike], random_access: bool = False) -> Grid:
     """Several inputs stacked as channels; their geometries must match.
 
