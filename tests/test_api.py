@@ -213,12 +213,18 @@ def test_predict_a_numpy_array(runs):
     assert np.array_equal(np.asarray(out), expected.values)
 
 
-def test_predict_in_memory_refuses_past_the_bound_with_the_size(runs):
+def test_predict_in_memory_refuses_past_the_bound_with_the_size_before_any_work(runs, monkeypatch):
     folder, _, run = runs
+    predict_api = sys.modules["geocnn.predict.api"]  # geocnn.predict is the API's function
+
+    def never(*args, **kwargs):
+        raise AssertionError("the prediction ran although it cannot be handed back")
+
+    monkeypatch.setattr(predict_api, "apply", never)
     with pytest.raises(DataError) as exc:
         geocnn.predict(run, folder / "noisy.npy", threads=1, progress=False, max_bytes=1000)
-    assert exc.value.message.startswith("the prediction (16 × 12 × 48 float32) is 36.0 KiB, more than the "
-                                        "1,000 B allowed in memory")
+    assert exc.value.message.startswith("the prediction (up to 1 × 16 × 12 × 48 float32) is 36.0 KiB, more than "
+                                        "the 1,000 B allowed in memory")
 
 
 def test_predict_errors_are_one_line_geocnn_errors(runs):

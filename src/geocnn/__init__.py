@@ -4,8 +4,8 @@ From Python (the command line's twin, see ``docs/python.md``)::
 
     import geocnn
     grid = geocnn.open("data_samples/seismic_noisy.sgy")          # lazy Grid; .to_xarray()
-    geocnn.summarize("configs/denoise.yaml")                     # layers, totals, receptive field
-    run = geocnn.train("configs/denoise.yaml", train={"epochs": 2})
+    geocnn.summarize("configs/denoise2d.yaml")                   # layers, totals, receptive field
+    run = geocnn.train("configs/denoise2d.yaml", train={"epochs": 2})
     clean = geocnn.predict(run, grid.to_xarray())                 # a DataArray, same coordinates
 
 The names are loaded on first use, so ``import geocnn`` (and the command line's startup) imports

@@ -351,9 +351,25 @@ def predict(run: PathLike, inputs: Any, out: PathLike | None = None, *, axes: Se
         if options.get("split_classes"):
             raise ConfigError("split_classes writes one file per class", fix="give out=... to write them")
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="geocnn-predict-")))
+        _check_fits_in_memory(run, files, folder / "prediction.npy", options, max_bytes)  # before any work
         options.setdefault("pictures", False)
         report = predict_files(run, files, folder / "prediction.npy", reporter=reporter, **options)
         return _in_memory(report.output, like, max_bytes)
+
+
+def _check_fits_in_memory(run: Path, files: list[Any], out: Path, options: dict[str, Any],
+                          max_bytes: int | None) -> None:
+    """Refuse a prediction meant for memory that would not fit, from the input's header and the model."""
+    from geocnn.outputs import AUTO  # with the predict package: torch
+    from geocnn.predict.job import largest_output_bytes
+    from geocnn.predict.request import PredictRequest
+    from geocnn.predict.trained import load_trained
+
+    trained = load_trained(run)
+    output = trained.cfg.task.output(options.get("output", AUTO), trained.classes)
+    request = PredictRequest(run, tuple(files), out, axes=options.get("axes") or {})
+    nbytes, what = largest_output_bytes(request, trained, output)
+    machine.check_in_memory(nbytes, what, max_bytes)
 
 
 def _input_files(inputs: Any, axes: Sequence[str] | None, stack: contextlib.ExitStack) -> tuple[list[Any], Any]:

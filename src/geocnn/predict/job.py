@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from geocnn import device, sanity
 from geocnn.errors import ConfigError
 from geocnn.grids.grid import Grid, open_stack
@@ -120,3 +122,18 @@ def normalized_on(trained: Trained, grid: Grid) -> Trained:
 
 def _numbers(values: tuple[float, ...]) -> str:
     return ", ".join(f"{v:.4g}" for v in values)
+
+
+def largest_output_bytes(request: PredictRequest, trained: Trained, output: Output) -> tuple[int, str]:
+    """At most how many bytes ``request``'s prediction holds, and what it is, read from the input's
+    header only: a value per grid position and channel written (a score map has fewer positions),
+    so that a prediction meant for memory is refused before any work."""
+    grid = open_stack(input_specs(trained, request.inputs))
+    channels = output.channels(score_channels(trained, trained.cfg.patch))
+    positions = 1
+    for n in grid.shape:
+        positions *= int(n)
+    itemsize = np.dtype(output.dtype).itemsize
+    shape = " × ".join(map(str, (channels, *grid.shape)))
+    return positions * channels * itemsize, f"the prediction (up to {shape} {output.dtype})"
+
