@@ -219,6 +219,11 @@ CHILD = textwrap.dedent("""
     for name, path in json.loads(sys.argv[1]).items():
         r = runner.invoke(app, ["summarize", path])
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:  # this process's own high-water mark: ru_maxrss also counts the forked parent's pages
+            with open("/proc/self/status") as fh:
+                peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            pass
         heavy = [m for m in ("torch", "matplotlib", "xarray", "pandas", "numba", "obspy") if m in sys.modules]
         print(json.dumps({"name": name, "code": r.exit_code, "stderr": r.stderr, "peak_kib": peak, "modules": heavy,
                           "exception": None if r.exception is None or isinstance(r.exception, SystemExit)

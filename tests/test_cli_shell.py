@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -15,7 +16,10 @@ def _geocnn(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_show_completion_prints_a_bash_script():
-    result = _geocnn("--show-completion", "bash", SHELL="/bin/bash")
+    # --show-completion is a flag: the shell is detected from the parent processes, so run it from bash
+    # (as a user does) rather than from this test's Python, whatever launched the test run
+    result = subprocess.run(["bash", "-c", f"{shlex.quote(sys.executable)} -m geocnn --show-completion"],
+                            capture_output=True, text=True, env={**os.environ, "SHELL": "/bin/bash"}, timeout=120)
     assert result.returncode == 0, result.stderr
     # the script registers a completion function for the geocnn command, driven by _GEOCNN_COMPLETE
     assert "complete -o default -F _geocnn_completion geocnn" in result.stdout
