@@ -160,6 +160,8 @@ def summarize_cmd(
     """
     source = _model_source(config)
     spec = source.spec
+    if not spec.spacing and source.config is not None:  # the data's pixel or voxel size, when its header says it
+        spec = summary.with_spacing(spec, summary.data_spacing(source.config))
     shape = parse_shape(input_shape, "--input-shape") if input_shape else source.input_shape
     if shape is None:
         raise ConfigError("no input shape: the model has no input_shape", where=str(config),
