@@ -146,3 +146,25 @@ def test_metrics_leave_missing_samples_out():
     r.update(values, target, values * 0)
     ref.update(values[[0, 2]], target[[0, 2]], values[[0, 2]] * 0)
     assert torch.equal(r.sums, ref.sums) and r.compute()["mse"] == pytest.approx((0.25 + 1.0) / 2)
+
+
+def test_a_label_rasters_nodata_is_neither_counted_nor_scored(tmp_path):
+    """Labels as a GeoTIFF with nodata 255 over the block: the class counts (for class weights) hold the
+    valid pixels only, and the targets mark the block missing although the input has no mask there."""
+    values, labels = _values(5.0)
+    _scene(tmp_path / "scene.tif", values, np.ones((ROWS, COLS), bool))
+    labels[HOLE] = 255
+    profile = dict(driver="GTiff", width=COLS, height=ROWS, count=1, dtype="uint8", crs="EPSG:32631", nodata=255,
+                   transform=from_origin(500000.0, 4000000.0, 10.0, 10.0))
+    with rasterio.open(tmp_path / "labels.tif", "w", **profile) as ds:
+        ds.write(labels[None])
+    cfg = write_config(tmp_path, "segmentation", {"inputs": ["scene.tif"], "target": "labels.tif"},
+                       SMALL_2D % {"out": 2}, patch=PATCH, sampling={"patches_per_epoch": 32, "val_patches": 8},
+                       split={"axis": "x", "fraction": 0.25, "gap": 0})
+    d = data_mod.build(load_config(cfg))
+    kept = labels[_valid()]
+    assert d.masked and d.class_freq.tolist() == [float((kept == 0).sum()), float((kept == 1).sum())]
+    assert _centres_in_hole(d, d.epoch_origins(0)) == 0
+    origin = np.array([HOLE[0].start - 4, HOLE[1].start - 4])  # a window over the block's corner
+    y = d.task.dead(d.task.read_target(d.geom.read(d.target, origin), None), d.valid_patch(origin))
+    assert (y[4:, 4:] == DEAD_LABEL).all() and (y[:4] != DEAD_LABEL).all()

@@ -6,6 +6,9 @@ Zarr), reads their spacing, and still imports neither torch nor matplotlib.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -53,3 +56,50 @@ def test_the_configs_spacing_wins_and_a_missing_file_leaves_none(tmp_path):
     (tmp_path / "ct.ome.tif").unlink()
     r, _ = _geocnn("summarize", path)
     assert r.returncode == 0 and "5 × 5 × 5 samples" in r.stdout and "µm" not in r.stdout
+
+
+# ---------------------------------------------------------------- the two worked examples, tiny
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+TINY = ["train.epochs=1", "data.sampling.patches_per_epoch=8", "data.sampling.val_patches=4", "train.examples=0",
+        "train.workers=0", "train.threads=1"]
+
+
+def _train(name: str, folder: Path, *overrides: str) -> Path:
+    from geocnn.train import train
+
+    return train(load_config(CONFIGS / f"{name}.yaml", [*TINY, *overrides]), folder / name)
+
+
+def test_landcover_example_trains_and_predicts_a_geotiff_on_the_scene(tmp_path):
+    rasterio = pytest.importorskip("rasterio", reason="the geocnn[geo] extra (rasterio) is not installed")
+    from geocnn.predict import predict
+
+    run = _train("landcover_geotiff", tmp_path, "train.batch_size=4")
+    line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0 <= line["val"]["miou"] <= 1 and line["val"]["baseline"]["miou"] < 0.2
+    out = tmp_path / "landcover_pred.tif"
+    predict(run, [SAMPLES / "scene.tif"], out, pictures=False, threads=1)
+    with rasterio.open(SAMPLES / "scene.tif") as src, rasterio.open(out) as ds:
+        assert ds.crs == src.crs and ds.transform == src.transform and ds.bounds == src.bounds
+        assert ds.dtypes == ("uint8",) and ds.nodata == 255
+        labels, outside = ds.read(1), src.dataset_mask() == 0
+    assert outside.any() and (labels[outside] == 255).all() and (labels[~outside] < 4).all()
+
+
+def test_pores_example_trains_and_predicts_an_ome_tiff_with_the_voxel_size(tmp_path):
+    from geocnn.predict import predict
+
+    run = _train("pores_ct", tmp_path, "train.batch_size=2")
+    line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0 <= line["val"]["f1"] <= 1 and line["val"]["baseline"]["f1"] == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert "µm" in json.dumps(summary, ensure_ascii=False)
+    out = tmp_path / "pores_pred.tif"
+    predict(run, [SAMPLES / "ct.ome.tif"], out, pictures=False, threads=1, output="labels")
+    with tifffile.TiffFile(out) as tif:
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+        labels = tif.asarray()
+    assert labels.shape == (48, 80, 80) and set(np.unique(labels)) <= {0, 1}
+    assert (pixels["PhysicalSizeX"], pixels["PhysicalSizeY"], pixels["PhysicalSizeZ"]) == (2.5, 2.5, 2.5)

@@ -461,17 +461,21 @@ def _read_labels(path: str, expected: tuple[int, ...], task: Task) -> np.ndarray
 
 
 def _slabs(grid: Grid, values: int = 2**24):
-    """(first row, channel-0 block) over the first axis, about ``values`` samples at a time."""
+    """(first row, channel-0 block, its valid mask or None) over the first axis, about ``values``
+    samples at a time."""
     step = max(1, values // max(1, int(np.prod(grid.shape[1:]))))
     rest = tuple(slice(0, n) for n in grid.shape[1:])
     for start in range(0, grid.shape[0], step):
-        yield start, grid.read((slice(start, min(start + step, grid.shape[0])), *rest))[0]
+        window = (slice(start, min(start + step, grid.shape[0])), *rest)
+        yield start, grid.read(window)[0], grid.valid(window) if grid.masked else None
 
 
 def _scan_classes(target: Grid, classes: int | None, ignore: int | None, where: str) -> np.ndarray:
     """Class counts of a label grid, slab by slab (bounded memory); checks the values."""
     counts: dict[int, int] = {}
-    for _, block in _slabs(target):
+    for _, block, valid in _slabs(target):
+        if valid is not None:  # a label raster's nodata: no class
+            block = block[valid]
         if not np.isfinite(block).all():
             raise DataError("labels contain NaN or inf", where=where)
         if not np.all(block == np.round(block)):
@@ -493,8 +497,8 @@ def _rare_centres(target: Grid, rare: int, limit: int, seed: int, plan: WindowPl
     centred (inside the training block, away from its edges; for balanced sampling)."""
     rng = np.random.default_rng([seed, 3])
     found: list[np.ndarray] = []
-    for start, block in _slabs(target):
-        pos = np.argwhere(block == rare)
+    for start, block, valid in _slabs(target):
+        pos = np.argwhere((block == rare) if valid is None else (block == rare) & valid)
         pos[:, 0] += start
         pos = fitting_centres(plan, pos)
         if len(pos) > limit:
