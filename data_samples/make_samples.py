@@ -2,14 +2,16 @@
 
 One layered, folded and faulted earth model (two-way time, 4 ms samples) drives every file:
 post-stack seismic (clean and noisy), fault, facies and impedance volumes, a small angle-gather
-set with a class-III gas sand, and a separate set of three-component microseismic records.
+set with a class-III gas sand, a gridded P-velocity model in netCDF (clean and noisy, with
+northing/easting/depth coordinates), and a separate set of three-component microseismic records.
 Everything is seeded, so every run writes the same bytes.
 
 Usage::
 
     python data_samples/make_samples.py [--out DIR]
 
-Needs numpy, segyio and geocnn (its ``geocnn.synth.noise`` makes the field-like noise). See
+Needs numpy, segyio, xarray with h5netcdf (``geocnn[xarray]``) and geocnn (its ``geocnn.synth.noise``
+makes the field-like noise). See
 ``data_samples/README.md`` for what each file holds.
 """
 
@@ -59,6 +61,10 @@ SEED_GEOLOGY = 20240603
 SEED_NOISE = 20240604
 SEED_ANGLE_NOISE = 20240605
 SEED_MICROSEISMIC = 20240606
+SEED_MODEL_NOISE = 20240607
+MODEL_DZ_M = 6.0  # depth step of the netCDF velocity model (one 4 ms sample at ~3000 m/s, two-way)
+MODEL_NOISE_MS = 150.0  # m/s: the noisy model's error (a tomographic update's scatter)
+SEED_QUAKES = 20240607
 
 # ---------------------------------------------------------------------------------------------
 # Structure: a four-way dome over the angle sub-area on a gentle regional dip, plus a low ripple.
@@ -598,6 +604,81 @@ def angle_gathers(model: Model, rng: np.random.Generator) -> np.ndarray:
     return gathers + ANGLE_NOISE_TO_SIGNAL * stacks[0].std() * noise
 
 
+# ---------------------------------------------------------------------------------------------
+# Continuous earthquake records (miniSEED through ObsPy) with a pick list
+
+QUAKE_RATE = 100.0  # Hz
+QUAKE_SECONDS = 240
+QUAKE_START = "2024-03-01T10:00:00"
+QUAKE_STATIONS = ("AB01", "AB02", "AB03", "AB04", "AB05", "AB06")
+QUAKE_EVENTS = 14
+VP, VS = 6.0, 3.5  # km/s
+GAP_STATION, GAP_SECONDS = 2, (150.0, 158.0)  # AB03 loses 8 s of data
+NUMBERED_STATION = 5  # AB06 records HH1/HH2 instead of HHN/HHE
+
+
+def quake_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Coloured noise (3, n): microseism swell near 0.2-0.4 Hz, a 1/f-ish background and cultural hum bursts."""
+    t = np.arange(n) / QUAKE_RATE
+    white = rng.standard_normal((3, n + 64))
+    brown = np.cumsum(white, axis=1)
+    brown -= convolve_time(brown, np.ones(65) / 65)
+    background = brown[:, 32:-32] / brown[:, 32:-32].std()
+    swell = 3.0 * np.sin(2 * np.pi * rng.uniform(0.2, 0.4, (3, 1)) * t + rng.uniform(0, 6.3, (3, 1)))
+    hum = np.sin(2 * np.pi * rng.uniform(8, 12) * t) * (np.sin(2 * np.pi * t / rng.uniform(20, 60)) > 0.7)
+    return background + swell + 0.8 * rng.uniform(0.2, 1.0, (3, 1)) * hum
+
+
+def quake_arrivals(rng: np.random.Generator, n: int, positions: np.ndarray) -> tuple[np.ndarray, list[tuple[int, str, float]]]:
+    """Events at random times and places: (stations, 3, n) signal and the (station, phase, seconds) picks."""
+    t = np.arange(n) / QUAKE_RATE
+    signal = np.zeros((len(positions), 3, n))
+    picks = []
+    for origin in np.sort(rng.uniform(5.0, QUAKE_SECONDS - 25.0, QUAKE_EVENTS)):
+        source = np.array([*rng.uniform(-25, 25, 2), rng.uniform(3, 15)])
+        size = np.exp(rng.uniform(np.log(2.0), np.log(40.0)))
+        for k, xy in enumerate(positions):
+            dist = np.linalg.norm(source - np.array([*xy, 0.0]))
+            t_p, t_s = origin + dist / VP, origin + dist / VS
+            amp = size * 10.0 / dist
+            p_dir, s_dir = polarisations(rng)
+            p = amp * arrival(t, t_p, rng.uniform(6.0, 14.0), 2.5)
+            s = 2.5 * amp * arrival(t, t_s, rng.uniform(3.0, 7.0), 3.0)
+            coda = rng.standard_normal((3, n)) * np.exp(-np.clip(t - t_s, 0, None) / 2.0) * (t > t_s)
+            signal[k] += p_dir[:, None] * p + s_dir[:, None] * s + 0.3 * amp * coda
+            picks += [(k, "P", t_p), (k, "S", t_s)]
+    return signal, sorted(picks, key=lambda p: (p[2], p[0]))
+
+
+def write_quakes(out: Path, rng: np.random.Generator) -> None:
+    """``records/AB0k.mseed`` (one file per station, int32 counts, Steim-2) and ``picks.csv`` (station,phase,time)."""
+    from obspy import Stream, Trace, UTCDateTime  # the seismo extra: only this part of the script needs it
+
+    n = int(QUAKE_SECONDS * QUAKE_RATE)
+    positions = rng.uniform(-20, 20, (len(QUAKE_STATIONS), 2))
+    signal, picks = quake_arrivals(rng, n, positions)
+    start = UTCDateTime(QUAKE_START)
+    (out / "records").mkdir(parents=True, exist_ok=True)
+    for k, station in enumerate(QUAKE_STATIONS):
+        counts = np.round(200.0 * (quake_noise(rng, n) + signal[k])).astype(np.int32)
+        components = "Z12" if k == NUMBERED_STATION else "ZNE"
+        traces = []
+        for c, comp in enumerate(components):
+            header = {"network": "XG", "station": station, "location": "", "channel": "HH" + comp,
+                      "sampling_rate": QUAKE_RATE, "starttime": start}
+            if k == GAP_STATION:
+                a, b = (int(s * QUAKE_RATE) for s in GAP_SECONDS)
+                traces += [Trace(counts[c, :a].copy(), header=header),
+                           Trace(counts[c, b:].copy(), header={**header, "starttime": start + b / QUAKE_RATE})]
+            else:
+                traces.append(Trace(counts[c].copy(), header=header))
+        Stream(traces).write(str(out / "records" / f"{station}.mseed"), format="MSEED", encoding="STEIM2", reclen=512)
+    rows = [f"XG.{QUAKE_STATIONS[k]},{phase},{(start + sec).isoformat()}Z" for k, phase, sec in picks
+            if sec < QUAKE_SECONDS]
+    (out / "picks.csv").write_text("station,phase,time\n" + "\n".join(rows) + "\n", encoding="ascii", newline="\n")
+
+
+
 def write_npy(path: Path, array: np.ndarray) -> None:
     """Save an array as .npy."""
     np.save(path, array, allow_pickle=False)
@@ -607,6 +688,28 @@ def write_labels_csv(path: Path, labels: np.ndarray) -> None:
     """The event labels as CSV with a ``trace,label`` header."""
     rows = [f"{n},{label}" for n, label in enumerate(labels)]
     path.write_text("trace,label\n" + "\n".join(rows) + "\n", encoding="ascii", newline="\n")
+
+
+def velocity_model(vp: np.ndarray, rng: np.random.Generator):
+    """The P-velocity of the angle sub-area as a CF-style netCDF model: ``vp`` and a noisy ``vp_noisy``
+    (white scatter plus a smooth error along depth), dims (y, x, z) with metre coordinates."""
+    import xarray as xr  # the geocnn[xarray] extra, needed for this file only
+
+    ny, nx, nz = vp.shape
+    scatter = rng.normal(0.0, MODEL_NOISE_MS, vp.shape)
+    drift = np.cumsum(rng.normal(0.0, MODEL_NOISE_MS / 8, vp.shape), axis=-1)
+    drift -= drift.mean(axis=-1, keepdims=True)
+    noisy = vp + scatter + drift
+    coords = {
+        "y": ("y", ORIGIN_XY[1] + BIN_M * np.arange(ny), {"units": "m", "standard_name": "projection_y_coordinate"}),
+        "x": ("x", ORIGIN_XY[0] + BIN_M * np.arange(nx), {"units": "m", "standard_name": "projection_x_coordinate"}),
+        "z": ("z", MODEL_DZ_M * np.arange(nz), {"units": "m", "positive": "down", "long_name": "depth"}),
+    }
+    attrs = {"units": "m/s", "long_name": "P-wave velocity"}
+    return xr.Dataset({"vp": (("y", "x", "z"), vp.astype(np.float32), attrs),
+                       "vp_noisy": (("y", "x", "z"), noisy.astype(np.float32), {**attrs, "long_name": "P-wave velocity, noisy"})},
+                      coords=coords, attrs={"title": "geocnn sample velocity model", "Conventions": "CF-1.8",
+                                            "source": "data_samples/make_samples.py"})
 
 
 def make_samples(out: Path) -> None:
@@ -638,10 +741,15 @@ def make_samples(out: Path) -> None:
     write_segy(out / "angles.sgy", gathers, text, 5, *sub, offsets=ANGLES)
     write_npy(out / "gas.npy", window(model.gas[SUB_AREA]).astype(np.uint8))
 
+    model_nc = velocity_model(window(model.vp[SUB_AREA]), np.random.default_rng(SEED_MODEL_NOISE))
+    model_nc.to_netcdf(out / "model.nc", engine="h5netcdf",
+                       encoding={v: {"zlib": True, "complevel": 4, "chunksizes": (8, 24, 100)} for v in model_nc.data_vars})
+
     records, labels = microseismic(np.random.default_rng(SEED_MICROSEISMIC))
     write_npy(out / "traces3c.npy", records)
     write_npy(out / "traces3c_labels.npy", labels)
     write_labels_csv(out / "traces3c_labels.csv", labels)
+    write_quakes(out, np.random.default_rng(SEED_QUAKES))
     make_tiff_samples(out)
 
 

@@ -148,7 +148,7 @@ def test_su_files_and_unknown_suffixes_suggest_what_exists(tmp_path, cli):
     dat = tmp_path / "cube.dat"
     dat.write_bytes(s.path.read_bytes())
     err = one_line_naming(cli("inspect", dat), "cube.dat")
-    assert "--format segy|npy|npz|mdio|zarr|tiff on the command line" in err
+    assert "--format segy|npy|npz|mdio|zarr|tiff|seismo on the command line" in err
     assert cli("inspect", dat, "--format", "segy").exit_code == 0  # the suggested option exists
     r = cli("convert", dat, tmp_path / "cube.npy", "--format", "segy")
     assert r.exit_code == 0 and np.load(tmp_path / "cube.npy").shape == (3, 3, 30)

@@ -132,7 +132,7 @@ def _bad_inputs(tmp_path):
         ("numpy ndim", ["inspect", tmp_path / "four.npy"], "array has 4 axes"),
         ("numpy axes", ["inspect", tmp_path / "cube.npy", "--axes", "inline,sample"], "but axes names 2"),
         ("unknown format", ["inspect", tmp_path / "volume.dat"], "cannot tell the file format"),
-        ("convert no template", ["convert", tmp_path / "cube.npy", tmp_path / "o.sgy"], "needs a template"),
+        ("convert no template", ["convert", tmp_path / "cube.npy", tmp_path / "o.sgy"], "takes them from a template"),
         ("convert bad template", ["convert", tmp_path / "cube.npy", tmp_path / "o.sgy", "--template", truncated],
          "does not fit whole traces"),
         ("bad endian", ["inspect", good.path, "--endian", "middle"], "--endian must be one of"),

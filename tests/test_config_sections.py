@@ -153,7 +153,7 @@ def _leaves(record: Record, path: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 
 LEAVES = _leaves(Data.record, ("data",)) + _leaves(Train.record, ("train",))
-FILLED = {"early_stop": {"patience": 3}}  # a section's required keys, so the wrong value is the only error
+FILLED = {"early_stop": {"patience": 3}, "picks": {"path": "picks.csv"}}  # a section's required keys, so the wrong value is the only error
 
 
 @pytest.mark.parametrize("keypath", LEAVES, ids=".".join)

@@ -10,23 +10,11 @@ import torch
 
 from geocnn.config import load_config
 from geocnn.model.network import build
-from geocnn.synth.write import write_fault_cubes
 from geocnn.train import train
 from tests.conftest import ROOT
+from tests.trainkit import synth_overrides
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
-SYNTH = ROOT / "data_synth"  # what `geocnn synth` writes for the configs that pretrain on it (not committed)
-
-
-def synth_overrides(path: Path, tmp_path: Path) -> list[str]:
-    """A config reading `geocnn synth faults` output is pointed at a tiny version of it, made here."""
-    cfg = load_config(path)
-    if not any(Path(spec.path).resolve().is_relative_to(SYNTH) for spec in cfg.inputs):
-        return []
-    write_fault_cubes(tmp_path / "synth", cubes=2, size=32, seed=0)
-    return [f"data.inputs=[{tmp_path / 'synth' / 'seismic.npy'}]", f"data.target={tmp_path / 'synth' / 'faults.npy'}"]
-
-
 def test_there_is_an_example_per_task():
     tasks = {load_config(p).task.name for p in CONFIGS}
     assert tasks == {"regression", "segmentation", "classification", "scalar", "denoise_self", "reconstruct_traces"}

@@ -10,7 +10,8 @@ import torch
 
 from geocnn.config import load_config
 from geocnn.errors import ConfigError, DataError, OutputExistsError
-from geocnn.export import _arithmetic, axis_sizes, export, load_trained, read_metadata, run_exported
+from geocnn.export import axis_sizes, export, load_trained, read_metadata, run_exported
+from geocnn.graph import _arithmetic
 from geocnn.model.network import build
 from geocnn.train import train
 from tests import trainkit

@@ -56,7 +56,7 @@ def test_input_spec_json_schema_accepts_a_bare_path():
     schema = INPUT_SPEC.json()
     assert schema["anyOf"][1] == {"type": "string", "minLength": 1, "description": schema["anyOf"][1]["description"]}
     props = schema["anyOf"][0]["properties"]
-    assert props["format"]["enum"] == ["auto", "segy", "npy", "npz", "mdio", "zarr", "tiff"]
+    assert props["format"]["enum"] == ["auto", "segy", "npy", "npz", "mdio", "zarr", "tiff", "netcdf", "seismo"]
     assert props["iline"]["default"] == 189
 
 

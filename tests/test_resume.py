@@ -15,13 +15,14 @@ import torch
 import yaml
 
 from geocnn import summary
-from geocnn import train as train_mod
 from geocnn.config import load_config
 from geocnn.errors import ConfigError
 from geocnn.runs import folder as runfolder
 from geocnn.runs.checkpoint import load_checkpoint
 from geocnn.train import TrainingDiverged, TrainingInterrupted, train
 from tests import trainkit
+
+train_mod = sys.modules["geocnn.train"]  # the module (geocnn.train is the public function)
 
 # conv → BatchNorm → relu → conv: a forward pass changes running_mean/var and num_batches_tracked
 BN_MODEL = """
@@ -315,8 +316,7 @@ CTRL_C_IN_A_TERMINAL = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import torch
-    from geocnn import train as train_mod
-    from geocnn.config import load_config
+        from geocnn.config import load_config
     from geocnn.train import TrainingInterrupted, train
 
     real, calls = train_mod.make_loss, {"n": 0}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 import torch
 import yaml
 
-from geocnn import train as train_mod
 from geocnn.config import load_config, parse_config
 from geocnn.errors import ConfigError
 from geocnn.metric_names import METRICS
@@ -21,6 +21,8 @@ from geocnn.runs.writer import outcome_line
 from geocnn.train import train
 from geocnn.yamlsource import Source
 from tests import trainkit
+
+train_mod = sys.modules["geocnn.train"]  # the module (geocnn.train is the public function)
 
 # conv1 (1→4), relu, conv2 (4→OUT): conv1 named so a second model can match it by name
 NAMED_2D = """

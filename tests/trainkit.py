@@ -142,3 +142,18 @@ def copy_into(source: Path, folder: Path) -> None:
             shutil.copytree(item, target)
         else:
             shutil.copy2(item, target)
+
+
+SYNTH = Path(__file__).resolve().parents[1] / "data_synth"  # what `geocnn synth` writes (not committed)
+
+
+def synth_overrides(path: Path, tmp_path: Path) -> list[str]:
+    """A config reading `geocnn synth faults` output is pointed at a tiny version of it, made here."""
+    from geocnn.config import load_config
+    from geocnn.synth.write import write_fault_cubes
+
+    cfg = load_config(path)
+    if not any(Path(spec.path).resolve().is_relative_to(SYNTH) for spec in cfg.inputs):
+        return []
+    write_fault_cubes(tmp_path / "synth", cubes=2, size=32, seed=0)
+    return [f"data.inputs=[{tmp_path / 'synth' / 'seismic.npy'}]", f"data.target={tmp_path / 'synth' / 'faults.npy'}"]

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.grids.normalize import NormalizationMethod
+from geocnn.grids.picks import Picks
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
@@ -158,6 +159,8 @@ class Data(Section, title="data"):
     labels: Any = setting(
         "classification/scalar: one label per trace position (.npy, or .csv with a label column)",
         default=None)
+    picks: Picks | None = setting(
+        "segmentation of earthquake records: phase picks as the target (instead of target)", default=None)
     patch: tuple[int, ...] = setting("patch size, one per model axis", min=1, min_len=1, max_len=3)
     patch_axes: tuple[str, ...] | None = setting(
         "grid axes the patch spans, e.g. [crossline, sample]; default: the last ones",
@@ -366,7 +369,7 @@ def _absolute(raw: dict, folder: Path) -> None:
         return
     if isinstance(data.get("inputs"), list):
         data["inputs"] = [_resolve_path(v, folder) for v in data["inputs"]]
-    for key in ("target", "labels", "clean"):
+    for key in ("target", "labels", "clean", "picks"):
         if data.get(key) is not None:
             data[key] = _resolve_path(data[key], folder)
     train = raw.get("train")
@@ -461,7 +464,11 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = 
         # (a saved run's config holds the section at its defaults: that is not a mistake)
         raise d.at("mask").error(f"data.mask is for the self-supervised tasks (denoise_self, reconstruct_traces), "
                                  f"not {task.name}", "remove it")
-    if task.dense and not task.self_supervised and data["target"] is None:
+    if data["picks"] is not None and not (task.dense and task.classifies and not task.self_supervised):
+        raise d.at("picks").error(f"picks label each sample for segmentation, not {task.name}", "use task: segmentation")
+    if data["picks"] is not None and data["target"] is not None:
+        raise d.at("picks").error("give data.target or data.picks, not both")
+    if task.dense and not task.self_supervised and data["target"] is None and data["picks"] is None:
         raise d.error(f"task {task.name} needs data.target (a grid with the same geometry as the inputs)")
     if not task.dense and (data["target"] is None) == (data["labels"] is None):
         raise d.error(f"task {task.name} needs exactly one of data.target (a grid read under each patch) "

@@ -25,6 +25,7 @@ from geocnn.grids.checks import check_finite
 from geocnn.grids.grid import Grid, open_grid, open_stack
 from geocnn.grids.labels import read_labels
 from geocnn.grids.normalize import Normalization, estimate
+from geocnn.grids.picks import pick_target
 from geocnn.model import infer
 from geocnn.patches import (
     PatchGeometry,
@@ -597,6 +598,9 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
         if not cfg.task.grid_target and target.channels != 1:
             raise DataError(f"a label grid must have one channel, this one has {target.channels}",
                             where=cfg.target.path)
+    elif d.picks is not None:
+        target = pick_target(grid, d.picks)
+    target_where = cfg.target.path if cfg.target is not None else d.picks.path if d.picks is not None else where
     if cfg.labels is not None:
         labels = _read_labels(cfg.labels, tuple(grid.shape[a] for a in geom.fixed_axes), cfg.task)
     gap = d.split.gap
@@ -607,7 +611,7 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
     if target is not None:
         check_finite(target, "target")
         if cfg.task.grid_target:
-            sanity.check_target(grid, target, cfg.target.path, seed=cfg.train.seed)
+            sanity.check_target(grid, target, target_where, seed=cfg.train.seed)
     seed = cfg.train.seed
     if stored is not None:
         norm, target_norm = stored
@@ -618,11 +622,14 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
     classes = output_classes(cfg, out_channels)
     target_channels = grid.channels if cfg.task.self_supervised else target.channels if target is not None else None
     _check_model_output(cfg, target_channels, classes)
+    if d.picks is not None and classes != d.picks.classes:
+        raise ConfigError(f"data.picks labels {d.picks.classes} classes ({', '.join(d.picks.class_names)}) but the "
+                          f"model outputs {classes}", where=where, fix=f"end the model with {d.picks.classes} channels")
     class_freq = centres = None
     ignore = cfg.train.loss.ignore_index
     if cfg.task.classifies:
         if labels is None:
-            class_freq = _scan_classes(target, classes, ignore, cfg.target.path)
+            class_freq = _scan_classes(target, classes, ignore, target_where)
         else:
             bad = labels[(labels < 0) | (labels >= classes)]
             if ignore is not None:

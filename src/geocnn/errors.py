@@ -21,6 +21,11 @@ class GeocnnError(Exception):
         Location prefix such as ``model.yaml:14:7`` or a file path; printed first.
     fix
         What to do about it; printed after an em dash.
+
+    Examples
+    --------
+    >>> GeocnnError("file not found", where="cube.sgy", fix="check the path").message
+    'cube.sgy: file not found — check the path'
     """
 
     exit_code = 2

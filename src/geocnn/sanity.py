@@ -70,7 +70,8 @@ def check_target(inputs: Grid, target: Grid, target_path: str, max_traces: int =
                  seed: int = 0) -> list[str]:
     """Warnings when a regression target is an input (same file, or equal samples on sampled traces)."""
     found = []
-    same = [s for s in inputs.sources if _same_file(s, target_path)]
+    key = target.inputs[0].spec.key  # one file may hold the input and the target as two members (npz, netCDF)
+    same = [s.path for s in inputs.inputs if _same_file(s.path, target_path) and s.spec.key == key]
     if same:
         found.append(f"the target {target_path} is the input file {same[0]}: the model would learn to copy its input")
     else:

@@ -10,6 +10,7 @@ the CLI are two views of them, so their columns cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import html
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,15 @@ ADAM_STATES = 2  # Adam keeps two running moments per parameter
 
 @dataclass
 class Summary:
-    """A model summary for one input shape and batch size; ``error`` is set when shapes fail."""
+    """A model summary for one input shape and batch size; ``error`` is set when shapes fail.
+
+    Examples
+    --------
+    >>> import geocnn
+    >>> s = geocnn.summarize("configs/denoise2d.yaml")
+    >>> s.total_params, s.output_shape, s.to_json()["receptive_field"]["samples"]
+    (21385, (1, 32, 64), [13, 13])
+    """
 
     spec: ModelSpec
     input_shape: tuple[int, ...]  # (C, ...spatial)
@@ -103,6 +112,23 @@ class Summary:
         if phys:
             text += " = " + " × ".join(phys)
         return text
+
+    def to_json(self) -> dict:
+        """The JSON document ``geocnn summarize --json`` writes (see :func:`to_json`)."""
+        return to_json(self)
+
+    def to_markdown(self) -> str:
+        """The Markdown document ``geocnn summarize --markdown`` writes (see :func:`to_markdown`)."""
+        return to_markdown(self)
+
+    def _repr_html_(self) -> str:
+        """The table in a notebook (see :func:`to_html`)."""
+        return to_html(self)
+
+    def __repr__(self) -> str:
+        state = f"error {self.error.message!r}" if self.error is not None else \
+            f"{self.total_params:,} parameters, output {fmt_shape(self.output_shape or ())}"
+        return f"Summary({self.spec.name or 'model'}, input {fmt_shape(self.input_shape)}: {state})"
 
 
 def patch_spacing(grid_spacing: dict[str, tuple[float, str]], model_axes: Sequence[str]
@@ -328,3 +354,23 @@ def to_markdown(s: Summary) -> str:
     if s.error is not None:
         tail.append(f"- **error**: {s.error.message}")
     return "\n".join(head + body + tail) + "\n"
+
+
+def to_html(s: Summary) -> str:
+    """The summary as an HTML table (notebooks): a view of :func:`rows`, failing layer in red."""
+    cols = columns(s)
+    esc = html.escape
+    head = "".join(f"<th style='text-align:{'right' if c.right else 'left'}'>{esc(c.header)}</th>" for c in cols)
+    body = []
+    for row in rows(s):
+        cells = {**row.cells, "notes": notes_text(row)}
+        style = " style='color:#c00'" if row.failed else " style='color:#077'" if row.shortcut else ""
+        tds = "".join(f"<td style='text-align:{'right' if c.right else 'left'};white-space:pre'>{esc(cells[c.key])}</td>"
+                      for c in cols)
+        body.append(f"<tr{style}>{tds}</tr>")
+    notes = [esc(line) for line in totals_lines(s)] + [f"warning: {esc(w)}" for w in s.warnings]
+    if s.error is not None:
+        notes.append(f"<b style='color:#c00'>error</b>: {esc(s.error.message)}")
+    title = f"{esc(s.spec.name or 'model')} — input {esc(fmt_shape(s.input_shape))} (channels × {esc(' × '.join(s.spec.axes))})"
+    return (f"<div><b>{title}</b><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f"<ul>{''.join(f'<li>{n}</li>' for n in notes)}</ul></div>")

@@ -10,17 +10,8 @@ from collections.abc import Iterator
 
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from geocnn.progress import SILENT, Reporter, Task
+from geocnn.progress import SILENT, Reporter, RichReporter
 
 # Wide tables stay readable when piped to a file or a pager (a terminal keeps its own width).
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
@@ -58,56 +49,6 @@ def print_error(message: str) -> None:
     sys.stderr.flush()
 
 
-class _RichTask:
-    """One bar; shows ``n unit/s`` from rich's own speed estimate."""
-
-    def __init__(self, progress: Progress, task_id: int, unit: str) -> None:
-        self._progress, self._id, self._unit = progress, task_id, unit
-
-    def advance(self, n: float = 1, **fields: object) -> None:
-        speed = self._progress.tasks[self._id].speed
-        update: dict = {"advance": n, "rate": f"{speed:,.1f} {self._unit}/s" if speed else ""}
-        if "info" in fields:
-            update["info"] = str(fields["info"])
-        self._progress.update(self._id, **update)
-
-    def close(self) -> None:
-        self._progress.stop_task(self._id)
-
-
-class RichReporter:
-    """Progress bars with rate and ETA on stderr; one live display shared by all tasks."""
-
-    def __init__(self) -> None:
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=err,
-            transient=False,
-            refresh_per_second=4,
-        )
-        self._started = False
-
-    def task(self, description: str, total: float | None, unit: str = "it") -> Task:
-        if not self._started:
-            self._progress.start()
-            self._started = True
-        task_id = self._progress.add_task(description, total=total, rate="", info="", unit=unit)
-        return _RichTask(self._progress, task_id, unit)
-
-    def stop(self) -> None:
-        if self._started:
-            self._progress.stop()
-            self._started = False
-
-
 @contextlib.contextmanager
 def progress() -> Iterator[Reporter]:
     """The progress reporter of one command: rich bars on rank 0, silent on the other ranks.
@@ -115,7 +56,7 @@ def progress() -> Iterator[Reporter]:
     The live display is stopped on the way out — after an error or Ctrl-C too — so the error
     line and the shell prompt never land inside a bar.
     """
-    reporter = RichReporter() if is_main_rank() else SILENT
+    reporter = RichReporter(err) if is_main_rank() else SILENT
     try:
         yield reporter
     finally:

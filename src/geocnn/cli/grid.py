@@ -46,9 +46,9 @@ class ReadOptions:
                                                 "no (unstructured traces)."))
     axes: str | None = _option(typer.Option(None, "--axes", help="NumPy axis names, comma-separated, e.g. "
                                             "inline,crossline,sample."))
-    key: str | None = _option(typer.Option(None, "--key", help="Array name inside a .npz file."))
+    key: str | None = _option(typer.Option(None, "--key", help="Array name inside a .npz file, Zarr/MDIO group or netCDF/HDF5 file (group/variable)."))
     fmt: str = _option(typer.Option("auto", "--format",
-                                    help="Input file format: auto (from the file name), segy, npy, npz, mdio, zarr, tiff."))
+                                    help="Input file format: auto (from the file name), segy, npy, npz, mdio, zarr, tiff, netcdf."))
 
     def __post_init__(self) -> None:
         _choice("--endian", self.endian, ("auto", "big", "little"))
@@ -129,8 +129,8 @@ def inspect_cmd(
 
 
 def convert_cmd(
-    src: Path = typer.Argument(..., help="Input: SEG-Y, .mdio, or .npy/.npz/.zarr (then --template is needed)."),
-    dst: Path = typer.Argument(..., help="Output: .npy, .zarr or .mdio (from SEG-Y) or .sgy/.segy."),
+    src: Path = typer.Argument(..., help="Input: SEG-Y, .mdio, .npy/.npz/.zarr or netCDF/HDF5 (.nc/.h5)."),
+    dst: Path = typer.Argument(..., help="Output: .npy, .zarr, .mdio, .nc, or .sgy/.segy (from an array: needs --template)."),
     template: Path | None = typer.Option(None, "--template",
                                          help="SEG-Y whose headers and geometry a NumPy input is "
                                               "written with."),
@@ -138,7 +138,7 @@ def convert_cmd(
     *,
     read: ReadOptions,
 ) -> None:
-    """Convert SEG-Y to a memory-mappable .npy (grid axis order), MDIO or Zarr, and back to SEG-Y."""
+    """Convert SEG-Y to a memory-mappable .npy (grid axis order), MDIO, Zarr or netCDF, between those, and back to SEG-Y."""
     spec = read.spec(src)
     template_spec = read.template_spec(template) if template else None
     with console.progress() as reporter:
@@ -196,11 +196,31 @@ def _table(info: dict) -> Table:
     if "grid_pairs" in info and info["kind"] == "unstructured":
         rows.append(("grid suggestion", "; ".join(_pair(p) for p in info["grid_pairs"])
                      or "no pair of trace header fields grids the traces"))
+    if "netcdf" in info:
+        rows.extend(_netcdf_rows(info["netcdf"]))
     if "stackable" in info:
         rows.append(("stackable", "yes" if info["stackable"] else f"no: {info['stack_problem']}"))
     for name, value in rows:
         t.add_row(name, Text(value))  # Text: file names and messages are not rich markup
     return t
+
+
+def _netcdf_rows(nc: dict) -> list[tuple[str, str]]:
+    """A netCDF/HDF5 file's variables, the read variable's coordinates, and the attributes."""
+    def coordinate(dim: str, c: dict) -> str:
+        if "first" not in c:
+            return f"{dim} → {c['axis']}: no coordinate variable"
+        step = f" step {c['step']:g}" if c["step"] is not None else " (irregular)"
+        return f"{dim} → {c['axis']}: {c['first']:g} – {c['last']:g}{step} {c['unit']}".rstrip()
+
+    def attrs(a: dict) -> str:
+        short = {k: str(v) if len(str(v)) <= 100 else str(v)[:99] + "…" for k, v in a.items()}
+        return "\n".join(f"{k}: {v}" for k, v in short.items()) or "none"
+
+    variables = ", ".join(f"{n} ({', '.join(v['dims'])}; {v['dtype']})" for n, v in nc["variables"].items())
+    return [("variable", f"{nc['group'] + '/' if nc['group'] else ''}{nc['variable']} of {variables}"),
+            ("coordinates", "\n".join(coordinate(d, c) for d, c in nc["coordinates"].items())),
+            ("attributes", attrs(nc["attributes"])), ("file attributes", attrs(nc["global_attributes"]))]
 
 
 def _value(value: object) -> str:

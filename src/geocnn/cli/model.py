@@ -13,19 +13,11 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from geocnn import atomic, summary
+from geocnn import api, atomic, summary
 from geocnn.cli import console
-from geocnn.config import (
-    ModelSource,
-    config_reference,
-    json_schema,
-    model_of_file,
-    model_of_run,
-    model_of_run_folder,
-)
+from geocnn.config import config_reference, json_schema
 from geocnn.errors import ConfigError
 from geocnn.fmt import fmt_shape
-from geocnn.yamlsource import Source
 
 
 def parse_shape(text: str, option: str) -> tuple[int, ...]:
@@ -158,25 +150,10 @@ def summarize_cmd(
     N_y = floor((N_x + 2·pad − N_h)/stride + 1). A shape error prints the table up to the failing
     layer, then the error with its YAML line, and exits with code 2.
     """
-    source = _model_source(config)
-    spec = source.spec
-    if not spec.spacing and source.config is not None:  # the data's pixel or voxel size, when its header says it
-        spec = summary.with_spacing(spec, summary.data_spacing(source.config))
-    shape = parse_shape(input_shape, "--input-shape") if input_shape else source.input_shape
-    if shape is None:
-        raise ConfigError("no input shape: the model has no input_shape", where=str(config),
-                          fix="add input_shape to the model section or pass --input-shape C,D1,...")
-    if shape[0] != spec.in_channels:
-        raise ConfigError(f"--input-shape has {shape[0]} channels but the model has in_channels "
-                          f"{spec.in_channels}", where=str(config), fix="make them agree")
-    if len(shape) - 1 != spec.dims:
-        raise ConfigError(f"input shape {fmt_shape(shape)} has {len(shape) - 1} spatial axes but the model "
-                          f"has dims {spec.dims}", where=str(config),
-                          fix=f"give the channel count and {spec.dims} sizes")
+    s = api.summarize(config, parse_shape(input_shape, "--input-shape") if input_shape else None, batch_size)
     for path in (json_path, markdown_path):
         if path is not None:
             atomic.check_new(path, force)
-    s = summary.summarize(spec, shape, batch_size, source.freeze)
     print_summary(s, wide)
     if json_path is not None:
         atomic.write_json(json_path, summary.to_json(s), force=force)
@@ -186,19 +163,6 @@ def summarize_cmd(
         console.out.print(f"wrote {markdown_path}")
     if s.error is not None:
         raise s.error
-
-
-def _model_source(path: Path) -> ModelSource:
-    """The model to summarise: of a YAML file, of a run folder (its config.yaml) or of a checkpoint.
-
-    Only a checkpoint imports torch: a ``.pt`` file is a torch file, and the config it holds is
-    read by the checkpoint loader. Everything else (and shell completion) starts without torch.
-    """
-    if path.suffix == ".pt":
-        from geocnn.runs.checkpoint import load_checkpoint, resolve_checkpoint
-
-        return model_of_run(load_checkpoint(resolve_checkpoint(path)).config, Source(str(path)))
-    return model_of_run_folder(path) if path.is_dir() else model_of_file(path)
 
 
 def schema_cmd(

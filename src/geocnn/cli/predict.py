@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from geocnn import api
 from geocnn.cli import console
 from geocnn.errors import ConfigError
 from geocnn.outputs import AUTO, OUTPUTS
@@ -46,6 +47,9 @@ def predict_cmd(
     normalize: str = typer.Option("run", "--normalize", help="run: normalise with the training data's statistics "
                                   "(stored in the checkpoint); input: with this input's own (a model pretrained on "
                                   "other amplitudes, e.g. synthetic cubes)."),
+    engine: str = typer.Option("torch", "--engine", help="torch | onnxruntime | auto: what runs the network "
+                               "(auto: the fastest of PyTorch in both memory layouts and ONNX Runtime, measured on "
+                               "this machine and cached beside the checkpoint)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
 ) -> None:
     """Apply a trained model to whole grids with blended sliding windows, in bounded memory.
@@ -53,8 +57,6 @@ def predict_cmd(
     Writes the prediction as SEG-Y lined up trace for trace with the input (its headers, IEEE
     floats) or as .npy, plus a PNG preview (middle inline, crossline and time slice).
     """
-    from geocnn.predict import predict
-
     size = None
     if window:
         try:
@@ -62,11 +64,11 @@ def predict_cmd(
         except ValueError:
             raise ConfigError(f"--window must be sizes separated by commas, e.g. 64,64; got '{window}'") from None
     with console.progress() as reporter:
-        report = predict(run, inputs, out, overlap=overlap, blend=blend, batch_size=batch_size,
-                         device_name=device, output=output, force=force, window=size,
-                         both_orientations=both_orientations, threads=threads, mask=mask, fill_all=fill_all,
-                         reporter=reporter, stride=parse_stride(stride), split_classes=split_classes,
-                         axes=parse_axes(axes), normalize=normalize)
+        report = api.predict(run, inputs, out, progress=reporter, overlap=overlap, blend=blend, batch_size=batch_size,
+                             device_name=device, output=output, force=force, window=size,
+                             both_orientations=both_orientations, threads=threads, mask=mask, fill_all=fill_all,
+                             stride=parse_stride(stride), split_classes=split_classes,
+                             axes_map=parse_axes(axes), normalize=normalize, engine=engine)
     if console.is_main_rank():
         rate = report.windows / report.seconds if report.seconds else 0.0
         written = ", ".join(map(str, report.outputs)) if len(report.outputs) > 1 else report.output

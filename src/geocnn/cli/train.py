@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
+from geocnn import api
 from geocnn.cli import console
 from geocnn.cli.model import print_summary
-from geocnn.config import Config, load_config
-from geocnn.errors import ConfigError
+from geocnn.config import Config
 from geocnn.fmt import human_bytes
 
 
@@ -50,7 +50,6 @@ def train_cmd(
     continues exactly. Several GPUs or nodes: torchrun --nproc_per_node N -m geocnn train CONFIG.
     """
     from geocnn.runs.writer import outcome_line
-    from geocnn.train import train
 
     overrides = list(set_)
     for key, value in (("epochs", epochs), ("max_steps", max_steps), ("batch_size", batch_size),
@@ -61,33 +60,17 @@ def train_cmd(
         overrides.append("train.compile=true")
     if tensorboard:
         overrides.append("train.tensorboard=true")
-    if reset_optimizer and not resume:
-        raise ConfigError("--reset-optimizer is for --resume", fix="add --resume, or drop --reset-optimizer")
-    if resume and force:
-        raise ConfigError("--resume continues a run and --force replaces it", fix="give one of them")
-    cfg, out = _resolve(config, out, resume, overrides, dry_run)
     if dry_run:
-        _show_plan(cfg, out, resume, force, reset_optimizer)
+        api.check_train_flags(resume, force, reset_optimizer)
+        cfg, folder = api.training_config(config, out, resume, overrides, recover=False)
+        _show_plan(cfg, folder, resume, force, reset_optimizer)
         return
     with console.progress() as reporter:
-        run = train(cfg, out, resume=resume, force=force, reporter=reporter, reset_optimizer=reset_optimizer)
+        run = api.train(config, out, resume=resume, force=force, reset_optimizer=reset_optimizer, set=overrides,
+                        progress=reporter)
     if console.is_main_rank():
-        console.out.print(f"[bold green]done[/]: {run} (metrics.jsonl, loss.png, examples.png, checkpoints/)")
-        console.out.print(outcome_line(run), markup=False, soft_wrap=True)
-
-
-def _resolve(config: Path, out: Path | None, resume: bool, overrides: list[str],
-             dry_run: bool) -> tuple[Config, Path | None]:
-    """The config to train with, and the run folder (None: the default); a dry run touches no folder."""
-    from geocnn.runs.resume import resume_target
-
-    if resume:
-        return resume_target(config, out, overrides, recover=not dry_run)
-    if config.is_dir():
-        raise ConfigError("this is a folder, not a config file", where=str(config),
-                          fix=f"continue the run with: geocnn train {config} --resume, or give a config file "
-                              "to start a new run")
-    return load_config(config, overrides), out
+        console.out.print(f"[bold green]done[/]: {run.path} (metrics.jsonl, loss.png, examples.png, checkpoints/)")
+        console.out.print(outcome_line(run.path), markup=False, soft_wrap=True)
 
 
 def _show_plan(cfg: Config, out: Path | None, resume: bool, force: bool, reset_optimizer: bool) -> None:

@@ -17,6 +17,7 @@ Modules, in dependency order (each imports only those above it):
 ``tiff``       which TIFF family a ``.tif`` is (GeoTIFF or stack), decided by content
 ``geotiff``    GeoTIFF/COG sources through rasterio (imported on first use: ``geocnn[geo]``)
 ``tiffstack``  multi-page/OME/ImageJ TIFF and folders of slices through tifffile (``geocnn[tiff]``)
+``netcdf``     netCDF/HDF5 variables as sources (xarray imported on first use: ``geocnn[xarray]``)
 ``kinds``      one record per format: which source opens it
 ``grid``       :class:`~geocnn.grids.grid.Grid`: channels-first view of stacked sources
 ``normalize``  per-channel statistics from a bounded trace sample
@@ -27,11 +28,13 @@ Modules, in dependency order (each imports only those above it):
 ``storeout``   ``.mdio``/``.zarr`` outputs in chunk-aligned parts, renamed into place at commit
 ``geotiffout`` GeoTIFF outputs (rows mapped, one tiled compressed GeoTIFF at commit)
 ``tiffstackout`` OME-TIFF outputs with the input's voxel size
+``netcdfout``  netCDF outputs with the input's coordinates and attributes
 ``writer``     the output class of each format, class sets, ``prepare``, ``write_array``
 ``mdioconvert`` SEG-Y <-> MDIO through mdio's converters
-``convert``    SEG-Y <-> ``.npy``/``.zarr``/``.mdio`` in bounded memory
+``convert``    SEG-Y <-> ``.npy``/``.zarr``/``.mdio``/netCDF, and between array formats, in bounded memory
 ``inspect``    what ``geocnn inspect`` shows
 
 Nothing here imports torch, the model or the training code (tests/test_layering.py checks it),
-nor zarr/mdio/rasterio/tifffile at import time (tests/test_stores.py, tests/test_tiff.py check it).
+nor zarr/mdio/rasterio/tifffile/xarray/h5py at import time (tests/test_stores.py, tests/test_tiff.py,
+tests/test_netcdf.py check it).
 """

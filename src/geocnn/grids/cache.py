@@ -14,6 +14,7 @@ cache; prediction reads slabs sequentially and decodes them fast, so it only use
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
@@ -55,9 +56,13 @@ def file_key(spec: InputSpec) -> str:
     this key, so an edited file, or the same file read with other options, is looked at again.
     """
     src = Path(spec.path).resolve()
-    st = src.stat()
+    if src.exists():
+        st = src.stat()
+        files = [str(src), st.st_size, st.st_mtime_ns]
+    else:  # a glob (slices, a day of records): every file it matches
+        files = [[n, os.stat(n).st_size, os.stat(n).st_mtime_ns] for n in sorted(glob.glob(str(src)))]
     options = {k: v for k, v in asdict(spec).items() if k not in ("path", "cache", "channels_from")}
-    key = json.dumps([VERSION, str(src), st.st_size, st.st_mtime_ns, options], sort_keys=True, default=str)
+    key = json.dumps([VERSION, *files, options], sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -34,6 +34,9 @@ from geocnn.progress import SILENT, Reporter
 log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 16 << 20
+# An input format without trace headers, as the convert error names it.
+HEADERLESS = {"npy": "a NumPy array", "npz": "a NumPy archive", "zarr": "a Zarr array",
+              "mdio": "this MDIO dataset (not made from SEG-Y)", "netcdf": "a netCDF/HDF5 variable"}
 
 
 @dataclass(frozen=True)
@@ -84,16 +87,21 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, template: str | o
             return _result(grid, mdioconvert.segy_to_mdio(grid, src_spec, dst, force), dst_fmt)
         return _copy(grid, grid, dst, force, reporter, block_bytes, dst_fmt)
     if src_fmt == "mdio" and dst_fmt == "segy" and template is None and mdioconvert.has_segy_headers(str(src)):
+        _check_one_channel(open_grid(src_spec))
         out = mdioconvert.mdio_to_segy(str(src), dst, force, src_spec)
         return _result(open_grid(src_spec), out, dst_fmt)
     if "tiff" in (src_fmt, dst_fmt):
         return _convert_tiff(src_spec, dst, template, template_spec, force, reporter, block_bytes, dst_fmt)
-    if dst_fmt != "segy":
-        raise DataError(f"nothing to convert: {src_fmt} to .npy", where=str(dst),
-                        fix="convert SEG-Y to .npy, or .npy to SEG-Y with --template")
+    if dst_fmt != "segy":  # between array formats: the input is its own geometry
+        if template is not None:
+            raise DataError("--template is for SEG-Y outputs (their headers)", where=str(template),
+                            fix="leave --template out")
+        grid = open_grid(src_spec)
+        return _copy(grid, grid, dst, force, reporter, block_bytes, dst_fmt, grid.channels)
     if template is None:
-        raise DataError("writing SEG-Y from a NumPy array needs a template SEG-Y for its headers",
-                        where=str(src), fix="pass --template SEGY (the survey the array came from)")
+        raise DataError(f"{HEADERLESS.get(src_fmt, 'this input')} holds no SEG-Y trace headers, so a SEG-Y "
+                        "output takes them from a template", where=str(src),
+                        fix="pass --template SOURCE.sgy (the SEG-Y survey it was computed from)")
     if format_from_suffix(template) != "segy":
         raise DataError("the template must be a SEG-Y file", where=str(template))
     like = open_grid(_with_path(template_spec, template))
@@ -135,9 +143,7 @@ def _check_against_template(grid: Grid, like: Grid, template: str) -> None:
     """The array must have the template's trace axes (the sample count may differ)."""
     where = grid.sources[0]
     name = Path(template).name
-    if grid.channels != 1:
-        raise DataError(f"array has {grid.channels} channels; a SEG-Y holds one value per sample",
-                        where=where, fix="write one channel per file")
+    _check_one_channel(grid)
     if grid.ndim != like.ndim or grid.shape[:-1] != like.shape[:-1]:
         raise DataError(f"array shape {grid.shape} does not match the template {name} "
                         f"({' × '.join(f'{n} {a}' for a, n in zip(like.axes, like.shape))})", where=where,
@@ -151,6 +157,12 @@ def _check_against_template(grid: Grid, like: Grid, template: str) -> None:
                     where, grid.shape[-1], like.shape[-1], grid.shape[-1])
 
 
+def _check_one_channel(grid: Grid) -> None:
+    if grid.channels != 1:
+        raise DataError(f"array has {grid.channels} channels; a SEG-Y holds one value per sample",
+                        where=grid.sources[0], fix="write one channel per file")
+
+
 def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter: Reporter, block_bytes: int,
           dst_fmt: str, channels: int = 1) -> ConvertResult:
     """Stream ``grid`` into an output shaped like ``like``, a block of first-axis rows at a time."""
@@ -162,19 +174,18 @@ def _copy(grid: Grid, like: Grid, dst: str | os.PathLike, force: bool, reporter:
     rows = max(1, block_bytes // max(row_bytes, 1))
     traces_per_row = int(np.prod(grid.shape[1:-1], dtype=np.int64))
     task = reporter.task("convert", int(np.prod(grid.shape[:-1], dtype=np.int64)), unit="traces")
+    ok = False
     try:
         for start in range(0, grid.shape[0], rows):
             stop = min(start + rows, grid.shape[0])
             window = (slice(start, stop), *(slice(0, n) for n in grid.shape[1:]))
-            pending.write(window, grid.read(window))
+            pending.write_rows(start, grid.read(window))
             grid.release()  # what this block mapped leaves memory with it
             task.advance((stop - start) * traces_per_row)
-        final = pending.commit()
-    except BaseException:
-        pending.abort()
-        raise
+        ok = True
     finally:
         task.close()
         grid.release()
+        final = pending.finish(ok)  # commit, or remove the temporary output
     return ConvertResult(grid.sources[0], str(final), dst_fmt, like.axes, pending.shape,
                          int(np.prod(pending.shape[:-1], dtype=np.int64)))

@@ -51,6 +51,11 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     # One suffix, two families, told apart by content in geocnn.grids.tiff (GeoTIFF or page stack).
     Format("tiff", (".tif", ".tiff"), "GeoTIFF/COG, or a multi-page/OME-TIFF stack or a folder of slices",
            output=True, header_geometry=True),
+    Format("netcdf", (".nc", ".nc4", ".h5", ".hdf5"), "netCDF/HDF5 variable", output=True, members=True,
+           header_geometry=True),
+    # Earthquake records through ObsPy (geocnn.grids.waveforms); format: seismo reads names without these suffixes.
+    Format("seismo", (".mseed", ".miniseed", ".ms", ".sac", ".gse2"),
+           "earthquake records ObsPy reads (miniSEED, SAC, GSE2; a file, a folder or a glob)", output=False),
 )}
 
 
@@ -90,13 +95,26 @@ def _slice_folder(path: str | os.PathLike) -> bool:
         return any(_suffixes(e.name)[-1:] in ([".tif"], [".tiff"]) for e in entries if e.is_file())
 
 
+def _record_folder(path: str | os.PathLike) -> bool:
+    """A local folder holding earthquake records (files named for the ``seismo`` format)."""
+    p = os.fspath(path)
+    if is_url(p) or not os.path.isdir(p):
+        return False
+    with os.scandir(p) as entries:
+        return any(_suffixes(e.name)[-1:] and _suffixes(e.name)[-1] in FORMATS["seismo"].suffixes
+                   for e in entries if e.is_file())
+
+
 def format_from_suffix(path: str | os.PathLike) -> str:
-    """The input format the name says (a folder of TIFF slices is ``tiff``); DataError listing the known suffixes otherwise."""
+    """The input format the name says (a folder of TIFF slices is ``tiff``, of records ``seismo``); DataError
+    listing the known suffixes otherwise."""
     fmt = match(path)
     if fmt is not None:
         return fmt.name
     if _slice_folder(path):
         return "tiff"
+    if _record_folder(path):
+        return "seismo"
     suffixes = _suffixes(path)
     if suffixes and suffixes[-1] in NOT_GRIDS:
         problem, fix = NOT_GRIDS[suffixes[-1]]

@@ -25,10 +25,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from geocnn import extras, machine
 from geocnn.errors import ConfigError, DataError
+from geocnn.fmt import fmt_shape
+from geocnn.grids.coords import Coordinate, coordinates
 from geocnn.grids.kinds import open_source
 from geocnn.grids.segy import SegyFile
 from geocnn.grids.sidecar import MARK, number_range
@@ -76,6 +80,14 @@ class Grid:
         File paths.
     meta
         :class:`GridMeta` of the first SEG-Y input (else the first input).
+
+    Examples
+    --------
+    >>> g = open_grid("data_samples/seismic_noisy.sgy")
+    >>> g.axes, g.shape, g.read((slice(0, 2), slice(0, 3), slice(0, 4))).shape
+    (('inline', 'crossline', 'sample'), (64, 48, 100), (1, 2, 3, 4))
+    >>> [(c.axis, int(c.values[0])) for c in g.coordinates()]
+    [('inline', 1000), ('crossline', 2000), ('sample', 0)]
     """
 
     def __init__(self, parts: list[_Part]) -> None:
@@ -233,6 +245,51 @@ class Grid:
         for part in self._parts:
             part.source.release()
 
+    def coordinates(self) -> tuple[Coordinate, ...]:
+        """Survey coordinates of the spatial axes: inline/crossline/offset numbers, sample times in ms
+        (an axis the files say nothing about: its index). See :mod:`geocnn.grids.coords`."""
+        first = self._parts[0].source
+        described = getattr(first, "sidecar", None) or getattr(first, "attrs", None)
+        return coordinates(self.axes, self.shape, self.meta, described if isinstance(described, dict) else None)
+
+    def to_xarray(self, window: tuple[slice, ...] | None = None, max_bytes: int | None = None) -> Any:
+        """The grid (or a ``window`` of it) read into an ``xarray.DataArray`` with survey coordinates.
+
+        Dimensions are the grid's axes (``inline, crossline, sample``...), led by ``channel`` when
+        there are several; coordinates are inline/crossline/offset numbers and the sample time in
+        ms (see :meth:`coordinates`). The values are read now, so the size is checked first against
+        ``max_bytes`` (default: half the available memory). Needs ``pip install 'geocnn[xarray]'``.
+
+        Examples
+        --------
+        >>> da = open_grid("data_samples/seismic_noisy.sgy").to_xarray()       # doctest: +SKIP
+        >>> da.dims, int(da.inline[0]), float(da.sample[1])                      # doctest: +SKIP
+        (('inline', 'crossline', 'sample'), 1000, 4.0)
+        >>> da.sel(inline=1032).plot()                                            # doctest: +SKIP
+        """
+        window = _check_window(tuple(window), self.shape) if window is not None else \
+            tuple(slice(0, n) for n in self.shape)
+        sizes = tuple(s.stop - s.start for s in window)
+        extras.require("xarray", "xarray", "xarray grids")  # before the read, not after
+        machine.check_in_memory(4 * self.channels * int(np.prod(sizes, dtype=np.int64)),
+                                f"the grid window ({fmt_shape((self.channels, *sizes))} float32)", max_bytes)
+        values = self.read(window)
+        return self.labelled(values if self.channels > 1 else values[0], window)
+
+    def labelled(self, values: np.ndarray, window: tuple[slice, ...] | None = None) -> Any:
+        """``values`` of this grid's ``window`` (``(channels, *sizes)``, or ``sizes`` for one channel; any
+        dtype) as an ``xarray.DataArray`` with the grid's dims and coordinates (see :meth:`to_xarray`)."""
+        xr = extras.require("xarray", "xarray", "xarray grids")
+        window = window if window is not None else tuple(slice(0, n) for n in self.shape)
+        coords: dict[str, Any] = {c.axis: (c.axis, c.values[w], c.attrs) for c, w in zip(self.coordinates(), window)}
+        dims = self.axes
+        if self.channels > 1:
+            dims = ("channel", *dims)
+            coords["channel"] = ("channel", list(self.channel_names))
+        attrs = {"source": [str(s) for s in self.sources], "kind": self.meta.kind}
+        name = self.channel_names[0] if self.channels == 1 else None
+        return xr.DataArray(values, dims=dims, coords=coords, name=name, attrs=attrs)
+
     def segy_template(self) -> tuple[SegyFile, str | None] | None:
         """The first SEG-Y input and the axis it gives channels from, for writing results back."""
         for part in self._parts:
@@ -246,7 +303,7 @@ def _part(spec: InputSpec, random_access: bool = False) -> _Part:
     source = open_source(spec, random_access)
     if spec.channels_from is None:
         written = (isinstance(source, ArraySource) and source.sidecar) or \
-            (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK)
+            (isinstance(source, StoreSource) and source.attrs.get("geocnn") == MARK) or source.geocnn_output
         if written and "channel" in source.axes:  # a geocnn output of several channels
             return _channels_from(source, "channel")
         if source.channel_axis is not None:  # the file says which axis holds channels (bands, OME C)
@@ -276,6 +333,11 @@ def open_grid(spec: InputSpec | str | os.PathLike, random_access: bool = False) 
     (('inline', 'crossline', 'sample'), ('offset 5', 'offset 15', 'offset 25'))
     """
     return Grid([_part(as_spec(spec), random_access)])
+
+
+def single_source_grid(source: Source) -> Grid:
+    """A grid of one channel over a source built in memory (labels computed from picks), not opened from a path."""
+    return Grid([_Part(source, None, (source.label(),))])
 
 
 def open_stack(specs: Sequence[InputSpec | str | os.PathLike], random_access: bool = False) -> Grid:

@@ -4,7 +4,7 @@ Grids (SEG-Y, ``.npy``, ``.npz``) get format, geometry, number ranges and value 
 bounded trace sample, and (seismic values, not labels) the noise correlation along every axis
 measured from the data alone (:mod:`geocnn.classical.noisecorr`: what ``mask: auto`` reads); SEG-Y files also their binary header fields that matter, on request the
 textual header and a header-byte scan (always when no geometry could be inferred, with the byte
-pairs that would grid the file); ``.csv`` label files their rows and values. One file failing is
+pairs that would grid the file); netCDF/HDF5 files their variables, coordinates and attributes; ``.csv`` label files their rows and values. One file failing is
 reported in its entry (``error``) and the others are still described.
 """
 
@@ -23,6 +23,7 @@ from geocnn.errors import GeocnnError
 from geocnn.grids import headers
 from geocnn.grids.grid import Grid, open_grid, open_stack, stack_mismatch
 from geocnn.grids.labels import read_labels
+from geocnn.grids.netcdf import NetcdfSource, describe_file
 from geocnn.grids.normalize import sample_traces
 from geocnn.grids.sidecar import number_range
 from geocnn.grids.sources import SegySource
@@ -93,6 +94,16 @@ def describe_segy(grid: Grid, info: dict, text: bool = False, scan: bool = False
     return info
 
 
+def describe_netcdf(grid: Grid, info: dict) -> dict:
+    """Add a netCDF/HDF5 input's variables, coordinates and attributes to ``info`` (its dead traces too:
+    fill values are found by reading the variable once)."""
+    source = grid.inputs[0]
+    if isinstance(source, NetcdfSource):
+        info["netcdf"] = describe_file(source)
+        info["dead_traces"] = info["netcdf"].pop("dead_traces")
+    return info
+
+
 def describe_labels(path: str | os.PathLike) -> dict:
     """A ``.csv`` (or ``.npy``) label file: how many labels, their range, and class counts when whole."""
     values = read_labels(path)
@@ -129,7 +140,8 @@ def inspect_inputs(specs: Sequence[InputSpec | str | os.PathLike], stats_traces:
                 out.append(describe_labels(spec.path))
                 continue
             grid = open_grid(spec)
-            out.append(describe_segy(grid, describe(grid, stats_traces), text, scan, scan_traces))
+            info = describe_netcdf(grid, describe(grid, stats_traces))
+            out.append(describe_segy(grid, info, text, scan, scan_traces))
             grids.append((grid, out[-1]))
         except GeocnnError as exc:
             out.append({"path": spec.path, "error": exc.message})

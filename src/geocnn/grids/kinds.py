@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from geocnn import atomic
 from geocnn.errors import DataError
 from geocnn.grids.geotiff import GeoTiffSource
+from geocnn.grids.netcdf import NetcdfSource
 from geocnn.grids.sources import ArraySource, SegySource, Source
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.stores import StoreSource
 from geocnn.grids.tiff import family
 from geocnn.grids.tiffstack import TiffStackSource
+from geocnn.grids.waveforms import WaveformSource
 
 # The two TIFF families (geocnn.grids.tiff.family decides which a file is).
 TIFF_SOURCES: dict[str, Callable[[InputSpec], Source]] = {"geotiff": GeoTiffSource, "stack": TiffStackSource}
@@ -37,6 +39,8 @@ SOURCE_KINDS: dict[str, SourceKind] = {k.name: k for k in (
     SourceKind("mdio", lambda spec, random_access: StoreSource(spec, "mdio")),
     SourceKind("zarr", lambda spec, random_access: StoreSource(spec, "zarr")),
     SourceKind("tiff", lambda spec, random_access: TIFF_SOURCES[family(spec.path)](spec)),
+    SourceKind("netcdf", lambda spec, random_access: NetcdfSource(spec)),
+    SourceKind("seismo", lambda spec, random_access: WaveformSource(spec)),
 )}
 
 

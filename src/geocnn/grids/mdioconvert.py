@@ -17,11 +17,11 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from geocnn import atomic
 from geocnn.errors import DataError, GeocnnError
 from geocnn.grids.grid import Grid
+from geocnn.grids.mdioheaders import ascii_text, segy_spec
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.storeout import move_into_place, new_file_mode
 from geocnn.grids.stores import open_store, require
@@ -31,36 +31,6 @@ log = logging.getLogger(__name__)
 # geocnn geometry kind -> MDIO template (SEG-Y are time-domain unless said otherwise)
 TEMPLATES = {"post-stack": "PostStack3DTime", "pre-stack": "CdpOffsetGathers3DTime"}
 KEEP_FILE_HEADERS = "MDIO__IMPORT__SAVE_SEGY_FILE_HEADER"  # mdio_to_segy needs them back
-
-
-def _segy_spec(spec: InputSpec, endian: str, offsets: bool, format_code: int | None = None,
-               reading: bool = False) -> Any:
-    """The SEG-Y rev 1 standard with the number fields where this survey keeps them.
-
-    ``format_code`` (the binary header's sample format) sets how samples are encoded on export:
-    the standard says IBM float, and mdio writes samples in the spec's format whatever the stored
-    binary header says. ``reading``: a coordinate scalar of 0 (common in rev 1 field data) means 1,
-    as segyio and most readers take it; mdio does so only for files it takes for rev 2, so the
-    reading spec says rev 2 (the header fields stay rev 1's).
-    """
-    require("mdio")
-    from segy.schema import Endianness, HeaderField, ScalarType, SegyStandard, TraceDataSpec
-    from segy.standards import get_segy_standard
-    from segy.standards.codes import DataSampleFormatCode
-
-    fields = [HeaderField(name="inline", byte=spec.iline, format="int32"),
-              HeaderField(name="crossline", byte=spec.xline, format="int32")]
-    if offsets:
-        fields.append(HeaderField(name="offset", byte=spec.offset, format="int32"))
-    data = None
-    if format_code is not None:
-        data = TraceDataSpec(format=ScalarType[DataSampleFormatCode(format_code).name])
-    custom = get_segy_standard(1.0).customize(trace_header_fields=fields, trace_data_spec=data)
-    if endian == "little":
-        custom.endianness = Endianness.LITTLE
-    if reading:
-        custom.segy_standard = SegyStandard.REV2
-    return custom
 
 
 @contextlib.contextmanager
@@ -91,10 +61,10 @@ def segy_to_mdio(grid: Grid, spec: InputSpec, dst: str | os.PathLike, force: boo
         final.parent.mkdir(parents=True, exist_ok=True)
         atomic.clean_stale(final.parent)
     tmp = atomic.temp_name(final)
-    segy_spec = _segy_spec(spec, grid.meta.endian, grid.meta.offsets is not None, reading=True)
+    reading_spec = segy_spec(spec, grid.meta.endian, grid.meta.offsets is not None, reading=True)
     try:
         with atomic.writing(final), _environment(KEEP_FILE_HEADERS, "true"), _mdio_errors(spec.path):
-            mdio.segy_to_mdio(segy_spec, get_template(template), spec.path, tmp, overwrite=False)
+            mdio.segy_to_mdio(reading_spec, get_template(template), spec.path, tmp, overwrite=False)
         _clean_text_header(tmp)
         with atomic.writing(final):
             return move_into_place(tmp, final, force)
@@ -123,7 +93,7 @@ def _clean_text_header(path: Path) -> None:
     """Undecodable bytes of the textual header as spaces: mdio_to_segy can only write ASCII back."""
     header = open_store(str(path), mode="r+")["segy_file_header"]
     text = header.attrs.get("textHeader", "")
-    clean = "".join(c if c.isascii() else " " for c in text)
+    clean = ascii_text(text)
     if clean != text:
         log.warning("%s: %d character(s) of the SEG-Y textual header were not ASCII; stored as spaces", path,
                     sum(not c.isascii() for c in text))
@@ -141,9 +111,9 @@ def mdio_to_segy(src: str, dst: str | os.PathLike, force: bool, spec: InputSpec)
     mdio = require("mdio")
     root = open_store(src)
     code = root["segy_file_header"].attrs["binaryHeader"].get("data_sample_format")
-    segy_spec = _segy_spec(spec, "big", "offset" in root.array_keys(), code)
+    export_spec = segy_spec(spec, "big", "offset" in root.array_keys(), code)
     with atomic.replacing(dst, force=force, suffix=".sgy") as tmp:
-        mdio.mdio_to_segy(segy_spec, src, tmp)
+        mdio.mdio_to_segy(export_spec, src, tmp)
         os.chmod(tmp, new_file_mode())  # the temporary file was private; the output follows the umask
     return Path(dst)
 

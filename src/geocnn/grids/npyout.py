@@ -47,8 +47,8 @@ class NpyOutput(FileOutput):
         write_mapped(self.tmp, self.data_offset, np.dtype(self.dtype), self.shape,
                      *fit_window(self.shape, self.channels, window, values))
 
-    def _beside(self, final: Path) -> None:
-        atomic.write_json(sidecar_path(final), self.sidecar, force=True)
+    def _beside(self, final: Path) -> list[Path]:
+        return [atomic.write_json(sidecar_path(final), self.sidecar, force=True)]
 
 
 def write_mapped(path: str, offset: int, dtype: np.dtype, shape: tuple[int, ...], window: tuple[slice, ...],

@@ -143,9 +143,32 @@ class PendingOutput(abc.ABC):
         """Write ``values`` shaped ``(channels, *window sizes)`` (or the window's shape for one channel)."""
 
     def write_rows(self, first: int, values: np.ndarray) -> None:
-        """Write whole first-axis rows ``first ..``: ``values`` shaped ``(channels, rows, *shape[1:])``."""
+        """Write whole first-axis rows ``first ..``: ``values`` shaped ``(channels, rows, *shape[1:])``.
+
+        Every driver writes rows through here, so what the operating system refuses mid-write (a
+        full disk, an I/O error) is one :class:`~geocnn.errors.OutputError` naming the output,
+        whatever its kind; the driver then ends it with :meth:`finish`, which removes the temporary output.
+        """
         window = (slice(first, first + values.shape[1]), *(slice(0, n) for n in self.shape[1:]))
-        self.write(window, values)
+        with atomic.writing(self.path):
+            self.write(window, values)
+
+    def finish(self, ok: bool) -> Path | None:
+        """Commit when ``ok``, else abort: how every driver ends an output (its final path, or None).
+
+        A commit the operating system refuses (a full disk at the flush, a failed rename) is one
+        :class:`~geocnn.errors.OutputError`, and the temporary output is removed: nothing partial is
+        left under the final name or beside it.
+        """
+        if not ok:
+            self.abort()
+            return None
+        try:
+            with atomic.writing(self.path):
+                return self.commit()
+        except BaseException:
+            self.abort()
+            raise
 
     @abc.abstractmethod
     def commit(self) -> Path:
@@ -176,14 +199,19 @@ class FileOutput(PendingOutput):
         final = atomic.check_new(self.path, self.force)
         with open(self.tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        self._beside(final)
-        os.replace(self.tmp, final)
+        beside = self._beside(final)
+        try:
+            os.replace(self.tmp, final)
+        except BaseException:  # no sidecar without its output
+            for path in beside:
+                path.unlink(missing_ok=True)
+            raise
         log.info("wrote %s", final)
         return final
 
-    def _beside(self, final: Path) -> None:
-        """Write what goes beside the output (a sidecar) just before it is renamed into place."""
-        return None  # a default: most formats carry everything inside the file
+    def _beside(self, final: Path) -> list[Path]:
+        """Write what goes beside the output (a sidecar) just before it is renamed into place; its paths."""
+        return []  # a default: most formats carry everything inside the file
 
     def abort(self) -> None:
         with contextlib.suppress(FileNotFoundError):

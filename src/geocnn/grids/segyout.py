@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from segyio import BinField, TraceField
@@ -52,6 +51,7 @@ from geocnn.grids.sources import SegySource
 
 log = logging.getLogger(__name__)
 
+BIN_START = 3200  # the binary header follows the textual one
 CHUNK_BYTES = 16 << 20  # file span mapped per bulk header copy (bounds resident memory)
 OFFSET_FIELD = int(TraceField.offset)
 BIN_TRACES_PER_ENSEMBLE = int(BinField.Traces) - 1
@@ -222,6 +222,71 @@ def _layout(spec: OutputSpec, final: Path) -> tuple[SegyFile, TraceSelection | N
     return src, traces, channel_axis
 
 
+@dataclass(frozen=True)
+class HeaderEdits:
+    """What an output changes in the source's headers: the sample axis (count, interval, first time), the
+    format code (IEEE float), fields zeroed in every trace header, and a one-fold binary header.
+    Every output that carries the source's headers (SEG-Y, MDIO) takes them through here."""
+
+    order: str  # '>' or '<': the source's byte order
+    n_samples: int | None = None  # a new sample count (None: the source's)
+    interval: int | None = None  # a new sample interval, µs
+    delay: int | None = None  # a new first sample time, ms
+    clear: tuple[int, ...] = ()
+    one_fold: bool = False
+
+    def binary(self, header: bytes) -> bytes:
+        """The output's binary header (400 bytes) from the source's."""
+        out = bytearray(header)
+        edits = {BIN_FORMAT: 5, BIN_SAMPLES: self.n_samples, BIN_INTERVAL: self.interval}
+        if self.one_fold:
+            edits.update({BIN_TRACES_PER_ENSEMBLE: 1, BIN_ENSEMBLE_FOLD: 1})
+        for pos, value in edits.items():
+            if value is not None:
+                out[pos - BIN_START:pos - BIN_START + 2] = _word(value, self.order).tobytes()
+        return bytes(out)
+
+    def traces(self, raw: np.ndarray) -> None:
+        """Edit ``raw`` (traces, 240) header bytes in place."""
+        if self.n_samples is not None:
+            raw[:, TR_SAMPLES:TR_SAMPLES + 2] = _word(self.n_samples, self.order)
+        if self.interval is not None:
+            raw[:, TR_INTERVAL:TR_INTERVAL + 2] = _word(self.interval, self.order)
+        if self.delay is not None:
+            raw[:, TR_DELAY:TR_DELAY + 2] = _word(self.delay, self.order, signed=True)
+        for byte in self.clear:
+            raw[:, byte - 1:byte - 1 + _field_width(byte)] = 0
+
+
+def header_edits(src: SegyFile, n_samples: int, sample_interval_us: float | None, sample_start_ms: float | None,
+                 traces: TraceSelection | None, where: str) -> HeaderEdits:
+    """The edits an output of ``n_samples`` per trace (interval, first time) makes to ``src``'s headers;
+    DataError when a value does not fit its SEG-Y field."""
+    interval = None
+    if sample_interval_us is not None and sample_interval_us != src.sample_interval_us:
+        interval = int(round(sample_interval_us))
+        if not 0 < interval <= 32767:  # segyio and most readers read the field as signed
+            raise DataError(f"sample interval {sample_interval_us:g} µs does not fit the SEG-Y field (at most "
+                            "32767 µs as readers read it)", where=where,
+                            fix="use a smaller --stride along the sample axis, or write a .npy output")
+    delay = None
+    if sample_start_ms is not None and sample_start_ms != src.sample_start_ms:
+        delay = int(round(sample_start_ms))
+        if not -32768 <= delay <= 32767:
+            raise DataError(f"first sample time {sample_start_ms} ms does not fit the SEG-Y field", where=where)
+    return HeaderEdits(">" if src.layout.endian == "big" else "<",
+                       n_samples if n_samples != src.layout.n_samples else None, interval, delay,
+                       traces.clear if traces is not None else (), traces is not None and traces.one_fold)
+
+
+def output_headers(src: SegyFile, a: int, b: int, picked: np.ndarray | None, edits: HeaderEdits) -> np.ndarray:
+    """(b - a, 240) header bytes of output traces a..b as the output carries them: the same source
+    traces (``picked`` None) or the picked ones, edited."""
+    raw = _source_headers(src, a, b, picked)
+    edits.traces(raw)
+    return raw
+
+
 def _copy_headers(src: SegyFile, tmp: Path, n_samples: int, sample_interval_us: float | None,
                   sample_start_ms: float | None = None, traces: TraceSelection | None = None) -> None:
     """Textual/binary headers byte for byte, trace headers in bulk, zero samples, IEEE format code.
@@ -230,53 +295,21 @@ def _copy_headers(src: SegyFile, tmp: Path, n_samples: int, sample_interval_us: 
     (C order), with the selection's fields zeroed.
     """
     layout = src.layout
-    order = ">" if layout.endian == "big" else "<"
+    edits = header_edits(src, n_samples, sample_interval_us, sample_start_ms, traces, str(tmp))
     out_trace = HEADER_BYTES + 4 * n_samples
     picked = None if traces is None else traces.numbers[traces.numbers >= 0].reshape(-1)
     n_out = layout.n_traces if picked is None else len(picked)
     with open(src.path, "rb") as fin, open(tmp, "wb") as fout:
-        fout.write(fin.read(layout.data_offset))  # textual, binary and extended textual headers
+        head = fin.read(layout.data_offset)  # textual, binary and extended textual headers
+        fout.write(head[:BIN_START] + edits.binary(head[BIN_START:BIN_START + 400]) + head[BIN_START + 400:])
         fout.truncate(layout.data_offset + n_out * out_trace)  # sparse zeros
-    resized = n_samples != layout.n_samples
-    interval = None
-    if sample_interval_us is not None and sample_interval_us != src.sample_interval_us:
-        interval = int(round(sample_interval_us))
-        if not 0 < interval <= 32767:  # segyio and most readers read the field as signed
-            raise DataError(f"sample interval {sample_interval_us:g} µs does not fit the SEG-Y field (at most "
-                            "32767 µs as readers read it)", where=str(tmp),
-                            fix="use a smaller --stride along the sample axis, or write a .npy output")
-    delay = None
-    if sample_start_ms is not None and sample_start_ms != src.sample_start_ms:
-        delay = int(round(sample_start_ms))
-        if not -32768 <= delay <= 32767:
-            raise DataError(f"first sample time {sample_start_ms} ms does not fit the SEG-Y field", where=str(tmp))
-    with open(tmp, "rb+") as fh:  # binary header: IEEE float, and the new sample axis
-        _put(fh, BIN_FORMAT, 5, order)
-        if resized:
-            _put(fh, BIN_SAMPLES, n_samples, order)
-        if interval is not None:
-            _put(fh, BIN_INTERVAL, interval, order)
-        if traces is not None and traces.one_fold:
-            _put(fh, BIN_TRACES_PER_ENSEMBLE, 1, order)
-            _put(fh, BIN_ENSEMBLE_FOLD, 1, order)
-    clear = traces.clear if traces is not None else ()
-    out_record = np.dtype([("header", np.uint8, (HEADER_BYTES,)), ("samples", order + "f4", (n_samples,))])
+    out_record = np.dtype([("header", np.uint8, (HEADER_BYTES,)), ("samples", edits.order + "f4", (n_samples,))])
     chunk = max(1, CHUNK_BYTES // max(layout.trace_bytes, out_trace))
     for a in range(0, n_out, chunk):
         b = min(a + chunk, n_out)
         out_part = np.memmap(tmp, dtype=out_record, mode="r+", offset=layout.data_offset + a * out_trace,
                              shape=(b - a,))
-        out_part["header"] = _source_headers(src, a, b, picked)
-        if resized or interval is not None or delay is not None or clear:
-            raw = out_part["header"]  # (traces, 240) bytes
-            if resized:
-                raw[:, TR_SAMPLES:TR_SAMPLES + 2] = _word(n_samples, order)
-            if interval is not None:
-                raw[:, TR_INTERVAL:TR_INTERVAL + 2] = _word(interval, order)
-            if delay is not None:
-                raw[:, TR_DELAY:TR_DELAY + 2] = _word(delay, order, signed=True)
-            for byte in clear:
-                raw[:, byte - 1:byte - 1 + _field_width(byte)] = 0
+        out_part["header"] = output_headers(src, a, b, picked, edits)
         del out_part
 
 
@@ -302,8 +335,5 @@ def _word(value: int, order: str, signed: bool = False) -> np.ndarray:
     return np.frombuffer(np.array(value, order + ("i2" if signed else "u2")).tobytes(), dtype=np.uint8)
 
 
-def _put(fh: Any, pos: int, value: int, order: str) -> None:
-    fh.seek(pos)
-    fh.write(_word(value, order).tobytes())
 
 

@@ -63,6 +63,7 @@ class Source(abc.ABC):
     axes: tuple[str, ...]
     shape: tuple[int, ...]
     explicit_axes: bool = True
+    geocnn_output: bool = False  # written by geocnn (its channel axis, if any, gives channels)
     meta: GridMeta
     channel_axis: str | None = None  # an axis the file itself says holds channels (a GeoTIFF's bands)
 

@@ -16,7 +16,7 @@ from geocnn.errors import DataError
 from geocnn.grids.formats import FORMATS
 from geocnn.grids.formats import format_from_suffix as format_from_suffix
 from geocnn.grids.segy import ILINE_BYTE, OFFSET_BYTE, XLINE_BYTE
-from geocnn.schema import REQUIRED, Choice, Ctx, Field, Int, ListOf, Record, Str
+from geocnn.schema import REQUIRED, Choice, Ctx, Field, Float, Int, ListOf, Record, Str
 
 FILE_FORMATS = ("auto", *FORMATS)
 
@@ -45,6 +45,7 @@ class InputSpec:
     endian: str = "auto"
     structured: str = "auto"
     cache: str = "auto"
+    sampling_rate: float | None = None
 
     @property
     def resolved_format(self) -> str:
@@ -62,6 +63,9 @@ def _validate_spec(value: dict, ctx: Ctx) -> None:
     if value["key"] is not None and not FORMATS[fmt].members:
         raise ctx.at("key").error(f"key names a member of a .npz file, but this input is {fmt}",
                                   "remove key")
+    if value["sampling_rate"] is not None and fmt != "seismo":
+        raise ctx.at("sampling_rate").error(f"sampling_rate resamples earthquake records, but this input is {fmt}",
+                                            "remove sampling_rate")
     axes = value["axes"]
     if axes is not None:
         if fmt == "segy":
@@ -83,10 +87,11 @@ def _validate_spec(value: dict, ctx: Ctx) -> None:
 INPUT_SPEC = Record(
     [
         Field("path", Str(), REQUIRED,
-              "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, an MDIO (.mdio) or Zarr (.zarr) store, a (Geo)TIFF (.tif) or a folder/glob of TIFF slices"),
+              "input file: SEG-Y (.sgy/.segy), NumPy (.npy), .npz, an MDIO (.mdio) or Zarr (.zarr) store, a (Geo)TIFF (.tif) or a folder/glob of TIFF slices, "
+              "netCDF/HDF5 (.nc/.nc4/.h5/.hdf5), or earthquake records ObsPy reads (.mseed/.sac...; a file, folder or glob)"),
         Field("format", Choice(*FILE_FORMATS), "auto", "file format; auto = from the file name"),
         Field("key", Str(), None,
-              "member of a .npz file or Zarr/MDIO group (needed when it holds several arrays)"),
+              "member of a .npz file, Zarr/MDIO group or netCDF/HDF5 file (group/variable; needed when it holds several)"),
         Field("axes", ListOf(Str(), min_len=1, max_len=6), None,
               "names of a NumPy array's axes in order, e.g. [inline, crossline, sample]"),
         Field("channels_from", Str(), None,
@@ -101,6 +106,9 @@ INPUT_SPEC = Record(
         Field("cache", Choice("auto", "yes", "no"), "auto",
               "SEG-Y: decode the samples once into a float32 cache ($GEOCNN_CACHE) for fast random "
               "patches; auto = when training on IBM or integer samples"),
+        Field("sampling_rate", Float(0, exclusive_min=True), None,
+              "earthquake records: resample every trace to this rate (Hz) with ObsPy; needed when records "
+              "have different rates"),
     ],
     title="input",
     shorthand="path",

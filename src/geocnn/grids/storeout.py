@@ -20,7 +20,9 @@ Object-store URLs (``s3://...``) cannot be renamed: they are written in place, a
 
 The MDIO layout follows MDIO v1 (what ``mdio.open_mdio`` and xarray read): dimension coordinate
 arrays (``inline``, ``crossline``, ``offset``, ``time`` or ``cdp``), ``trace_mask``, and the data
-variable ``prediction`` named by ``attributes.defaultVariableName``; the plain Zarr output is one
+variable ``prediction`` named by ``attributes.defaultVariableName``; from a SEG-Y input also its trace
+``headers``, ``cdp_x``/``cdp_y`` and ``segy_file_header`` as mdio's SEG-Y import holds them
+(:mod:`geocnn.grids.mdioheaders`), so the output converts back to SEG-Y on its own; the plain Zarr output is one
 array whose attributes are the ``.npy`` sidecar's. Files are created with the user's umask.
 """
 
@@ -44,6 +46,7 @@ from geocnn import atomic
 from geocnn.errors import OutputExistsError
 from geocnn.grids.formats import is_url
 from geocnn.grids.grid import Grid
+from geocnn.grids.mdioheaders import COORDINATES, carry_headers
 from geocnn.grids.pending import OutputSpec, PendingOutput, check_present, fit_window
 from geocnn.grids.stores import MASK, STATE, open_store, require
 
@@ -187,7 +190,7 @@ def _create(zarr: Any, pending: StoreOutput, spec: OutputSpec) -> None:
     stored = spec.stored_shape
     chunks = ((1,) if spec.channels > 1 else ()) + (pending.row_block, *(min(n, CHUNK) for n in spec.shape[1:]))
     if pending.kind == "mdio":
-        _create_mdio(zarr, pending.tmp, spec.like, pending, stored, chunks, spec.interval_us, spec.start_ms)
+        _create_mdio(zarr, pending.tmp, spec, pending, stored, chunks, spec.interval_us, spec.start_ms)
     else:
         array = zarr.create_array(store=pending.tmp, shape=stored, chunks=chunks, dtype=pending.dtype, fill_value=0,
                                   dimension_names=spec.axes, overwrite=True)
@@ -225,20 +228,26 @@ def _coordinate(like: Grid, axis: str, n: int, interval: float | None, start: fl
     return np.arange(n, dtype=np.int32)
 
 
-def _create_mdio(zarr: Any, tmp: str, like: Grid, pending: StoreOutput, stored: tuple[int, ...],
+def _create_mdio(zarr: Any, tmp: str, spec: OutputSpec, pending: StoreOutput, stored: tuple[int, ...],
                  chunks: tuple[int, ...], interval: float | None, start: float) -> None:
-    """An MDIO v1 group: dimension coordinates, trace mask, the (empty) data variable."""
+    """An MDIO v1 group: dimension coordinates, trace mask, the (empty) data variable, and a SEG-Y
+    input's trace headers, coordinates and file headers (:mod:`geocnn.grids.mdioheaders`)."""
+    like = spec.like
     dims = tuple(MDIO_DIMS.get(a, a) for a in like.axes)
     root = zarr.open_group(store=tmp, mode="w")
     for axis, dim, n in zip(like.axes, dims, pending.shape):
         values = _coordinate(like, axis, n, interval, start)
         root.create_array(dim, data=values, dimension_names=(dim,))
-    live = like.live() if pending.shape[:-1] == like.shape[:-1] else None
-    mask = np.ones(pending.shape[:-1], bool) if live is None else np.asarray(live, bool)
-    root.create_array(MASK, data=mask, dimension_names=dims[:-1])
+    carried = carry_headers(root, spec, dims, chunks[-len(dims):-1])  # a SEG-Y input's headers and coordinates
+    if not carried:
+        live = like.live() if pending.shape[:-1] == like.shape[:-1] else None
+        mask = np.ones(pending.shape[:-1], bool) if live is None else np.asarray(live, bool)
+        root.create_array(MASK, data=mask, dimension_names=dims[:-1])
     data = root.create_array(VARIABLE, shape=stored, chunks=chunks, dtype=pending.dtype, fill_value=0,
                              dimension_names=(("channel",) if pending.channels > 1 else ()) + dims)
     data.attrs.update(_plain(pending.sidecar))  # channel names, sample axis: read back like a .npy sidecar
+    if carried:
+        data.attrs["coordinates"] = " ".join(COORDINATES)
     try:
         api = version("multidimio")
     except PackageNotFoundError:  # the package is optional: claim the v1 layout without it

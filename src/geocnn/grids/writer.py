@@ -11,7 +11,7 @@ Writing is split in three steps so that prediction can write slab by slab, and s
 
 The formats (:data:`OUTPUT_CLASSES`): SEG-Y with the source's headers (:mod:`geocnn.grids.segyout`),
 ``.npy`` with a JSON sidecar (:mod:`geocnn.grids.npyout`), ``.mdio``/``.zarr`` stores
-(:mod:`geocnn.grids.storeout`); and a :class:`PendingSet` writes one file per class of any of them.
+(:mod:`geocnn.grids.storeout`), netCDF with the input's coordinates (:mod:`geocnn.grids.netcdfout`); and a :class:`PendingSet` writes one file per class of any of them.
 
 Example
 -------
@@ -37,6 +37,7 @@ from geocnn import atomic
 from geocnn.grids.formats import output_format as output_format
 from geocnn.grids.geotiffout import GeoTiffOutput
 from geocnn.grids.grid import Grid
+from geocnn.grids.netcdfout import NetcdfOutput
 from geocnn.grids.npyout import NpyOutput
 from geocnn.grids.pending import OutputSpec, PendingOutput, output_spec
 from geocnn.grids.segyout import SegyOutput
@@ -64,6 +65,7 @@ OUTPUT_CLASSES: dict[str, type[PendingOutput] | type[TiffOutput]] = {
     "mdio": StoreOutput,
     "zarr": StoreOutput,
     "tiff": TiffOutput,
+    "netcdf": NetcdfOutput,
 }
 
 
@@ -203,9 +205,10 @@ def write_array(out: str | os.PathLike, like: Grid, values: np.ndarray, *, force
     values = np.asarray(values)
     channels = 1 if values.shape == like.shape else values.shape[0]
     pending = prepare(out, like, channels, dtype, force, n_samples=values.shape[-1], channel_names=channel_names)
+    ok = False
     try:
-        pending.write(tuple(slice(0, n) for n in pending.shape), values)
-        return pending.commit()
-    except BaseException:
-        pending.abort()
-        raise
+        pending.write_rows(0, values.reshape(channels, *pending.shape))
+        ok = True
+    finally:
+        final = pending.finish(ok)
+    return final

@@ -13,6 +13,7 @@ import resource
 
 import torch
 
+from geocnn import machine
 from geocnn.errors import ConfigError
 from geocnn.model.shapes import Inference, LayerRecord
 
@@ -22,21 +23,6 @@ TRAINING_COPIES = 4  # weights, gradients and Adam's two moments
 
 def _gib(n: int) -> str:
     return f"{n / 2**30:,.1f} GiB"
-
-
-def _host_available() -> int | None:
-    """Bytes the kernel says can be allocated without swapping (MemAvailable), else free pages."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _address_space_left() -> int | None:
@@ -58,7 +44,7 @@ def available_bytes(device: torch.device | str | None = None) -> int | None:
     if dev.type == "cuda":
         free, _ = torch.cuda.mem_get_info(dev)
         return free
-    limits = [n for n in (_host_available(), _address_space_left()) if n is not None]
+    limits = [n for n in (machine.host_available_bytes(), _address_space_left()) if n is not None]
     return min(limits) if limits else None
 
 

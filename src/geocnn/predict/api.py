@@ -29,14 +29,15 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             pictures: bool = True, threads: int | None = None, mask: str | Path | None = None,
             fill_all: bool = False, reporter: Reporter = SILENT,
             stride: int | Sequence[int] | Mapping[str, int] | None = None, split_classes: bool = False,
-            axes: Mapping[str, str] | None = None, normalize: str = "run") -> Report:
+            axes: Mapping[str, str] | None = None, normalize: str = "run", engine: str = "torch") -> Report:
     """Apply a trained model to whole grids and write the result (see :mod:`geocnn.predict`).
 
     ``stride`` (patch/trace models): map step per grid axis — one number for every axis, one
     per axis in grid order, or ``{axis: step}``. ``split_classes``: one output per class
     (``NAME.class-K.sgy``/``.npy``). ``axes``: input axis → training patch axis, for a section
     model on a 2D line (``{"trace": "crossline"}``). ``normalize="input"``: normalise with the
-    input's own statistics instead of the training data's. Sanity checks on the input's amplitudes
+    input's own statistics instead of the training data's. ``engine``: what runs the network
+    (:mod:`geocnn.predict.engines`: ``torch``, ``onnxruntime`` or ``auto``). Sanity checks on the input's amplitudes
     are logged as warnings and listed in :attr:`Report.warnings`.
 
     Examples
@@ -49,7 +50,8 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
                              output=output, window=tuple(window) if window is not None else None,
                              both_orientations=both_orientations, mask=mask, fill_all=fill_all,
                              split_classes=split_classes, axes=axes or {}, device=device_name, threads=threads,
-                             batch_size=batch_size, force=force, pictures=pictures, normalize=normalize)
+                             batch_size=batch_size, force=force, pictures=pictures, normalize=normalize,
+                             engine=engine)
     return apply(request, reporter)
 
 
@@ -66,7 +68,7 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
         t0 = time.perf_counter()
         # hidden traces are set in the input's units, before normalisation: decode on the host then
         raw = None if job.fill is not None else runners.device_decoding(rt, job.grid)
-        model = Runner(job.trained, rt, job.geom.size, request.batch_size, raw)
+        model = Runner(job.trained, rt, job.geom.size, request.batch_size, raw, request.engine)
         if job.fill is not None:  # a guard-trained model fills in passes (geocnn.selfsup.guardband)
             model.model = guardband.wrap(model.model, trained.cfg.data.mask, job.geom.model_axes, request.fill_all)
         report = (predict_dense if trained.cfg.dense else predict_map)(job, model, reporter)

@@ -55,6 +55,9 @@ class Job:
         req, out = self.request, self.output
         channels = self.channels if channels is None else channels
         split = out.class_numbers(channels) if req.split_classes else ()
+        names = self.trained.cfg.data.class_names
+        if out.of_classes and names:  # in the sidecar, and a netCDF's flag_meanings
+            layout["sidecar_extra"] = {"class_names": list(names), **(layout.get("sidecar_extra") or {})}
         spec = output_spec(req.out_path, self.grid, channels, out.dtype, req.force, split=split, **layout)
         if not split:
             out.check_format(spec.format, channels, req.out_path)

@@ -18,6 +18,7 @@ from geocnn.errors import ConfigError
 from geocnn.grids.formats import FORMATS, Format, is_url, output_format
 from geocnn.outputs import AUTO, get_output
 from geocnn.patches import BLENDS
+from geocnn.predict.engines import check_engine
 
 # --stride: one step for every axis, one per grid axis, or {axis name: step}
 Stride = int | tuple[int, ...] | Mapping[str, int]
@@ -58,6 +59,7 @@ class PredictRequest:
     force: bool = False  # replace an existing output
     pictures: bool = True  # write <out>.preview.png
     normalize: NormalizeFrom = "run"  # input: the input's own statistics (a model pretrained on other amplitudes)
+    engine: str = "torch"  # what runs the network: geocnn.predict.engines.ENGINES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -77,6 +79,7 @@ class PredictRequest:
         if self.normalize not in get_args(NormalizeFrom):
             raise ConfigError(f"--normalize must be run or input, got {self.normalize}",
                               fix="run: the training data's statistics; input: the input's own")
+        check_engine(self.engine)
         if self.output != AUTO:
             get_output(self.output)
         output_format(self.out)  # a bad output name fails before any work

@@ -23,6 +23,7 @@ import torch
 from geocnn import device, gpu_decode
 from geocnn.grids.grid import Grid
 from geocnn.model.network import build
+from geocnn.predict import engines
 from geocnn.predict.trained import Trained
 
 log = logging.getLogger(__name__)
@@ -41,18 +42,24 @@ class Batch:
 
 
 class Runner:
-    """Batches windows through the model (mixed precision on CUDA), reading ahead in a thread."""
+    """Batches windows through the model (mixed precision on CUDA), reading ahead in a thread.
+
+    ``model`` is the engine's call (:mod:`geocnn.predict.engines`: PyTorch in either memory layout,
+    or ONNX Runtime), chosen once the batch size is known; ``place`` lays batches out for it."""
 
     def __init__(self, trained: Trained, rt: device.Runtime, window: tuple[int, ...], batch: int | None,
-                 raw: tuple[int, str] | None = None) -> None:
+                 raw: tuple[int, str] | None = None, engine: str = "torch") -> None:
         spec = trained.cfg.model
-        self.model, _ = build(spec, window)
-        self.model.load_state_dict(trained.state)
+        network, _ = build(spec, window)
+        network.load_state_dict(trained.state)
+        network.eval()
         self.place = device.placement(rt, spec.dims, trained.cfg.train.channels_last)
-        self.model = self.place.model(self.model).eval()
+        self.model: engines.Forward = self.place.model(network)
         self.rt, self.trained, self.raw = rt, trained, raw
         self.norm_on_device = raw is not None or rt.device.type == "cuda"
         self.batch = batch or self._auto_batch(window)
+        chosen = engines.choose(engine, engines.Context(trained, rt, tuple(window), self.batch, network.cpu()))
+        self.engine, self.model, self.place = chosen.name, chosen.forward, chosen.place
 
     def _auto_batch(self, window: tuple[int, ...]) -> int:
         """The configured batch size, or on CUDA as many windows as half the free memory holds."""

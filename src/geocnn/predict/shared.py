@@ -48,10 +48,7 @@ def finish(pending: PendingOutput, rt: device.Runtime, ok: bool) -> None:
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         ok = bool(flag.item())
     if rt.main:
-        if ok:
-            pending.commit()
-        else:
-            pending.abort()
+        pending.finish(ok)
     device.barrier(rt)
 
 
