@@ -750,6 +750,121 @@ def make_samples(out: Path) -> None:
     write_npy(out / "traces3c_labels.npy", labels)
     write_labels_csv(out / "traces3c_labels.csv", labels)
     write_quakes(out, np.random.default_rng(SEED_QUAKES))
+    make_tiff_samples(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# TIFF families: a satellite scene (GeoTIFF) and a micro-CT volume (OME-TIFF), apart from the survey
+
+SEED_SCENE = 61
+SEED_CT = 71
+SCENE_SHAPE = (192, 256)  # rows (north to south) × columns, 10 m pixels
+SCENE_ORIGIN = (500000.0, 4650000.0)  # upper-left corner, UTM zone 33N (EPSG:32633)
+SCENE_PIXEL = 10.0
+SCENE_NODATA = 0  # uint16 reflectance 0: outside the swath
+LANDCOVER = ("water", "forest", "cropland", "bare soil")
+# surface reflectance × 10 000 in blue, green, red, near infrared (Sentinel-2-like), per land-cover class
+SPECTRA = np.array([[600, 700, 500, 300], [400, 700, 450, 3000], [700, 1000, 1100, 2500], [1300, 1500, 1800, 2300]])
+LABEL_NODATA = 255
+CT_SHAPE = (48, 80, 80)  # slices × rows × columns
+CT_VOXEL_UM = 2.5
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], scale: float) -> np.ndarray:
+    """Gaussian-filtered white noise (FFT), unit standard deviation: patches about ``scale`` pixels across."""
+    freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape], indexing="ij")
+    k2 = sum(f * f for f in freqs)
+    field = np.real(np.fft.ifftn(np.fft.fftn(rng.standard_normal(shape)) * np.exp(-2 * (np.pi * scale) ** 2 * k2 / 4)))
+    return (field - field.mean()) / field.std()
+
+
+def landcover_scene(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """uint16 (4, rows, cols) reflectance and uint8 land-cover classes; a swath edge is nodata.
+
+    Classes come from two smooth fields (a wet lowland with water, then forest, cropland and bare
+    soil by the second); cropland is cut into rectangular fields with their own crop stage, so its
+    red and NIR overlap forest's and bare soil's and a pixel's context matters.
+    """
+    rows, cols = SCENE_SHAPE
+    wet, dry = smooth_field(rng, SCENE_SHAPE, 18.0), smooth_field(rng, SCENE_SHAPE, 10.0)
+    classes = np.where(dry < -0.4, 1, np.where(dry < 0.6, 2, 3)).astype(np.uint8)
+    classes[wet > 1.3] = 0
+    stage = np.zeros(SCENE_SHAPE)
+    for r0 in range(0, rows, 24):
+        for c0 in range(0, cols, 32):
+            stage[r0:r0 + 24, c0:c0 + 32] = rng.uniform(-0.6, 0.6)
+    spectra = SPECTRA[classes].astype(np.float64).transpose(2, 0, 1)  # (band, rows, cols)
+    crop = classes == 2
+    spectra[2][crop] *= 1 - 0.5 * stage[crop]  # a greener crop: less red, more NIR
+    spectra[3][crop] *= 1 + 0.3 * stage[crop]
+    texture = 1 + 0.15 * smooth_field(rng, SCENE_SHAPE, 2.0)
+    haze = 1 + 0.25 * np.linspace(0, 1, cols)[None, :]  # brighter to the east
+    noisy = spectra * texture * haze + rng.normal(0, 150, (4, *SCENE_SHAPE))
+    scene = np.clip(np.round(noisy), 1, 10000).astype(np.uint16)
+    r, c = np.mgrid[:rows, :cols]
+    outside = c + 0.5 * r > cols + 10  # the swath's eastern edge
+    scene[:, outside] = SCENE_NODATA
+    labels = np.where(outside, LABEL_NODATA, classes).astype(np.uint8)
+    return scene, labels
+
+
+def write_geotiff(path: Path, values: np.ndarray, nodata: float, names: tuple[str, ...] = ()) -> None:
+    """A tiled, deflate-compressed GeoTIFF on the sample scene's grid (rasterio)."""
+    import rasterio  # the geocnn[geo] extra, needed for these files only
+    from rasterio.transform import from_origin
+
+    profile = dict(driver="GTiff", width=values.shape[2], height=values.shape[1], count=values.shape[0],
+                   dtype=values.dtype.name, crs="EPSG:32633", transform=from_origin(*SCENE_ORIGIN, SCENE_PIXEL,
+                                                                                   SCENE_PIXEL),
+                   nodata=nodata, tiled=True, blockxsize=64, blockysize=64, compress="deflate")
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(values)
+        for k, name in enumerate(names):
+            ds.set_band_description(k + 1, name)
+
+
+def micro_ct(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """uint16 (z, y, x) micro-CT of a sandstone plug and uint8 pore labels (1 = pore).
+
+    Grains are overlapping ellipsoids; the reconstruction blurs them (a small point-spread
+    function), adds noise and a beam-hardening "cup" (brighter toward the plug's rim), so a global
+    threshold mislabels the rim and the centre.
+    """
+    shape = CT_SHAPE
+    z, y, x = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij")
+    solid = np.zeros(shape, bool)
+    for _ in range(380):
+        cz, cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1]), rng.uniform(0, shape[2])
+        a, b, c = rng.uniform(4.0, 9.0, 3)
+        solid |= ((z - cz) / a) ** 2 + ((y - cy) / b) ** 2 + ((x - cx) / c) ** 2 <= 1
+    pores = ~solid
+    density = np.where(solid, 1.0, 0.12)
+    freqs = np.meshgrid(*[np.fft.fftfreq(n) for n in shape], indexing="ij")
+    psf = np.exp(-2 * (np.pi * 1.0) ** 2 * sum(f * f for f in freqs))  # Gaussian blur, σ = 1 voxel
+    blurred = np.real(np.fft.ifftn(np.fft.fftn(density) * psf))
+    radius = np.hypot(y - shape[1] / 2, x - shape[2] / 2) / (shape[1] / 2)
+    cup = 1 + 0.6 * radius ** 2  # beam hardening: the rim reads denser than the core
+    ct = 9000 * blurred * cup + 2000 + rng.normal(0, 1500, shape)
+    return np.clip(np.round(ct), 0, 65535).astype(np.uint16), pores.astype(np.uint8)
+
+
+def write_ome(path: Path, volume: np.ndarray) -> None:
+    """A zlib-compressed OME-TIFF with the voxel size in µm (tifffile)."""
+    import tifffile  # the geocnn[tiff] extra, needed for these files only
+
+    tifffile.imwrite(path, volume, ome=True, compression="zlib", metadata={
+        "axes": "ZYX", "PhysicalSizeX": CT_VOXEL_UM, "PhysicalSizeY": CT_VOXEL_UM, "PhysicalSizeZ": CT_VOXEL_UM,
+        "PhysicalSizeXUnit": "µm", "PhysicalSizeYUnit": "µm", "PhysicalSizeZUnit": "µm"})
+
+
+def make_tiff_samples(out: Path) -> None:
+    """The satellite scene (``scene.tif``, ``landcover.tif``) and the micro-CT plug (``ct.ome.tif``, ``pores.ome.tif``)."""
+    scene, labels = landcover_scene(np.random.default_rng(SEED_SCENE))
+    write_geotiff(out / "scene.tif", scene, SCENE_NODATA, ("blue", "green", "red", "nir"))
+    write_geotiff(out / "landcover.tif", labels[None], LABEL_NODATA, ("landcover",))
+    ct, pores = micro_ct(np.random.default_rng(SEED_CT))
+    write_ome(out / "ct.ome.tif", ct)
+    write_ome(out / "pores.ome.tif", pores)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ import pytest
 import segyio
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+TIFF_FILES = ("scene.tif", "landcover.tif", "ct.ome.tif", "pores.ome.tif")
 FILES = (
     "seismic_clean.sgy",
     "seismic_noisy.sgy",
@@ -29,6 +30,7 @@ FILES = (
     "model.nc",
     *(f"records/AB0{k}.mseed" for k in range(1, 7)),
     "picks.csv",
+    *TIFF_FILES,
 )
 ILINES = np.arange(1000, 1064)
 XLINES = np.arange(2000, 2048)
@@ -265,6 +267,8 @@ def test_script_reproduces_the_committed_files(tmp_path):
         new, old = tmp_path / name, SAMPLES / name
         if name.endswith(".sgy"):
             _same_segy(old, new)
+        elif name in TIFF_FILES:
+            _same_tiff(old, new)
         elif name.endswith(".nc"):  # HDF5 bytes carry library versions: compare what xarray reads
             import xarray as xr
 
@@ -280,6 +284,34 @@ def test_script_reproduces_the_committed_files(tmp_path):
                 np.testing.assert_allclose(a.data, b.data, atol=1, err_msg=name)
         else:  # labels: exactly
             assert new.read_bytes() == old.read_bytes(), name
+
+
+def _same_tiff(a: Path, b: Path) -> None:
+    """Pixels exactly, and the georeferencing or voxel size (an OME-TIFF's UUID is new on every run, and
+    compressed bytes may differ between zlib builds)."""
+    tifffile = pytest.importorskip("tifffile")
+    with tifffile.TiffFile(a) as ta, tifffile.TiffFile(b) as tb:
+        np.testing.assert_array_equal(ta.asarray(), tb.asarray(), err_msg=a.name)
+        if ta.is_ome:
+            pixels = [tifffile.xml2dict(t.ome_metadata)["OME"]["Image"]["Pixels"] for t in (ta, tb)]
+            assert pixels[0] == pixels[1], a.name
+        assert ta.pages.first.geotiff_tags == tb.pages.first.geotiff_tags
+
+
+def test_tiff_samples_scene_and_plug():
+    rasterio = pytest.importorskip("rasterio")
+    tifffile = pytest.importorskip("tifffile")
+    with rasterio.open(SAMPLES / "scene.tif") as scene, rasterio.open(SAMPLES / "landcover.tif") as labels:
+        assert scene.crs.to_epsg() == 32633 and scene.res == (10.0, 10.0) and scene.nodata == 0
+        assert scene.descriptions == ("blue", "green", "red", "nir") and scene.transform == labels.transform
+        valid, classes = scene.dataset_mask() > 0, labels.read(1)
+    assert round(1 - valid.mean(), 3) == 0.147 and (classes[~valid] == 255).all()
+    shares = np.bincount(classes[valid], minlength=4) / valid.sum()
+    np.testing.assert_allclose(shares, [0.091, 0.307, 0.353, 0.249], atol=5e-4)
+    with tifffile.TiffFile(SAMPLES / "ct.ome.tif") as ct:
+        pixels = tifffile.xml2dict(ct.ome_metadata)["OME"]["Image"]["Pixels"]
+        assert ct.series[0].shape == (48, 80, 80) and pixels["PhysicalSizeX"] == 2.5 == pixels["PhysicalSizeZ"]
+    assert round(float(tifffile.imread(SAMPLES / "pores.ome.tif").mean()), 3) == 0.291
 
 
 def test_earthquake_records_and_picks():

@@ -103,7 +103,8 @@ def test_nodata_is_dead_reads_zero_and_is_written_as_nodata(tmp_path):
     path = scene(tmp_path / "n.tif", values, nodata=-9999.0)
     grid = open_grid(path)
     source = grid.inputs[0]
-    valid = source.valid(slice(0, 100), slice(0, 120))
+    valid = source.valid((slice(0, 100), slice(0, 120)))
+    np.testing.assert_array_equal(grid.valid(), valid)
     assert valid.sum() == 100 * 120 - 10 * 20 and not valid[10:20, 30:50].any()
     read = whole(grid)
     assert (read[:, 10:20, 30:50] == 0).all() and read[1, 0, 0] == values[1, 0, 0]

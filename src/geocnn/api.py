@@ -69,6 +69,8 @@ def summarize(config: PathLike, input_shape: Sequence[int] | None = None, batch_
     path = Path(config)
     source = _model_source(path)
     spec = source.spec
+    if not spec.spacing and source.config is not None:  # the data's pixel or voxel size, when its header says it
+        spec = summary.with_spacing(spec, summary.data_spacing(source.config))
     shape = tuple(int(n) for n in input_shape) if input_shape is not None else source.input_shape
     if shape is None:
         raise ConfigError("no input shape: the model has no input_shape", where=str(path),

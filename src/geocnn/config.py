@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from geocnn.errors import ConfigError
+from geocnn.errors import ConfigError, GeocnnError
 from geocnn.grids.normalize import NormalizationMethod
 from geocnn.grids.picks import Picks
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
@@ -617,6 +617,7 @@ class ModelSource:
     spec: ModelSpec
     input_shape: tuple[int, ...] | None
     freeze: tuple[str, ...] = ()
+    config: Config | None = None  # the full config, when there is one: its data may know the spacing
 
 
 def model_of_run(stored: Any, source: Source) -> ModelSource:
@@ -624,7 +625,7 @@ def model_of_run(stored: Any, source: Source) -> ModelSource:
     (:func:`model_of_run_folder`), or the config a checkpoint holds (:func:`geocnn.runs.checkpoint.load_checkpoint`);
     ``source`` names where it was read."""
     cfg = parse_config(stored, source)
-    return ModelSource(cfg.model, (cfg.model.in_channels, *cfg.patch), cfg.train.freeze)
+    return ModelSource(cfg.model, (cfg.model.in_channels, *cfg.patch), cfg.train.freeze, cfg)
 
 
 def model_of_run_folder(run: str | Path) -> ModelSource:
@@ -648,13 +649,24 @@ def model_of_file(path: str | Path) -> ModelSource:
     if spec.name is None:
         top = data.get("name") if isinstance(data, dict) and base else None
         spec.name = top if isinstance(top, str) else p.stem
-    freeze = _freeze_in(data)
+    freeze, cfg = _freeze_in(data), _config_in(data, source)
     if spec.input_shape:
-        return ModelSource(spec, (spec.in_channels, *spec.input_shape), freeze)
+        return ModelSource(spec, (spec.in_channels, *spec.input_shape), freeze, cfg)
     patch = data.get("data", {}).get("patch") if isinstance(data, dict) and isinstance(data.get("data"), dict) else None
     if isinstance(patch, list) and len(patch) == spec.dims and all(isinstance(n, int) and n > 0 for n in patch):
-        return ModelSource(spec, (spec.in_channels, *patch), freeze)
-    return ModelSource(spec, None, freeze)
+        return ModelSource(spec, (spec.in_channels, *patch), freeze, cfg)
+    return ModelSource(spec, None, freeze, cfg)
+
+
+def _config_in(data: Any, source: Source) -> Config | None:
+    """The full config a document is, when it is one and valid (None for a model file): ``summarize``
+    shows a model whatever the rest of its config holds, and asks a valid one's data for the spacing."""
+    if not (isinstance(data, dict) and "task" in data):
+        return None
+    try:
+        return parse_config(data, source)
+    except GeocnnError:
+        return None
 
 
 def _freeze_in(data: Any) -> tuple[str, ...]:

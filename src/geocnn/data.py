@@ -9,6 +9,7 @@ the number of workers.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from geocnn.model import infer
 from geocnn.patches import (
     PatchGeometry,
     Split,
+    ValidWindow,
     WindowPlan,
     fitting_centres,
     fixed_origins,
@@ -43,6 +45,12 @@ from geocnn.tasks import Task
 log = logging.getLogger(__name__)
 
 LATERAL_ONLY = ("sample", "time", "depth", "twt")  # axes that may not be flipped or swapped
+
+
+def valid_samples(grids: tuple[Grid | None, ...], window: tuple[slice, ...]) -> np.ndarray | None:
+    """Per-sample mask of a window: True where every one of ``grids`` holds data (None: all of them do)."""
+    masks = [m for m in (g.valid(window) for g in grids if g is not None) if m is not None]
+    return np.logical_and.reduce(masks) if masks else None
 
 
 @dataclass
@@ -71,6 +79,25 @@ class TrainingData:
         return self.cfg.task
 
     @property
+    def masked(self) -> bool:
+        """An input or the target marks single samples missing (a GeoTIFF's nodata): see :meth:`valid`."""
+        return self.grid.masked or (self.target is not None and self.target.masked)
+
+    def valid(self, window: tuple[slice, ...]) -> np.ndarray | None:
+        """Per-sample mask of a grid window: True where the inputs and the target hold data (None: all do)."""
+        return valid_samples((self.grid, self.target), window)
+
+    @property
+    def window_mask(self) -> ValidWindow | None:
+        """What sampling asks so that no window is centred on a missing sample (None: none is missing)."""
+        return self.valid if self.masked else None
+
+    def valid_patch(self, origin: np.ndarray) -> np.ndarray | None:
+        """bool ``(*patch)`` in model order: True where the patch at ``origin`` holds data (None: all of it)."""
+        mask = self.valid(self.geom.window(origin)) if self.masked else None
+        return None if mask is None else self.geom.to_model(mask[None])[0]
+
+    @property
     def majority(self) -> int:
         return int(np.argmax(self.class_freq)) if self.class_freq is not None else 0
 
@@ -83,7 +110,7 @@ class TrainingData:
             origins = self._balanced_by_label(n, rng)
         else:
             origins = sample_origins(self.split.plan(self.geom, "train"), n, rng, self.live, s.min_live,
-                                     self.centres, s.balance)
+                                     self.centres, s.balance, self.window_mask)
         return origins[rank::world]
 
     def _balanced_by_label(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,7 +118,7 @@ class TrainingData:
         s = self.cfg.data.sampling
         plan = self.split.plan(self.geom, "train")
         region = plan.region
-        origins = sample_origins(plan, n, rng, self.live, s.min_live)
+        origins = sample_origins(plan, n, rng, self.live, s.min_live, valid=self.window_mask)
         fixed = self.geom.fixed_axes
         inside = np.zeros(self.labels.shape, bool)
         inside[tuple(slice(*region[a]) for a in fixed)] = True
@@ -111,13 +138,16 @@ class TrainingData:
         return (n - n % world) // world
 
     def live_patch(self, origin: np.ndarray) -> np.ndarray | None:
-        """(1, *patch) float 1/0 of live traces under the patch at ``origin``; None on a regular grid."""
+        """(1, *patch) float 1/0 of live traces (and, of a raster with nodata, valid samples) under
+        the patch at ``origin``; None on a regular grid."""
+        valid = self.valid_patch(origin)
         if self.live is None:
-            return None
+            return None if valid is None else valid[None].astype(np.float32)
         window = self.geom.window(origin)
         block = np.broadcast_to(self.live[window[:-1]][None, ..., None],
                                 (1, *(w.stop - w.start for w in window))).astype(np.float32)
-        return self.geom.to_model(block)
+        block = self.geom.to_model(block)
+        return block if valid is None else block * valid[None]
 
     def training_set(self, rank: int = 0, world: int = 1) -> PatchDataset:
         return PatchDataset(self, augment=True, rank=rank, world=world)
@@ -158,6 +188,9 @@ class PatchDataset(torch.utils.data.Dataset):
         if d.task.self_supervised:
             return self._hidden_item(x, origin, epoch, i)
         y = target_of(d, origin)
+        valid = d.valid_patch(origin)
+        if valid is not None:  # missing samples (nodata) are never scored
+            y = d.task.dead(y, valid)
         if self.augment is not None:
             x, y = _augment(x, y, self.augment, d.geom, np.random.default_rng([d.cfg.train.seed, epoch, 2, i]))
         y = np.ascontiguousarray(y) if y.ndim else y  # ascontiguousarray would make a scalar 1-D
@@ -290,6 +323,11 @@ def keep_on_device(d: TrainingData, dev: torch.device, free: int | None) -> bool
     setting = d.cfg.data.on_device
     if setting is False or setting == "false" or (setting == "auto" and dev.type != "cuda"):
         return False
+    if d.masked:  # missing samples are marked in the targets by PatchDataset, on the host
+        if setting == "auto":
+            return False
+        raise ConfigError("data.on_device: true, but the inputs mark missing samples (nodata), which the host marks",
+                          where=d.cfg.path, fix="use data.on_device: auto or false")
     if d.task.self_supervised:  # its masks are drawn by the host's workers (geocnn.masking)
         if setting == "auto":
             return False
@@ -424,17 +462,21 @@ def _read_labels(path: str, expected: tuple[int, ...], task: Task) -> np.ndarray
 
 
 def _slabs(grid: Grid, values: int = 2**24):
-    """(first row, channel-0 block) over the first axis, about ``values`` samples at a time."""
+    """(first row, channel-0 block, its valid mask or None) over the first axis, about ``values``
+    samples at a time."""
     step = max(1, values // max(1, int(np.prod(grid.shape[1:]))))
     rest = tuple(slice(0, n) for n in grid.shape[1:])
     for start in range(0, grid.shape[0], step):
-        yield start, grid.read((slice(start, min(start + step, grid.shape[0])), *rest))[0]
+        window = (slice(start, min(start + step, grid.shape[0])), *rest)
+        yield start, grid.read(window)[0], grid.valid(window) if grid.masked else None
 
 
 def _scan_classes(target: Grid, classes: int | None, ignore: int | None, where: str) -> np.ndarray:
     """Class counts of a label grid, slab by slab (bounded memory); checks the values."""
     counts: dict[int, int] = {}
-    for _, block in _slabs(target):
+    for _, block, valid in _slabs(target):
+        if valid is not None:  # a label raster's nodata: no class
+            block = block[valid]
         if not np.isfinite(block).all():
             raise DataError("labels contain NaN or inf", where=where)
         if not np.all(block == np.round(block)):
@@ -456,8 +498,8 @@ def _rare_centres(target: Grid, rare: int, limit: int, seed: int, plan: WindowPl
     centred (inside the training block, away from its edges; for balanced sampling)."""
     rng = np.random.default_rng([seed, 3])
     found: list[np.ndarray] = []
-    for start, block in _slabs(target):
-        pos = np.argwhere(block == rare)
+    for start, block, valid in _slabs(target):
+        pos = np.argwhere((block == rare) if valid is None else (block == rare) & valid)
         pos[:, 0] += start
         pos = fitting_centres(plan, pos)
         if len(pos) > limit:
@@ -608,12 +650,14 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
         log.info("balanced sampling: %.0f%% of patches centred on class %d (%d positions in the training block)",
                  100 * d.sampling.balance, rare, len(centres))
     live = grid.live()
+    masked = grid.masked or (target is not None and target.masked)
+    valid = functools.partial(valid_samples, (grid, target)) if masked else None
     # a value per patch is scored against the training mean (the scalar task's baseline)
     train_mean = target_norm.center[0] if not cfg.task.dense and target_norm is not None else None
     val_origins = np.zeros((0, grid.ndim), np.int64)
     if split.val[1] > split.val[0]:
         val_origins = fixed_origins(split.plan(geom, "val"), d.sampling.val_patches, seed, live,
-                                    d.sampling.min_live)
+                                    d.sampling.min_live, valid)
     blinding = blindplan.plan(cfg, grid, geom.model_axes, tuple(geom.size), seed) \
         if cfg.task.self_supervised and cfg.data.mask.shape is not None else None
     blindplan.check_posterior(cfg, blinding)

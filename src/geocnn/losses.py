@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geocnn.tasks import DEAD_LABEL
+
 if TYPE_CHECKING:
     from geocnn.config import Loss
 
@@ -45,7 +47,8 @@ def _two_class_logits(out: torch.Tensor) -> torch.Tensor:
 
 
 def _valid(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
-    return torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    """Scored samples: neither ``ignore_index`` nor missing (:data:`~geocnn.tasks.DEAD_LABEL`)."""
+    return target != (DEAD_LABEL if ignore_index is None else ignore_index)
 
 
 class ClassLoss(nn.Module):
@@ -58,10 +61,12 @@ class ClassLoss(nn.Module):
 
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         out = out.float()
+        ignore = DEAD_LABEL if self.ignore_index is None else self.ignore_index
+        if self.ignore_index is not None:  # missing samples are ignored as the user's ignored class is
+            target = torch.where(target == DEAD_LABEL, torch.full_like(target, ignore), target)
         if self.kind == "bce_balanced":
             return self._balanced_bce(out, target)
         logits = _two_class_logits(out)
-        ignore = -100 if self.ignore_index is None else self.ignore_index
         if self.kind == "cross_entropy":
             return F.cross_entropy(logits, target, weight=self.weights, ignore_index=ignore)
         if self.kind == "focal":
@@ -97,14 +102,21 @@ class ClassLoss(nn.Module):
 
 
 class ValueLoss(nn.Module):
-    """mse, l1 or huber on values (dense maps or one value per patch)."""
+    """mse, l1 or huber on values (dense maps or one value per patch); with ``masked`` (inputs with
+    nodata), NaN targets mark missing samples and are left out."""
 
-    def __init__(self, kind: str, delta: float) -> None:
+    def __init__(self, kind: str, delta: float, masked: bool = False) -> None:
         super().__init__()
-        self.kind, self.delta = kind, delta
+        self.kind, self.delta, self.masked = kind, delta, masked
 
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.score(out.float().reshape(target.shape), target)
+        pred = out.float().reshape(target.shape)
+        if self.masked:
+            keep = ~torch.isnan(target)
+            if not keep.any():
+                return pred.sum() * 0.0
+            pred, target = pred[keep], target[keep]
+        return self.score(pred, target)
 
     def score(self, pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
         """The value loss of ``pred`` against ``truth`` (same shape): the one mse/l1/huber switch."""
@@ -133,14 +145,14 @@ class HiddenLoss(ValueLoss):
 
 
 def make_loss(classifies: bool, cfg: Loss, class_freq: np.ndarray | None = None,
-              hidden_only: bool = False) -> nn.Module:
+              hidden_only: bool = False, masked: bool = False) -> nn.Module:
     """The loss of ``train.loss``: on class scores when the task ``classifies``, else on values
-    (on hidden samples only for a self-supervised task, ``hidden_only``); ``class_freq`` feeds
-    ``class_weights: auto``."""
+    (on hidden samples only for a self-supervised task, ``hidden_only``; NaN targets left out when
+    the inputs have missing samples, ``masked``); ``class_freq`` feeds ``class_weights: auto``."""
     if hidden_only:
         return HiddenLoss(cfg.kind, cfg.delta)
     if not classifies:
-        return ValueLoss(cfg.kind, cfg.delta)
+        return ValueLoss(cfg.kind, cfg.delta, masked)
     weights = cfg.class_weights
     if weights == "auto":
         weights = class_weights_from_frequencies(class_freq) if class_freq is not None else None

@@ -3,7 +3,8 @@
 Accumulators hold float64 sums (summed over processes under torchrun), so metrics are exact
 over the whole validation set, not averages of batch averages.
 
-- regression: MSE and SNR in dB against the clean target; baseline = the input itself.
+- regression: MSE and SNR in dB against the clean target; baseline = the input itself. Missing
+  samples (nodata: NaN targets, class :data:`~geocnn.tasks.DEAD_LABEL`) are never scored.
 - segmentation, binary: precision, recall, F1, IoU of the positive class (e.g. faults);
   multi-class: the facies benchmark set — pixel accuracy, class accuracy, mean class accuracy,
   frequency-weighted IoU, mean IoU; baseline = every sample the training majority class.
@@ -49,6 +50,12 @@ class RegressionMetrics:
         self.sums = torch.zeros(5, dtype=torch.float64)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, baseline: torch.Tensor | None) -> None:
+        """Add a batch; NaN targets mark missing samples (nodata) and are left out."""
+        missing = torch.isnan(target)
+        if missing.any():
+            keep = ~missing
+            pred, target = pred.reshape(target.shape)[keep], target[keep]
+            baseline = baseline.reshape(keep.shape)[keep] if baseline is not None else None
         t = target.double()
         self.sums[0] += (t * t).sum()
         self.sums[1] += ((pred.double() - t) ** 2).sum()

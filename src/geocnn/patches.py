@@ -14,14 +14,14 @@ dense prediction accumulates the tiling's weighted windows, score maps give one 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
 import numpy as np
 
-from geocnn.errors import ConfigError
+from geocnn.errors import ConfigError, DataError
 
 # The grid axes a 2D section spans, in model-axis order (config's ``data.section`` reads this too).
 SectionName = Literal["inline", "crossline", "time"]
@@ -331,14 +331,33 @@ def fitting_centres(plan: WindowPlan, centres: np.ndarray) -> np.ndarray:
     return np.asarray(centres).reshape(-1, len(lo))[np.all((start >= lo) & (start <= hi), axis=1)]
 
 
+ValidWindow = Callable[[tuple[slice, ...]], "np.ndarray | None"]
+"""A window of grid slices → its per-sample mask (True = data), or None when every sample holds data."""
+CENTRE_TRIES = 1000  # draws of windows whose centre must hold data before the region is taken for empty
+
+
+def valid_windows(geom: PatchGeometry, valid: ValidWindow, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: does its centre sample hold data, and the share of its samples that do."""
+    centre_ok, share = np.ones(len(origins), bool), np.ones(len(origins))
+    half = tuple(e // 2 for e in geom.extent)
+    for i, o in enumerate(origins):
+        mask = valid(geom.window(o))
+        if mask is not None:
+            centre_ok[i], share[i] = bool(mask[half]), float(mask.mean())
+    return centre_ok, share
+
+
 def sample_origins(plan: WindowPlan, n: int, rng: np.random.Generator,
                    live: np.ndarray | None = None, min_live: float = 0.0,
-                   centres: np.ndarray | None = None, centred_share: float = 0.0) -> np.ndarray:
+                   centres: np.ndarray | None = None, centred_share: float = 0.0,
+                   valid: ValidWindow | None = None) -> np.ndarray:
     """``n`` random window origins inside ``plan``'s region, int64 (n, grid ndim).
 
     A ``centred_share`` of them are centred on rows of ``centres`` (positions of a rare class)
-    whose window fits in the region (:func:`fitting_centres`), the rest uniform. Windows with fewer than ``min_live`` live traces are drawn again (up to
-    a bound; then the best ones are kept).
+    whose window fits in the region (:func:`fitting_centres`), the rest uniform. Windows with
+    fewer than ``min_live`` live traces (or, with a per-sample mask ``valid``, valid samples) are
+    drawn again (up to a bound; then the last draw is kept). A window whose centre sample is
+    missing (``valid``) is always drawn again: a missing sample is never a patch centre.
     """
     geom = plan.geom
     lo, hi = plan.bounds
@@ -349,7 +368,7 @@ def sample_origins(plan: WindowPlan, n: int, rng: np.random.Generator,
     half = np.array([e // 2 for e in geom.extent])
     if centres is not None:
         centres = fitting_centres(plan, centres)
-    for _ in range(20):
+    for attempt in range(CENTRE_TRIES):
         k = len(todo)
         cand = rng.integers(lo, hi + 1, size=(k, len(lo)))
         if centres is not None and len(centres) and centred_share > 0:
@@ -358,16 +377,26 @@ def sample_origins(plan: WindowPlan, n: int, rng: np.random.Generator,
                 c = centres[rng.integers(0, len(centres), size=int(pick.sum()))]
                 cand[pick] = c - half
         out[todo] = cand
-        if live is None or min_live <= 0:
+        if (live is None or min_live <= 0) and valid is None:
             return out
-        bad = live_fraction(geom, live, cand) < min_live
+        bad = np.zeros(k, bool)
+        share_counts = attempt < 20  # the share of live data is a preference, given up after 20 draws
+        if share_counts and live is not None and min_live > 0:
+            bad |= live_fraction(geom, live, cand) < min_live
+        if valid is not None:
+            centre_ok, share = valid_windows(geom, valid, cand)
+            bad |= ~centre_ok | ((share < min_live) if share_counts else False)
         todo = todo[bad]
         if not len(todo):
             return out
-    return out
+        if valid is None and attempt >= 19:
+            return out
+    raise DataError(f"no window of the sampling region is centred on data after {CENTRE_TRIES} draws "
+                    "(nodata or masked pixels cover almost all of it)",
+                    fix="check the input's nodata value, or move data.split so each block holds data")
 
 
 def fixed_origins(plan: WindowPlan, n: int, seed: int, live: np.ndarray | None = None,
-                  min_live: float = 0.0) -> np.ndarray:
+                  min_live: float = 0.0, valid: ValidWindow | None = None) -> np.ndarray:
     """Validation windows: the same ``n`` origins every epoch (and on resume)."""
-    return sample_origins(plan, n, np.random.default_rng([seed, 7919]), live, min_live)
+    return sample_origins(plan, n, np.random.default_rng([seed, 7919]), live, min_live, valid=valid)

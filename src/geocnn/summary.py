@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from geocnn.errors import ShapeError
+from geocnn.errors import GeocnnError, ShapeError
 from geocnn.fmt import fmt_shape, fmt_shape_compact, fmt_sizes_compact, human_bytes
+from geocnn.grids.formats import FORMATS
+from geocnn.grids.grid import open_stack
 from geocnn.model import ModelSpec, infer, size_rules
 from geocnn.model.shapes import Inference, LayerRecord, _downsampling
 from geocnn.model.spec import frozen_layers
+from geocnn.patches import patch_geometry
+
+if TYPE_CHECKING:
+    from geocnn.config import Config
+
+log = logging.getLogger(__name__)
 
 BYTES_PER_VALUE = 4  # float32
 # The valid-size search walks the network once per size and axis; each node costs about 600
@@ -119,6 +129,41 @@ class Summary:
         state = f"error {self.error.message!r}" if self.error is not None else \
             f"{self.total_params:,} parameters, output {fmt_shape(self.output_shape or ())}"
         return f"Summary({self.spec.name or 'model'}, input {fmt_shape(self.input_shape)}: {state})"
+
+
+def patch_spacing(grid_spacing: dict[str, tuple[float, str]], model_axes: Sequence[str]
+                  ) -> tuple[tuple[float, str], ...] | None:
+    """The data's spacing (a GeoTIFF's pixel size, a TIFF stack's voxel size) per patch axis, in
+    model order; None unless the data gives every one."""
+    if not model_axes or any(a not in grid_spacing for a in model_axes):
+        return None
+    return tuple(grid_spacing[a] for a in model_axes)
+
+
+def data_spacing(cfg: Config) -> tuple[tuple[float, str], ...] | None:
+    """The patch axes' spacing from the config's input files, when their headers give it (a GeoTIFF's
+    pixel size, a TIFF stack's voxel size, a sidecar's spacing).
+
+    Only formats whose geometry is a header (:attr:`~geocnn.grids.formats.Format.header_geometry`) are
+    opened, so ``summarize`` stays quick; inputs that cannot be opened give None (the summary is of the
+    model, and works before the data exists).
+    """
+    try:
+        if not all(FORMATS[spec.resolved_format].header_geometry for spec in cfg.inputs):
+            return None
+        grid = open_stack(cfg.inputs)
+        geom = patch_geometry(grid.axes, grid.shape, cfg.patch, cfg.data.patch_axes, cfg.data.section)
+    except GeocnnError as exc:
+        log.debug("no spacing from the data: %s", exc)
+        return None
+    return patch_spacing(grid.spacing(), geom.model_axes)
+
+
+def with_spacing(spec: ModelSpec, spacing: tuple[tuple[float, str], ...] | None) -> ModelSpec:
+    """``spec`` with the data's ``spacing`` when the config gives none (``model.spacing`` wins)."""
+    if spec.spacing or spacing is None or len(spacing) != spec.dims:
+        return spec
+    return dataclasses.replace(spec, spacing=spacing)
 
 
 def _num(x: float) -> str:

@@ -84,6 +84,26 @@ def _same(values: Any, norm: Any) -> Any:
     return values
 
 
+# ----------------------------------------------------------------------------- missing samples
+
+DEAD_LABEL = -100  # the class index of a sample that holds no data (nodata): never scored (torch's ignore default)
+
+
+def _dead_labels(target: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Segmentation: class indices (...) with missing samples (``valid`` False) marked :data:`DEAD_LABEL`."""
+    return np.where(valid, target, DEAD_LABEL).astype(target.dtype)
+
+
+def _dead_values(target: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Regression: values (C, ...) with missing samples NaN, which the loss and the metrics leave out."""
+    return np.where(valid[None], target, np.float32("nan")).astype(target.dtype)
+
+
+def _patch_target(target: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """One answer per patch: its centre holds data (patches are never centred on missing samples)."""
+    return target
+
+
 # ----------------------------------------------------------------------------- the record
 
 @dataclass(frozen=True)
@@ -102,6 +122,7 @@ class Task:
     units: Callable[[Any, Any], Any]  # (model-space values or targets, target norm) → target units
     accumulator: AccumulatorName  # computes its validation metrics (geocnn.metrics.ACCUMULATORS)
     pictures: PictureSet  # its validation examples and prediction preview (geocnn.plots.PICTURES)
+    dead: Callable[[np.ndarray, np.ndarray], np.ndarray] = _patch_target  # (target, valid mask) → target unscored there
     masking: Masking | None = None  # self-supervised: how samples are hidden (the target is the input)
     clean_headline: str | None = None  # with a clean twin (data.clean): the metric against it heads instead
 
@@ -181,13 +202,13 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("regression", "a grid of values per sample (e.g. denoising): input → clean data",
          dense=True, classifies=False, losses=("mse", "l1", "huber"), metric_names=("mse", "snr_db"),
          headlines=("snr_db", "snr_db"), baseline="the input itself", read_target=_dense_values,
-         units=_grid_units, accumulator="values", pictures="dense_values"),
+         units=_grid_units, accumulator="values", pictures="dense_values", dead=_dead_values),
     Task("segmentation", "a class per sample (e.g. faults, facies)",
          dense=True, classifies=True, losses=("cross_entropy", "bce_balanced", "dice", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
                        "fw_iou", "miou"),
          headlines=("f1", "miou"), baseline="every sample the training majority class", read_target=_dense_labels,
-         units=_same, accumulator="dense_classes", pictures="dense_classes"),
+         units=_same, accumulator="dense_classes", pictures="dense_classes", dead=_dead_labels),
     Task("classification", "a class per patch or trace",
          dense=False, classifies=True, losses=("cross_entropy", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",

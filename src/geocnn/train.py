@@ -327,7 +327,7 @@ def _network(cfg: Config, d: data_mod.TrainingData, rt: device.Runtime, start: S
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     scaler = rt.grad_scaler()
     loss_fn = make_loss(cfg.task.classifies, cfg.train.loss, d.class_freq,
-                        hidden_only=cfg.task.self_supervised).to(rt.device)
+                        hidden_only=cfg.task.self_supervised, masked=d.masked).to(rt.device)
     start.restore(model, opt, sched, factor, scaler, tracker, reset_optimizer, run)
     buffers = list(model.buffers())  # before wrapping
     if rt.distributed:

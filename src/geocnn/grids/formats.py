@@ -27,7 +27,8 @@ class Format:
     ``suffixes`` name it (SEG-Y also matches inside a name: ``x.sgy.1``); ``output`` says geocnn can
     write it; ``store`` marks a chunked Zarr store (a folder, or a URL fsspec understands);
     ``members`` says a file holds named arrays (an input's ``key`` picks one); ``channels`` that an
-    output holds several values per position (a SEG-Y holds one value per sample).
+    output holds several values per position (a SEG-Y holds one value per sample); ``header_geometry``
+    that opening it reads a header, not every trace (``geocnn summarize`` may then ask it its spacing).
     """
 
     name: str
@@ -38,18 +39,20 @@ class Format:
     members: bool = False
     anywhere: bool = False  # the suffix may be followed by others (x.sgy.1)
     channels: bool = True  # an output holds several channels per position
+    header_geometry: bool = False  # shape and spacing come from a header in bounded time (no trace scan)
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("segy", (".sgy", ".segy"), "SEG-Y", output=True, anywhere=True, channels=False),
-    Format("npy", (".npy",), "NumPy array (+ JSON sidecar)", output=True),
-    Format("npz", (".npz",), "NumPy archive member", output=False, members=True),
-    Format("mdio", (".mdio",), "MDIO v1 dataset (Zarr)", output=True, store=True, members=True),
-    Format("zarr", (".zarr",), "Zarr array or group", output=True, store=True, members=True),
+    Format("npy", (".npy",), "NumPy array (+ JSON sidecar)", output=True, header_geometry=True),
+    Format("npz", (".npz",), "NumPy archive member", output=False, members=True, header_geometry=True),
+    Format("mdio", (".mdio",), "MDIO v1 dataset (Zarr)", output=True, store=True, members=True, header_geometry=True),
+    Format("zarr", (".zarr",), "Zarr array or group", output=True, store=True, members=True, header_geometry=True),
     # One suffix, two families, told apart by content in geocnn.grids.tiff (GeoTIFF or page stack).
     Format("tiff", (".tif", ".tiff"), "GeoTIFF/COG, or a multi-page/OME-TIFF stack or a folder of slices",
-           output=True),
-    Format("netcdf", (".nc", ".nc4", ".h5", ".hdf5"), "netCDF/HDF5 variable", output=True, members=True),
+           output=True, header_geometry=True),
+    Format("netcdf", (".nc", ".nc4", ".h5", ".hdf5"), "netCDF/HDF5 variable", output=True, members=True,
+           header_geometry=True),
     # Earthquake records through ObsPy (geocnn.grids.waveforms); format: seismo reads names without these suffixes.
     Format("seismo", (".mseed", ".miniseed", ".ms", ".sac", ".gse2"),
            "earthquake records ObsPy reads (miniSEED, SAC, GSE2; a file, a folder or a glob)", output=False),

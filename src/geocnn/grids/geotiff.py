@@ -4,7 +4,8 @@
   the band descriptions, else ``band 1``...); the pixel size from the transform is the spacing of ``y``
   and ``x`` (in the CRS's units). A window is one rasterio windowed read: GDAL reads only the blocks
   (tiles or strips) the window touches. Pixels marked by nodata or an internal mask read as 0 and
-  are dead (:meth:`GeoTiffSource.valid`).
+  are dead (:meth:`GeoTiffSource.valid`): never a patch centre, never scored, left out of the
+  normalisation statistics, written as nodata.
 
 GeoTIFF outputs are :mod:`geocnn.grids.geotiffout`'s.
 
@@ -100,10 +101,15 @@ class GeoTiffSource(Source):
             values[:, ~valid] = 0.0  # dead pixels read as zeros, as dead SEG-Y traces do
         return values
 
-    def valid(self, y: slice, x: slice) -> np.ndarray | None:
-        """True where a pixel holds data (not nodata, not masked); None when every pixel does."""
+    @property
+    def masked(self) -> bool:
+        return self.georef.masked
+
+    def valid(self, window: tuple[slice, ...]) -> np.ndarray | None:
+        """``(y, x)`` window: True where a pixel holds data (not nodata, not masked); None when every pixel does."""
         if not self.georef.masked:
             return None
+        y, x = (slice(*s.indices(n)[:2]) for s, n in zip(window, self.shape[1:]))
         with self._lock:
             return self.dataset.dataset_mask(window=self._window(y, x)) > 0
 

@@ -174,6 +174,38 @@ class Grid:
             mask = m if mask is None else mask & m
         return mask
 
+    @property
+    def masked(self) -> bool:
+        """Some single sample may be missing (a GeoTIFF's nodata or internal mask): see :meth:`valid`."""
+        return any(p.source.masked for p in self._parts)
+
+    def valid(self, window: tuple[slice, ...] | None = None) -> np.ndarray | None:
+        """Per-sample mask over the window's spatial axes: True where every stacked file holds data.
+
+        None when no input marks single samples missing (:attr:`masked` is False): SEG-Y and NumPy
+        inputs, whose missing data are whole traces (:meth:`live`).
+        """
+        window = _check_window(tuple(window), self.shape) if window is not None else \
+            tuple(slice(0, n) for n in self.shape)
+        mask = None
+        for part in self._parts:
+            m = part.source.valid(window)
+            if m is not None:
+                mask = m if mask is None else mask & m
+        return mask
+
+    def valid_traces(self, positions: np.ndarray) -> np.ndarray | None:
+        """bool ``(n, n_samples)``: :meth:`valid` of whole traces at flat trace positions (as
+        :meth:`read_traces` takes them); None when :attr:`masked` is False."""
+        if not self.masked:
+            return None
+        positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        out = np.ones((len(positions), self.shape[-1]), bool)
+        for k, index in enumerate(zip(*np.unravel_index(positions, self.shape[:-1]))):
+            window = tuple(slice(int(i), int(i) + 1) for i in index) + (slice(0, self.shape[-1]),)
+            out[k] = self.valid(window).reshape(-1)
+        return out
+
     def read_traces(self, positions: np.ndarray) -> np.ndarray:
         """float32 ``(channels, n, n_samples)`` of whole traces at flat trace positions.
 

@@ -1,7 +1,8 @@
 """Per-channel normalisation, estimated from a bounded random sample of traces.
 
 The statistics are computed once (training) from at most ``max_traces`` live traces drawn with a
-fixed seed, and stored as plain numbers in the checkpoint (:meth:`Normalization.to_dict`), so
+fixed seed (of a raster with nodata, only their valid samples: :meth:`~geocnn.grids.grid.Grid.valid`),
+and stored as plain numbers in the checkpoint (:meth:`Normalization.to_dict`), so
 prediction applies exactly the same numbers.
 
 Methods
@@ -151,5 +152,8 @@ def estimate(grid: Grid, method: str = "standard", max_traces: int = MAX_TRACES,
     """
     positions = sample_positions(grid, max_traces, seed) if method != "none" else np.arange(0)
     values = grid.read_traces(positions) if len(positions) else np.zeros((grid.channels, 0), np.float32)
+    valid = grid.valid_traces(positions) if len(positions) else None
+    if valid is not None:  # a GeoTIFF's nodata pixels read as zeros: they are no data to learn the scale from
+        values = values[:, valid]
     center, scale = statistics(values, method)
     return Normalization(method, center, scale, len(positions), seed)

@@ -79,6 +79,16 @@ class Source(abc.ABC):
         """Mask over this source's trace axes (all axes but ``sample``), None = all live."""
         return None
 
+    @property
+    def masked(self) -> bool:
+        """Some single sample may be missing (a GeoTIFF's nodata or internal mask): see :meth:`valid`."""
+        return False
+
+    def valid(self, window: tuple[slice, ...]) -> np.ndarray | None:
+        """Per-sample mask of a window over this source's axes less its channel axis: True where a
+        sample holds data; None when every sample does (:attr:`masked` is False)."""
+        return None
+
     def release(self) -> None:
         """Unmap files; they are mapped again on the next read."""
         return None  # a default: sources without maps have nothing to release

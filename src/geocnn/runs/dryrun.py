@@ -69,7 +69,9 @@ def plan(cfg: Config, out: Path | None = None, resume: bool = False, force: bool
             data=f"{' + '.join(d.grid.channel_names)} → patches {'×'.join(map(str, d.geom.size))} along "
                  f"({', '.join(d.geom.model_axes)}); {data_mod.describe_split(d)}",
             split=data_mod.split_record(d),
-            summary=summary.summarize(cfg.model, (cfg.model.in_channels, *cfg.patch), bs),
+            summary=summary.summarize(summary.with_spacing(cfg.model, summary.patch_spacing(d.grid.spacing(),
+                                                                                            d.geom.model_axes)),
+                                      (cfg.model.in_channels, *cfg.patch), bs),
             steps_per_epoch=max(1, math.ceil(cfg.data.sampling.patches_per_epoch // rt.world_size / bs)),
             param_bytes=params, activation_bytes=acts, available_bytes=available_bytes(rt.device),
             changes=tuple(found))

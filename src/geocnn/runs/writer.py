@@ -55,8 +55,8 @@ class RunWriter:
             self.replacement.begin()  # the old run's files move aside; deleted after the first checkpoint
         runs.checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
         runs.write_config(run, cfg.raw)
-        table = summary.summarize(cfg.model, (cfg.model.in_channels, *cfg.patch), cfg.train.batch_size,
-                                  cfg.train.freeze)
+        spec = summary.with_spacing(cfg.model, summary.patch_spacing(self.d.grid.spacing(), self.d.geom.model_axes))
+        table = summary.summarize(spec, (cfg.model.in_channels, *cfg.patch), cfg.train.batch_size, cfg.train.freeze)
         write_json(run / "summary.json", summary.to_json(table))
         write_json(run / "split.json", data_mod.split_record(self.d))
         if ckpt is not None:
