@@ -316,8 +316,9 @@ CTRL_C_IN_A_TERMINAL = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import torch
-        from geocnn.config import load_config
+    from geocnn.config import load_config
     from geocnn.train import TrainingInterrupted, train
+    train_mod = sys.modules["geocnn.train"]  # the module (geocnn.train is the public function)
 
     real, calls = train_mod.make_loss, {"n": 0}
 
