@@ -141,7 +141,7 @@ def _prediction_attrs(spec: OutputSpec, source: NetcdfSource | None) -> dict[str
     attrs: dict[str, Any] = {"long_name": "geocnn prediction", "geocnn": side["geocnn"],
                              "channel_names": _attr(side["channel_names"]), "source": _attr(side["source"]),
                              "geocnn_sidecar": json.dumps(side)}
-    classes = side.get("class_names")
+    classes = spec.class_names or side.get("class_names")
     if np.dtype(spec.dtype).kind in "iu" and classes:
         attrs["flag_values"] = np.arange(len(classes), dtype=spec.dtype)
         attrs["flag_meanings"] = " ".join(str(c).replace(" ", "_") for c in classes)

@@ -42,6 +42,8 @@ class OutputSpec:
     trace carries (a map's cell centres); None lines the output up trace for trace with ``like``.
     ``clear_offsets`` zeroes the offset fields of those headers (a map collapsing an offset axis).
     ``split`` makes a class set: one one-channel output per class number (``NAME.class-K``).
+    ``class_names`` reach every format from here: the sidecar (``.npy``, Zarr attributes), a netCDF's
+    ``flag_meanings``, a GeoTIFF's ``class_names`` tag, an OME-TIFF's description.
     """
 
     path: str
@@ -53,6 +55,7 @@ class OutputSpec:
     sample_interval_us: float | None = None
     sample_start_ms: float | None = None
     channel_names: tuple[str, ...] | None = None
+    class_names: tuple[str, ...] = ()  # what label values 0, 1 ... mean (classifying models)
     sidecar_extra: dict = field(default_factory=dict)
     positions: tuple[np.ndarray, ...] | None = None
     clear_offsets: bool = False
@@ -90,7 +93,8 @@ class OutputSpec:
         return make_sidecar(axes=self.axes, shape=self.stored_shape, dtype=self.dtype, channel_names=names,
                             sample_interval_us=self.interval_us, sample_start_ms=self.start_ms, kind=m.kind,
                             sources=list(self.like.sources), ilines=m.ilines, xlines=m.xlines, offsets=m.offsets,
-                            extra=self.sidecar_extra)
+                            extra={**({"class_names": list(self.class_names)} if self.class_names else {}),
+                                   **self.sidecar_extra})
 
 
 def output_spec(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = "float32", force: bool = False,
