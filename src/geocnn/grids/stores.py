@@ -311,6 +311,9 @@ class StoreSource(Source):
                 raise DataError(f"array has {ndim} axes {self.shape} but axes names {len(spec.axes)}: "
                                 f"[{', '.join(spec.axes)}]", where=self.path, fix="give one name per array axis")
             return tuple(spec.axes), True
+        written = self._sidecar.get("axes")
+        if isinstance(written, list) and len(written) == ndim and all(isinstance(a, str) for a in written):
+            return tuple(written), True  # a geocnn output: the axes it was written with (depth stays depth)
         if dims is not None:
             return tuple(MDIO_AXES.get(d, d) for d in dims), True
         if ndim not in DEFAULT_AXES:
