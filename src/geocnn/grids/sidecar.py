@@ -2,7 +2,7 @@
 
 ``out.npy`` gets ``out.json`` with its axis names, shape, dtype, channel names, sample interval and
 start, the source files and their inline/crossline/offset number ranges, the spacing of each axis
-(``{"z": [2.5, "µm"]}``: a TIFF stack's voxel size, a GeoTIFF's pixel size) and, for an array made from
+(``{"z": {"value": 2.5, "unit": "µm"}}``, as ``geocnn inspect`` and a score map's sidecar say it: a TIFF stack's voxel size, a GeoTIFF's pixel size) and, for an array made from
 a GeoTIFF, its ``georef`` (CRS as WKT and the affine transform). Reading the ``.npy`` back as an input
 (:mod:`geocnn.grids.sources`) takes axes, channel names, the sample axis, the spacing and the
 georeferencing from it (:func:`spacing_of`, :func:`georef_of`), so a prediction can be fed to the next
@@ -66,7 +66,7 @@ def read(npy: str | os.PathLike) -> dict | None:
 
 def geometry(spacing: dict[str, tuple[float, str]], georef: GeoRef | None) -> dict:
     """The sidecar entries that place an array: spacing per axis and, from a GeoTIFF, CRS and transform."""
-    out: dict = {"spacing": {a: [float(v), str(u)] for a, (v, u) in spacing.items()}}
+    out: dict = {"spacing": {a: {"value": float(v), "unit": str(u)} for a, (v, u) in spacing.items()}}
     if georef is not None:
         out["georef"] = {"crs": georef.crs, "transform": [float(v) for v in georef.transform]}
     return out
@@ -77,8 +77,8 @@ def spacing_of(side: dict | None) -> dict[str, tuple[float, str]]:
     raw = (side or {}).get("spacing")
     if not isinstance(raw, dict):
         return {}
-    return {str(a): (float(v[0]), str(v[1])) for a, v in raw.items()
-            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], (int, float)) and not isinstance(v[0], bool)}
+    return {str(a): (float(v["value"]), str(v.get("unit", ""))) for a, v in raw.items()
+            if isinstance(v, dict) and isinstance(v.get("value"), (int, float)) and not isinstance(v["value"], bool)}
 
 
 def georef_of(side: dict | None) -> GeoRef | None:
