@@ -239,13 +239,14 @@ def test_labels_are_integers_with_class_names(model_nc, tmp_path):
     grid = open_grid(model_nc)
     labels = (full(grid)[0] > 5000).astype(np.uint8)
     pending = writer.prepare(tmp_path / "labels.nc", grid, 1, "uint8",
-                             sidecar_extra={"class_names": ["shallow", "deep rock"]})
+                             class_names=("shallow", "deep rock"), channel_names=("labels",))
     pending.write(tuple(slice(0, n) for n in grid.shape), labels)
     pending.commit()
     out = xr.open_dataset(tmp_path / "labels.nc")["prediction"]
     assert out.dtype == np.uint8 and out.dims == ("z", "y", "x")
     np.testing.assert_array_equal(out.values, labels)
     assert out.attrs["flag_meanings"] == "shallow deep_rock" and list(out.attrs["flag_values"]) == [0, 1]
+    assert list(out.attrs["class_names"]) == ["shallow", "deep rock"] and out.attrs["channel_names"] == "labels"
 
 
 def test_abort_leaves_nothing_and_existing_outputs_are_kept(model_nc, tmp_path):

@@ -77,6 +77,15 @@ def test_positive_probability_keeps_class_1_of_two():
     assert positive_probability(three, axis=0) is three
 
 
+def test_band_names_say_labels_or_the_class_of_each_probability():
+    names = ("water", "forest", "cropland")
+    assert LABELS.band_names(names, 1) == ("labels",)
+    assert PROBABILITIES.band_names(names, 3) == names
+    assert PROBABILITIES.band_names(("grain", "pore"), 1) == ("pore",)  # binary: P(class 1) alone
+    assert PROBABILITIES.band_names(("grain",), 1) is None  # fewer names than classes: the formats' defaults
+    assert VALUES.band_names(names, 3) is None and LABELS.band_names(None, 1) is None
+
+
 def test_which_formats_hold_several_classes():
     # a SEG-Y holds one value per sample: several class probabilities need one file per class
     with pytest.raises(DataError, match="3 class probabilities per sample do not fit one SEG-Y.*--split-classes "

@@ -126,6 +126,8 @@ def test_strided_npy_map_has_the_cells_line_numbers_and_its_own_spacing(patch_ru
     assert side["spacing"] == {"inline": {"value": 50.0, "unit": "m"}, "crossline": {"value": 50.0, "unit": "m"},
                                "sample": {"value": 32.0, "unit": "ms"}}  # 2 × 25 m, 4 × 12.5 m, 8 × 4 ms
     assert side["sample_interval_us"] == 32000 and side["sample_start_ms"] == 32.0
+    assert open_grid(report.output).spacing() == {"inline": (50.0, "m"), "crossline": (50.0, "m"),
+                                                  "sample": (32.0, "ms")}  # the map's own, read back
 
 
 def test_segy_map_has_one_trace_per_cell_with_the_centre_trace_headers(patch_run, tmp_path):

@@ -168,6 +168,22 @@ def test_convert_geotiff_to_npy_and_back_onto_the_scene(tmp_path):
         convert(path, tmp_path / "s.sgy")
 
 
+@pytest.mark.parametrize("between", ["npy", "zarr"])
+def test_crs_and_transform_survive_an_array_without_a_template(tmp_path, between):
+    pytest.importorskip("zarr")
+    values = coded(3, 40, 50, "float32")
+    moved = from_origin(612345.0, 4100000.0, 20.0, 30.0)  # not the default: the output must take the file's
+    path = scene(tmp_path / "s.tif", values, transform=moved, names=("b", "g", "r"))
+    convert(path, tmp_path / f"s.{between}")
+    mid = open_grid(tmp_path / f"s.{between}")
+    assert mid.spacing() == {"x": (20.0, "m"), "y": (30.0, "m")} and mid.channel_names == ("b", "g", "r")
+    convert(tmp_path / f"s.{between}", tmp_path / "back.tif")
+    with rasterio.open(path) as a, rasterio.open(tmp_path / "back.tif") as b:
+        assert (b.crs, b.transform, b.bounds) == (a.crs, a.transform, a.bounds)
+        assert b.descriptions == ("b", "g", "r")
+        np.testing.assert_array_equal(b.read(), values)
+
+
 # ---------------------------------------------------------------- stacks
 
 def test_ome_tiff_volume_and_voxel_size(tmp_path):
@@ -272,3 +288,30 @@ def test_grids_import_neither_library_and_a_missing_extra_is_one_line(tmp_path):
         run = subprocess.run([sys.executable, "-c", code.format(m=module, p=file)], capture_output=True, text=True)
         assert f"geocnn[{extra}]" in run.stdout + run.stderr, run.stderr
     assert issubclass(MissingExtra, Exception)
+
+
+@pytest.mark.parametrize("between", ["npy", "zarr"])
+def test_voxel_size_survives_an_array(tmp_path, between):
+    pytest.importorskip("zarr")
+    vol = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
+    tifffile.imwrite(tmp_path / "ct.ome.tif", vol, ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.7, "PhysicalSizeZ": 2.0})
+    convert(tmp_path / "ct.ome.tif", tmp_path / f"x.{between}")
+    voxel = {"x": (0.65, "µm"), "y": (0.7, "µm"), "z": (2.0, "µm")}
+    assert open_grid(tmp_path / f"x.{between}").spacing() == voxel
+    convert(tmp_path / f"x.{between}", tmp_path / "y.ome.tif")
+    with tifffile.TiffFile(tmp_path / "y.ome.tif") as tif:
+        px = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+        np.testing.assert_array_equal(tif.asarray(), vol.astype(np.float32))
+    assert (px["PhysicalSizeX"], px["PhysicalSizeY"], px["PhysicalSizeZ"], px["PhysicalSizeXUnit"]) == \
+        (0.65, 0.7, 2.0, "µm")
+
+
+def test_a_score_map_keeps_no_spacing_along_its_strided_axes(tmp_path):
+    vol = np.zeros((4, 10, 12), np.uint16)
+    tifffile.imwrite(tmp_path / "v.ome.tif", vol, ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "PhysicalSizeZ": 3.0})
+    grid = open_grid(tmp_path / "v.ome.tif")
+    pending = writer.prepare(tmp_path / "map.npy", grid, shape=(4, 5, 12))
+    pending.commit()
+    assert open_grid(tmp_path / "map.npy").spacing() == {"z": (3.0, "µm"), "x": (0.5, "µm")}

@@ -85,7 +85,16 @@ def test_landcover_example_trains_and_predicts_a_geotiff_on_the_scene(tmp_path):
         assert ds.crs == src.crs and ds.transform == src.transform and ds.bounds == src.bounds
         assert ds.dtypes == ("uint8",) and ds.nodata == 255
         labels, outside = ds.read(1), src.dataset_mask() == 0
+        assert ds.descriptions == ("labels",)
+        assert json.loads(ds.tags()["class_names"]) == ["water", "forest", "cropland", "bare soil"]
     assert outside.any() and (labels[outside] == 255).all() and (labels[~outside] < 4).all()
+    probs = tmp_path / "landcover_probs.tif"
+    predict(run, [SAMPLES / "scene.tif"], probs, pictures=False, threads=1, output="probabilities")
+    with rasterio.open(probs) as ds:  # one float32 band per class, named by it
+        assert ds.descriptions == ("water", "forest", "cropland", "bare soil") and ds.dtypes == ("float32",) * 4
+        p = ds.read(masked=True)
+    np.testing.assert_allclose(p.sum(axis=0).compressed(), 1.0, atol=1e-5)
+    assert (p.data.argmax(axis=0)[~outside] == labels[~outside]).all()
 
 
 def test_pores_example_trains_and_predicts_an_ome_tiff_with_the_voxel_size(tmp_path):
@@ -100,6 +109,9 @@ def test_pores_example_trains_and_predicts_an_ome_tiff_with_the_voxel_size(tmp_p
     predict(run, [SAMPLES / "ct.ome.tif"], out, pictures=False, threads=1, output="labels")
     with tifffile.TiffFile(out) as tif:
         pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]
+        image = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]
         labels = tif.asarray()
+    assert pixels["Channel"]["Name"] == "labels"
+    assert json.loads(image["Description"]) == {"class_names": ["grain", "pore"]}
     assert labels.shape == (48, 80, 80) and set(np.unique(labels)) <= {0, 1}
     assert (pixels["PhysicalSizeX"], pixels["PhysicalSizeY"], pixels["PhysicalSizeZ"]) == (2.5, 2.5, 2.5)

@@ -105,9 +105,9 @@ def test_npy_output_with_sidecar_reads_back_as_a_grid(tmp_path):
     assert side["axes"] == ["channel", "inline", "crossline", "sample"] and side["shape"] == [3, 3, 4, 6]
     assert side["sample_interval_us"] == 2000.0 and side["source"] == [str(s.path)]
     assert side["ilines"] == {"first": 1, "last": 3, "step": 1, "count": 3}
-    back = open_grid(out)  # axes and channel names from the sidecar
+    back = open_grid(out)  # axes, channel names and the survey's spacing from the sidecar
     assert back.axes == grid.axes and back.channel_names == ("sand", "shale", "salt")
-    assert back.spacing() == {"sample": (2.0, "ms")}
+    assert back.spacing() == grid.spacing() == {"inline": (25.0, "m"), "crossline": (12.5, "m"), "sample": (2.0, "ms")}
     np.testing.assert_array_equal(back.read(_all(grid.shape)), probs)
 
 

@@ -108,6 +108,19 @@ class Output:
         is P(class 1) of a binary model."""
         return tuple(range(channels)) if channels > 1 else (1,)
 
+    def band_names(self, class_names: tuple[str, ...] | None, channels: int) -> tuple[str, ...] | None:
+        """What each written channel is called in the output (GeoTIFF band descriptions, OME channel names,
+        netCDF/``.npy`` channel names): ``labels`` for labels, the class of each probability channel; None
+        for values or when the classes are not named (the formats' own defaults then)."""
+        if not self.of_classes or not class_names:
+            return None
+        if not self.per_class:
+            return ("labels",)
+        numbers = self.class_numbers(channels)
+        if max(numbers) >= len(class_names):
+            return None
+        return tuple(str(class_names[k]) for k in numbers)
+
     def check_format(self, fmt: Format, channels: int, where: str) -> None:
         """Several classes per position fit only a format with channels (not one SEG-Y, even a pre-stack one)."""
         if self.per_class and channels > 1 and not fmt.channels:

@@ -11,6 +11,10 @@
 * SEG-Y -> MDIO and back (``.mdio`` made from SEG-Y): ``mdio``'s own converters
   (:mod:`geocnn.grids.mdioconvert`); SEG-Y -> ``.zarr`` and MDIO/Zarr -> SEG-Y with ``template``:
   block by block like the rest.
+* Between any other pair of array formats (NumPy, Zarr, MDIO, TIFF, netCDF): every channel, with the
+  input's spacing, a GeoTIFF's CRS and transform (sidecar, store attributes, a netCDF's coordinates and
+  grid mapping) where the output holds them. Only a SEG-Y output needs trace headers: a template, or a
+  SEG-Y input; without one it is one line saying so (``tests/test_convert_matrix.py`` tries every pair).
 
 Memory is one block of whole rows of the first axis (about :data:`BLOCK_BYTES`), whatever the
 file size: reads and writes map only the block they touch.

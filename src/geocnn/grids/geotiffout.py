@@ -4,13 +4,15 @@ Rows are written into a temporary ``.npy`` beside the output (any process, any o
 :func:`geocnn.grids.npyout.write_mapped`); :meth:`GeoTiffOutput.commit` streams it, a block of rows at a
 time, into a tiled, deflate-compressed GeoTIFF with the input's CRS and transform, dead pixels of the
 input (nodata, internal mask) as nodata (NaN for probabilities, 255 for ``uint8`` labels), channel names
-as band descriptions and a ``channel_names`` tag, then renames it into place. A GeoTIFF holds the input's
+as band descriptions and a ``channel_names`` tag, the class names (a classifying model's labels or
+probabilities) as a ``class_names`` tag (a JSON list: label value k is ``class_names[k]``), then renames it into place. A GeoTIFF holds the input's
 raster: an output of another size (a score map) is refused, naming ``.npy`` instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ class GeoTiffOutput(FileOutput):
     mask_from: str | None  # the input whose dead pixels are written as nodata
     names: tuple[str, ...]
     offset: int = 0
+    class_names: tuple[str, ...] = ()
 
     @classmethod
     def prepare(cls, spec: OutputSpec, attach: str | None = None) -> GeoTiffOutput:
@@ -65,7 +68,7 @@ class GeoTiffOutput(FileOutput):
         source = next(s for s in spec.like.inputs if getattr(s, "georef", None) is georef)
         names = spec.channel_names or tuple(f"channel {c}" for c in range(spec.channels))
         return cls(str(final), str(tmp), spec.shape, spec.channels, str(np.dtype(spec.dtype)), spec.force, georef,
-                   source.path if georef.masked else None, tuple(names), data_offset(tmp))
+                   source.path if georef.masked else None, tuple(names), data_offset(tmp), tuple(spec.class_names))
 
     def _rows(self, start: int, stop: int) -> np.ndarray:
         """``(channels, rows, x)`` of the temporary array, mapped for the call."""
@@ -102,6 +105,8 @@ class GeoTiffOutput(FileOutput):
                 for c, name in enumerate(self.names):
                     dst.set_band_description(c + 1, name)
                 dst.update_tags(channel_names=",".join(self.names))
+                if self.class_names:
+                    dst.update_tags(class_names=json.dumps(list(self.class_names)))
             os.replace(out, final)
         except BaseException:
             out.unlink(missing_ok=True)

@@ -4,7 +4,9 @@ The prepare -> write -> commit/abort protocol of every output (:class:`geocnn.gr
 :meth:`NetcdfOutput.prepare` creates the whole file as a temporary sibling with h5netcdf — the input
 variable's dimensions and their coordinate variables (values and attributes), its other small coordinates
 (a ``crs`` grid mapping, 2D ``lat``/``lon``), the input file's global attributes, and an empty, chunked,
-compressed variable ``prediction``; each write puts a block of values into the chunks it covers (one
+compressed variable ``prediction``. An input of another format gives what it knows: inline/crossline/offset
+numbers and sample times, a GeoTIFF's pixel-centre map coordinates and its CRS as the grid mapping
+``spatial_ref``, a voxel size as positions from 0 in its unit; each write puts a block of values into the chunks it covers (one
 first-axis row per chunk, so row blocks never share a chunk); the commit renames the file into place.
 
 ``prediction`` has the input's dimensions, led by ``channel`` when several values are written per position
@@ -32,12 +34,14 @@ from geocnn import atomic
 from geocnn.grids.grid import Grid
 from geocnn.grids.netcdf import NetcdfSource, require
 from geocnn.grids.pending import FileOutput, OutputSpec, check_present, fit_window
+from geocnn.grids.tiff import GeoRef
 
 log = logging.getLogger(__name__)
 
 VARIABLE = "prediction"
 CHANNEL = "channel"
 CHUNK = 256  # chunk length along axes other than the first (one row along the first)
+GRID_MAPPING = "spatial_ref"  # the CRS variable of an output made from a GeoTIFF (rioxarray's name)
 MAX_COPIED = 1 << 22  # values of a non-dimension coordinate copied to the output (2D lat/lon, crs)
 
 
@@ -113,14 +117,41 @@ def _coordinates(spec: OutputSpec, source: NetcdfSource | None, dims: tuple[str,
             if c is not None and c.values is not None and len(c.values) == n:
                 out[dim] = (c.values, c.attrs)
         return out
-    m = spec.like.meta
+    m, spacing, georef = spec.like.meta, spec.spacing(), spec.georef()
     for axis, n in zip(dims, spec.shape):
         known = {"inline": m.ilines, "crossline": m.xlines, "offset": m.offsets}.get(axis)
         if known is not None and len(known) == n:
             out[axis] = (np.asarray(known), {})
         elif axis == "sample" and spec.interval_us:
             out[axis] = (spec.start_ms + np.arange(n) * spec.interval_us / 1000.0, {"units": "ms"})
+        elif georef is not None and axis in MAP_AXES and georef.transform[1] == georef.transform[3] == 0:
+            out[axis] = _map_coordinate(georef, axis, n, spacing[axis][1] if axis in spacing else "")
+        elif axis in spacing:  # a voxel size: positions from 0 in its unit
+            out[axis] = (np.arange(n) * spacing[axis][0], {"units": spacing[axis][1]})
     return out
+
+
+# CF's name, and where the step and the origin are in the affine transform (a, b, c, d, e, f)
+MAP_AXES = {"x": ("projection_x_coordinate", 0, 2), "y": ("projection_y_coordinate", 4, 5)}
+
+
+def _map_coordinate(georef: GeoRef, axis: str, n: int, unit: str) -> tuple[np.ndarray, dict]:
+    """Pixel-centre map coordinates of a north-up raster along ``x`` or ``y`` (CF's projection coordinates)."""
+    name, step, origin = MAP_AXES[axis]
+    step, origin = georef.transform[step], georef.transform[origin]
+    return origin + step * (np.arange(n) + 0.5), {"units": unit, "standard_name": name}
+
+
+def _grid_mapping(f: Any, georef: GeoRef | None) -> str | None:
+    """A GeoTIFF input's CRS as a CF grid-mapping variable (``crs_wkt``, and GDAL's ``spatial_ref`` and
+    ``GeoTransform``), so GDAL, QGIS and rioxarray place the output; its name, or None."""
+    if georef is None or georef.crs is None:
+        return None
+    var = f.create_variable(GRID_MAPPING, (), dtype="i4")
+    a, b, c, d, e, g = georef.transform
+    var.attrs.update({"crs_wkt": georef.crs, "spatial_ref": georef.crs,
+                      "GeoTransform": " ".join(str(v) for v in (c, a, b, g, d, e))})
+    return GRID_MAPPING
 
 
 def _attr(value: Any) -> Any:
@@ -141,7 +172,7 @@ def _prediction_attrs(spec: OutputSpec, source: NetcdfSource | None) -> dict[str
     attrs: dict[str, Any] = {"long_name": "geocnn prediction", "geocnn": side["geocnn"],
                              "channel_names": _attr(side["channel_names"]), "source": _attr(side["source"]),
                              "geocnn_sidecar": json.dumps(side)}
-    classes = side.get("class_names")
+    classes = spec.class_names or side.get("class_names")
     if np.dtype(spec.dtype).kind in "iu" and classes:
         attrs["flag_values"] = np.arange(len(classes), dtype=spec.dtype)
         attrs["flag_meanings"] = " ".join(str(c).replace(" ", "_") for c in classes)
@@ -172,11 +203,14 @@ def _create(tmp: Path, spec: OutputSpec) -> None:
             var.attrs.update(attrs)
         if source is not None:
             _copy_other_coordinates(f, source, dict(zip(dims, spec.shape)))
+        mapping = _grid_mapping(f, spec.georef()) if source is None else None
         kind = np.dtype(spec.dtype).kind
         var = f.create_variable(VARIABLE, stored_dims, dtype=spec.dtype, chunks=_chunks(spec.stored_shape, spec.channels),
                                 compression="gzip", compression_opts=1, shuffle=True,
                                 fillvalue=np.nan if kind == "f" else None)
         var.attrs.update(_prediction_attrs(spec, source))
+        if mapping is not None:
+            var.attrs["grid_mapping"] = mapping
 
 
 def _copy_other_coordinates(f: Any, source: NetcdfSource, sizes: dict[str, int]) -> None:

@@ -27,7 +27,9 @@ from geocnn import atomic
 from geocnn.errors import DataError
 from geocnn.grids.formats import FORMATS, Format, output_format
 from geocnn.grids.grid import Grid
+from geocnn.grids.sidecar import geometry
 from geocnn.grids.sidecar import make as make_sidecar
+from geocnn.grids.tiff import GeoRef, georef_of
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class OutputSpec:
     trace carries (a map's cell centres); None lines the output up trace for trace with ``like``.
     ``clear_offsets`` zeroes the offset fields of those headers (a map collapsing an offset axis).
     ``split`` makes a class set: one one-channel output per class number (``NAME.class-K``).
+    ``class_names`` reach every format from here: the sidecar (``.npy``, Zarr attributes), a netCDF's
+    ``flag_meanings``, a GeoTIFF's ``class_names`` tag, an OME-TIFF's description.
     """
 
     path: str
@@ -53,6 +57,7 @@ class OutputSpec:
     sample_interval_us: float | None = None
     sample_start_ms: float | None = None
     channel_names: tuple[str, ...] | None = None
+    class_names: tuple[str, ...] = ()  # what label values 0, 1 ... mean (classifying models)
     sidecar_extra: dict = field(default_factory=dict)
     positions: tuple[np.ndarray, ...] | None = None
     clear_offsets: bool = False
@@ -90,7 +95,22 @@ class OutputSpec:
         return make_sidecar(axes=self.axes, shape=self.stored_shape, dtype=self.dtype, channel_names=names,
                             sample_interval_us=self.interval_us, sample_start_ms=self.start_ms, kind=m.kind,
                             sources=list(self.like.sources), ilines=m.ilines, xlines=m.xlines, offsets=m.offsets,
-                            extra=self.sidecar_extra)
+                            extra={**geometry(self.spacing(), self.georef()),
+                                   **({"class_names": list(self.class_names)} if self.class_names else {}),
+                                   **self.sidecar_extra})
+
+    def spacing(self) -> dict[str, tuple[float, str]]:
+        """The input's spacing along the axes the output keeps whole (a score map's strided axes have
+        their own), the sample axis at the output's own interval."""
+        kept = {a for a, n, m in zip(self.like.axes, self.shape, self.like.shape) if n == m}
+        out = {a: v for a, v in self.like.spacing().items() if a in kept}
+        if "sample" in self.like.axes and self.interval_us:
+            out["sample"] = (self.interval_us / 1000.0, "ms")
+        return out
+
+    def georef(self) -> GeoRef | None:
+        """The input's GeoTIFF georeferencing when the output is its raster, pixel for pixel."""
+        return georef_of(self.like) if self.shape == self.like.shape else None
 
 
 def output_spec(out: str | os.PathLike, like: Grid, channels: int = 1, dtype: str = "float32", force: bool = False,

@@ -1,10 +1,13 @@
 """The JSON sidecar beside a geocnn ``.npy`` output: what a bare array cannot say about itself.
 
 ``out.npy`` gets ``out.json`` with its axis names, shape, dtype, channel names, sample interval and
-start, the source files and their inline/crossline/offset number ranges. Reading the ``.npy``
-back as an input (:mod:`geocnn.grids.sources`) takes axes, channel names and the sample axis from
-it, so a prediction can be fed to the next step without restating them. Only JSON marked
-``"geocnn": "grid"`` is trusted: a stranger's ``out.json`` is ignored.
+start, the source files and their inline/crossline/offset number ranges, the spacing of each axis
+(``{"z": {"value": 2.5, "unit": "µm"}}``, as ``geocnn inspect`` and a score map's sidecar say it: a TIFF stack's voxel size, a GeoTIFF's pixel size) and, for an array made from
+a GeoTIFF, its ``georef`` (CRS as WKT and the affine transform). Reading the ``.npy`` back as an input
+(:mod:`geocnn.grids.sources`) takes axes, channel names, the sample axis, the spacing and the
+georeferencing from it (:func:`spacing_of`, :func:`georef_of`), so a prediction can be fed to the next
+step, or converted back to a GeoTIFF or OME-TIFF, without restating them. A Zarr output's attributes are
+the same record. Only JSON marked ``"geocnn": "grid"`` is trusted: a stranger's ``out.json`` is ignored.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from geocnn.grids.tiff import GeoRef
 
 MARK = "grid"
 
@@ -57,3 +62,33 @@ def read(npy: str | os.PathLike) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("geocnn") == MARK else None
+
+
+def geometry(spacing: dict[str, tuple[float, str]], georef: GeoRef | None) -> dict:
+    """The sidecar entries that place an array: spacing per axis and, from a GeoTIFF, CRS and transform."""
+    out: dict = {"spacing": {a: {"value": float(v), "unit": str(u)} for a, (v, u) in spacing.items()}}
+    if georef is not None:
+        out["georef"] = {"crs": georef.crs, "transform": [float(v) for v in georef.transform]}
+    return out
+
+
+def spacing_of(side: dict | None) -> dict[str, tuple[float, str]]:
+    """The spacing a sidecar records (``{}`` without one, or when malformed)."""
+    raw = (side or {}).get("spacing")
+    if not isinstance(raw, dict):
+        return {}
+    return {str(a): (float(v["value"]), str(v.get("unit", ""))) for a, v in raw.items()
+            if isinstance(v, dict) and isinstance(v.get("value"), (int, float)) and not isinstance(v["value"], bool)}
+
+
+def georef_of(side: dict | None) -> GeoRef | None:
+    """The GeoTIFF georeferencing a sidecar records (None without one). Dead pixels are not kept through
+    an array (they read as 0), so the raster it describes has no mask."""
+    raw = (side or {}).get("georef")
+    if not isinstance(raw, dict):
+        return None
+    crs, transform = raw.get("crs"), raw.get("transform")
+    if not (crs is None or isinstance(crs, str)) or not isinstance(transform, list) or len(transform) != 6 \
+            or not all(isinstance(v, (int, float)) for v in transform):
+        return None
+    return GeoRef(crs, tuple(float(v) for v in transform), None, False)

@@ -24,6 +24,7 @@ from geocnn.grids.cache import decoded
 from geocnn.grids.npyfile import NPZ_ERRORS, check_numbers
 from geocnn.grids.segy import BIG_READ, RAW_FORMATS, open_segy
 from geocnn.grids.spec import InputSpec
+from geocnn.grids.tiff import GeoRef
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Source(abc.ABC):
     geocnn_output: bool = False  # written by geocnn (its channel axis, if any, gives channels)
     meta: GridMeta
     channel_axis: str | None = None  # an axis the file itself says holds channels (a GeoTIFF's bands)
+    georef: GeoRef | None = None  # where a raster lies: a GeoTIFF's, or one kept in a sidecar
 
     @abc.abstractmethod
     def read(self, window: tuple[slice, ...]) -> np.ndarray:
@@ -254,6 +256,7 @@ class ArraySource(Source):
                              sample_format=str(array.dtype.newbyteorder("=")), endian=endian,
                              n_traces=n_traces)
         self.sidecar = side
+        self.georef = sidecar.georef_of(side)
 
     @property
     def array(self) -> np.ndarray:
@@ -323,6 +326,9 @@ class ArraySource(Source):
 
     def label(self) -> str:
         return f"{Path(self.path).stem}:{self.key}" if self.key else Path(self.path).stem
+
+    def spacing(self) -> dict[str, tuple[float, str]]:
+        return sidecar.spacing_of(self.sidecar)
 
     def channel_label(self, axis: str, index: int) -> str:
         names = (self.sidecar or {}).get("channel_names")

@@ -35,6 +35,7 @@ import numpy as np
 
 from geocnn import schema
 from geocnn.errors import DataError, GeocnnError
+from geocnn.grids import sidecar
 from geocnn.grids.formats import is_url
 from geocnn.grids.npyfile import check_dtype
 from geocnn.grids.sidecar import MARK
@@ -275,6 +276,7 @@ class StoreSource(Source):
         if self.mdio:
             self._trace_mask(root, dims)
         self.meta = self._meta(root, dims, array)
+        self.georef = sidecar.georef_of(self._sidecar)
         log.debug("%s: %s %s chunks %s", self.path, "MDIO variable" if self.mdio else "Zarr array", self.key,
                   self.chunks)
 
@@ -309,6 +311,9 @@ class StoreSource(Source):
                 raise DataError(f"array has {ndim} axes {self.shape} but axes names {len(spec.axes)}: "
                                 f"[{', '.join(spec.axes)}]", where=self.path, fix="give one name per array axis")
             return tuple(spec.axes), True
+        written = self._sidecar.get("axes")
+        if isinstance(written, list) and len(written) == ndim and all(isinstance(a, str) for a in written):
+            return tuple(written), True  # a geocnn output: the axes it was written with (depth stays depth)
         if dims is not None:
             return tuple(MDIO_AXES.get(d, d) for d in dims), True
         if ndim not in DEFAULT_AXES:
@@ -321,7 +326,7 @@ class StoreSource(Source):
         endian = {"=": sys.byteorder, "|": "n/a", "<": "little", ">": "big"}[dtype.byteorder]
         positions = int(np.prod(self.shape[:-1], dtype=np.int64))
         if not self.mdio:
-            side = self.attrs if self.attrs.get("geocnn") == MARK else {}
+            side = self._sidecar
             return GridMeta(kind="numpy", format=self.fmt, sample_interval_us=side.get("sample_interval_us"),
                             sample_start_ms=float(side.get("sample_start_ms") or 0.0),
                             sample_format=str(dtype.newbyteorder("=")), endian=endian, n_traces=positions)
@@ -469,6 +474,14 @@ class StoreSource(Source):
     def label(self) -> str:
         stem = os.path.basename(self.path.rstrip("/")).rsplit(".", 1)[0]
         return f"{stem}:{self.key}" if self.key and not self.mdio else stem
+
+    @property
+    def _sidecar(self) -> dict:
+        """The attributes a geocnn output carries (a ``.npy`` sidecar's record), else none."""
+        return self.attrs if self.attrs.get("geocnn") == MARK else {}
+
+    def spacing(self) -> dict[str, tuple[float, str]]:
+        return sidecar.spacing_of(self._sidecar)
 
     def channel_label(self, axis: str, index: int) -> str:
         names = self.attrs.get("channel_names")

@@ -1,7 +1,7 @@
 """TIFF stack outputs: a contiguous OME-TIFF, filled row by row through a memory map.
 
 :meth:`TiffStackOutput.prepare` has tifffile write the whole file (header and OME metadata with the
-input's voxel size and channel names; values zero) under a temporary name; any process then writes its
+input's voxel size, channel names and class names; values zero) under a temporary name; any process then writes its
 first-axis rows (``z`` pages of a volume) through a memory map (:func:`geocnn.grids.npyout.write_mapped`),
 and :meth:`~geocnn.grids.pending.FileOutput.commit` renames it into place. tifffile, ImageJ/Fiji and
 napari open it with the voxel size kept.
@@ -9,6 +9,7 @@ napari open it with the voxel size kept.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,20 @@ from geocnn.grids.pending import FileOutput, OutputSpec, check_present, fit_wind
 from geocnn.grids.tiff import require
 
 
-def _ome_metadata(axes: tuple[str, ...], voxel: dict[str, tuple[float, str]], names: tuple[str, ...]) -> dict:
-    """tifffile's OME metadata for a geocnn output: axis letters, voxel size, channel names."""
+def _ome_metadata(axes: tuple[str, ...], voxel: dict[str, tuple[float, str]], names: tuple[str, ...] | None,
+                  class_names: tuple[str, ...]) -> dict:
+    """tifffile's OME metadata for a geocnn output: axis letters, voxel size, channel names (given, or
+    ``channel k`` when there are several), class names as the image's JSON description."""
     letters = {"channel": "C", "z": "Z", "y": "Y", "x": "X"}
     meta: dict[str, Any] = {"axes": "".join(letters.get(a, "Q") for a in axes)}
     for axis, (value, unit) in voxel.items():
         if axis in ("x", "y", "z") and unit == "µm":
             meta[f"PhysicalSize{axis.upper()}"] = value
             meta[f"PhysicalSize{axis.upper()}Unit"] = "µm"
-    if "channel" in axes:
+    if names:
         meta["Channel"] = {"Name": list(names)}
+    if class_names:
+        meta["Description"] = json.dumps({"class_names": list(class_names)})
     return meta
 
 
@@ -58,10 +63,11 @@ class TiffStackOutput(FileOutput):
         tmp = Path(attach) if attach is not None else atomic.temp_path(final)
         if attach is None:
             axes = ("channel", "z", "y", "x")[4 - len(spec.stored_shape):]
-            names = spec.channel_names or tuple(f"channel {c}" for c in range(spec.channels))
+            names = spec.channel_names or (tuple(f"channel {c}" for c in range(spec.channels))
+                                           if spec.channels > 1 else None)
             try:
                 tifffile.imwrite(tmp, shape=spec.stored_shape, dtype=dtype, ome=True,
-                                 metadata=_ome_metadata(axes, spec.like.spacing(), names))
+                                 metadata=_ome_metadata(axes, spec.like.spacing(), names, spec.class_names))
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise

@@ -134,8 +134,10 @@ class PendingSet(PendingOutput):
         tmps = attach.split("\n") if attach is not None else [None] * len(outs)
         parts: list[PendingOutput] = []
         try:
-            for out, tmp in zip(outs, tmps):
-                part = dataclasses.replace(spec, path=os.fspath(out), channels=1, split=())
+            for c, (out, tmp) in enumerate(zip(outs, tmps)):
+                names = spec.channel_names[c:c + 1] if spec.channel_names and len(spec.channel_names) == len(outs) \
+                    else None
+                part = dataclasses.replace(spec, path=os.fspath(out), channels=1, split=(), channel_names=names)
                 parts.append(OUTPUT_CLASSES[part.format.name].prepare(part, tmp))
         except BaseException:
             if attach is None:

@@ -55,11 +55,13 @@ class Job:
         """The output of this job (``layout``: a score map's shape, trace positions, sample axis...);
         one file per class with ``--split-classes``."""
         req, out = self.request, self.output
+        names = self.trained.cfg.data.class_names
+        if out.of_classes and names:  # every format's class metadata (sidecar, flag_meanings, GeoTIFF tags)
+            layout["class_names"] = tuple(names)
+            if channels is None:  # the job's own channels: bands named "labels", or by class
+                layout.setdefault("channel_names", out.band_names(tuple(names), self.channels))
         channels = self.channels if channels is None else channels
         split = out.class_numbers(channels) if req.split_classes else ()
-        names = self.trained.cfg.data.class_names
-        if out.of_classes and names:  # in the sidecar, and a netCDF's flag_meanings
-            layout["sidecar_extra"] = {"class_names": list(names), **(layout.get("sidecar_extra") or {})}
         spec = output_spec(req.out_path, self.grid, channels, out.dtype, req.force, split=split, **layout)
         if not split:
             out.check_format(spec.format, channels, req.out_path)
