@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from geocnn import device, plots
+from geocnn.grids import formats
 from geocnn.outputs import AUTO
 from geocnn.predict import runner as runners
 from geocnn.predict.dense import predict_dense
@@ -59,7 +60,7 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
     """Run one :class:`~geocnn.predict.request.PredictRequest`: load the model, open the input, plan
     the windows, run them through the model and write the output (plus its preview)."""
     trained = load_trained(request.run)
-    output = trained.cfg.task.output(request.output, trained.classes)
+    output = trained.cfg.task.output(request.output, trained.classes, formats.match(request.out_path))
     check_fits(request, trained, output)
     rt = device.setup(request.device, trained.cfg.train.amp, request.threads or trained.cfg.train.threads)
     try:
@@ -74,7 +75,7 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
         report = (predict_dense if trained.cfg.dense else predict_map)(job, model, reporter)
         report.seconds = time.perf_counter() - t0
         report.warnings = list(job.warnings)
-        if request.pictures and rt.main:
+        if request.pictures and rt.main and job.spec().format.previewed:  # miniSEED traces read back are no grid
             report.pictures = _previews(job, report.output)
         return report
     finally:
