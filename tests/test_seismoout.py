@@ -7,6 +7,7 @@ A picking model trained a few steps on the sample records predicts two stations 
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from geocnn.errors import DataError  # noqa: E402
 from geocnn.grids.grid import open_grid  # noqa: E402
 from geocnn.grids.seismoout import channel_codes  # noqa: E402
 from geocnn.grids.writer import prepare  # noqa: E402
+from geocnn.picking import peaks  # noqa: E402
 from geocnn.predict.api import predict  # noqa: E402
 from geocnn.train import train  # noqa: E402
 
@@ -105,3 +107,37 @@ def test_a_grid_that_is_not_records_is_refused(tmp_path):
     np.save(tmp_path / "g.npy", np.zeros((2, 3, 8), np.float32))
     with pytest.raises(DataError, match="lined up with one input of earthquake records"):
         prepare(tmp_path / "p.mseed", open_grid(tmp_path / "g.npy"), channels=1)
+
+
+def test_predict_writes_picks_at_the_probability_peaks(picking_run, records, predicted, cli, tmp_path):
+    npy, _ = predicted
+    probs = np.load(npy)
+    # a model trained two steps is not confident: thresholds its top half-percent of samples passes
+    thr = {ph: round(float(np.quantile(probs[k], 0.995)), 3) for ph, k in (("P", 1), ("S", 2))}
+    result = cli("predict", picking_run, records, "--out", tmp_path / "p.mseed", "--picks", tmp_path / "picks.csv",
+                 "--threshold", f"P={thr['P']},S={thr['S']}", "--min-separation", "0.3", "--threads", "1",
+                 "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "picks.csv").open()))
+    phases = {"P": 1, "S": 2}
+    expected = sorted((f"XX.{sta}", ph, int(i)) for s, sta in enumerate(("AAA.00", "BBB."))
+                      for ph, k in phases.items() for i in peaks(probs[k, s], thr[ph], 30))
+    got = sorted((r["station"], r["phase"], int(round((UTCDateTime(r["time"]) - T0) * 100))) for r in rows)
+    assert got == expected and len(got) > 0
+    for r in rows:  # each pick's probability is the trace's value at its sample
+        s, k = ("AAA.00", "BBB.").index(r["station"][3:]), phases[r["phase"]]
+        i = int(round((UTCDateTime(r["time"]) - T0) * 100))
+        assert float(r["probability"]) == pytest.approx(probs[k, s, i], abs=5e-5) and probs[k, s, i] >= thr[r["phase"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threshold", "Q=0.5"], "the model's phases are P, S"),
+    (["--threshold", "high"], "--threshold must be a number or phase=number pairs"),
+    (["--min-separation", "0"], "--min-separation must be positive"),
+    (["--output", "labels"], "--picks finds the peaks of class probabilities"),
+])
+def test_bad_pick_options_are_one_line(picking_run, records, cli, tmp_path, args, message):
+    result = cli("predict", picking_run, records, "--out", tmp_path / "p.npy", "--picks", tmp_path / "picks.csv",
+                 "--threads", "1", *args)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "picks.csv").exists() and not (tmp_path / "p.npy").exists()
