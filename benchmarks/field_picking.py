@@ -83,11 +83,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tmp", type=Path, default=None, help="work folder (default: a new temporary one)")
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for the network (e.g. train.epochs=20); repeatable")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="geocnn-bench-picking-", dir=args.tmp))
     print("# Phase picking on held-out stations: geocnn vs classic STA/LTA")
-    print(f"machine: {C.machine()}; {dt.date.today().isoformat()}; train.seed {SEED}, --threads 1")
-    run = train(load_config(CONFIG, [f"train.seed={SEED}", "train.threads=1"]), work / "run")
+    print(f"machine: {C.machine()}; {dt.date.today().isoformat()}; train.seed {SEED}, --threads 1; "
+          f"overrides: {' '.join(args.set) or 'none'}")
+    run = train(load_config(CONFIG, [f"train.seed={SEED}", "train.threads=1", *args.set]), work / "run")
     stations = open_grid(RECORDS / "*.mseed").inputs[0].stations
     keep = held_out(run, stations)
     truth = named(read_picks(str(PICKS)), stations, keep)
