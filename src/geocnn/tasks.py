@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from geocnn.errors import ConfigError
+from geocnn.grids.formats import Format
 from geocnn.metric_names import Metric, metric
 from geocnn.outputs import AUTO, LABELS, PROBABILITIES, VALUES, Output, class_labels, outputs_of
 from geocnn.schema import suggest
@@ -174,12 +175,17 @@ class Task:
         """The ``--output`` kinds that fit: class probabilities or labels, else values."""
         return outputs_of(self.classifies)
 
-    def output(self, requested: str, classes: int | None) -> Output:
-        """``--output`` resolved: auto → values, or probabilities (two classes) / labels."""
+    def output(self, requested: str, classes: int | None, fmt: Format | None = None,
+               probabilities: bool = False) -> Output:
+        """``--output`` resolved: auto → the output format's first kind that fits (miniSEED: probabilities),
+        else values, or probabilities (two classes, or when ``probabilities`` is asked for: picks) / labels."""
         if requested == AUTO:
+            held = [o for name in (fmt.outputs if fmt is not None else ()) for o in self.outputs if o.name == name]
+            if held:
+                return held[0]
             if not self.classifies:
                 return VALUES
-            return PROBABILITIES if classes == 2 else LABELS
+            return PROBABILITIES if classes == 2 or probabilities else LABELS
         fitting = {o.name: o for o in self.outputs}
         if requested not in fitting:
             raise ConfigError(f"--output {requested} does not fit a {self.name} model",

@@ -18,8 +18,9 @@ def predict_cmd(
     inputs: list[Path] = typer.Argument(..., help="Input file(s), stacked as channels as in training.",
                                         show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Output: .sgy/.segy (with the input's headers), .npy "
-                             "(+ JSON sidecar), or a .mdio/.zarr store (chunked; torchrun ranks write their "
-                             "own chunks).", show_default=False),
+                             "(+ JSON sidecar), a .mdio/.zarr store (chunked; torchrun ranks write their "
+                             "own chunks), or .mseed for earthquake records (one probability trace per station "
+                             "and class).", show_default=False),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95, metavar="<share>", help="Share of each window shared "
                                   "with its neighbours."),
     blend: str = typer.Option("gaussian", "--blend", help="Weights of overlapping windows: gaussian | linear | none."),
@@ -50,6 +51,13 @@ def predict_cmd(
     engine: str = typer.Option("torch", "--engine", help="torch | onnxruntime | auto: what runs the network "
                                "(auto: the fastest of PyTorch in both memory layouts and ONNX Runtime, measured on "
                                "this machine and cached beside the checkpoint)."),
+    picks: Path = typer.Option(None, "--picks", help="Earthquake records: also write picks, the peaks of each phase's "
+                               "probability, as CSV (station, phase, time UTC, probability) or QuakeML (.xml).",
+                               show_default=False),
+    threshold: str = typer.Option("0.5", "--threshold", help="--picks: least peak probability, one for every phase "
+                                  "(0.5) or per phase (P=0.5,S=0.4)."),
+    min_separation: float = typer.Option(0.5, "--min-separation", metavar="<seconds>", help="--picks: seconds "
+                                         "between two picks of one phase at one station (the more probable is kept)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
 ) -> None:
     """Apply a trained model to whole grids with blended sliding windows, in bounded memory.
@@ -68,13 +76,16 @@ def predict_cmd(
                              device_name=device, output=output, force=force, window=size,
                              both_orientations=both_orientations, threads=threads, mask=mask, fill_all=fill_all,
                              stride=parse_stride(stride), split_classes=split_classes,
-                             axes_map=parse_axes(axes), normalize=normalize, engine=engine)
+                             axes_map=parse_axes(axes), normalize=normalize, engine=engine, picks=picks,
+                             threshold=parse_threshold(threshold), min_separation=min_separation)
     if console.is_main_rank():
         rate = report.windows / report.seconds if report.seconds else 0.0
         written = ", ".join(map(str, report.outputs)) if len(report.outputs) > 1 else report.output
         console.out.print(f"[bold green]wrote[/] {written} ({report.windows:,} windows, {rate:,.1f} windows/s)")
         for p in report.pictures:
             console.out.print(f"preview: {p}")
+        if report.picks is not None:
+            console.out.print(f"[bold green]wrote[/] {report.picks}")
 
 
 def parse_stride(text: str | None) -> int | list[int] | dict[str, int] | None:
@@ -90,6 +101,20 @@ def parse_stride(text: str | None) -> int | list[int] | dict[str, int] | None:
         raise ConfigError(f"--stride must be a number, numbers separated by commas or axis=number pairs; got "
                           f"'{text}'", fix="e.g. --stride 4, --stride 1,4,8 or --stride inline=2,crossline=4") from None
     return steps[0] if len(steps) == 1 else steps
+
+
+def parse_threshold(text: str) -> float | dict[str, float]:
+    """``0.5`` → 0.5; ``P=0.5,S=0.4`` → {"P": 0.5, "S": 0.4} (checked against the model's phases later)."""
+    try:
+        parts = [p.strip() for p in text.split(",")]
+        if all("=" in p for p in parts):
+            return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+        if len(parts) == 1:
+            return float(parts[0])
+    except ValueError:
+        pass
+    raise ConfigError(f"--threshold must be a number or phase=number pairs; got '{text}'",
+                      fix="e.g. --threshold 0.5 or --threshold P=0.5,S=0.4")
 
 
 def parse_axes(text: str | None) -> dict[str, str] | None:

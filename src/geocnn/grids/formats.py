@@ -28,7 +28,9 @@ class Format:
     write it; ``store`` marks a chunked Zarr store (a folder, or a URL fsspec understands);
     ``members`` says a file holds named arrays (an input's ``key`` picks one); ``channels`` that an
     output holds several values per position (a SEG-Y holds one value per sample); ``header_geometry``
-    that opening it reads a header, not every trace (``geocnn summarize`` may then ask it its spacing).
+    that opening it reads a header, not every trace (``geocnn summarize`` may then ask it its spacing);
+    ``outputs`` names the ``--output`` kinds (:mod:`geocnn.outputs`) it can hold when not every kind;
+    ``previewed`` that an output read back is the prediction's grid (a preview picture is drawn from it).
     """
 
     name: str
@@ -40,6 +42,8 @@ class Format:
     anywhere: bool = False  # the suffix may be followed by others (x.sgy.1)
     channels: bool = True  # an output holds several channels per position
     header_geometry: bool = False  # shape and spacing come from a header in bounded time (no trace scan)
+    outputs: tuple[str, ...] = ()  # the --output kinds it holds, the first by default (empty: every kind)
+    previewed: bool = True  # geocnn reads an output back as the prediction's grid for its preview picture
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
@@ -54,8 +58,10 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("netcdf", (".nc", ".nc4", ".h5", ".hdf5"), "netCDF/HDF5 variable", output=True, members=True,
            header_geometry=True),
     # Earthquake records through ObsPy (geocnn.grids.waveforms); format: seismo reads names without these suffixes.
+    # Written as miniSEED probability traces, one per station and class (geocnn.grids.seismoout).
     Format("seismo", (".mseed", ".miniseed", ".ms", ".sac", ".gse2"),
-           "earthquake records ObsPy reads (miniSEED, SAC, GSE2; a file, a folder or a glob)", output=False),
+           "earthquake records ObsPy reads (miniSEED, SAC, GSE2; a file, a folder or a glob)", output=True,
+           outputs=("probabilities",), previewed=False),
 )}
 
 

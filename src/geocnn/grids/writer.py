@@ -11,7 +11,8 @@ Writing is split in three steps so that prediction can write slab by slab, and s
 
 The formats (:data:`OUTPUT_CLASSES`): SEG-Y with the source's headers (:mod:`geocnn.grids.segyout`),
 ``.npy`` with a JSON sidecar (:mod:`geocnn.grids.npyout`), ``.mdio``/``.zarr`` stores
-(:mod:`geocnn.grids.storeout`), netCDF with the input's coordinates (:mod:`geocnn.grids.netcdfout`); and a :class:`PendingSet` writes one file per class of any of them.
+(:mod:`geocnn.grids.storeout`), netCDF with the input's coordinates (:mod:`geocnn.grids.netcdfout`), miniSEED probability traces
+of earthquake records (:mod:`geocnn.grids.seismoout`); and a :class:`PendingSet` writes one file per class of any of them.
 
 Example
 -------
@@ -41,6 +42,7 @@ from geocnn.grids.netcdfout import NetcdfOutput
 from geocnn.grids.npyout import NpyOutput
 from geocnn.grids.pending import OutputSpec, PendingOutput, output_spec
 from geocnn.grids.segyout import SegyOutput
+from geocnn.grids.seismoout import SeismoOutput
 from geocnn.grids.sidecar import path_for as sidecar_path
 from geocnn.grids.storeout import StoreOutput
 from geocnn.grids.tiff import output_family
@@ -66,6 +68,7 @@ OUTPUT_CLASSES: dict[str, type[PendingOutput] | type[TiffOutput]] = {
     "zarr": StoreOutput,
     "tiff": TiffOutput,
     "netcdf": NetcdfOutput,
+    "seismo": SeismoOutput,
 }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from geocnn import device, plots
+from geocnn.grids import formats
 from geocnn.outputs import AUTO
 from geocnn.predict import runner as runners
 from geocnn.predict.dense import predict_dense
@@ -29,14 +30,18 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             pictures: bool = True, threads: int | None = None, mask: str | Path | None = None,
             fill_all: bool = False, reporter: Reporter = SILENT,
             stride: int | Sequence[int] | Mapping[str, int] | None = None, split_classes: bool = False,
-            axes: Mapping[str, str] | None = None, normalize: str = "run", engine: str = "torch") -> Report:
+            axes: Mapping[str, str] | None = None, normalize: str = "run", engine: str = "torch",
+            picks: str | Path | None = None, threshold: float | Mapping[str, float] = 0.5,
+            min_separation: float = 0.5) -> Report:
     """Apply a trained model to whole grids and write the result (see :mod:`geocnn.predict`).
 
     ``stride`` (patch/trace models): map step per grid axis — one number for every axis, one
     per axis in grid order, or ``{axis: step}``. ``split_classes``: one output per class
     (``NAME.class-K.sgy``/``.npy``). ``axes``: input axis → training patch axis, for a section
     model on a 2D line (``{"trace": "crossline"}``). ``normalize="input"``: normalise with the
-    input's own statistics instead of the training data's. ``engine``: what runs the network
+    input's own statistics instead of the training data's. ``picks`` (earthquake records): also write
+    the peaks of each phase's probability at or above ``threshold`` (one, or ``{phase: value}``), at
+    least ``min_separation`` seconds apart, as a CSV or QuakeML pick list (:mod:`geocnn.picking`). ``engine``: what runs the network
     (:mod:`geocnn.predict.engines`: ``torch``, ``onnxruntime`` or ``auto``). Sanity checks on the input's amplitudes
     are logged as warnings and listed in :attr:`Report.warnings`.
 
@@ -51,7 +56,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
                              both_orientations=both_orientations, mask=mask, fill_all=fill_all,
                              split_classes=split_classes, axes=axes or {}, device=device_name, threads=threads,
                              batch_size=batch_size, force=force, pictures=pictures, normalize=normalize,
-                             engine=engine)
+                             engine=engine, picks=picks, threshold=threshold, min_separation=min_separation)
     return apply(request, reporter)
 
 
@@ -59,7 +64,8 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
     """Run one :class:`~geocnn.predict.request.PredictRequest`: load the model, open the input, plan
     the windows, run them through the model and write the output (plus its preview)."""
     trained = load_trained(request.run)
-    output = trained.cfg.task.output(request.output, trained.classes)
+    output = trained.cfg.task.output(request.output, trained.classes, formats.match(request.out_path),
+                                     probabilities=request.picks is not None)  # picks are found in them
     check_fits(request, trained, output)
     rt = device.setup(request.device, trained.cfg.train.amp, request.threads or trained.cfg.train.threads)
     try:
@@ -74,7 +80,7 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
         report = (predict_dense if trained.cfg.dense else predict_map)(job, model, reporter)
         report.seconds = time.perf_counter() - t0
         report.warnings = list(job.warnings)
-        if request.pictures and rt.main:
+        if request.pictures and rt.main and job.spec().format.previewed:  # miniSEED traces read back are no grid
             report.pictures = _previews(job, report.output)
         return report
     finally:

@@ -18,10 +18,11 @@ import numpy as np
 from geocnn.grids.grid import Grid
 from geocnn.grids.pending import PendingOutput
 from geocnn.patches import PatchGeometry, WindowPlan
+from geocnn.picking import Picker
 from geocnn.predict import blend
 from geocnn.predict.blend import Merger, Released
 from geocnn.predict.fill import KeptRows
-from geocnn.predict.job import Job, Report
+from geocnn.predict.job import Job, Report, picker_for
 from geocnn.predict.plan import ahead, dense_plans, merged_windows, orientations, rank_rows
 from geocnn.predict.runner import Read, Runner
 from geocnn.predict.shared import shared_output
@@ -37,6 +38,7 @@ class RowSink:
     merger: Merger
     live: np.ndarray | None  # dead traces written as zeros (None: none dead, or a fill fills them)
     kept: KeptRows | None  # the input's live traces, written back as read
+    picker: Picker | None = None  # --picks: the peaks of the released probability rows
 
     def keep(self, origin: tuple[int, ...], block: np.ndarray | None) -> None:
         if self.kept is not None and block is not None:
@@ -54,6 +56,8 @@ class RowSink:
         values = self.merger.host(values)
         if self.kept is not None:
             values = self.job.fill.compose(first, values, self.kept.take(first, n))
+        if self.picker is not None:
+            self.picker.add(first, np.asarray(values))
         self.pending.write_rows(first, values)
         return True
 
@@ -66,7 +70,8 @@ def predict_dense(job: Job, runner: Runner, reporter: Reporter) -> Report:
     with shared_output(job.spec(), job.rt) as pending:
         rows = rank_rows(grid.shape[0], job.rt, pending.row_block)
         merger = blend.merger_for(job.rt.device, grid.shape, job.scores, plans, rows)
-        sink = RowSink(job, pending, merger, grid.live() if job.fill is None else None, _kept(job, merger))
+        sink = RowSink(job, pending, merger, grid.live() if job.fill is None else None, _kept(job, merger),
+                       picker_for(job))
         total = sum(p.count(rows) for p in plans)
         task = reporter.task("predict", total=total, unit="window")
         try:
@@ -83,7 +88,8 @@ def predict_dense(job: Job, runner: Runner, reporter: Reporter) -> Report:
             sink.write(merger.finalize())
         finally:
             task.close()
-    return Report(Path(pending.path), total, merger.nbytes, 0.0, [], pending.paths)
+    picks = sink.picker.write(req.picks, req.force) if sink.picker is not None and job.rt.main else None
+    return Report(Path(pending.path), total, merger.nbytes, 0.0, [], pending.paths, picks=picks)
 
 
 def _kept(job: Job, merger: Merger) -> KeptRows | None:

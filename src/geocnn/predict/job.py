@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from geocnn import device, sanity
-from geocnn.errors import ConfigError
+from geocnn.errors import ConfigError, DataError
 from geocnn.grids.grid import Grid, open_stack
 from geocnn.grids.normalize import estimate
 from geocnn.grids.pending import OutputSpec, output_spec
+from geocnn.grids.waveforms import WaveformSource
 from geocnn.outputs import Output
 from geocnn.patches import PatchGeometry
+from geocnn.picking import Picker, thresholds
 from geocnn.predict.fill import TraceFill, trace_fill
 from geocnn.predict.plan import geometry
 from geocnn.predict.request import PredictRequest
@@ -73,6 +76,14 @@ def check_fits(request: PredictRequest, trained: Trained, output: Output) -> Non
     if request.stride is not None and trained.cfg.dense:
         raise ConfigError("--stride applies to patch/trace models (one score per window); this model answers "
                           "every sample", fix="leave --stride out (use --overlap for dense models)")
+    if request.picks is not None and not trained.cfg.dense:
+        raise ConfigError("--picks finds peaks in probability traces of a dense model (one probability per sample)",
+                          fix="leave --picks out for patch/trace models")
+    if request.picks is not None and not output.probability:
+        raise ConfigError(f"--picks finds the peaks of class probabilities; this prediction writes {output.name}",
+                          fix="pass --output probabilities (a picking model's probabilities)")
+    if request.picks is not None:
+        thresholds(request.threshold, [n for n in _phase_names(trained, range(trained.classes or 0)) if n])
     if request.split_classes and not output.per_class:
         raise ConfigError("--split-classes writes one file of probabilities per class",
                           fix="use it with --output probabilities on a classifying model")
@@ -95,6 +106,29 @@ def open_job(request: PredictRequest, trained: Trained, output: Output, rt: devi
     return Job(request, trained, output, grid, patch_axes, geom, score_channels(trained, size), fill, rt, warnings)
 
 
+def picker_for(job: Job) -> Picker | None:
+    """What picks the released probability rows for ``--picks`` (None without it): every class but
+    class 0 (noise) is a phase named by its class name."""
+    req = job.request
+    if req.picks is None:
+        return None
+    if job.rt.distributed:
+        raise ConfigError("--picks collects the picks of every station in one process",
+                          fix="run geocnn predict without torchrun to write picks")
+    sources = job.grid.inputs
+    if len(sources) != 1 or not isinstance(sources[0], WaveformSource):
+        raise DataError("--picks needs one input of earthquake records (miniSEED, SAC ... read through ObsPy)",
+                        where=", ".join(map(str, req.inputs)), fix="leave --picks out for other grids")
+    phases = _phase_names(job.trained, job.output.class_numbers(job.channels))
+    return Picker(sources[0], phases, thresholds(req.threshold, [p for p in phases if p]), req.min_separation)
+
+
+def _phase_names(trained: Trained, classes: Iterable[int]) -> tuple[str | None, ...]:
+    """The phase each class is (its class name; None for class 0, noise)."""
+    names = tuple(trained.cfg.data.class_names or ())
+    return tuple(None if k == 0 else (names[k] if k < len(names) else f"class {k}") for k in classes)
+
+
 @dataclass
 class Report:
     """What a prediction did (for the CLI, tests and benchmarks)."""
@@ -106,6 +140,7 @@ class Report:
     pictures: list[Path]
     outputs: list[Path] = dataclasses.field(default_factory=list)  # every file written (one per class if split)
     warnings: list[str] = dataclasses.field(default_factory=list)  # the input sanity checks that fired
+    picks: Path | None = None  # the pick list written (--picks)
 
 
 def normalized_on(trained: Trained, grid: Grid) -> Trained:

@@ -60,6 +60,9 @@ class PredictRequest:
     pictures: bool = True  # write <out>.preview.png
     normalize: NormalizeFrom = "run"  # input: the input's own statistics (a model pretrained on other amplitudes)
     engine: str = "torch"  # what runs the network: geocnn.predict.engines.ENGINES
+    picks: str | Path | None = None  # earthquake records: a pick list (CSV, or QuakeML .xml) of the probabilities' peaks
+    threshold: float | Mapping[str, float] = 0.5  # --picks: a phase's least peak probability (one, or per phase)
+    min_separation: float = 0.5  # --picks: seconds between two picks of one phase at one station
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -88,6 +91,10 @@ class PredictRequest:
         for name, value in (("--batch-size", self.batch_size), ("--threads", self.threads)):
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
+        if self.picks is not None:
+            atomic.check_new(self.picks, self.force)  # before any work
+        if self.min_separation <= 0:
+            raise ConfigError(f"--min-separation must be positive, got {self.min_separation} s")
         if self.window is not None and min(self.window, default=0) < 1:
             raise ConfigError(f"--window sizes must be at least 1, got {','.join(map(str, self.window))}")
 

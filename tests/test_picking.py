@@ -1,0 +1,96 @@
+"""Picks from known probability traces are exact; pick lists round-trip through CSV and QuakeML; scores count.
+
+Records of two stations at 100 Hz start at T0, so sample i is T0 + i/100 s and every expected pick is
+written as sample numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+obspy = pytest.importorskip("obspy")
+from obspy import Stream, Trace, UTCDateTime  # noqa: E402
+
+from geocnn.errors import ConfigError, DataError  # noqa: E402
+from geocnn.grids.grid import open_grid  # noqa: E402
+from geocnn.grids.waveforms import WaveformSource  # noqa: E402
+from geocnn.picking import Pick, Picker, peaks, score, thresholds  # noqa: E402
+
+T0 = UTCDateTime("2024-03-01T10:00:00")
+N = 2000
+
+
+def bump(n: int, centre: int, height: float, sigma: float = 5.0) -> np.ndarray:
+    return height * np.exp(-0.5 * ((np.arange(n) - centre) / sigma) ** 2)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> WaveformSource:
+    folder = tmp_path_factory.mktemp("records")
+    for sta in ("AAA", "BBB"):
+        Stream([Trace(np.zeros(N, np.int32), header={"network": "XX", "station": sta, "channel": "HH" + c,
+                                                      "starttime": T0, "sampling_rate": 100.0})
+                for c in "ZNE"]).write(str(folder / f"{sta}.mseed"), format="MSEED")
+    (src,) = open_grid(folder).inputs
+    return src
+
+
+def test_peaks_of_a_known_trace():
+    p = bump(N, 300, 0.9) + bump(N, 330, 0.7) + bump(N, 800, 0.45) + bump(N, 1200, 0.6)
+    assert peaks(p, 0.5, 50).tolist() == [300, 1200]  # 330 is within 0.5 s of a higher one; 800 is below
+    assert peaks(p, 0.5, 10).tolist() == [300, 330, 1200]
+    assert peaks(p, 0.4, 50).tolist() == [300, 800, 1200]
+    plateau = np.zeros(50)
+    plateau[10:14] = 0.8
+    plateau[30] = 0.8
+    assert peaks(plateau, 0.5, 25).tolist() == [10]  # a plateau's first sample; the earlier one on a tie
+    assert peaks(np.zeros(0), 0.5, 5).tolist() == []
+
+
+def test_picker_writes_exact_times_as_csv_and_quakeml(source, tmp_path):
+    probs = np.zeros((3, 2, N), np.float32)  # noise, P, S
+    probs[1, 0] = bump(N, 250, 0.95)
+    probs[2, 0] = bump(N, 437, 0.8)
+    probs[1, 1] = bump(N, 1999, 0.7, 1)  # the last sample
+    probs[0] = 1 - probs[1] - probs[2]  # noise is never picked
+    picker = Picker(source, (None, "P", "S"), thresholds(0.5, ["P", "S"]), 0.5)
+    picker.add(0, probs[:, :1])
+    picker.add(1, probs[:, 1:])
+    rows = list(csv.DictReader(picker.write(tmp_path / "picks.csv").open()))
+    assert [(r["station"], r["phase"], r["time"], r["probability"]) for r in rows] == [
+        ("XX.AAA.", "P", "2024-03-01T10:00:02.500000Z", "0.9500"),
+        ("XX.AAA.", "S", "2024-03-01T10:00:04.370000Z", "0.8000"),
+        ("XX.BBB.", "P", "2024-03-01T10:00:19.990000Z", "0.7000")]
+    cat = obspy.read_events(str(picker.write(tmp_path / "picks.xml")))
+    got = sorted((p.waveform_id.station_code, p.phase_hint, p.time) for p in cat[0].picks)
+    assert got == [("AAA", "P", T0 + 2.5), ("AAA", "S", T0 + 4.37), ("BBB", "P", T0 + 19.99)]
+
+
+def test_thresholds_per_phase():
+    assert thresholds(0.3, ["P", "S"]) == {"P": 0.3, "S": 0.3}
+    assert thresholds({"S": 0.4, "P": 0.6}, ["P", "S"]) == {"P": 0.6, "S": 0.4}
+    with pytest.raises(ConfigError, match="the model's phases are P, S"):
+        thresholds({"P": 0.5}, ["P", "S"])
+    with pytest.raises(ConfigError, match=r"in \(0, 1\]"):
+        thresholds(1.5, ["P"])
+
+
+def test_scores_match_nearest_first_within_the_tolerance():
+    ns = 1_000_000_000
+    ref = [Pick("A", "P", 10 * ns), Pick("A", "P", 20 * ns), Pick("B", "P", 10 * ns), Pick("A", "S", 15 * ns)]
+    pred = [Pick("A", "P", 10 * ns + ns // 10), Pick("A", "P", 10 * ns - ns // 20),  # two near one reference
+            Pick("A", "P", 21 * ns),  # outside 0.5 s
+            Pick("C", "P", 10 * ns)]  # another station
+    s = score(pred, ref, "P", 0.5)
+    assert (s.true_positives, s.predicted, s.reference) == (1, 4, 3)
+    assert s.residuals == (-0.05,)  # the nearer one
+    assert (s.precision, s.recall) == (0.25, 1 / 3) and s.f1 == pytest.approx(2 / 7)
+    assert s.residual_mean == -0.05 and s.residual_std == 0.0
+    empty = score([], ref, "S", 0.5)
+    assert (empty.recall, empty.f1) == (0.0, 0.0) and math.isnan(empty.precision) and math.isnan(empty.residual_mean)
+    with pytest.raises(DataError, match="tolerance must be positive"):
+        score(pred, ref, "P", 0)

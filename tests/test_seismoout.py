@@ -1,0 +1,143 @@
+"""miniSEED probability traces: read back by ObsPy with the input's codes, start time and rate, values equal
+to the ``.npy`` prediction of the same run; the channel code rule; what a miniSEED output refuses.
+
+A picking model trained a few steps on the sample records predicts two stations written here by ObsPy:
+``XX.AAA.00`` starting at T0 and ``XX.BBB.`` starting 0.5 s later (the grid's sample 0 is T0).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+obspy = pytest.importorskip("obspy")
+from obspy import Stream, Trace, UTCDateTime  # noqa: E402
+
+from geocnn.config import load_config  # noqa: E402
+from geocnn.errors import DataError  # noqa: E402
+from geocnn.grids.grid import open_grid  # noqa: E402
+from geocnn.grids.seismoout import channel_codes  # noqa: E402
+from geocnn.grids.writer import prepare  # noqa: E402
+from geocnn.picking import peaks  # noqa: E402
+from geocnn.predict.api import predict  # noqa: E402
+from geocnn.train import train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = UTCDateTime("2024-03-01T10:00:00")
+N = 1200
+
+
+@pytest.fixture(scope="module")
+def picking_run(tmp_path_factory) -> Path:
+    few = ["train.max_steps=2", "train.batch_size=4", "data.sampling.patches_per_epoch=8",
+           "data.sampling.val_patches=4", "train.examples=0", "train.threads=1"]
+    return train(load_config(ROOT / "configs" / "picking_mseed.yaml", few), tmp_path_factory.mktemp("run") / "run")
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("records")
+    rng = np.random.default_rng(0)
+    for sta, loc, delay in (("AAA", "00", 0.0), ("BBB", "", 0.5)):
+        Stream([Trace(rng.normal(0, 100, N).astype(np.int32),
+                      header={"network": "XX", "station": sta, "location": loc, "channel": "HH" + c,
+                              "starttime": T0 + delay, "sampling_rate": 100.0})
+                for c in "ZNE"]).write(str(folder / f"{sta}.mseed"), format="MSEED")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def predicted(picking_run, records, tmp_path_factory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("out")
+    kw = {"device_name": "cpu", "threads": 1}
+    npy = predict(picking_run, [records], out / "probs.npy", output="probabilities", **kw).output
+    mseed = predict(picking_run, [records], out / "probs.mseed", **kw).output  # auto: probabilities
+    return npy, mseed
+
+
+def test_traces_carry_the_input_codes_start_and_rate(predicted):
+    _, mseed = predicted
+    stream = obspy.read(str(mseed))
+    assert sorted(tr.id for tr in stream) == sorted(f"XX.{sta}.{ch}" for sta in ("AAA.00", "BBB.")
+                                                    for ch in ("XXN", "XXP", "XXS"))
+    for tr in stream:
+        assert tr.stats.starttime == T0 and tr.stats.sampling_rate == 100.0
+        assert tr.stats.npts == N + 50 and tr.data.dtype == np.float32  # BBB ends 0.5 s after AAA
+        assert tr.stats.mseed.encoding == "FLOAT32"
+    assert not list(mseed.parent.glob(".*geocnn-tmp*"))  # nothing left beside it
+
+
+def test_values_equal_the_npy_prediction(predicted):
+    npy, mseed = predicted
+    probs = np.load(npy)  # (class, station, sample)
+    assert probs.shape == (3, 2, N + 50)
+    stream = obspy.read(str(mseed))
+    for s, sta in enumerate(("AAA", "BBB")):
+        for k, ch in enumerate(("XXN", "XXP", "XXS")):
+            (tr,) = stream.select(station=sta, channel=ch)
+            np.testing.assert_array_equal(tr.data, probs[k, s])
+        total = sum(tr.data.astype(np.float64) for tr in stream.select(station=sta))
+        np.testing.assert_allclose(total, 1.0, atol=1e-5)  # noise, P and S of a sample sum to one
+
+
+def test_channel_code_rule():
+    assert channel_codes(("noise", "P", "S"), (0, 1, 2)) == ("XXN", "XXP", "XXS")
+    assert channel_codes(("noise", "event"), (1,)) == ("XXE",)
+    assert channel_codes(("P", "Pn", "S"), (0, 1, 2)) == ("XX0", "XX1", "XX2")  # first letters clash
+    assert channel_codes((), (0, 1)) == ("XX0", "XX1")
+    with pytest.raises(DataError, match="11 classes"):
+        channel_codes(tuple(f"p{k}" for k in range(11)), tuple(range(11)))
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("probs.sac", {}, "one SAC or GSE2 file holds one trace"),
+    ("probs.mseed", {"output": "labels"}, "holds probabilities, not labels"),
+    ("probs.mseed", {"split_classes": True}, "leave --split-classes out"),
+])
+def test_what_a_miniseed_output_refuses(picking_run, records, tmp_path, name, options, message):
+    with pytest.raises(DataError, match=message):
+        predict(picking_run, [records], tmp_path / name, device_name="cpu", threads=1, **options)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_grid_that_is_not_records_is_refused(tmp_path):
+    np.save(tmp_path / "g.npy", np.zeros((2, 3, 8), np.float32))
+    with pytest.raises(DataError, match="lined up with one input of earthquake records"):
+        prepare(tmp_path / "p.mseed", open_grid(tmp_path / "g.npy"), channels=1)
+
+
+def test_predict_writes_picks_at_the_probability_peaks(picking_run, records, predicted, cli, tmp_path):
+    npy, _ = predicted
+    probs = np.load(npy)
+    # a model trained two steps is not confident: thresholds its top half-percent of samples passes
+    thr = {ph: round(float(np.quantile(probs[k], 0.995)), 3) for ph, k in (("P", 1), ("S", 2))}
+    result = cli("predict", picking_run, records, "--out", tmp_path / "p.mseed", "--picks", tmp_path / "picks.csv",
+                 "--threshold", f"P={thr['P']},S={thr['S']}", "--min-separation", "0.3", "--threads", "1",
+                 "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "picks.csv").open()))
+    phases = {"P": 1, "S": 2}
+    expected = sorted((f"XX.{sta}", ph, int(i)) for s, sta in enumerate(("AAA.00", "BBB."))
+                      for ph, k in phases.items() for i in peaks(probs[k, s], thr[ph], 30))
+    got = sorted((r["station"], r["phase"], int(round((UTCDateTime(r["time"]) - T0) * 100))) for r in rows)
+    assert got == expected and len(got) > 0
+    for r in rows:  # each pick's probability is the trace's value at its sample
+        s, k = ("AAA.00", "BBB.").index(r["station"][3:]), phases[r["phase"]]
+        i = int(round((UTCDateTime(r["time"]) - T0) * 100))
+        assert float(r["probability"]) == pytest.approx(probs[k, s, i], abs=5e-5) and probs[k, s, i] >= thr[r["phase"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threshold", "Q=0.5"], "the model's phases are P, S"),
+    (["--threshold", "high"], "--threshold must be a number or phase=number pairs"),
+    (["--min-separation", "0"], "--min-separation must be positive"),
+    (["--output", "labels"], "--picks finds the peaks of class probabilities"),
+])
+def test_bad_pick_options_are_one_line(picking_run, records, cli, tmp_path, args, message):
+    result = cli("predict", picking_run, records, "--out", tmp_path / "p.npy", "--picks", tmp_path / "picks.csv",
+                 "--threads", "1", *args)
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "picks.csv").exists() and not (tmp_path / "p.npy").exists()
