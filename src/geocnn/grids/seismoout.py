@@ -66,7 +66,7 @@ def _records(like_inputs: tuple[Any, ...], where: str) -> WaveformSource:
 
 def _written_classes(spec: OutputSpec) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """Class names of the run and the class each written channel holds: every class, or P(class 1) of two."""
-    names = tuple(spec.sidecar_extra.get("class_names") or ())
+    names = tuple(spec.class_names)
     k = len(names)
     if spec.channels == 1 and k == 2:
         return names, (1,)
