@@ -43,6 +43,7 @@ def test_the_sample_survey_noise_is_measured_from_the_noisy_file_alone():
     assert (m.extent("inline"), m.extent("crossline"), m.extent("sample")) == (1, 1, 4)
 
 
+@pytest.mark.slow
 def test_a_differently_generated_cube_is_measured_as_well():
     cube = fault_cube(FaultCubeSpec(shape=(48, 48, 128), snr_db=(2.0, 2.0)), np.random.default_rng(2024))
     m = measure_lines(lines_of(cube.noisy))
@@ -60,6 +61,7 @@ def test_white_noise_is_uncorrelated_everywhere():
     assert auto_shape(m, ("trace", "sample"))[0].to_config() == [1, 1]
 
 
+@pytest.mark.slow
 def test_noise_without_signal_reads_low_across_traces():
     """The far-trace prediction also fits some noise: with no signal to fit, lag 1 reads 0.37 for 0.5
     (with signal, 0.47): still above the 1/3 that hides a trace on each side."""

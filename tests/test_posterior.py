@@ -205,6 +205,7 @@ def test_residual_covariance_is_the_mean_product_of_shifted_samples():
 
 # ----------------------------------------------------------------------------- the noise level
 
+@pytest.mark.slow
 def test_the_noise_share_is_measured_from_the_noisy_cube_alone():
     cube = fault_cube(FaultCubeSpec(shape=(48, 48, 128), snr_db=(2.0, 2.0), noise_corr=(0.5, 0.5)),
                       np.random.default_rng(2024))

@@ -72,6 +72,7 @@ def _train(name: str, folder: Path, *overrides: str) -> Path:
     return train(load_config(CONFIGS / f"{name}.yaml", [*TINY, *overrides]), folder / name)
 
 
+@pytest.mark.slow
 def test_landcover_example_trains_and_predicts_a_geotiff_on_the_scene(tmp_path):
     rasterio = pytest.importorskip("rasterio", reason="the geocnn[geo] extra (rasterio) is not installed")
     from geocnn.predict import predict
@@ -97,6 +98,7 @@ def test_landcover_example_trains_and_predicts_a_geotiff_on_the_scene(tmp_path):
     assert (p.data.argmax(axis=0)[~outside] == labels[~outside]).all()
 
 
+@pytest.mark.slow
 def test_pores_example_trains_and_predicts_an_ome_tiff_with_the_voxel_size(tmp_path):
     from geocnn.predict import predict
 
