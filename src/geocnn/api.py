@@ -38,6 +38,7 @@ from geocnn.grids import sidecar
 from geocnn.grids.coords import NUMBERED, SAMPLE, numbers_of, sample_axis_of
 from geocnn.grids.grid import Grid, open_grid
 from geocnn.grids.spec import InputSpec
+from geocnn.outputs import AUTO
 from geocnn.progress import SILENT, Reporter, RichReporter
 from geocnn.runs import metrics_log
 from geocnn.runs.folder import CONFIG_FILE
@@ -362,8 +363,7 @@ def predict(run: PathLike, inputs: Any, out: PathLike | None = None, *, axes: Se
 def _check_fits_in_memory(run: Path, files: list[Any], out: Path, options: dict[str, Any],
                           max_bytes: int | None) -> None:
     """Refuse a prediction meant for memory that would not fit, from the input's header and the model."""
-    from geocnn.outputs import AUTO  # with the predict package: torch
-    from geocnn.predict.job import largest_output_bytes
+    from geocnn.predict.job import largest_output_bytes  # the predict package imports torch
     from geocnn.predict.request import PredictRequest
     from geocnn.predict.trained import load_trained
 
