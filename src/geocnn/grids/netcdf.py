@@ -34,7 +34,7 @@ from geocnn.grids.npyfile import check_dtype
 from geocnn.grids.sidecar import MARK
 from geocnn.grids.sources import DEFAULT_AXES, GridMeta, Source
 from geocnn.grids.spec import InputSpec
-from geocnn.grids.stores import MAX_CHUNK_BYTES, MAX_POSITIONS, MAX_SAMPLES, MissingExtra
+from geocnn.grids.stores import MAX_CHUNK_BYTES, MissingExtra, check_traces
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,7 @@ def check_declared(path: str) -> None:
 def check_sizes(shape: tuple[int, ...], chunks: tuple[int, ...] | None, itemsize: int, where: str) -> None:
     """The bounds of a Zarr store (:func:`geocnn.grids.stores.check_sizes`) on a variable's declared
     trace positions, samples per trace and bytes per chunk (a contiguous variable has no chunks)."""
-    positions = int(np.prod(shape[:-1], dtype=object))  # Python integers: no overflow
-    if positions > MAX_POSITIONS:
-        raise DataError(f"declares {positions:,} trace positions ({' × '.join(map(str, shape[:-1]))}), more than "
-                        f"geocnn handles ({MAX_POSITIONS:,})", where=where, fix="read a part of it (a smaller file)")
-    if shape and shape[-1] > MAX_SAMPLES:
-        raise DataError(f"declares {shape[-1]:,} samples per trace, more than geocnn handles ({MAX_SAMPLES:,})",
-                        where=where, fix="check the axis order (samples last), or split the traces")
+    check_traces(shape, where, smaller="a smaller file")
     if chunks is not None and int(np.prod(chunks, dtype=object)) * itemsize > MAX_CHUNK_BYTES:
         raise DataError(f"declares chunks of {' × '.join(map(str, chunks))} values, more than geocnn decodes "
                         f"({MAX_CHUNK_BYTES >> 20} MiB each)", where=where, fix="rechunk it (nccopy -c)")

@@ -222,16 +222,22 @@ def is_mdio(node: Any) -> bool:
     return "apiVersion" in attrs and "defaultVariableName" in (attrs.get("attributes") or {})
 
 
-def check_sizes(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, where: str) -> None:
-    """Refuse declared sizes geocnn cannot hold before anything is allocated (a store's chunks may be
-    missing, so its size on disk says nothing about what it declares)."""
+def check_traces(shape: tuple[int, ...], where: str, smaller: str = "a smaller store") -> None:
+    """Refuse a declared grid of more trace positions or samples per trace than geocnn handles, before
+    anything is allocated (stores and netCDF variables: ``smaller`` names what to read instead)."""
     positions = int(np.prod(shape[:-1], dtype=object))  # Python integers: no overflow
     if positions > MAX_POSITIONS:
         raise DataError(f"declares {positions:,} trace positions ({' × '.join(map(str, shape[:-1]))}), more than "
-                        f"geocnn handles ({MAX_POSITIONS:,})", where=where, fix="read a part of it (a smaller store)")
+                        f"geocnn handles ({MAX_POSITIONS:,})", where=where, fix=f"read a part of it ({smaller})")
     if shape and shape[-1] > MAX_SAMPLES:
         raise DataError(f"declares {shape[-1]:,} samples per trace, more than geocnn handles ({MAX_SAMPLES:,})",
                         where=where, fix="check the axis order (samples last), or split the traces")
+
+
+def check_sizes(shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, where: str) -> None:
+    """Refuse declared sizes geocnn cannot hold before anything is allocated (a store's chunks may be
+    missing, so its size on disk says nothing about what it declares)."""
+    check_traces(shape, where)
     count = int(np.prod([-(-n // c) for n, c in zip(shape, chunks)], dtype=object))
     if count > MAX_CHUNKS:
         raise DataError(f"declares {count:,} chunks of {' × '.join(map(str, chunks))} values, more than geocnn "
