@@ -139,8 +139,7 @@ def trace(model: torch.nn.Module, cfg: Config,
         log.warning("dynamic spatial sizes refused by torch.export (%s); exporting the patch size only", first)
     sizes = [AxisSizes(s.axis, p, None, "torch.export could not keep it dynamic")
              for s, p in zip(sizes, cfg.patch)]
-    x = example_input(cfg, sizes, batch=2)
-    return _export_program(model, x, {0: torch.export.Dim("batch", min=1)}), sizes
+    return trace_fixed(model, example_input(cfg, sizes, batch=2)), sizes
 
 
 def trace_fixed(model: torch.nn.Module, x: torch.Tensor) -> torch.export.ExportedProgram:

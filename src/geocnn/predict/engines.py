@@ -25,6 +25,7 @@ ring buffers, outputs and ranks are the same path whatever the engine.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -87,7 +88,12 @@ class Context:
     rt: device.Runtime
     window: tuple[int, ...]
     batch: int
-    model: torch.nn.Module  # the network with the checkpoint's weights, in eval mode, on the CPU (any layout)
+    model: torch.nn.Module  # the network with the checkpoint's weights, in eval mode, placed in the run's layout
+
+    @functools.cached_property
+    def digest(self) -> str:
+        """The checkpoint's hash, read once (the graph's name and the choice's key both carry it)."""
+        return checkpoint_hash(self.trained.path)
 
 
 def choose(engine: str, ctx: Context) -> Candidate:
@@ -95,17 +101,17 @@ def choose(engine: str, ctx: Context) -> Candidate:
     spec = ctx.trained.cfg.model
     run_layout = device.placement(ctx.rt, spec.dims, ctx.trained.cfg.train.channels_last)
     if engine == "torch":
-        return _torch(ctx, run_layout)
+        return _torch(ctx, run_layout, own_copy=False)
     if engine == "onnxruntime":
         return _onnxruntime(ctx, strict=True)
-    candidates = [_torch(ctx, run_layout)]
+    candidates = [_torch(ctx, run_layout, own_copy=False)]
     if ctx.rt.device.type != "cpu":
         log.info("engine auto: PyTorch on %s (ONNX Runtime's CPU provider and layout timing are for CPUs)",
                  ctx.rt.device)
         return candidates[0]
     if spec.dims in (2, 3):
         other = device.Placement(run_layout.device, not run_layout.channels_last, spec.dims)
-        candidates.append(_torch(ctx, other))
+        candidates.append(_torch(ctx, other, own_copy=True))
     ort = _onnxruntime(ctx, strict=False)
     if ort is not None:
         candidates.append(ort)
@@ -114,10 +120,13 @@ def choose(engine: str, ctx: Context) -> Candidate:
 
 # ----------------------------------------------------------------------------- candidates
 
-def _torch(ctx: Context, place: device.Placement) -> Candidate:
-    """PyTorch (mixed precision where the run's device uses it), in ``place``'s layout."""
-    fmt = device.memory_format(place.dims) if place.channels_last else torch.contiguous_format
-    model = copy.deepcopy(ctx.model).to(memory_format=fmt).to(place.device)  # each layout its own weights
+def _torch(ctx: Context, place: device.Placement, own_copy: bool) -> Candidate:
+    """PyTorch (mixed precision where the run's device uses it), in ``place``'s layout: the network as
+    placed, or (``own_copy``, another layout) a copy whose weights are converted to it."""
+    model = ctx.model
+    if own_copy:
+        fmt = device.memory_format(place.dims) if place.channels_last else torch.contiguous_format
+        model = copy.deepcopy(model).to(memory_format=fmt).to(place.device)
     rt = ctx.rt
 
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -196,7 +205,7 @@ def _graph(ctx: Context) -> Path:
     except ImportError as exc:
         raise _NotHere(f"the package '{exc.name}' is not installed", "pip install 'geocnn[export]'") from None
     versions = f"torch{torch.__version__.split('+')[0]}-ort{onnxruntime.__version__}"
-    name = f"{checkpoint_hash(ctx.trained.path)}-{'x'.join(map(str, ctx.window))}-{versions}.onnx"
+    name = f"{ctx.digest}-{'x'.join(map(str, ctx.window))}-{versions}.onnx"
     path = cache_folder(ctx.trained) / name
     if path.is_file():
         return path
@@ -287,7 +296,7 @@ def machine_name() -> str:
 
 def choice_key(ctx: Context) -> str:
     """Checkpoint, window, batch size, threads and machine: what the fastest engine depends on."""
-    return "|".join((checkpoint_hash(ctx.trained.path), "x".join(map(str, ctx.window)), f"batch {ctx.batch}",
+    return "|".join((ctx.digest, "x".join(map(str, ctx.window)), f"batch {ctx.batch}",
                      f"threads {torch.get_num_threads()}", machine_name()))
 
 

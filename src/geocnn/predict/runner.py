@@ -58,7 +58,7 @@ class Runner:
         self.rt, self.trained, self.raw = rt, trained, raw
         self.norm_on_device = raw is not None or rt.device.type == "cuda"
         self.batch = batch or self._auto_batch(window)
-        chosen = engines.choose(engine, engines.Context(trained, rt, tuple(window), self.batch, network.cpu()))
+        chosen = engines.choose(engine, engines.Context(trained, rt, tuple(window), self.batch, self.model))
         self.engine, self.model, self.place = chosen.name, chosen.forward, chosen.place
 
     def _auto_batch(self, window: tuple[int, ...]) -> int:
