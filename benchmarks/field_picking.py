@@ -1,7 +1,7 @@
 """Phase picking on the sample records: geocnn's picks against ObsPy's classic STA/LTA, on held-out stations.
 
 ``data_samples/records/*.mseed`` (6 stations, 4 minutes at 100 Hz, P and S arrivals, coloured noise, gaps)
-and ``data_samples/picks.csv`` (the true arrivals). ``configs/picking_mseed.yaml`` is trained with
+and ``data_samples/picks.csv`` (the true arrivals). ``configs/picking.yaml`` is trained with
 ``--threads 1``, ``train.seed 0``; its split holds out whole stations (``split.json``: the validation
 stations). ``geocnn predict --picks`` then picks every station, and only the held-out ones are scored.
 
@@ -41,7 +41,7 @@ from geocnn.train import train
 
 RECORDS = C.ROOT / "data_samples" / "records"
 PICKS = C.ROOT / "data_samples" / "picks.csv"
-CONFIG = C.ROOT / "configs" / "picking_mseed.yaml"
+CONFIG = C.ROOT / "configs" / "picking.yaml"
 SEED = 0
 THRESHOLDS = (0.5, 0.3)
 MIN_SEPARATION_S = 0.5
