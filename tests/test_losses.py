@@ -107,3 +107,29 @@ def test_value_losses_by_hand(kind, expected):
     out = torch.tensor([[[1.5, 0.0, 7.0, -3.0]]])  # (B, C, N): the last two samples are visible
     target = torch.tensor([[[1.0, 2.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]])  # inputs, then the hidden mask
     assert HiddenLoss(kind, 1.0)(out, target).item() == pytest.approx(expected)
+
+
+def test_soft_cross_entropy_by_hand():
+    # probabilities: sample 0 (0.2, 0.8), sample 1 (1, 0), sample 2 all 0 (missing: no class); weights (1, 3)
+    # Σ −w·y·ln p = 3·0.8·ln(4/3) + 0.2·ln 4 + 1·ln 4; Σ w·y = 0.2 + 3·0.8 + 1
+    target = torch.tensor([[[0.2, 1.0, 0.0], [0.8, 0.0, 0.0]]])
+    loss = ClassLoss("cross_entropy", [1.0, 3.0], None, 2.0)(_two_samples(), target)
+    expected = (2.4 * math.log(4 / 3) + 0.2 * math.log(4) + math.log(4)) / 3.6
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_soft_cross_entropy_of_one_hot_targets_is_the_class_index_loss():
+    one_hot = torch.tensor([[[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]])  # class 1, class 0, missing (as index 255)
+    soft = ClassLoss("cross_entropy", [1.0, 3.0], None, 2.0)(_two_samples(), one_hot)
+    assert soft.item() == pytest.approx(ClassLoss("cross_entropy", [1.0, 3.0], 255, 2.0)(_two_samples(), TARGET).item(),
+                                        rel=1e-6)
+
+
+def test_soft_cross_entropy_gradient_flows_to_every_score():
+    logits = _two_samples().requires_grad_()
+    target = torch.tensor([[[0.2, 1.0, 0.5], [0.8, 0.0, 0.5]]])
+    ClassLoss("cross_entropy", [1.0, 5.0], None, 2.0)(logits, target).backward()
+    # ∂L/∂z_nk = (p_nk·Σ_c w_c·y_nc − w_k·y_nk) / Σ_n,c w_c·y_nc
+    w, y, p = torch.tensor([1.0, 5.0])[:, None], target[0], _two_samples()[0].softmax(0)
+    expected = (p * (w * y).sum(0) - w * y) / (w * y).sum()
+    torch.testing.assert_close(logits.grad[0], expected)

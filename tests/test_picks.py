@@ -20,6 +20,7 @@ from geocnn.config import load_config  # noqa: E402
 from geocnn.errors import ConfigError, DataError  # noqa: E402
 from geocnn.grids.grid import open_grid  # noqa: E402
 from geocnn.grids.picks import Picks, pick_target  # noqa: E402
+from geocnn.tasks import hard_labels  # noqa: E402
 from geocnn.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,48 @@ def test_phase_boxes_land_on_the_exact_samples(records, tmp_path):
     np.testing.assert_array_equal(target.read((slice(1, 2), slice(95, 400)))[0], y[1:2, 95:400])
 
 
+def soft_labels(records: Path, picks: str, **kw) -> np.ndarray:
+    grid = open_grid(records)
+    target = pick_target(grid, Picks.parse({"path": picks, "shape": "gaussian", **kw}))
+    assert target.shape == grid.shape == (2, N) and target.channel_names == ("noise", "P", "S")
+    return target.read((slice(0, 2), slice(0, N)))  # (class, station, sample)
+
+
+def test_gaussian_labels_are_class_probabilities_around_each_pick(records, tmp_path):
+    # sigma 0.1 s = 10 samples: 1 on the pick, e^-1/2 at ±10 samples, e^-2 at ±20, 0 beyond ±30
+    path = picks_csv(tmp_path / "g.csv", [("AAA", "P", 2.0), ("BBB", "S", 5.0), ("BBB", "P", 8.0), ("BBB", "S", 8.1)])
+    y = soft_labels(records, path)
+    p, s = y[1, 0], y[2, 1]
+    assert p[200] == 1 and y[0, 0, 200] == 0 and s[500] == 1
+    np.testing.assert_allclose([p[190], p[180], p[170], p[169]], [np.exp(-0.5), np.exp(-2), np.exp(-4.5), 0], rtol=1e-6)
+    np.testing.assert_allclose([s[490], s[510], s[530], s[531]], [np.exp(-0.5), np.exp(-0.5), np.exp(-4.5), 0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(y[0], 1 - y[1] - y[2], atol=1e-7)  # noise = 1 − P − S everywhere
+    assert y[:, 0, 400:].tolist() == [[1] * 600, [0] * 600, [0] * 600]
+    # P at 800 and S at 810 overlap: at 805 both are e^-1/8, scaled to 1/2 each, noise 0
+    np.testing.assert_allclose(y[:, 1, 805], [0, 0.5, 0.5], atol=1e-7)
+    a, b = np.exp(-0.5 * 0.4**2), np.exp(-0.5 * 0.6**2)  # at 806: 0.6 σ from P, 0.4 σ from S
+    np.testing.assert_allclose(y[:, 1, 806], [0, b / (a + b), a / (a + b)], rtol=1e-6)
+    # at 790: P e^-1/2, S e^-2, sum below 1: kept, noise the rest
+    np.testing.assert_allclose(y[:, 1, 790], [1 - np.exp(-0.5) - np.exp(-2), np.exp(-0.5), np.exp(-2)], rtol=1e-6)
+    # a window reads the same probabilities as the whole; metrics and class counts take the most probable
+    target = pick_target(open_grid(records), Picks.parse({"path": path, "shape": "gaussian"}))
+    np.testing.assert_array_equal(target.read((slice(1, 2), slice(95, 900))), y[:, 1:2, 95:900])
+    hard = hard_labels(y, axis=0)  # alone, a pick's class beats noise (above 1/2) within σ·√(2 ln 2) = 11.8 samples
+    assert spans(hard[0]) == [(189, 211, 1)]
+    # side by side, 12 samples out P (0.487) beats noise (0.424: S adds 0.089); a tie (805) goes to the first
+    assert spans(hard[1]) == [(489, 511, 2), (788, 805, 1), (806, 822, 2)]
+
+
+def test_gaussian_labels_need_cross_entropy_and_phases(records, tmp_path):
+    path = ROOT / "configs" / "picking.yaml"
+    with pytest.raises(ConfigError, match="data.picks.shape gaussian gives class probabilities, which loss focal "
+                                          "does not take"):
+        load_config(path, ["data.picks.shape=gaussian", "train.loss.kind=focal"])
+    with pytest.raises(DataError, match="detection labels are boxes"):
+        soft_labels(records, picks_csv(tmp_path / "d.csv", [("AAA", "P", 1.0)]), labels="detection")
+
+
 def test_detection_runs_from_p_to_s_plus_coda(records, tmp_path):
     path = picks_csv(tmp_path / "d.csv", [("AAA", "P", 1.0), ("AAA", "S", 2.0), ("BBB", "P", 4.0)])
     y = labels(records, path, labels="detection", coda=1.4)
@@ -116,9 +159,10 @@ def test_picks_are_for_segmentation_and_not_with_a_target():
         load_config(path, ["data.target=../data_samples/faults.npy"])
 
 
-def test_sample_records_train_a_few_steps(tmp_path):
+@pytest.mark.parametrize("shape", ["box", "gaussian"])
+def test_sample_records_train_a_few_steps(tmp_path, shape):
     few = ["train.max_steps=3", "train.batch_size=4", "data.sampling.patches_per_epoch=12",
-           "data.sampling.val_patches=4", "train.examples=1", "train.threads=1"]
+           "data.sampling.val_patches=4", "train.examples=1", "train.threads=1", f"data.picks.shape={shape}"]
     run = train(load_config(ROOT / "configs" / "picking.yaml", few), tmp_path / "run")
     line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert line["step"] == 3 and np.isfinite(line["val_loss"]) and 0 <= line["val"]["miou"] <= 1

@@ -160,3 +160,18 @@ def test_records_pickle_by_name():
 
     for task in TASKS.values():
         assert pickle.loads(pickle.dumps(task)) is task
+
+
+def test_soft_segmentation_targets_are_scored_as_their_most_probable_class():
+    seg = get_task("segmentation")
+    soft = np.array([[0.7, 0.2, 0.4, 0.0], [0.3, 0.1, 0.1, 0.0], [0.0, 0.7, 0.5, 0.0]], np.float32)  # (K, samples)
+    valid = np.array([True, True, False, True])
+    assert seg.read_target(soft, None).dtype == np.float32  # several channels: probabilities, kept
+    assert seg.read_target(soft[:1] * 0 + 2, None).tolist() == [2, 2, 2, 2]  # one channel: class indices
+    dead = seg.dead(soft, valid)  # a missing sample: no class at all
+    np.testing.assert_array_equal(dead[:, 2], [0, 0, 0])
+    # batches (B, K, samples) as validation scores them: the argmax, DEAD_LABEL where no class is given
+    labels = seg.units(torch.from_numpy(dead)[None], None)
+    assert labels.tolist() == [[0, 2, -100, -100]]
+    hard = torch.tensor([[1, 0, 2]])
+    assert seg.units(hard, None) is hard  # class indices pass through

@@ -483,6 +483,11 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = 
     elif loss["kind"] not in task.losses:
         raise ctx.at("train").at("loss").error(f"loss {loss['kind']} does not fit task {task.name}",
                                                suggest(loss["kind"], list(task.losses)))
+    picks = data["picks"]
+    if picks is not None and picks["shape"] == "gaussian" and loss["kind"] != "cross_entropy":
+        raise ctx.at("train").at("loss").error(
+            f"data.picks.shape gaussian gives class probabilities, which loss {loss['kind']} does not take",
+            "use loss: cross_entropy, or data.picks.shape: box")
     best = train["best_metric"]
     if best not in best_metric_names(task):
         raise ctx.at("train").at("best_metric").error(

@@ -41,7 +41,7 @@ from geocnn.patches import (
 from geocnn.picking import PickValidation
 from geocnn.selfsup import blindplan
 from geocnn.selfsup.blindspots import Blinding
-from geocnn.tasks import Task
+from geocnn.tasks import Task, hard_labels
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +383,7 @@ class DeviceGrids:
         x = self.cut(self.x, origins)
         if self.y is not None:
             y = self.cut(self.y, origins)
-            if d.classes is not None:  # dense class labels: (B, *patch) indices, as target_of gives them
+            if d.classes is not None and y.shape[1] == 1:  # dense class labels: (B, *patch) indices, as target_of
                 y = y[:, 0].to(torch.int64)
         else:  # one label per patch: from the host (a few numbers)
             y = torch.stack([torch.as_tensor(target_of(d, f[0])) for f in found]).to(self.device)
@@ -464,13 +464,14 @@ def _read_labels(path: str, expected: tuple[int, ...], task: Task) -> np.ndarray
 
 
 def _slabs(grid: Grid, values: int = 2**24):
-    """(first row, channel-0 block, its valid mask or None) over the first axis, about ``values``
-    samples at a time."""
+    """(first row, label block, its valid mask or None) over the first axis, about ``values``
+    samples at a time: channel 0, or of class probabilities (several channels) the most probable class."""
     step = max(1, values // max(1, int(np.prod(grid.shape[1:]))))
     rest = tuple(slice(0, n) for n in grid.shape[1:])
     for start in range(0, grid.shape[0], step):
         window = (slice(start, min(start + step, grid.shape[0])), *rest)
-        yield start, grid.read(window)[0], grid.valid(window) if grid.masked else None
+        block = grid.read(window)
+        yield start, block[0] if len(block) == 1 else hard_labels(block, axis=0), grid.valid(window) if grid.masked else None
 
 
 def _scan_classes(target: Grid, classes: int | None, ignore: int | None, where: str) -> np.ndarray:

@@ -2,11 +2,13 @@
 
 Dense and patch outputs share one convention: class scores are logits with the class axis at 1
 — K ≥ 2 channels for K classes, or a single channel for a binary problem (the score of class 1).
-Targets are class indices (int64) or values (float32).
+Targets are class indices (int64), class probabilities (float32 ``(B, K, ...)``: soft labels such as
+Gaussian picks; cross-entropy only) or values (float32).
 
 - ``mse``, ``l1``, ``huber``: regression of values (dense or one per patch).
 - ``cross_entropy``: with optional class weights (``auto`` = median-frequency balancing from the
-  training labels) and an ``ignore_index``.
+  training labels) and an ``ignore_index``; on class probabilities y, Σ −w_k·y_k·log p_k over samples
+  divided by Σ w_k·y_k (:func:`soft_cross_entropy`).
 - ``bce_balanced``: FaultSeg3D's class-balanced binary cross-entropy, β = share of negatives in the
   batch, so the rare fault class is not drowned.
 - ``dice``: 1 − mean soft Dice over classes.
@@ -51,6 +53,20 @@ def _valid(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
     return target != (DEAD_LABEL if ignore_index is None else ignore_index)
 
 
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy against class probabilities ``target`` (B, K, ...), weighted per class.
+
+    Normalised by the summed weight of the targets, Σ w_k·y_k, as torch normalises index targets by
+    Σ w_{y}: so a one-hot target scores exactly as its class index, and samples whose probabilities
+    are all 0 (missing) add nothing. (torch's own mean over probabilities divides by the sample count
+    instead, which changes the loss's scale with the weights.)
+    """
+    w = torch.ones(logits.shape[1], device=logits.device) if weights is None else weights
+    w = w.reshape(1, -1, *([1] * (logits.ndim - 2)))
+    total = F.cross_entropy(logits, target, weight=w.reshape(-1), reduction="sum")
+    return total / (target * w).sum().clamp(min=torch.finfo(logits.dtype).tiny)
+
+
 class ClassLoss(nn.Module):
     """Cross-entropy, focal or dice on class scores; ``bce_balanced`` for binary problems."""
 
@@ -61,6 +77,8 @@ class ClassLoss(nn.Module):
 
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         out = out.float()
+        if target.is_floating_point():  # class probabilities (config: cross_entropy only)
+            return soft_cross_entropy(_two_class_logits(out), target, self.weights)
         ignore = DEAD_LABEL if self.ignore_index is None else self.ignore_index
         if self.ignore_index is not None:  # missing samples are ignored as the user's ignored class is
             target = torch.where(target == DEAD_LABEL, torch.full_like(target, ignore), target)

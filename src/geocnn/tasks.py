@@ -57,8 +57,26 @@ def _dense_values(block: np.ndarray, norm: Any) -> np.ndarray:
 
 
 def _dense_labels(block: np.ndarray, norm: Any) -> np.ndarray:
-    """Segmentation: the label window's one channel as class indices."""
-    return block[0].astype(np.int64)
+    """Segmentation: the label window's one channel as class indices, or several channels (one per
+    class: soft labels, e.g. Gaussian picks) as class probabilities (K, ...)."""
+    return block[0].astype(np.int64) if len(block) == 1 else block.astype(np.float32)
+
+
+def hard_labels(target: Any, axis: int = 1) -> Any:
+    """Class labels of segmentation targets: indices unchanged; class probabilities (a float array or
+    tensor with the class axis at ``axis``) → their most probable class, :data:`DEAD_LABEL` where
+    every probability is 0 (a missing sample). What metrics, class counts and pictures score — the
+    soft targets themselves only feed the loss. Array methods only: NumPy and torch alike."""
+    soft = target.is_floating_point() if hasattr(target, "is_floating_point") else target.dtype.kind == "f"
+    if not soft:
+        return target
+    scored = target.sum(axis) > 0
+    return target.argmax(axis) * scored + DEAD_LABEL * ~scored
+
+
+def _class_labels(target: Any, norm: Any) -> Any:
+    """Segmentation: targets as class labels (soft targets' most probable class)."""
+    return hard_labels(target)
 
 
 def _patch_label(value: float, norm: Any) -> np.ndarray:
@@ -91,7 +109,10 @@ DEAD_LABEL = -100  # the class index of a sample that holds no data (nodata): ne
 
 
 def _dead_labels(target: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Segmentation: class indices (...) with missing samples (``valid`` False) marked :data:`DEAD_LABEL`."""
+    """Segmentation: class indices (...) with missing samples (``valid`` False) marked :data:`DEAD_LABEL`;
+    class probabilities (K, ...) all 0 there (no class: the loss and :func:`hard_labels` skip them)."""
+    if target.ndim > valid.ndim:
+        return np.where(valid[None], target, 0).astype(target.dtype)
     return np.where(valid, target, DEAD_LABEL).astype(target.dtype)
 
 
@@ -214,7 +235,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",
                        "fw_iou", "miou"),
          headlines=("f1", "miou"), baseline="every sample the training majority class", read_target=_dense_labels,
-         units=_same, accumulator="dense_classes", pictures="dense_classes", dead=_dead_labels),
+         units=_class_labels, accumulator="dense_classes", pictures="dense_classes", dead=_dead_labels),
     Task("classification", "a class per patch or trace",
          dense=False, classifies=True, losses=("cross_entropy", "focal"),
          metric_names=("accuracy", "precision", "recall", "f1", "iou", "pixel_accuracy", "mean_class_accuracy",

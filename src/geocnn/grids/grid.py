@@ -335,9 +335,12 @@ def open_grid(spec: InputSpec | str | os.PathLike, random_access: bool = False) 
     return Grid([_part(as_spec(spec), random_access)])
 
 
-def single_source_grid(source: Source) -> Grid:
-    """A grid of one channel over a source built in memory (labels computed from picks), not opened from a path."""
-    return Grid([_Part(source, None, (source.label(),))])
+def single_source_grid(source: Source, channels: tuple[str, ...] | None = None) -> Grid:
+    """A grid over a source built in memory (labels computed from picks), not opened from a path: one
+    channel, or with ``channels`` named, the source's first axis as the channels."""
+    if channels is None:
+        return Grid([_Part(source, None, (source.label(),))])
+    return Grid([_Part(source, 0, channels)])
 
 
 def open_stack(specs: Sequence[InputSpec | str | os.PathLike], random_access: bool = False) -> Grid:

@@ -1,13 +1,21 @@
-"""Phase picks → per-sample label traces over earthquake records (PhaseNet's labels, as class indices).
+"""Phase picks → per-sample label traces over earthquake records (PhaseNet's labels).
 
 ``data.picks`` names a pick list — a CSV with ``station``, ``phase`` and ``time`` (UTC, ISO 8601) columns,
 or a QuakeML catalog ObsPy reads — and :func:`pick_target` turns it into a label grid ``(station, sample)``
 on the records' own time axis (:class:`~geocnn.grids.waveforms.WaveformSource`), computed per window
 when training reads it (nothing is held per sample):
 
-* ``labels: phases`` — class 0 is noise, class k the k-th of ``phases`` (``[P, S]``: noise, P, S); each
-  pick marks ``width`` seconds centred on it (a box: the segmentation task takes class indices, so
-  PhaseNet's Gaussian of σ = width/4 is cut where it is above its value at ±2σ).
+* ``labels: phases`` — class 0 is noise, class k the k-th of ``phases`` (``[P, S]``: noise, P, S), as
+  ``shape`` says:
+
+  - ``box`` (class indices, one channel): each pick marks ``width`` seconds centred on it with its class;
+    where boxes overlap, the later phase wins.
+  - ``gaussian`` (class probabilities, one channel per class — soft targets, PhaseNet's form): phase k at
+    sample t is ``exp(-(t − p)² / 2σ²)`` of its nearest pick p (``sigma`` seconds; 1 on the pick, e^-½ at
+    ±σ, 0 beyond ±3σ), and noise is ``1 − Σ phases``; where picks of different phases overlap so the
+    phases sum above 1, they are scaled to sum 1 (noise 0). Training scores them with cross-entropy on
+    probabilities (:mod:`geocnn.losses`); segmentation metrics take their most probable class; pick
+    scores always use the picks' own times.
 * ``labels: detection`` — class 1 (event) from each P pick to its S pick plus ``coda`` times S − P
   (EQTransformer's detection label), class 0 elsewhere; a P pick without an S pick marks ``width``.
 
@@ -39,6 +47,7 @@ log = logging.getLogger(__name__)
 
 QUAKEML_SUFFIXES = (".xml", ".quakeml", ".qml")
 CSV_COLUMNS = ("station", "phase", "time")
+REACH = 3.0  # a Gaussian label is cut beyond ± this many sigma (below 0.011)
 
 
 class Picks(Section, title="picks", shorthand="path"):
@@ -50,7 +59,14 @@ class Picks(Section, title="picks", shorthand="path"):
         default="phases")
     phases: tuple[str, ...] = setting("phases, classes 1, 2, ... in this order (class 0 is noise)",
                                       default=("P", "S"), min_len=1)
-    width: float = setting("seconds each pick marks, centred on it", default=0.2, min=0, exclusive_min=True)
+    shape: Literal["box", "gaussian"] = setting(
+        "phases: box (each pick marks width seconds with its class) or gaussian (per-sample class "
+        "probabilities, each pick a Gaussian of sigma seconds, noise = 1 − the phases: PhaseNet's soft labels)",
+        default="box")
+    width: float = setting("box, and detection without S: seconds each pick marks, centred on it", default=0.2,
+                           min=0, exclusive_min=True)
+    sigma: float = setting("gaussian: standard deviation in seconds of each pick's Gaussian (cut at ±3 sigma)",
+                           default=0.1, min=0, exclusive_min=True)
     coda: float = setting("detection: the event lasts this many S−P times after the S pick", default=1.4, min=0)
     tolerance: tuple[float, ...] = setting(
         "validation: seconds within which a pick matches a true one, per phase in phases order (the last "
@@ -68,6 +84,11 @@ class Picks(Section, title="picks", shorthand="path"):
     @property
     def class_names(self) -> tuple[str, ...]:
         return ("noise", "event") if self.labels == "detection" else ("noise", *self.phases)
+
+    @property
+    def soft(self) -> bool:
+        """The labels are class probabilities (one channel per class), not class indices."""
+        return self.labels == "phases" and self.shape == "gaussian"
 
 
 @dataclass(frozen=True)
@@ -146,24 +167,29 @@ def phase_class(phase: str, phases: tuple[str, ...]) -> int | None:
 
 
 class PickLabels(Source):
-    """Label traces ``(station, sample)`` from picks on a :class:`WaveformSource`'s time axis (module docstring)."""
+    """Label traces from picks on a :class:`WaveformSource`'s time axis (module docstring): ``(station,
+    sample)`` class indices, or with soft labels ``(class, station, sample)`` probabilities."""
 
     def __init__(self, records: WaveformSource, picks: list[Pick], spec: Picks) -> None:
         self.path, self.config = spec.path, spec
         self.spec = InputSpec(spec.path)
-        self.axes, self.shape = ("station", "sample"), (records.shape[0], records.shape[-1])
+        self.stations, self.samples = records.shape[0], records.shape[-1]
+        self.axes, self.shape = ("station", "sample"), (self.stations, self.samples)
+        if spec.soft:
+            self.axes, self.shape = ("class", *self.axes), (spec.classes, *self.shape)
         self.rate = records.rate
-        self.meta = GridMeta(kind="picks", format="picks", sample_interval_us=1e6 / self.rate, n_traces=self.shape[0])
+        self.meta = GridMeta(kind="picks", format="picks", sample_interval_us=1e6 / self.rate, n_traces=self.stations)
         self.half = spec.width * self.rate / 2  # samples on each side of a pick
+        self.sigma = spec.sigma * self.rate  # the Gaussian's σ in samples
         # per station and class (1..K): pick positions in (fractional) samples, sorted
-        self.at: list[list[np.ndarray]] = [[np.zeros(0)] * (1 + len(spec.phases)) for _ in range(self.shape[0])]
+        self.at: list[list[np.ndarray]] = [[np.zeros(0)] * (1 + len(spec.phases)) for _ in range(self.stations)]
         counts = {"labelled": 0, "other phase": 0, "outside the records": 0}
         found: dict[tuple[int, int], list[float]] = {}
         for p in picks:
             st = station_index(p.station, records.stations, p.where)
             k = phase_class(p.phase, spec.phases)
             pos = (p.time_ns - records.start_ns) * self.rate / NS
-            key = "other phase" if k is None else "outside the records" if not 0 <= pos < self.shape[1] else "labelled"
+            key = "other phase" if k is None else "outside the records" if not 0 <= pos < self.samples else "labelled"
             counts[key] += 1
             if key == "labelled":
                 found.setdefault((st, k), []).append(pos)
@@ -172,12 +198,15 @@ class PickLabels(Source):
         log.info("%s: %d picks labelled, %d of other phases, %d outside the records", spec.path, *counts.values())
         self.counts = counts
 
-    def picks_in(self, station: int, k: int, lo: int, hi: int) -> np.ndarray:
+    def picks_in(self, station: int, k: int, lo: float, hi: float) -> np.ndarray:
         """Positions (fractional samples) of class ``k``'s picks of a station in samples ``lo .. hi - 1``."""
         at = self.at[station][k]
         return at[(at >= lo) & (at < hi)]
 
     def read(self, window: tuple[slice, ...]) -> np.ndarray:
+        if self.config.soft:
+            k_r, st_r, s_r = (range(*w.indices(n)) for w, n in zip(window, self.shape))
+            return np.stack([self._probabilities(st, s_r) for st in st_r], axis=1)[list(k_r)]
         st_r, s_r = (range(*w.indices(n)) for w, n in zip(window, self.shape))
         out = np.zeros((len(st_r), len(s_r)), dtype=np.float32)
         for row, st in enumerate(st_r):
@@ -186,6 +215,21 @@ class PickLabels(Source):
                 if b > a:
                     out[row, a - s_r.start:b - s_r.start] = k
         return out
+
+    def _probabilities(self, st: int, s_r: range) -> np.ndarray:
+        """float32 (classes, samples) of a station over ``s_r``: each phase its nearest pick's Gaussian,
+        phases scaled to sum at most 1, noise the rest."""
+        t = np.arange(s_r.start, s_r.stop, dtype=np.float64)
+        reach = REACH * self.sigma
+        out = np.zeros((len(self.at[st]), len(t)))
+        for k in range(1, len(self.at[st])):
+            for p in self.picks_in(st, k, s_r.start - reach, s_r.stop + reach):
+                near = np.abs(t - p) <= reach
+                out[k, near] = np.maximum(out[k, near], np.exp(-0.5 * ((t[near] - p) / self.sigma) ** 2))
+        total = out[1:].sum(axis=0)
+        out[1:] /= np.maximum(total, 1.0)  # overlapping phases: scaled to sum 1
+        out[0] = 1.0 - out[1:].sum(axis=0)
+        return out.astype(np.float32)
 
     def _spans(self, st: int) -> list[tuple[float, float, int]]:
         """(first, last sample, class) of each labelled span of a station, later classes over earlier ones."""
@@ -201,7 +245,11 @@ class PickLabels(Source):
         return spans
 
     def read_traces(self, index: tuple[np.ndarray, ...]) -> np.ndarray:
-        return np.stack([self.read((slice(int(st), int(st) + 1), slice(None)))[0] for st in index[0]])
+        whole = slice(None)
+        if self.config.soft:  # index: (class, station)
+            return np.stack([self.read((whole, slice(int(st), int(st) + 1), whole))[int(k), 0]
+                             for k, st in zip(*index)])
+        return np.stack([self.read((slice(int(st), int(st) + 1), whole))[0] for st in index[0]])
 
     def label(self) -> str:
         return "labels"
@@ -217,4 +265,8 @@ def pick_target(grid: Grid, spec: Picks) -> Grid:
     if spec.labels == "detection" and phase_class("P", spec.phases) != 1:
         raise DataError(f"detection labels run from the P pick: phases must start with P, not {spec.phases[0]}",
                         where=spec.path, fix="use phases: [P, S]")
-    return single_source_grid(PickLabels(records[0], read_picks(spec.path), spec))
+    if spec.labels == "detection" and spec.shape == "gaussian":
+        raise DataError("detection labels are boxes (an event from P to S + coda); shape: gaussian is for phases",
+                        where=spec.path, fix="use labels: phases, or shape: box")
+    labels = PickLabels(records[0], read_picks(spec.path), spec)
+    return single_source_grid(labels, spec.class_names if spec.soft else None)
