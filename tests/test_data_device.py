@@ -4,10 +4,12 @@ here) equal the host path's patches for the same keys; the auto/true/false decis
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from geocnn import data as data_mod
 from geocnn.config import load_config
@@ -105,3 +107,17 @@ def test_the_auto_true_false_decision(tmp_path):
             with pytest.raises(ConfigError, match="data.on_device: true, but the grids take"):
                 data_mod.keep_on_device(d, cuda, 1000)
     assert decisions == {"auto": (False, True, False), True: (True, True, None), False: (False, False, False)}
+
+
+
+def test_gaussian_pick_probabilities_on_the_device_equal_the_host(tmp_path):
+    pytest.importorskip("obspy")
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "configs" / "picking.yaml").read_text())
+    cfg["data"]["inputs"] = [str(root / "data_samples" / "records" / "*.mseed")]
+    cfg["data"]["picks"].update(path=str(root / "data_samples" / "picks.csv"), shape="gaussian")
+    cfg["data"]["sampling"].update(patches_per_epoch=16, val_patches=8)
+    path = tmp_path / "gauss.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    d, _ = _compare(path, epochs=(1,))
+    assert d.target.channels == 3  # noise, P, S probabilities
