@@ -313,6 +313,11 @@ class NetcdfSource(Source):
         """The step of each regularly spaced dimension coordinate, in its unit."""
         return {a: (c.step, c.unit) for a, c in zip(self.axes, self.coordinates) if c.step is not None}
 
+    def axis_values(self) -> dict[str, tuple[np.ndarray, str]]:
+        """The numeric dimension coordinates, in their ``units``."""
+        return {a: (c.values, c.unit) for a, c in zip(self.axes, self.coordinates)
+                if c.values is not None and c.values.dtype.kind in "iuf"}
+
     def label(self) -> str:
         stem = os.path.basename(self.path).rsplit(".", 1)[0]
         return f"{stem}:{self.key}"
