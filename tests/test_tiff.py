@@ -8,13 +8,14 @@ wrong window shows in the assertion.
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from geocnn.errors import DataError
+from geocnn.errors import DataError, OutputExistsError
 from geocnn.grids import writer
 from geocnn.grids.convert import convert
 from geocnn.grids.grid import open_grid, open_stack
@@ -252,6 +253,73 @@ def test_stack_output_is_ome_tiff_with_the_voxel_size(tmp_path):
     back = open_grid(tmp_path / "probs.tif")
     assert back.channels == 2 and back.spacing() == grid.spacing()
     np.testing.assert_array_equal(whole(back)[1], -vol.astype(np.float32))
+
+
+def test_a_folder_of_slices_output_holds_the_voxel_size_and_reads_back_as_the_volume(tmp_path):
+    vol = np.random.default_rng(4).random((11, 6, 7)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "ct.ome.tif", vol, ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.7, "PhysicalSizeZ": 2.0})
+    result = convert(tmp_path / "ct.ome.tif", tmp_path / "ct_slices" / "slice_{:04d}.tif")
+    folder = tmp_path / "ct_slices"
+    assert Path(result.output) == folder
+    assert sorted(f.name for f in folder.iterdir()) == [f"slice_{z:04d}.tif" for z in range(11)]  # nothing else
+    with tifffile.TiffFile(folder / "slice_0010.tif") as tif:  # each slice says its voxel size itself
+        assert tif.is_imagej and tif.imagej_metadata["spacing"] == 2.0 and tif.imagej_metadata["unit"] == "micron"
+        num, den = tif.pages.first.tags["XResolution"].value
+        assert den / num == pytest.approx(0.65)
+        np.testing.assert_array_equal(tif.asarray(), vol[10])
+    back = open_grid(folder)
+    np.testing.assert_array_equal(whole(back)[0], vol)
+    assert back.spacing() == {"z": (2.0, "µm"), "y": (pytest.approx(0.7), "µm"), "x": (pytest.approx(0.65), "µm")}
+
+
+def test_slice_names_without_padding_read_back_in_natural_order_and_channels_are_pages(tmp_path):
+    vol = np.arange(12 * 3 * 4, dtype=np.float32).reshape(12, 3, 4)
+    tifffile.imwrite(tmp_path / "v.tif", vol, photometric="minisblack")
+    grid = open_grid(tmp_path / "v.tif")
+    pending = writer.prepare(tmp_path / "probs" / "p{}.tif", grid, 2, channel_names=("grain", "pore"))
+    pending.write_rows(5, np.stack([vol[5:], -vol[5:]]))
+    assert not (tmp_path / "probs").exists()  # a temporary sibling folder until commit
+    pending.write_rows(0, np.stack([vol[:5], -vol[:5]]))
+    pending.write((slice(0, 1), slice(1, 2), slice(0, 4)), np.full((2, 1, 1, 4), 7.0, np.float32))  # part of a slice
+    pending.commit()
+    assert (tmp_path / "probs" / "p10.tif").exists() and not (tmp_path / "probs" / "p0010.tif").exists()
+    back = open_grid(tmp_path / "probs")
+    expected = np.stack([vol, -vol])
+    expected[:, 0, 1] = 7.0
+    assert back.shape == (12, 3, 4) and back.channels == 2
+    np.testing.assert_array_equal(whole(back), expected)  # p10 after p9, not after p1
+
+
+def test_a_folder_of_slices_is_atomic_and_refuses_what_it_cannot_hold(tmp_path):
+    vol = np.zeros((3, 4, 5), np.uint8)
+    tifffile.imwrite(tmp_path / "v.tif", vol, photometric="minisblack")
+    grid = open_grid(tmp_path / "v.tif")
+    pending = writer.prepare(tmp_path / "out" / "s_{:03d}.tif", grid, 1, "uint8")
+    pending.write_rows(0, vol[None])
+    pending.abort()
+    assert list(tmp_path.iterdir()) == [tmp_path / "v.tif"]  # no folder, no temporary one
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OutputExistsError, match="already exists"):
+        writer.prepare(tmp_path / "out" / "s_{:03d}.tif", grid, 1, "uint8")
+    with pytest.raises(DataError, match="one number field"):
+        writer.prepare(tmp_path / "out" / "s_{z}.tif", grid, 1, "uint8")
+    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((4, 5), np.uint8))
+    with pytest.raises(DataError, match=r"\(z, y, x\) volume, not 2 axes"):
+        writer.prepare(tmp_path / "o2" / "s_{}.tif", open_grid(tmp_path / "flat.tif"), 1, "uint8")
+
+
+def test_an_ome_output_of_a_volume_in_metres_says_metres_and_reads_back_in_microns(tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    values = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    xr.Dataset({"vp": (("z", "y", "x"), values)},
+               coords={"z": ("z", 5.0 * np.arange(3), {"units": "m"}), "y": ("y", 25.0 * np.arange(4), {"units": "m"}),
+                       "x": ("x", 12.5 * np.arange(5), {"units": "m"})}).to_netcdf(tmp_path / "m.nc", engine="h5netcdf")
+    convert(tmp_path / "m.nc", tmp_path / "m.ome.tif")
+    with tifffile.TiffFile(tmp_path / "m.ome.tif") as tif:
+        assert 'PhysicalSizeZ="5.0" PhysicalSizeZUnit="m"' in tif.ome_metadata
+    assert open_grid(tmp_path / "m.ome.tif").spacing() == {"z": (5e6, "µm"), "y": (25e6, "µm"), "x": (12.5e6, "µm")}
 
 
 # ---------------------------------------------------------------- damaged files and extras
