@@ -8,9 +8,9 @@ wrong window shows in the assertion.
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
