@@ -173,8 +173,8 @@ def _prediction_attrs(spec: OutputSpec, source: NetcdfSource | None) -> dict[str
         attrs["flag_values"] = np.arange(len(classes), dtype=spec.dtype)
         attrs["flag_meanings"] = " ".join(str(c).replace(" ", "_") for c in classes)
         attrs["class_names"] = _attr(list(classes))
-    if source is not None and "grid_mapping" in source.attrs:
-        attrs["grid_mapping"] = source.attrs["grid_mapping"]
+    if source is not None and source.grid_mapping:  # xarray keeps it in the variable's encoding
+        attrs["grid_mapping"] = source.grid_mapping
     return attrs
 
 
