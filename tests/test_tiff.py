@@ -344,6 +344,30 @@ def test_damaged_and_huge_tiffs_are_one_error(tmp_path):
         open_grid(tmp_path / "complex.tif")
 
 
+def test_damaged_and_huge_geotiffs_are_one_line_exit_2(tmp_path, cli):
+    path = scene(tmp_path / "s.tif", coded(1, 256, 256, "float32"), compress="deflate")
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(raw[:len(raw) // 2])  # header and tags whole, the later tiles gone
+    grid = open_grid(cut)
+    assert family(cut) == "geotiff" and grid.shape == (256, 256)
+    with pytest.raises(DataError, match="cut.tif: a block cannot be read"):
+        grid.read((slice(192, 256), slice(192, 256)))
+    # a GeoTIFF (GeoKeyDirectory tag) declaring 2³⁰ × 2³⁰ pixels: refused before anything is allocated
+    entries = [(256, 4, 1, 1 << 30), (257, 4, 1, 1 << 30), (258, 3, 1, 8), (273, 4, 1, 8), (279, 4, 1, 1),
+               (34735, 3, 4, 0)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + b"\0" * 4
+    huge = tmp_path / "huge.tif"
+    huge.write_bytes(b"II*\0" + struct.pack("<I", 8) + ifd)
+    assert family(huge) == "geotiff"
+    for bad in (huge, tmp_path / "text.tif"):
+        if bad.name == "text.tif":
+            bad.write_bytes(b"II*\0garbage")
+        result = cli("inspect", bad)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1 and str(bad.name) in result.output
+
+
 def test_grids_import_neither_library_and_a_missing_extra_is_one_line(tmp_path):
     code = ("import sys, geocnn.grids.writer, geocnn.grids.convert, geocnn.grids.inspect; "
             "print([m for m in ('rasterio', 'tifffile', 'torch') if m in sys.modules])")
