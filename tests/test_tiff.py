@@ -21,6 +21,8 @@ from geocnn.grids.convert import convert
 from geocnn.grids.grid import open_grid, open_stack
 from geocnn.grids.inspect import inspect_inputs
 from geocnn.grids.tiff import MissingExtra, family, natural_key
+from geocnn.predict import predict
+from tests import trainkit
 
 rasterio = pytest.importorskip("rasterio", reason="the geocnn[geo] extra (rasterio) is not installed")
 tifffile = pytest.importorskip("tifffile", reason="the geocnn[tiff] extra (tifffile) is not installed")
@@ -291,6 +293,16 @@ def test_slice_names_without_padding_read_back_in_natural_order_and_channels_are
     np.testing.assert_array_equal(whole(back), expected)  # p10 after p9, not after p1
 
 
+def test_predict_writes_a_folder_of_slices_and_its_preview(tmp_path, identity_run):
+    run = identity_run(tmp_path)
+    volume = trainkit.layered_volume((5, 13, 37), seed=5)
+    np.save(tmp_path / "vol.npy", volume)
+    report = predict(run, [tmp_path / "vol.npy"], tmp_path / "pred" / "slice_{:04d}.tif", overlap=0.25)
+    assert report.output == tmp_path / "pred" and len(list((tmp_path / "pred").iterdir())) == 5
+    np.testing.assert_allclose(whole(open_grid(tmp_path / "pred"))[0], volume, rtol=1e-5, atol=1e-5)
+    assert (tmp_path / "pred.preview.png").stat().st_size > 10_000  # drawn from the folder read back
+
+
 def test_a_folder_of_slices_is_atomic_and_refuses_what_it_cannot_hold(tmp_path):
     vol = np.zeros((3, 4, 5), np.uint8)
     tifffile.imwrite(tmp_path / "v.tif", vol, photometric="minisblack")
@@ -344,6 +356,7 @@ def test_damaged_and_huge_tiffs_are_one_error(tmp_path):
         open_grid(tmp_path / "complex.tif")
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_damaged_and_huge_geotiffs_are_one_line_exit_2(tmp_path, cli):
     path = scene(tmp_path / "s.tif", coded(1, 256, 256, "float32"), compress="deflate")
     raw = path.read_bytes()
