@@ -215,6 +215,18 @@ def test_compressed_imagej_stack_reads_only_the_pages_a_window_touches(tmp_path,
     assert pages == [(3,), (4,), (5,)]
 
 
+def test_a_window_of_a_folder_of_slices_opens_only_its_slices(tmp_path, monkeypatch):
+    for z in range(12):
+        tifffile.imwrite(tmp_path / f"s{z}.tif", np.full((6, 8), z, np.uint16))
+    grid = open_grid(tmp_path)
+    source = grid.inputs[0]
+    opened = []
+    original = type(source)._open
+    monkeypatch.setattr(type(source), "_open", lambda self, k: opened.append(k) or original(self, k))
+    np.testing.assert_array_equal(grid.read((slice(9, 11), slice(1, 3), slice(0, 8)))[0, :, 0, 0], [9, 10])
+    assert opened == [9, 10]
+
+
 def test_folder_and_glob_of_slices_in_natural_order(tmp_path):
     folder = tmp_path / "slices"
     folder.mkdir()
