@@ -30,6 +30,7 @@ from matplotlib.ticker import MaxNLocator
 
 from geocnn import atomic
 from geocnn.grids import sidecar
+from geocnn.grids.coords import NUMBERED
 from geocnn.grids.grid import open_grid
 from geocnn.outputs import Output
 from geocnn.runs.metrics_log import BASELINE, EpochRecord
@@ -81,7 +82,7 @@ class Coords:
         """Axis label: ``inline``, ``two-way time (ms)``, ``trace (index)``."""
         if self.indexed:
             return f"{self.name} (index)"
-        name = "two-way time" if self.name == "time" else self.name
+        name = "two-way time" if self.name == "time" and self.unit == "ms" else self.name
         return f"{name} ({self.unit})" if self.unit else name
 
     def at(self, i: int) -> str:
@@ -107,9 +108,6 @@ def index_coords(name: str, n: int) -> Coords:
     return Coords(name, np.arange(n, dtype=np.float64), indexed=True)
 
 
-_NUMBERS = {"inline": "ilines", "crossline": "xlines", "offset": "offsets"}
-
-
 def declared_spacing(spec, model_axes: Sequence[str]) -> dict[str, tuple[float, str]]:
     """The model's ``spacing`` (e.g. ``["2 ms"]``) by grid axis name: the sample axis of an array
     that does not say its own sample interval."""
@@ -118,21 +116,25 @@ def declared_spacing(spec, model_axes: Sequence[str]) -> dict[str, tuple[float, 
 
 
 def survey_coords(grid, declared: dict[str, tuple[float, str]] | None = None) -> tuple[Coords, ...]:
-    """One :class:`Coords` per grid axis: header numbers (inline, crossline, offset), two-way time
-    or depth from the sample interval and delay (else from the model's ``declared`` spacing),
-    else indices."""
+    """One :class:`Coords` per grid axis, from the grid's coordinates (:mod:`geocnn.grids.coords`, the
+    one mapping of each format's geometry): header numbers (inline, crossline, offset), two-way time
+    from the sample interval and delay, a netCDF's coordinates (depth, latitude, time... in their
+    units), a GeoTIFF's easting/northing, a TIFF stack's positions in µm; else time or depth of the
+    last axis from the model's ``declared`` spacing; else indices."""
     spacing = {**(declared or {}), **grid.spacing()}
     out = []
-    for a, (name, n) in enumerate(zip(grid.axes, grid.shape)):
-        numbers = getattr(grid.meta, _NUMBERS[name], None) if name in _NUMBERS else None
-        if numbers is not None and len(numbers) == n:
-            out.append(Coords(name, np.asarray(numbers, dtype=np.float64)))
-        elif a == grid.ndim - 1 and name in spacing:
-            step, unit = spacing[name]
+    for a, c in enumerate(grid.coordinates()):
+        n = len(c.values)
+        if c.axis in NUMBERED and c.long_name == f"{c.axis} number":
+            out.append(Coords(c.axis, np.asarray(c.values, dtype=np.float64)))
+        elif not c.long_name.endswith(" index"):
+            out.append(Coords(c.long_name or c.axis, np.asarray(c.values, dtype=np.float64), c.units))
+        elif a == grid.ndim - 1 and c.axis in spacing and spacing[c.axis][1] in ("ms", "m", "ft"):
+            step, unit = spacing[c.axis]
             start = grid.meta.sample_start_ms if unit == "ms" else 0.0
             out.append(Coords("time" if unit == "ms" else "depth", start + step * np.arange(n), unit))
         else:
-            out.append(index_coords(name, n))
+            out.append(index_coords(c.axis, n))
     return tuple(out)
 
 
