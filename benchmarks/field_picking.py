@@ -17,7 +17,7 @@ A pick matches a true pick of its station and phase within the tolerance (0.1 s 
 at most once, nearest first: :func:`geocnn.picking.score`). Precision, recall, F1, and the mean and
 standard deviation of the matched residuals (pick − true, ms) are printed per method and phase.
 
-Usage: ``python benchmarks/field_picking.py [--tmp DIR] [--keep] [--json FILE]`` (about a minute of CPU).
+Usage: ``python benchmarks/field_picking.py [--tmp DIR] [--keep] [--json FILE]`` (about two minutes of CPU).
 """
 
 from __future__ import annotations

@@ -68,19 +68,21 @@ def main() -> None:
     p.add_argument("--tmp", type=Path, default=None)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--only", default=None, help="one setting's name (e.g. 'gaussian w5')")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a further override for every setting (e.g. data.picks.threshold=0.3); repeatable")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="geocnn-picking-settings-", dir=args.tmp))
     picks = tuning_picks(work)
     inputs = f"[{tuning_records(work) / '*.mseed'}]"
     print(f"# Picking settings chosen on XG.AB01–AB03 (training) / XG.AB04 (validation); {C.machine()}; "
-          f"{dt.date.today().isoformat()}")
+          f"{dt.date.today().isoformat()}; overrides: {' '.join(args.set) or 'none'}")
     rows = []
     for name, overrides in SETTINGS.items():
         if args.only and name != args.only:
             continue
         cfg = load_config(CONFIG, [f"data.inputs={inputs}", f"data.picks.path={picks}", "data.split.fraction=0.25",
                                    "data.sampling.val_patches=128", f"train.epochs={args.epochs}", "train.seed=0",
-                                   "train.threads=1", *overrides])
+                                   "train.threads=1", *overrides, *args.set])
         f1 = np.array(curve(train(cfg, work / name.replace(" ", "_"))))
         mean = f1.mean(axis=1)
         smooth = np.convolve(mean, np.ones(3) / 3, mode="same")
