@@ -10,25 +10,26 @@ To keep the test within a few minutes on 2 cores, every ``geocnn train`` command
 :data:`SHORT_TRAINING` appended (one epoch of 32 patches, one thread, one row in
 ``examples.png``, whose drawing is most of a short run), and nothing else is changed.
 A Python block written as a doctest (``>>>`` lines and their output) runs as a doctest with
-``...`` matching any text; any other Python block runs as a script. ``docs/python.md``'s Python
+``...`` matching any text; any other Python block runs as a script. Pages run two at a time
+(each in its own folder), as their commands use one thread each. ``docs/python.md``'s Python
 blocks are left to ``tests/test_python_docs.py`` (one place runs them).
 """
 
 from __future__ import annotations
 
-import doctest
 import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "index.md")]  # index.md: README, rendered
 RUN_ELSEWHERE = {("python.md", "python")}  # tests/test_python_docs.py executes those
 SHORT_TRAINING = ("--set train.epochs=1 --set data.sampling.patches_per_epoch=32 "
                   "--set data.sampling.val_patches=16 --set train.threads=1 --set train.examples=1")
@@ -77,27 +78,42 @@ def shorten(command: str) -> str:
     return "\n".join(out)
 
 
-def _doctest(block: Block, cwd: Path) -> None:
-    test = doctest.DocTestParser().get_doctest(block.body, {}, block.where, str(block.page), block.line)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = runner.run(test)
-    finally:
-        os.chdir(old)
-    assert result.failed == 0, f"{block.where}: {result.failed} doctest example(s) failed (output above)"
+DOCTEST = """
+import doctest, sys
+text = sys.stdin.read()
+test = doctest.DocTestParser().get_doctest(text, {}, sys.argv[1], sys.argv[1], int(sys.argv[2]))
+sys.exit(doctest.DocTestRunner(optionflags=doctest.ELLIPSIS).run(test).failed > 0)
+"""
 
 
-def execute(block: Block, cwd: Path, env: dict[str, str]) -> None:
-    if block.info == "python" and block.body.lstrip().startswith(">>>"):
-        _doctest(block, cwd)
-        return
-    argv = (["bash", "-euo", "pipefail", "-c", shorten(block.body)] if block.info == "bash"
-            else [sys.executable, "-c", block.body])
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, (f"{block.where} ({block.info}) exited {done.returncode}\n"
-                                  f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}")
+def execute(block: Block, cwd: Path, env: dict[str, str]) -> str | None:
+    """Run ``block`` in ``cwd``; None when it succeeds, else what went wrong (its output's tail)."""
+    stdin = None
+    if block.info == "bash":
+        argv = ["bash", "-euo", "pipefail", "-c", shorten(block.body)]
+    elif block.body.lstrip().startswith(">>>"):
+        argv, stdin = [sys.executable, "-c", DOCTEST, block.where, str(block.line)], block.body
+    else:
+        argv = [sys.executable, "-c", block.body]
+    done = subprocess.run(argv, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=600)
+    if done.returncode == 0:
+        return None
+    return (f"{block.where} ({block.info}) exited {done.returncode}\n"
+            f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}")
+
+
+def run_page(page: Path, samples: Path, folder: Path) -> str | None:
+    """The runnable blocks of ``page`` in page order, in ``folder`` (copies of configs/ and data_samples/)."""
+    folder.mkdir()
+    shutil.copytree(ROOT / "configs", folder / "configs")
+    (folder / "data_samples").symlink_to(samples)
+    env = {**os.environ, "COLUMNS": "120", "GEOCNN_CACHE": str(folder / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    for block in runnable(page):
+        failure = execute(block, folder, env)
+        if failure:
+            return failure
+    return None
 
 
 # ------------------------------------------------------------------ the convention holds (quick)
@@ -125,23 +141,27 @@ def test_train_commands_are_shortened_and_nothing_else():
 # ------------------------------------------------------------------ the pages' examples run (slow)
 
 
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory) -> Path:
-    """One copy of data_samples/ for every page (a page may regenerate it: make_samples.py)."""
-    base = tmp_path_factory.mktemp("samples")
-    shutil.copytree(ROOT / "data_samples", base / "data_samples")
-    return base / "data_samples"
-
-
 RUN_PAGES = [p for p in PAGES if runnable(p)]
 
 
-@pytest.mark.slow  # about two minutes in all: training runs (shortened) and predictions on the sample data
+@pytest.fixture(scope="module")
+def outcomes(request, tmp_path_factory) -> dict[str, str | None]:
+    """Each selected page's outcome, the pages run two at a time (their commands use one thread each).
+
+    One copy of data_samples/ serves every page (a page may regenerate it: make_samples.py).
+    """
+    base = tmp_path_factory.mktemp("docs-examples")
+    samples = base / "data_samples"
+    shutil.copytree(ROOT / "data_samples", samples)
+    chosen = [item.callspec.params["page"] for item in request.session.items
+              if item.originalname == "test_page_examples_run"]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {page.name: pool.submit(run_page, page, samples, base / page.stem) for page in chosen}
+    return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.mark.slow  # a few minutes in all: training runs (shortened) and predictions on the sample data
 @pytest.mark.parametrize("page", RUN_PAGES, ids=[p.name for p in RUN_PAGES])
-def test_page_examples_run(page, samples, tmp_path):
-    shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    (tmp_path / "data_samples").symlink_to(samples)
-    env = {**os.environ, "COLUMNS": "120", "GEOCNN_CACHE": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    for block in runnable(page):
-        execute(block, tmp_path, env)
+def test_page_examples_run(page, outcomes):
+    failure = outcomes[page.name]
+    assert failure is None, failure
