@@ -28,6 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from geocnn.model import parse_model
+from geocnn.yamlsource import loads
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "index.md")]  # index.md: README, rendered
 RUN_ELSEWHERE = {("python.md", "python")}  # tests/test_python_docs.py executes those
@@ -136,6 +139,23 @@ def test_train_commands_are_shortened_and_nothing_else():
         f"geocnn train configs/x.yaml --threads 1 {SHORT_TRAINING}   # note",
         f"  geocnn train a.yaml {SHORT_TRAINING}",
     ]
+
+
+MODEL_YAML = re.compile(r"^```yaml\n(?P<yaml>model:.*?)^```", re.S | re.M)
+
+
+def test_model_declarations_in_the_pages_parse():
+    """Each YAML block that is a model declaration (``model:`` first) is one geocnn accepts.
+
+    docs/terms.md's worked examples are also built and checked against their claims in test_docs.py.
+    """
+    found = 0
+    for page in PAGES:
+        for m in MODEL_YAML.finditer(page.read_text(encoding="utf-8")):
+            data, src = loads(m["yaml"], page.name)
+            parse_model(data["model"], src)
+            found += 1
+    assert found >= 18  # README's taste, docs/models.md's U-Net, docs/terms.md's examples
 
 
 # ------------------------------------------------------------------ the pages' examples run (slow)
