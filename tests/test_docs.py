@@ -150,8 +150,8 @@ def test_readme_points_at_the_terms_page():
 
 
 def test_project_layout_lists_every_module_once():
-    """README's project layout has one row per module of src/geocnn, and no row for a module that is gone."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """docs/development.md's project layout has one row per module of src/geocnn, and no row for a module that is gone."""
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
     section = text.split("## Project layout", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `geocnn/([^`]+\.py)`(?:, `([^`]+\.py)`)? \|", section, re.M)
     listed = []
