@@ -66,6 +66,9 @@ def test_a_geotiff_scene_is_drawn_north_up_with_east_to_the_right(tmp_path):
     # the bright north-west cell is white at the top left of the rendered picture, the south-east one mid grey
     nw, se = grey_at(fig, panel, 500005.0, 3999995.0), grey_at(fig, panel, 500055.0, 3999955.0)
     assert nw == 255 and 120 <= se <= 135
+    assert panel.get_title() == "input"  # a 2D scene shows no line
+    ticks = [t.get_text() for t in panel.get_yticklabels() if t.get_text()]  # drawn in full, not as 4e6 offsets
+    assert panel.yaxis.get_offset_text().get_text() == "" and all(len(t) == 7 for t in ticks) and ticks
     box = panel.get_window_extent()
     x, y = panel.transData.transform((500005.0, 3999995.0))
     assert x - box.x0 < box.width / 6 and box.y1 - y < box.height / 5  # within the top-left cell

@@ -29,7 +29,7 @@ import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from geocnn import atomic
 from geocnn.grids import sidecar
@@ -269,6 +269,11 @@ def _axes_labels(ax, frame: Frame, left: bool = True) -> None:
     for axis, coords in zip((ax.xaxis, ax.yaxis), (frame.horizontal, frame.vertical)):
         if not coords.unit:
             axis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        elif frame.north_up:  # map coordinates in full (4650000, not 4.65 + 1e6), few enough not to collide
+            axis.set_major_locator(MaxNLocator(nbins=3))
+            plain = ScalarFormatter(useOffset=False)
+            plain.set_scientific(False)
+            axis.set_major_formatter(plain)
 
 
 def _image(patch: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -804,7 +809,7 @@ def values_preview(p: Preview) -> Figure:
     for row, (frame, window) in zip(axes, views):
         x, y = _section(p.grid, window), _section(p.pred, window)
         clip = clip_of(x)
-        im = seismic_panel(row[0], x, frame, f"{label} — {frame.line}", clip)
+        im = seismic_panel(row[0], x, frame, _with_line(frame, label), clip)
         if same:
             seismic_panel(row[1], y, frame, "prediction", clip, False)
             im = seismic_panel(row[2], x - y, frame, "residual (input − prediction)", clip, False)
@@ -865,7 +870,7 @@ def class_preview(p: Preview) -> Figure:
     for row, (frame, window) in zip(axes, views):
         x = _section(p.grid, window)
         clip = clip_of(x)
-        im = seismic_panel(row[0], x, frame, f"input — {frame.line}", clip)
+        im = seismic_panel(row[0], x, frame, _with_line(frame, "input"), clip)
         _amplitude_bar(fig, im, [row[0]], clip)
         if p.output.categorical:
             class_panel(row[1], _section(p.pred, window), frame, p.output.label, k)
