@@ -36,7 +36,6 @@ from geocnn.schema import REQUIRED, AnyValue, Record, Section, markdown_table, s
 from geocnn.tasks import LOSS_KINDS, TASKS
 from geocnn.yamlsource import Source, load
 from tests import trainkit
-from tests.conftest import ROOT
 
 SECTIONS = [Normalize, Augment, Mask, Data, Loss, EarlyStop, Train]
 

@@ -47,16 +47,23 @@ def _page(title: str, intro: str, body: list[str]) -> str:
 
 # ----------------------------------------------------------------------------- landing page
 
-_DOCS_LINK = re.compile(r"(\]\()docs/")
-_REPO_LINK = re.compile(r"\[([^\]]+)\]\((?!https?://|mailto:|#|docs/)([^)\s]+)\)")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def _site_link(m: re.Match) -> str:
+    text, target = m[1], m[2]
+    if re.match(r"[a-z]+://|mailto:|#", target):
+        return m[0]
+    if target.startswith("docs/"):
+        return f"[{text}]({target.removeprefix('docs/')})"
+    return text if text.strip("`") == target else f"{text} (`{target}`)"
 
 
 def index_page(readme: str) -> str:
     """README.md as the site's home page: links into ``docs/`` lose that prefix; links to other files
     of the repository (benchmarks, configs) are not pages of the site, so they become their path in
     code, after the link's text."""
-    text = _DOCS_LINK.sub(r"\1", readme)
-    return _REPO_LINK.sub(lambda m: m[1] if m[1].strip("`") == m[2] else f"{m[1]} (`{m[2]}`)", text)
+    return _LINK.sub(_site_link, readme)
 
 
 # ----------------------------------------------------------------------------- layers
