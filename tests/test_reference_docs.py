@@ -11,6 +11,7 @@ import inspect
 import re
 
 import pytest
+import yaml
 
 import geocnn
 from geocnn import errors, refdocs
@@ -199,3 +200,19 @@ def test_home_page_links_into_the_site():
 def test_generated_pages_are_not_committed():
     for path in ["index.md", *refdocs.PAGES]:
         assert not (ROOT / "docs" / path).exists(), f"docs/{path} is generated at build time"
+
+
+def nav_pages(nav: list) -> list[str]:
+    """The page paths of an mkdocs.yml ``nav:``, in order."""
+    pages = []
+    for entry in nav:
+        value = next(iter(entry.values())) if isinstance(entry, dict) else entry
+        pages += nav_pages(value) if isinstance(value, list) else [value]
+    return pages
+
+
+def test_nav_lists_every_page_once_and_only_pages_that_exist():
+    nav = nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"])
+    written = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert len(nav) == len(set(nav)) and {"index.md", "reference/layers.md", "terms.md"} <= set(nav)
+    assert set(nav) == written | {"index.md", *refdocs.PAGES}
