@@ -152,6 +152,8 @@ def test_cli_page_has_every_command_and_option(cli_page):
     overlap = next(o for o in commands["geocnn predict"].options if o.names == ("--overlap",))
     assert overlap.default == "0.25" and overlap.help.startswith("Share of each window")
     assert missing_cli(cli_page) == []
+    # click's \b paragraph (lines kept as written) stays a block of its own, not run into the prose
+    assert "config:\n\n```text\n# yaml-language-server: $schema=geocnn-schema.json\n```" in commands["geocnn schema"].help
 
 
 def test_cli_checker_sees_an_option_go(cli_page):

@@ -220,6 +220,19 @@ def _option(param: Any) -> CliOption:
                      argument)
 
 
+def _help_markdown(text: str) -> str:
+    """A command's help as Markdown: paragraphs rewrapped as ``--help`` does, click's ``\\b`` (keep these
+    lines as they are) paragraphs as a text block."""
+    paragraphs = []
+    for para in re.split(r"\n\s*\n", text.strip()):
+        if para.lstrip().startswith("\b"):
+            lines = para.lstrip()[2:].strip("\n").splitlines()
+            paragraphs.append("\n".join(["```text", *(line.strip() for line in lines), "```"]))
+        else:
+            paragraphs.append(" ".join(para.split()))
+    return "\n\n".join(paragraphs)
+
+
 def cli_commands() -> list[CliCommand]:
     """Every command of the ``geocnn`` app, groups walked, in ``--help`` order (click's records, as
     ``--help`` reads them; typer ships its own click, so groups are told by ``list_commands``)."""
@@ -228,7 +241,7 @@ def cli_commands() -> list[CliCommand]:
 
     def walk(cmd: Any, path: str, ctx: Any) -> None:
         params = tuple(_option(p) for p in cmd.params if not getattr(p, "hidden", False))
-        found.append(CliCommand(path, " ".join((cmd.help or "").split()), params))
+        found.append(CliCommand(path, _help_markdown(cmd.help or ""), params))
         if hasattr(cmd, "list_commands"):
             for name in cmd.list_commands(ctx):
                 sub = cmd.get_command(ctx, name)
