@@ -747,7 +747,7 @@ def config_reference() -> str:
     parts = ["# Config reference", "",
              "Every key of a geocnn config file, section by section: its type, default, choices and what it "
              "does. Generated from the declarations in `src/geocnn/config.py` (`geocnn schema --markdown`); "
-             "`model:` is described in the README (Declaring a model) and in [terms.md](terms.md).", ""]
+             "`model:` is described in docs/models.md (Declaring a model) and docs/terms.md.", ""]
     return "\n".join(parts + _section_tables("", CONFIG))
 
 
