@@ -45,8 +45,8 @@ def test_a_geotiff_is_drawn_in_easting_and_northing_of_its_crs(tmp_path):
     assert north.values.tolist() == [3999995.0, 3999985.0, 3999975.0, 3999965.0, 3999955.0]  # pixel centres
     assert east.values.tolist() == [500005.0 + 10 * k for k in range(6)]
     (panel,) = preview_panels(grid)
-    assert (panel.get_xlabel(), panel.get_ylabel()) == ("northing (m)", "easting (m)")
-    assert panel.images[0].get_extent() == [4000000.0, 3999950.0, 500060.0, 500000.0]  # pixel edges = the bounds
+    assert (panel.get_xlabel(), panel.get_ylabel()) == ("easting (m)", "northing (m)")  # north up (test_north_up.py)
+    assert panel.images[0].get_extent() == [500000.0, 500060.0, 3999950.0, 4000000.0]  # pixel edges = the bounds
     da = grid.to_xarray()
     assert da["x"].attrs == {"units": "m", "long_name": "easting"} and float(da["y"][0]) == 3999995.0
 
@@ -70,8 +70,8 @@ def test_a_netcdf_model_is_drawn_in_its_coordinates_and_units(tmp_path):
     assert depth.values.tolist() == z.tolist() and east.values.tolist() == x.tolist()
     panels = preview_panels(grid)
     assert [p.get_title() for p in panels] == ["input — depth 30 m", "input — northing 6200075 m", "input — easting 430050 m"]
-    assert (panels[0].get_xlabel(), panels[0].get_ylabel()) == ("northing (m)", "easting (m)")
-    assert panels[0].images[0].get_extent() == [6_199_987.5, 6_200_162.5, 430_106.25, 429_993.75]
+    assert (panels[0].get_xlabel(), panels[0].get_ylabel()) == ("easting (m)", "northing (m)")  # a map: north up
+    assert panels[0].images[0].get_extent() == [429_993.75, 430_106.25, 6_199_987.5, 6_200_162.5]
 
 
 def test_netcdf_time_is_not_two_way_time_and_keeps_its_units(tmp_path):

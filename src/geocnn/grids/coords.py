@@ -33,6 +33,8 @@ SAMPLE = "sample"
 MAP_AXES = {"x": (0, 2, "easting", "longitude", "projection_x_coordinate"),
             "y": (4, 5, "northing", "latitude", "projection_y_coordinate")}
 DEGREES = "°"
+# a map's axes in the field's words: rows along northing/latitude, columns along easting/longitude
+MAP_ROWS, MAP_COLUMNS = ("northing", "latitude"), ("easting", "longitude")
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,18 @@ def located(source: Source, axes: tuple[str, ...], shape: tuple[int, ...]) -> di
         elif axis in spacing and axis not in NUMBERED and axis != SAMPLE:  # those keep numbers or times
             out[axis] = Coordinate(axis, spacing[axis][0] * np.arange(n, dtype=np.float64), unit, axis)
     return out
+
+
+def is_map(rows: str, columns: str) -> bool:
+    """Two axes, in grid order, are a map (rows along northing/latitude, columns along
+    easting/longitude): what a netCDF raster is written as, and what pictures draw north up.
+
+    Examples
+    --------
+    >>> is_map("northing", "easting"), is_map("latitude", "longitude"), is_map("easting", "northing")
+    (True, True, False)
+    """
+    return rows in MAP_ROWS and columns in MAP_COLUMNS
 
 
 def north_up(georef: GeoRef) -> bool:

@@ -36,6 +36,7 @@ import numpy as np
 
 from geocnn import schema
 from geocnn.errors import DataError, GeocnnError
+from geocnn.grids.coords import is_map
 from geocnn.grids.npyfile import check_dtype
 from geocnn.grids.sidecar import MARK
 from geocnn.grids.sources import DEFAULT_AXES, GridMeta, Source
@@ -49,7 +50,6 @@ EXTRA = "pip install 'geocnn[xarray]'"
 # Dimension names as files spell them -> the field's words (others keep their own name).
 AXIS_ALIASES = {"x": "easting", "east": "easting", "y": "northing", "north": "northing", "z": "depth",
                 "t": "time", "lat": "latitude", "lon": "longitude", "long": "longitude"}
-MAP_ROWS, MAP_COLUMNS = ("northing", "latitude"), ("easting", "longitude")  # a raster's last two axes
 CRS_ATTRIBUTES = ("crs_wkt", "spatial_ref", "epsg_code")  # where a CF grid mapping holds its CRS, first found
 PHONY = "phony_dim_"  # h5netcdf's name for an HDF5 dimension without a dimension scale
 MAX_COORDINATE = 1 << 24  # values of a 1D dataset (xarray loads dimension coordinates whole at open)
@@ -364,7 +364,7 @@ def georef_of_variable(axes: tuple[str, ...], coordinates: tuple[Coordinate, ...
     >>> georef_of_variable(("northing", "easting"), (rows, cols), "EPSG:32633").transform
     (10.0, 0.0, 500000.0, 0.0, -10.0, 4200100.0)
     """
-    if len(axes) < 2 or axes[-2] not in MAP_ROWS or axes[-1] not in MAP_COLUMNS:
+    if len(axes) < 2 or not is_map(axes[-2], axes[-1]):
         return None
     rows, cols = coordinates[-2], coordinates[-1]
     if rows.step is None or cols.step is None:
