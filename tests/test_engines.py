@@ -8,11 +8,13 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
+import yaml
 
-from geocnn.config import load_config
+from geocnn.config import EngineName, load_config
 from geocnn.errors import ConfigError
 from geocnn.graph import TOLERANCE
 from geocnn.predict import predict
@@ -137,6 +139,35 @@ def test_unknown_engines_are_refused_before_any_work(name, runs, tmp_path, cli):
 def test_the_cli_help_names_every_engine(cli):
     text = " ".join(cli("predict", "--help").output.split())
     assert " | ".join(ENGINES) in text
+
+
+def test_the_config_and_the_registry_name_the_same_engines():
+    assert tuple(ENGINES) == get_args(EngineName)
+
+
+def test_predict_engine_in_the_config_is_the_default_and_engine_overrides_it(runs, tmp_path, cli):
+    cfg = trainkit.regression_config(tmp_path, max_steps=1)
+    run = train(load_config(cfg, ["predict.engine=onnxruntime"]), tmp_path / "run")
+    assert yaml.safe_load((run / "config.yaml").read_text())["predict"] == {"engine": "onnxruntime"}
+    assert load_trained(run).cfg.predict.engine == "onnxruntime"
+    graphs = cache_folder(load_trained(run))
+    result = cli("predict", run, tmp_path / "noisy.npy", "--out", tmp_path / "t.npy", "--engine", "torch")
+    assert result.exit_code == 0 and not graphs.exists()  # --engine torch wins: no graph traced
+    result = cli("predict", run, tmp_path / "noisy.npy", "--out", tmp_path / "o.npy")
+    assert result.exit_code == 0 and len(list(graphs.glob("*.onnx"))) == 1  # the run's onnxruntime
+    scale = max(1.0, float(np.max(np.abs(np.load(tmp_path / "t.npy")))))
+    assert float(np.max(np.abs(np.load(tmp_path / "o.npy") - np.load(tmp_path / "t.npy")))) <= TOLERANCE * scale
+
+
+def test_a_config_that_leaves_predict_out_predicts_with_torch(runs):
+    trained = load_trained(runs["values"])
+    assert trained.cfg.predict.engine == "torch" and trained.cfg.raw["predict"] == {"engine": "torch"}
+
+
+def test_an_unknown_predict_engine_fails_when_the_config_is_read(tmp_path):
+    cfg = trainkit.regression_config(tmp_path, max_steps=1)
+    with pytest.raises(ConfigError, match="engine: unknown value 'onnx'"):
+        load_config(cfg, ["predict.engine=onnx"])
 
 
 @pytest.mark.slow
