@@ -104,6 +104,22 @@ def test_auto_measures_says_which_and_caches_the_graph_and_the_choice(runs, tmp_
     np.testing.assert_allclose(np.load(tmp_path / "b.npy"), np.load(tmp_path / "a.npy"), atol=TOLERANCE)
 
 
+def test_a_cached_choice_of_pytorch_builds_no_onnxruntime_session(runs, tmp_path, caplog, monkeypatch):
+    trainkit.copy_into(runs["values"].parent, tmp_path)  # a run of its own: its cache is written here
+    run = tmp_path / "reg"
+    predict(run, [tmp_path / "noisy.npy"], tmp_path / "a.npy", engine="auto", pictures=False)
+    choices_file = cache_folder(load_trained(run)) / "choices.json"
+    choices = json.loads(choices_file.read_text())
+    (key, choice), = choices.items()
+    choices_file.write_text(json.dumps({key: {**choice, "engine": "torch"}}))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # any import of onnxruntime would fail: none is made
+    with caplog.at_level(logging.INFO, logger="geocnn.predict.engines"):
+        predict(run, [tmp_path / "noisy.npy"], tmp_path / "b.npy", engine="auto", pictures=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine auto:")]
+    assert len(lines) == 1 and lines[0].startswith("engine auto: torch (measured before on this machine: ")
+    assert not any("left out" in r.getMessage() for r in caplog.records)
+
+
 def test_a_damaged_cached_graph_is_left_out_by_auto_and_refused_by_onnxruntime(runs, tmp_path, caplog):
     trainkit.copy_into(runs["values"].parent, tmp_path)  # a run of its own: its cache is damaged here
     run = tmp_path / "reg"
