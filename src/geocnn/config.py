@@ -237,8 +237,9 @@ class Train(Section, title="train"):
         "validation metric that selects best.pt (e.g. val_loss, f1, miou, snr_db)", default="val_loss")
     device: Literal["auto", "cpu", "cuda", "mps"] = setting("auto: cuda, then mps, then cpu", default="auto")
     amp: Literal["auto", "fp32", "bf16", "fp16"] = setting(
-        "precision on CUDA: auto (bf16 autocast when supported, else fp16), bf16, fp16 (with a grad scaler),"
-        " fp32", default="auto")
+        "precision: auto = on CUDA bf16 autocast when supported, else fp16, on the CPU fp32; bf16 (on the CPU "
+        "too, for training: fast with avx512_bf16/AMX), fp16 (CUDA, with a grad scaler), fp32; prediction on "
+        "the CPU is always fp32", default="auto")
     compile: bool = setting("torch.compile the model", default=False)
     channels_last: Literal["auto"] | bool = setting(
         "channels-last memory layout for 2D/3D convolutions (auto: on, except on MPS)", default="auto")
