@@ -17,7 +17,7 @@ import yaml
 from geocnn.config import EngineName, load_config
 from geocnn.errors import ConfigError
 from geocnn.graph import TOLERANCE
-from geocnn.predict import predict
+from geocnn.predict import engines, predict
 from geocnn.predict.engines import ENGINES, cache_folder, check_engine
 from geocnn.predict.trained import load_trained
 from geocnn.train import train
@@ -118,6 +118,17 @@ def test_a_cached_choice_of_pytorch_builds_no_onnxruntime_session(runs, tmp_path
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine auto:")]
     assert len(lines) == 1 and lines[0].startswith("engine auto: torch (measured before on this machine: ")
     assert not any("left out" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("ort_ms", "chosen"), [(9.2, "torch channels_last"), (8.9, "onnxruntime")])
+def test_auto_leaves_the_runs_pytorch_only_for_a_clear_win(ort_ms, chosen, runs, tmp_path, monkeypatch, caplog):
+    trainkit.copy_into(runs["values"].parent, tmp_path)  # a run of its own: nothing cached yet
+    times = {"torch channels_last": 10.0, "torch": 12.0, "onnxruntime": ort_ms}  # channels_last: the run's layout
+    monkeypatch.setattr(engines, "_times", lambda candidates, ctx: {c.name: times[c.name] for c in candidates})
+    with caplog.at_level(logging.INFO, logger="geocnn.predict.engines"):
+        predict(tmp_path / "reg", [tmp_path / "noisy.npy"], tmp_path / "a.npy", engine="auto", pictures=False)
+    assert any(r.getMessage().startswith(f"engine auto: {chosen} (") for r in caplog.records)
+    assert engines.MARGIN == 1.10  # 9.2 ms is within 10 % of 10 ms: not worth leaving PyTorch; 8.9 ms is
 
 
 def test_a_damaged_cached_graph_is_left_out_by_auto_and_refused_by_onnxruntime(runs, tmp_path, caplog):

@@ -12,8 +12,8 @@ So ``auto`` decides by measurement, not by rule:
 2. ONNX Runtime's graph must give PyTorch's scores on a seeded batch within
    :data:`geocnn.graph.TOLERANCE` of their scale, else it is left out (with the figure).
 3. Each candidate runs a warm-up and then timed batches of the real batch shape, in turns (A B C
-   A B C ...); the fastest median is kept, and the log names it with every candidate's
-   milliseconds per batch.
+   A B C ...); the fastest median is kept if it beats the run's PyTorch by :data:`MARGIN` (else the
+   run's PyTorch is), and the log names it with every candidate's milliseconds per batch.
 4. The choice is cached per checkpoint hash, window, batch size, thread count and machine
    (``checkpoints/engines/choices.json``), so the next prediction builds the chosen candidate
    alone: no timing, and no ONNX Runtime session (nor its import, graph check and memory) when
@@ -48,7 +48,11 @@ from geocnn.predict.trained import Trained
 log = logging.getLogger(__name__)
 
 Forward = Callable[[torch.Tensor], torch.Tensor]  # normalised (B, C, *window) → raw network output
-TIMED_BATCHES = 3  # timed runs per candidate, after one warm-up
+TIMED_BATCHES = 5  # timed runs per candidate, in turns, after one warm-up
+# Another engine replaces the run's PyTorch only when its median is this much faster: a choice is cached
+# for good, and on a shared machine a burst of load during the timing once made auto pick ONNX Runtime
+# for the fault U-Net at 0.3-0.5x the run's PyTorch (and +80 MiB of memory).
+MARGIN = 1.10
 
 
 @dataclass(frozen=True)
@@ -256,7 +260,10 @@ def _fastest(builders: dict[str, Callable[[], Candidate | None]], ctx: Context) 
     if len(candidates) == 1:
         return candidates[0]
     timings = _times(candidates, ctx)
+    default = candidates[0].name  # the run's PyTorch: what --engine torch runs
     best = min(timings, key=timings.__getitem__)
+    if timings[best] * MARGIN > timings[default]:
+        best = default
     log.info("engine auto: %s (%s per batch of %d)", best, _figures(timings), ctx.batch)
     _write_choice(ctx.trained, key, {"engine": best, "ms_per_batch": {k: round(v, 2) for k, v in timings.items()}})
     return next(c for c in candidates if c.name == best)
