@@ -1,6 +1,6 @@
 """Pretraining that transfers: fault F1 on a survey the pretrained network never saw.
 
-The pipeline of the README's "Pretrain, then fine-tune", run end to end for each seed:
+The pipeline of docs/finetune.md ("Pretrain, then fine-tune"), run end to end for each seed:
 
 1. ``geocnn synth faults`` cubes (:func:`geocnn.synth.write.write_fault_cubes`, seed 0, shared by
    every seed);

@@ -311,3 +311,51 @@ def test_model_example_trains_and_predicts_a_netcdf_with_the_models_coordinates(
         np.testing.assert_array_equal(out[dim].values, src[dim].values)
         assert out[dim].attrs == src[dim].attrs
     assert np.isfinite(out["prediction"].values).all()
+
+
+# ----------------------------------------------------------------------------- netCDF -> GeoTIFF
+
+
+def map_dataset(mapping: dict | None) -> xr.Dataset:
+    """A 2D property map on a 10 m UTM grid, rows from north to south: values 100·row + column."""
+    north = 4_200_095.0 - 10.0 * np.arange(4)
+    east = 500_005.0 + 10.0 * np.arange(5)
+    values = (100 * np.arange(4)[:, None] + np.arange(5)).astype(np.float32)
+    attrs = {"grid_mapping": "crs"} if mapping is not None else {}
+    data = {"porosity": (("y", "x"), values, attrs)}
+    if mapping is not None:
+        data["crs"] = ((), np.int32(0), mapping)
+    return xr.Dataset(data, coords={"y": ("y", north, {"units": "m"}), "x": ("x", east, {"units": "m"})})
+
+
+@pytest.mark.parametrize("mapping", ["crs_wkt", "spatial_ref", "epsg_code"])
+def test_netcdf_to_geotiff_takes_the_crs_of_its_grid_mapping(tmp_path, mapping):
+    rasterio = pytest.importorskip("rasterio")
+    wkt = rasterio.crs.CRS.from_epsg(32633).to_wkt()
+    value = {"crs_wkt": wkt, "spatial_ref": wkt, "epsg_code": "32633"}[mapping]
+    map_dataset({"grid_mapping_name": "transverse_mercator", mapping: value}).to_netcdf(tmp_path / "m.nc", engine="h5netcdf")
+    convert(tmp_path / "m.nc", tmp_path / "m.tif")
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        assert ds.crs.to_epsg() == 32633
+        assert tuple(ds.transform)[:6] == (10.0, 0.0, 500_000.0, 0.0, -10.0, 4_200_100.0)
+        assert tuple(ds.bounds) == (500_000.0, 4_200_060.0, 500_050.0, 4_200_100.0)
+        np.testing.assert_array_equal(ds.read(1), map_dataset(None)["porosity"].values)
+
+
+def test_netcdf_without_a_grid_mapping_gives_a_geotiff_with_its_transform_and_says_it_has_no_crs(tmp_path, caplog):
+    rasterio = pytest.importorskip("rasterio")
+    map_dataset(None).to_netcdf(tmp_path / "m.nc", engine="h5netcdf")
+    with caplog.at_level("WARNING"):
+        convert(tmp_path / "m.nc", tmp_path / "m.tif")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "gives no CRS" in warnings[0] and "\n" not in warnings[0]
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        assert ds.crs is None and tuple(ds.transform)[:6] == (10.0, 0.0, 500_000.0, 0.0, -10.0, 4_200_100.0)
+
+
+def test_a_netcdf_output_of_a_netcdf_keeps_its_grid_mapping(tmp_path):
+    map_dataset({"grid_mapping_name": "transverse_mercator", "epsg_code": "EPSG:32633"}).to_netcdf(
+        tmp_path / "m.nc", engine="h5netcdf")
+    convert(tmp_path / "m.nc", tmp_path / "out.nc")
+    with xr.open_dataset(tmp_path / "out.nc", engine="h5netcdf", decode_coords="all") as out:
+        assert out["prediction"].encoding["grid_mapping"] == "crs" and out["crs"].attrs["epsg_code"] == "EPSG:32633"

@@ -15,10 +15,13 @@ import pytest
 obspy = pytest.importorskip("obspy")
 from obspy import Stream, Trace, UTCDateTime  # noqa: E402
 
+from geocnn.classical.stalta import StaLta  # noqa: E402
 from geocnn.errors import ConfigError, DataError  # noqa: E402
 from geocnn.grids.grid import open_grid  # noqa: E402
+from geocnn.grids.picks import Picks, pick_target  # noqa: E402
 from geocnn.grids.waveforms import WaveformSource  # noqa: E402
-from geocnn.picking import Pick, Picker, peaks, score, thresholds  # noqa: E402
+from geocnn.metric_names import Metric, metric, pick_metric  # noqa: E402
+from geocnn.picking import Pick, Picker, PickValidation, figures, peaks, score, tally, thresholds  # noqa: E402
 
 T0 = UTCDateTime("2024-03-01T10:00:00")
 N = 2000
@@ -94,3 +97,58 @@ def test_scores_match_nearest_first_within_the_tolerance():
     assert (empty.recall, empty.f1) == (0.0, 0.0) and math.isnan(empty.precision) and math.isnan(empty.residual_mean)
     with pytest.raises(DataError, match="tolerance must be positive"):
         score(pred, ref, "P", 0)
+
+
+def test_figures_of_summed_tallies():
+    a = tally(np.array([102.0, 300.0]), np.array([100.0]), 100.0, 0.1)  # +0.02 s, and a false pick
+    b = tally(np.array([495.0]), np.array([500.0, 900.0]), 100.0, 0.1)  # −0.05 s, and a missed pick
+    np.testing.assert_allclose(a, [1, 2, 1, 0.02, 0.0004])
+    np.testing.assert_allclose(b, [1, 1, 2, -0.05, 0.0025])
+    f = figures(a + b)
+    assert (f["precision"], f["recall"], f["f1"]) == (2 / 3, 2 / 3, 4 / 6)
+    assert f["residual_mean"] == pytest.approx(-0.015) and f["residual_std"] == pytest.approx(0.035)
+    assert np.isnan(figures(np.zeros(5))["f1"]) and figures(np.array([0, 0, 3, 0, 0]))["f1"] == 0.0
+    assert (pick_metric("f1", "P"), metric("pick_residual_std_S").higher_is_better) == (
+        Metric("pick_f1_P", True), False)
+
+
+def burst_records(folder, onset: int = 1200) -> WaveformSource:
+    """One station, 20 s at 100 Hz: ±10 counts on every component, ±1000 on Z for 1 s from ``onset``."""
+    z = np.tile(np.array([10, -10], np.int32), N // 2)
+    z[onset:onset + 100] *= 100
+    Stream([Trace(z if c == "Z" else np.tile(np.array([10, -10], np.int32), N // 2),
+                  header={"network": "XX", "station": "AAA", "channel": "HH" + c, "starttime": T0,
+                          "sampling_rate": 100.0}) for c in "ZNE"]).write(str(folder / "AAA.mseed"), format="MSEED")
+    return open_grid(folder)
+
+
+def test_sta_lta_triggers_at_the_burst():
+    z = np.tile([10.0, -10.0], N // 2)
+    z[1200:1300] *= 100
+    assert StaLta().onsets(z, 100.0).tolist() == [1200]
+    assert StaLta().onsets(z, 100.0, first=1201).tolist() == []  # only onsets from `first` on
+    assert StaLta().onsets(z[:400], 100.0).tolist() == []  # shorter than the long window: none
+    assert StaLta().name == "STA/LTA (0.5/5 s, on 3, off 1.5)"
+
+
+def test_validation_windows_score_network_and_sta_lta_picks(tmp_path):
+    grid = burst_records(tmp_path)
+    (tmp_path / "p.csv").write_text("station,phase,time\nAAA,P,2024-03-01T10:00:12Z\nAAA,S,2024-03-01T10:00:15Z\n"
+                                    "AAA,P,2024-03-01T10:00:19.5Z\n")  # the last outside the window
+    v = PickValidation(pick_target(grid, Picks.parse({"path": str(tmp_path / "p.csv")})).inputs[0], grid)
+    probs = np.zeros((3, 1024))  # the window of samples 800 .. 1823
+    probs[1] = bump(1024, 402, 0.9) + bump(1024, 700, 0.6)  # P: +0.02 s, and a false pick
+    probs[2] = bump(1024, 715, 0.8)  # S: +0.15 s, inside S's 0.2 s
+    t = v.tally(probs, 0, 800)
+    np.testing.assert_allclose(t[0], [[1, 2, 1, 0.02, 0.0004], [1, 1, 1, 0.15, 0.0225]])
+    np.testing.assert_allclose(t[1], [[1, 1, 1, 0, 0], [0, 0, 0, 0, 0]])  # STA/LTA: P at its onset, no S
+    s = v.scores(t)
+    assert (s["pick_f1_P"], s["pick_recall_S"], s["pick_residual_mean_S"]) == (2 / 3, 1.0, pytest.approx(0.15))
+    assert s["classical"] == {"method": "STA/LTA (0.5/5 s, on 3, off 1.5)", "pick_precision_P": 1.0,
+                              "pick_recall_P": 1.0, "pick_f1_P": 1.0, "pick_residual_mean_P": 0.0,
+                              "pick_residual_std_P": 0.0}
+    probs[2] = bump(1024, 725, 0.8)  # +0.25 s: outside S's tolerance; set it to 0.3 s and it matches
+    assert v.tally(probs, 0, 800)[0, 1, 0] == 0
+    wide = PickValidation(pick_target(grid, Picks.parse({"path": str(tmp_path / "p.csv"), "tolerance": [0.1, 0.3]}))
+                          .inputs[0], grid)
+    assert wide.tally(probs, 0, 800)[0, 1, 0] == 1 and wide.tolerance(5) == 0.3

@@ -109,7 +109,7 @@ def test_unknown_station_bad_time_and_other_inputs_are_one_error(records, tmp_pa
 
 
 def test_picks_are_for_segmentation_and_not_with_a_target():
-    path = ROOT / "configs" / "picking_mseed.yaml"
+    path = ROOT / "configs" / "picking.yaml"
     with pytest.raises(ConfigError, match="picks label each sample for segmentation, not regression"):
         load_config(path, ["task=regression"])
     with pytest.raises(ConfigError, match="give data.target or data.picks, not both"):
@@ -119,9 +119,24 @@ def test_picks_are_for_segmentation_and_not_with_a_target():
 def test_sample_records_train_a_few_steps(tmp_path):
     few = ["train.max_steps=3", "train.batch_size=4", "data.sampling.patches_per_epoch=12",
            "data.sampling.val_patches=4", "train.examples=1", "train.threads=1"]
-    run = train(load_config(ROOT / "configs" / "picking_mseed.yaml", few), tmp_path / "run")
+    run = train(load_config(ROOT / "configs" / "picking.yaml", few), tmp_path / "run")
     line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert line["step"] == 3 and np.isfinite(line["val_loss"]) and 0 <= line["val"]["miou"] <= 1
     assert np.sum(line["val"]["confusion"]) == 4 * 512 and len(line["val"]["confusion"]) == 3  # noise, P, S
+    # picks scored per phase beside STA/LTA's P picks, the first phase's F1 heading the run
+    assert {f"pick_{f}_{p}" for f in ("precision", "recall", "f1", "residual_mean", "residual_std")
+            for p in "PS"} <= set(line["val"])
+    assert line["val"]["classical"]["method"] == "STA/LTA (0.5/5 s, on 3, off 1.5)"
+    assert "pick_recall_P" in line["val"]["classical"] and "pick_f1_S" not in line["val"]["classical"]
+    assert line["best"]["headline"] == "pick_f1_P"
     split = json.loads((run / "split.json").read_text())
     assert split["axis"] == "station" and split["train"] == [0, 4] and split["validation"] == [4, 6]
+
+
+@pytest.mark.slow  # ~1 minute on 2 cores: the example's whole training
+def test_the_example_beats_sta_lta_on_held_out_stations(tmp_path):
+    run = train(load_config(ROOT / "configs" / "picking.yaml", ["train.seed=0", "train.threads=1"]), tmp_path / "run")
+    val = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val"]
+    # the last epoch's validation windows (held-out stations XG.AB05, XG.AB06), picks at 0.1 s (P) and 0.2 s (S)
+    assert val["pick_f1_P"] > val["classical"]["pick_f1_P"] + 0.3
+    assert val["pick_f1_S"] > 0.5 and abs(val["pick_residual_mean_P"]) < 0.05

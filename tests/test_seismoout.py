@@ -34,7 +34,7 @@ N = 1200
 def picking_run(tmp_path_factory) -> Path:
     few = ["train.max_steps=2", "train.batch_size=4", "data.sampling.patches_per_epoch=8",
            "data.sampling.val_patches=4", "train.examples=0", "train.threads=1"]
-    return train(load_config(ROOT / "configs" / "picking_mseed.yaml", few), tmp_path_factory.mktemp("run") / "run")
+    return train(load_config(ROOT / "configs" / "picking.yaml", few), tmp_path_factory.mktemp("run") / "run")
 
 
 @pytest.fixture(scope="module")

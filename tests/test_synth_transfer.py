@@ -1,6 +1,6 @@
 """Pretraining on `geocnn synth faults` cubes transfers to a survey made by another generator.
 
-The README's walk-through at a small size, with fixed seeds: pretrain ``configs/faults3d.yaml`` on
+The walk-through of docs/finetune.md at a small size, with fixed seeds: pretrain ``configs/faults3d.yaml`` on
 synthetic cubes, then fine-tune ``configs/faults3d_finetune.yaml`` on the sample survey's 16
 labelled inlines, against the same config from scratch; all scored by the runs themselves on the
 survey's held-out inlines (the fine-tune config's validation windows, ``metrics.jsonl``).

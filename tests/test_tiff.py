@@ -10,16 +10,19 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from geocnn.errors import DataError
+from geocnn.errors import DataError, OutputExistsError
 from geocnn.grids import writer
 from geocnn.grids.convert import convert
 from geocnn.grids.grid import open_grid, open_stack
 from geocnn.grids.inspect import inspect_inputs
 from geocnn.grids.tiff import MissingExtra, family, natural_key
+from geocnn.predict import predict
+from tests import trainkit
 
 rasterio = pytest.importorskip("rasterio", reason="the geocnn[geo] extra (rasterio) is not installed")
 tifffile = pytest.importorskip("tifffile", reason="the geocnn[tiff] extra (tifffile) is not installed")
@@ -212,6 +215,18 @@ def test_compressed_imagej_stack_reads_only_the_pages_a_window_touches(tmp_path,
     assert pages == [(3,), (4,), (5,)]
 
 
+def test_a_window_of_a_folder_of_slices_opens_only_its_slices(tmp_path, monkeypatch):
+    for z in range(12):
+        tifffile.imwrite(tmp_path / f"s{z}.tif", np.full((6, 8), z, np.uint16))
+    grid = open_grid(tmp_path)
+    source = grid.inputs[0]
+    opened = []
+    original = type(source)._open
+    monkeypatch.setattr(type(source), "_open", lambda self, k: opened.append(k) or original(self, k))
+    np.testing.assert_array_equal(grid.read((slice(9, 11), slice(1, 3), slice(0, 8)))[0, :, 0, 0], [9, 10])
+    assert opened == [9, 10]
+
+
 def test_folder_and_glob_of_slices_in_natural_order(tmp_path):
     folder = tmp_path / "slices"
     folder.mkdir()
@@ -254,6 +269,83 @@ def test_stack_output_is_ome_tiff_with_the_voxel_size(tmp_path):
     np.testing.assert_array_equal(whole(back)[1], -vol.astype(np.float32))
 
 
+def test_a_folder_of_slices_output_holds_the_voxel_size_and_reads_back_as_the_volume(tmp_path):
+    vol = np.random.default_rng(4).random((11, 6, 7)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "ct.ome.tif", vol, ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.7, "PhysicalSizeZ": 2.0})
+    result = convert(tmp_path / "ct.ome.tif", tmp_path / "ct_slices" / "slice_{:04d}.tif")
+    folder = tmp_path / "ct_slices"
+    assert Path(result.output) == folder
+    assert sorted(f.name for f in folder.iterdir()) == [f"slice_{z:04d}.tif" for z in range(11)]  # nothing else
+    with tifffile.TiffFile(folder / "slice_0010.tif") as tif:  # each slice says its voxel size itself
+        assert tif.is_imagej and tif.imagej_metadata["spacing"] == 2.0 and tif.imagej_metadata["unit"] == "micron"
+        num, den = tif.pages.first.tags["XResolution"].value
+        assert den / num == pytest.approx(0.65)
+        np.testing.assert_array_equal(tif.asarray(), vol[10])
+    back = open_grid(folder)
+    np.testing.assert_array_equal(whole(back)[0], vol)
+    assert back.spacing() == {"z": (2.0, "µm"), "y": (pytest.approx(0.7), "µm"), "x": (pytest.approx(0.65), "µm")}
+
+
+def test_slice_names_without_padding_read_back_in_natural_order_and_channels_are_pages(tmp_path):
+    vol = np.arange(12 * 3 * 4, dtype=np.float32).reshape(12, 3, 4)
+    tifffile.imwrite(tmp_path / "v.tif", vol, photometric="minisblack")
+    grid = open_grid(tmp_path / "v.tif")
+    pending = writer.prepare(tmp_path / "probs" / "p{}.tif", grid, 2, channel_names=("grain", "pore"))
+    pending.write_rows(5, np.stack([vol[5:], -vol[5:]]))
+    assert not (tmp_path / "probs").exists()  # a temporary sibling folder until commit
+    pending.write_rows(0, np.stack([vol[:5], -vol[:5]]))
+    pending.write((slice(0, 1), slice(1, 2), slice(0, 4)), np.full((2, 1, 1, 4), 7.0, np.float32))  # part of a slice
+    pending.commit()
+    assert (tmp_path / "probs" / "p10.tif").exists() and not (tmp_path / "probs" / "p0010.tif").exists()
+    back = open_grid(tmp_path / "probs")
+    expected = np.stack([vol, -vol])
+    expected[:, 0, 1] = 7.0
+    assert back.shape == (12, 3, 4) and back.channels == 2
+    np.testing.assert_array_equal(whole(back), expected)  # p10 after p9, not after p1
+
+
+def test_predict_writes_a_folder_of_slices_and_its_preview(tmp_path, identity_run):
+    run = identity_run(tmp_path)
+    volume = trainkit.layered_volume((5, 13, 37), seed=5)
+    np.save(tmp_path / "vol.npy", volume)
+    report = predict(run, [tmp_path / "vol.npy"], tmp_path / "pred" / "slice_{:04d}.tif", overlap=0.25)
+    assert report.output == tmp_path / "pred" and len(list((tmp_path / "pred").iterdir())) == 5
+    np.testing.assert_allclose(whole(open_grid(tmp_path / "pred"))[0], volume, rtol=1e-5, atol=1e-5)
+    assert (tmp_path / "pred.preview.png").stat().st_size > 10_000  # drawn from the folder read back
+
+
+def test_a_folder_of_slices_is_atomic_and_refuses_what_it_cannot_hold(tmp_path):
+    vol = np.zeros((3, 4, 5), np.uint8)
+    tifffile.imwrite(tmp_path / "v.tif", vol, photometric="minisblack")
+    grid = open_grid(tmp_path / "v.tif")
+    pending = writer.prepare(tmp_path / "out" / "s_{:03d}.tif", grid, 1, "uint8")
+    pending.write_rows(0, vol[None])
+    pending.abort()
+    assert list(tmp_path.iterdir()) == [tmp_path / "v.tif"]  # no folder, no temporary one
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OutputExistsError, match="already exists"):
+        writer.prepare(tmp_path / "out" / "s_{:03d}.tif", grid, 1, "uint8")
+    with pytest.raises(DataError, match="one number field"):
+        writer.prepare(tmp_path / "out" / "s_{z}.tif", grid, 1, "uint8")
+    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((4, 5), np.uint8))
+    with pytest.raises(DataError, match=r"\(z, y, x\) volume, not 2 axes"):
+        writer.prepare(tmp_path / "o2" / "s_{}.tif", open_grid(tmp_path / "flat.tif"), 1, "uint8")
+
+
+def test_an_ome_output_of_a_volume_in_metres_says_metres_and_reads_back_in_microns(tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    values = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    xr.Dataset({"vp": (("z", "y", "x"), values)},
+               coords={"z": ("z", 5.0 * np.arange(3), {"units": "m"}), "y": ("y", 25.0 * np.arange(4), {"units": "m"}),
+                       "x": ("x", 12.5 * np.arange(5), {"units": "m"})}).to_netcdf(tmp_path / "m.nc", engine="h5netcdf")
+    convert(tmp_path / "m.nc", tmp_path / "m.ome.tif")
+    with tifffile.TiffFile(tmp_path / "m.ome.tif") as tif:
+        assert 'PhysicalSizeZ="5.0" PhysicalSizeZUnit="m"' in tif.ome_metadata
+    assert open_grid(tmp_path / "m.ome.tif").spacing() == {"z": (5e6, "µm"), "y": (25e6, "µm"), "x": (12.5e6, "µm")}
+
+
 # ---------------------------------------------------------------- damaged files and extras
 
 def test_damaged_and_huge_tiffs_are_one_error(tmp_path):
@@ -274,6 +366,31 @@ def test_damaged_and_huge_tiffs_are_one_error(tmp_path):
     tifffile.imwrite(tmp_path / "complex.tif", np.zeros((4, 4), np.complex64))
     with pytest.raises(DataError, match="complex"):
         open_grid(tmp_path / "complex.tif")
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_damaged_and_huge_geotiffs_are_one_line_exit_2(tmp_path, cli):
+    path = scene(tmp_path / "s.tif", coded(1, 256, 256, "float32"), compress="deflate")
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(raw[:len(raw) // 2])  # header and tags whole, the later tiles gone
+    grid = open_grid(cut)
+    assert family(cut) == "geotiff" and grid.shape == (256, 256)
+    with pytest.raises(DataError, match="cut.tif: a block cannot be read"):
+        grid.read((slice(192, 256), slice(192, 256)))
+    # a GeoTIFF (GeoKeyDirectory tag) declaring 2³⁰ × 2³⁰ pixels: refused before anything is allocated
+    entries = [(256, 4, 1, 1 << 30), (257, 4, 1, 1 << 30), (258, 3, 1, 8), (273, 4, 1, 8), (279, 4, 1, 1),
+               (34735, 3, 4, 0)]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + b"\0" * 4
+    huge = tmp_path / "huge.tif"
+    huge.write_bytes(b"II*\0" + struct.pack("<I", 8) + ifd)
+    assert family(huge) == "geotiff"
+    for bad in (huge, tmp_path / "text.tif"):
+        if bad.name == "text.tif":
+            bad.write_bytes(b"II*\0garbage")
+        result = cli("inspect", bad)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1 and str(bad.name) in result.output
 
 
 def test_grids_import_neither_library_and_a_missing_extra_is_one_line(tmp_path):

@@ -1,4 +1,4 @@
-"""Make the README's pictures: short training runs on data_samples/, then predictions, one picture of each kind.
+"""Make the documentation's pictures (docs/pictures.md): short training runs on data_samples/, then predictions, one picture of each kind.
 
     python docs/pictures/make_pictures.py            # rewrite the PNGs in docs/pictures/
     python docs/pictures/make_pictures.py --out DIR  # write them somewhere else
@@ -76,7 +76,7 @@ def make(out: Path, work: Path) -> list[Path]:
 
 
 def small_png(src: Path, dst: Path, colors: int = 128) -> Path:
-    """A copy of ``src`` with a palette of ``colors`` colours: a README picture in tens of kilobytes."""
+    """A copy of ``src`` with a palette of ``colors`` colours: a documentation picture in tens of kilobytes."""
     with Image.open(src) as img:
         img.convert("RGB").quantize(colors=colors).save(dst, optimize=True)
     return dst

@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- sections
 # Each field is declared once, as `name: type = setting(doc, default=..., limits...)`: the Record that
 # checks the YAML, the JSON Schema, the frozen object code reads (cfg.train.lr) and the docs table
-# (docs/config.md) all come from that line. Choices are Literal types, so type checkers see them.
+# (the site's reference/config.md) all come from that line. Choices are Literal types, so type checkers see them.
 
 class Normalize(Section, title="normalize", shorthand="method"):
     """``data.normalize``: per-channel input normalisation."""
@@ -758,7 +758,7 @@ def json_schema() -> dict:
 # ----------------------------------------------------------------------------- docs
 
 def config_reference() -> str:
-    """Every section of a config file as a Markdown table (docs/config.md is this text).
+    """Every section of a config file as Markdown tables (the site's reference/config.md is this text).
 
     ``geocnn schema --markdown`` prints it; the tables come from the section declarations, as
     the checks and the JSON Schema do.
@@ -766,7 +766,7 @@ def config_reference() -> str:
     parts = ["# Config reference", "",
              "Every key of a geocnn config file, section by section: its type, default, choices and what it "
              "does. Generated from the declarations in `src/geocnn/config.py` (`geocnn schema --markdown`); "
-             "`model:` is described in the README (Declaring a model) and in [terms.md](terms.md).", ""]
+             "`model:` is described in docs/models.md (Declaring a model) and docs/terms.md.", ""]
     return "\n".join(parts + _section_tables("", CONFIG))
 
 

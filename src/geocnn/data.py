@@ -25,7 +25,7 @@ from geocnn.grids.checks import check_finite
 from geocnn.grids.grid import Grid, open_grid, open_stack
 from geocnn.grids.labels import read_labels
 from geocnn.grids.normalize import Normalization, estimate
-from geocnn.grids.picks import pick_target
+from geocnn.grids.picks import PickLabels, pick_target
 from geocnn.model import infer
 from geocnn.patches import (
     PatchGeometry,
@@ -38,6 +38,7 @@ from geocnn.patches import (
     patch_geometry,
     sample_origins,
 )
+from geocnn.picking import PickValidation
 from geocnn.selfsup import blindplan
 from geocnn.selfsup.blindspots import Blinding
 from geocnn.tasks import Task
@@ -73,6 +74,7 @@ class TrainingData:
     val_origins: np.ndarray
     clean: Grid | None = None  # self-supervised: the clean twin, read for validation scores only
     blinding: Blinding | None = None  # denoise_self with data.mask.shape: the blind region (geocnn.selfsup.blindplan)
+    picks: PickValidation | None = None  # data.picks labelling phases: picks scored on the validation windows
 
     @property
     def task(self) -> Task:
@@ -662,7 +664,15 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
         if cfg.task.self_supervised and cfg.data.mask.shape is not None else None
     blindplan.check_posterior(cfg, blinding)
     return TrainingData(cfg, grid, target, labels, geom, split, norm, target_norm, classes, class_freq,
-                        centres, live, train_mean, val_origins, clean, blinding)
+                        centres, live, train_mean, val_origins, clean, blinding, _pick_validation(grid, target))
+
+
+def _pick_validation(grid: Grid, target: Grid | None) -> PickValidation | None:
+    """Pick scores in validation when the target is phase labels from picks (detection labels have none)."""
+    labels = target.inputs[0] if target is not None else None
+    if isinstance(labels, PickLabels) and labels.config.labels == "phases":
+        return PickValidation(labels, grid)
+    return None
 
 
 def _check_mask(cfg: Config, geom: PatchGeometry) -> None:

@@ -37,6 +37,25 @@ METRICS: dict[str, Metric] = {**{n: Metric(n, True) for n in HIGHER_IS_BETTER},
                               **{n: Metric(n, False) for n in LOWER_IS_BETTER}}
 
 
+# pick scores, one per phase (``pick_f1_P``: geocnn.picking.PickValidation); the residuals' mean has no direction
+PICK_FIGURES: dict[str, bool] = {"precision": True, "recall": True, "f1": True, "residual_std": False}
+
+
+def pick_metric(figure: str, phase: str) -> Metric:
+    """The record of a phase's pick figure, e.g. ``pick_f1_P``.
+
+    >>> pick_metric("f1", "P")
+    Metric(name='pick_f1_P', higher_is_better=True)
+    """
+    return Metric(f"pick_{figure}_{phase}", PICK_FIGURES[figure])
+
+
 def metric(name: str) -> Metric:
-    """The record of a metric name (a KeyError here is a bug: names are checked at config load)."""
-    return METRICS[name]
+    """The record of a metric name, a phase's pick figure included (a KeyError here is a bug: names are
+    checked at config load)."""
+    if name in METRICS:
+        return METRICS[name]
+    figure = next((f for f in PICK_FIGURES if name.startswith(f"pick_{f}_")), None)
+    if figure is None:
+        raise KeyError(name)
+    return pick_metric(figure, name[len(f"pick_{figure}_"):])

@@ -21,6 +21,10 @@ over the whole validation set, not averages of batch averages.
   noisy values it is not scored: a method that keeps the noise neighbouring traces share scores
   well there.
 
+With ``data.picks`` (phase labels of earthquake records), segmentation also scores picks on each
+validation window (:class:`PickMetrics`, :class:`geocnn.picking.PickValidation`): per phase, precision,
+recall, F1 within a tolerance and the residuals' mean and std, beside a classic STA/LTA's (``classical``).
+
 A task names its accumulator (:class:`geocnn.tasks.Task`'s ``accumulator``); :data:`ACCUMULATORS`
 makes it under that name. The metric names and directions are :mod:`geocnn.metric_names` (no torch).
 """
@@ -28,10 +32,12 @@ makes it under that name. The metric names and directions are :mod:`geocnn.metri
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+
+from geocnn.picking import PickValidation
 
 
 def _db(signal: float, noise: float) -> float:
@@ -218,6 +224,23 @@ class ScalarMetrics:
         r2_base = 1 - sbb / var if var > 0 else 0.0
         return {"mse": see / n, "mae": sae / n, "r2": r2,
                 "baseline": {"mse": sbb / n, "mae": sab / n, "r2": r2_base}}
+
+
+class PickMetrics:
+    """Pick scores summed over validation windows (see :class:`geocnn.picking.PickValidation`); its
+    entries join the task's metrics, STA/LTA's under ``classical``."""
+
+    def __init__(self, picks: PickValidation) -> None:
+        self.picks = picks
+        self.sums = torch.zeros(picks.shape, dtype=torch.float64)
+
+    def update(self, probs: torch.Tensor, origins: Sequence[np.ndarray]) -> None:
+        """Add a batch: class probabilities (B, K, samples) of the windows at ``origins`` (station, sample)."""
+        for p, (station, first) in zip(probs.double().cpu().numpy(), origins):
+            self.sums += torch.from_numpy(self.picks.tally(p, int(station), int(first)))
+
+    def compute(self) -> dict:
+        return self.picks.scores(self.sums.numpy())
 
 
 # ----------------------------------------------------------------------------- the accumulator of each task

@@ -11,6 +11,9 @@
 * **Scores** (:func:`score`): the field's figures — a predicted pick of a station and phase matches a
   reference pick within ``tolerance`` seconds (each reference pick matches at most one, nearest first);
   precision, recall, F1 and the mean and standard deviation of the matched residuals (predicted − reference).
+* **Validation** (:class:`PickValidation`): during training on ``data.picks``, the same picks and scores on
+  each validation window, beside the picks of a classic STA/LTA trigger (:mod:`geocnn.classical.stalta`)
+  on the window's Z component; counts add up over windows as :func:`tally` rows, read by :func:`figures`.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from geocnn import atomic
+from geocnn.classical.stalta import StaLta
 from geocnn.errors import ConfigError, DataError
-from geocnn.grids.picks import QUAKEML_SUFFIXES
+from geocnn.grids.grid import Grid
+from geocnn.grids.picks import QUAKEML_SUFFIXES, PickLabels, phase_class
 from geocnn.grids.waveforms import NS, WaveformSource, require_obspy
 
 
@@ -152,25 +157,53 @@ class Score:
     residuals: tuple[float, ...]  # seconds, predicted − reference, of the matched picks
 
     @property
+    def tally(self) -> np.ndarray:
+        """The counts :func:`figures` reads (a :data:`TALLY` row)."""
+        r = np.asarray(self.residuals, dtype=np.float64)
+        return np.array([self.true_positives, self.predicted, self.reference, r.sum(), (r * r).sum()])
+
+    @property
     def precision(self) -> float:
-        return self.true_positives / self.predicted if self.predicted else math.nan
+        return figures(self.tally)["precision"]
 
     @property
     def recall(self) -> float:
-        return self.true_positives / self.reference if self.reference else math.nan
+        return figures(self.tally)["recall"]
 
     @property
     def f1(self) -> float:
-        tp, n = self.true_positives, self.predicted + self.reference
-        return 2 * tp / n if n else math.nan
+        return figures(self.tally)["f1"]
 
     @property
     def residual_mean(self) -> float:
-        return float(np.mean(self.residuals)) if self.residuals else math.nan
+        return figures(self.tally)["residual_mean"]
 
     @property
     def residual_std(self) -> float:
-        return float(np.std(self.residuals)) if self.residuals else math.nan
+        return figures(self.tally)["residual_std"]
+
+
+TALLY = ("matched", "predicted", "reference", "residual_sum", "residual_squares")
+"""What adds up over windows (and processes): matched, predicted and reference picks, Σ r and Σ r² (s, s²)."""
+
+
+def figures(tally: np.ndarray) -> dict[str, float]:
+    """Precision, recall, F1, and the mean and (population) standard deviation of the residuals in seconds,
+    of a :data:`TALLY` row (NaN where nothing defines one: no picks, no match).
+
+    >>> f = figures(np.array([2, 4, 2, 0.1, 0.0068]))  # 2 of 4 picks match 2 true ones, at +0.02 and +0.08 s
+    >>> round(f["f1"], 3), round(f["residual_mean"], 3), round(f["residual_std"], 3)
+    (0.667, 0.05, 0.03)
+    """
+    tp, predicted, reference, r_sum, r_squares = (float(v) for v in tally)
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else math.nan
+
+    mean = ratio(r_sum, tp)
+    return {"precision": ratio(tp, predicted), "recall": ratio(tp, reference),
+            "f1": ratio(2 * tp, predicted + reference), "residual_mean": mean,
+            "residual_std": math.sqrt(max(r_squares / tp - mean * mean, 0.0)) if tp else math.nan}
 
 
 def score(predicted: Sequence[Pick], reference: Sequence[Pick], phase: str, tolerance: float) -> Score:
@@ -191,3 +224,85 @@ def score(predicted: Sequence[Pick], reference: Sequence[Pick], phase: str, tole
         used_r.add(j)
         residuals.append((pred[i].time_ns - ref[j].time_ns) / NS)
     return Score(phase, tolerance, len(residuals), len(pred), len(ref), tuple(residuals))
+
+
+def tally(predicted: np.ndarray, reference: np.ndarray, rate: float, tolerance: float) -> np.ndarray:
+    """The :data:`TALLY` row of one trace's predicted against reference pick positions of one phase
+    (samples, fractional allowed) within ``tolerance`` seconds, matched as :func:`score` matches."""
+    def on_trace(positions: np.ndarray) -> list[Pick]:
+        return [Pick("", "", int(round(float(p) * NS / rate))) for p in positions]
+    return score(on_trace(predicted), on_trace(reference), "", tolerance).tally
+
+
+# ----------------------------------------------------------------------------- validation during training
+
+METHODS = ("network", "classical")  # the rows of a validation tally: geocnn's picks, then STA/LTA's
+
+
+@dataclass
+class PickValidation:
+    """Picks scored on validation windows of earthquake records labelled by ``data.picks`` (``labels: phases``).
+
+    A window's picks are :func:`peaks` of each phase's probability (``data.picks.threshold``,
+    ``min_separation``), matched with the window's true picks within the phase's tolerance; STA/LTA picks
+    P on the window's Z component, its averages fed from up to its long window before the window (what it
+    needs to be defined at the window's start), and its tally of a window is computed once.
+    """
+
+    labels: PickLabels
+    records: Grid
+    stalta: StaLta = field(default_factory=StaLta)
+    _classical: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        return self.labels.config.phases
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(methods, phases, counts) of :meth:`tally`."""
+        return len(METHODS), len(self.phases), len(TALLY)
+
+    def tolerance(self, k: int) -> float:
+        """Seconds within which a pick of phase ``k`` (0-based) matches: its entry, else the last one."""
+        tol = self.labels.config.tolerance
+        return tol[min(k, len(tol) - 1)]
+
+    def tally(self, probs: np.ndarray, station: int, first: int) -> np.ndarray:
+        """``(methods, phases, counts)`` of the window of ``probs`` (classes, samples) at ``station``, ``first``."""
+        cfg, rate, n = self.labels.config, self.labels.rate, probs.shape[-1]
+        distance = max(1, int(round(cfg.min_separation * rate)))
+        out = np.zeros(self.shape)
+        for k in range(len(self.phases)):
+            true = self.labels.picks_in(station, k + 1, first, first + n) - first
+            out[0, k] = tally(peaks(probs[k + 1], cfg.threshold, distance), true, rate, self.tolerance(k))
+        key = (station, first)
+        if key not in self._classical:
+            self._classical[key] = self._stalta(station, first, n)
+        return out + self._classical[key]
+
+    def _stalta(self, station: int, first: int, n: int) -> np.ndarray:
+        """STA/LTA's P tally of a window (zeros for the phases it does not pick)."""
+        out = np.zeros(self.shape)
+        k = phase_class("P", self.phases)
+        if k is None:
+            return out
+        rate = self.labels.rate
+        lo = max(0, first - self.stalta.context(rate))
+        z = self.records.channel_names.index("Z") if "Z" in self.records.channel_names else 0
+        trace = self.records.read((slice(station, station + 1), slice(lo, first + n)))[z, 0]
+        onsets = self.stalta.onsets(trace, rate, first - lo) - (first - lo)
+        true = self.labels.picks_in(station, k, first, first + n) - first
+        out[1, k - 1] = tally(onsets, true, rate, self.tolerance(k - 1))
+        return out
+
+    def scores(self, sums: np.ndarray) -> dict:
+        """The validation entries of summed tallies: ``pick_<figure>_<phase>`` (residuals in seconds), and
+        under ``classical`` STA/LTA's, for the phases it picks."""
+        out: dict = {}
+        classical: dict = {"method": self.stalta.name}
+        for k, phase in enumerate(self.phases):
+            out.update({f"pick_{name}_{phase}": v for name, v in figures(sums[0, k]).items()})
+            if phase_class("P", self.phases) == k + 1:
+                classical.update({f"pick_{name}_{phase}": v for name, v in figures(sums[1, k]).items()})
+        return {**out, "classical": classical}

@@ -3,6 +3,9 @@
 Every seismic panel is drawn in survey coordinates (inline/crossline numbers from the grid's
 geometry, two-way time or depth from the sample interval and delay), with a colorbar whose label
 states the symmetric clip; its title names the line shown ("inline 1031"), never window indices.
+A section has its first axis across and its last down (time grows downward); a map (a GeoTIFF
+scene, a netCDF's northing/easting or latitude/longitude, a depth slice of a model) is drawn north
+up, east to the right, as GIS tools show it (:meth:`Frame.north_up`, drawn by :func:`show`).
 Classes get a categorical palette with a legend of their names, and probabilities one map per
 class. Which pictures fit a task is the :class:`Pictures` its record names (:data:`PICTURES`).
 
@@ -26,10 +29,11 @@ import numpy as np
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from geocnn import atomic
 from geocnn.grids import sidecar
+from geocnn.grids.coords import NUMBERED, is_map
 from geocnn.grids.grid import open_grid
 from geocnn.outputs import Output
 from geocnn.runs.metrics_log import BASELINE, EpochRecord
@@ -81,7 +85,7 @@ class Coords:
         """Axis label: ``inline``, ``two-way time (ms)``, ``trace (index)``."""
         if self.indexed:
             return f"{self.name} (index)"
-        name = "two-way time" if self.name == "time" else self.name
+        name = "two-way time" if self.name == "time" and self.unit == "ms" else self.name
         return f"{name} ({self.unit})" if self.unit else name
 
     def at(self, i: int) -> str:
@@ -107,9 +111,6 @@ def index_coords(name: str, n: int) -> Coords:
     return Coords(name, np.arange(n, dtype=np.float64), indexed=True)
 
 
-_NUMBERS = {"inline": "ilines", "crossline": "xlines", "offset": "offsets"}
-
-
 def declared_spacing(spec, model_axes: Sequence[str]) -> dict[str, tuple[float, str]]:
     """The model's ``spacing`` (e.g. ``["2 ms"]``) by grid axis name: the sample axis of an array
     that does not say its own sample interval."""
@@ -118,28 +119,32 @@ def declared_spacing(spec, model_axes: Sequence[str]) -> dict[str, tuple[float, 
 
 
 def survey_coords(grid, declared: dict[str, tuple[float, str]] | None = None) -> tuple[Coords, ...]:
-    """One :class:`Coords` per grid axis: header numbers (inline, crossline, offset), two-way time
-    or depth from the sample interval and delay (else from the model's ``declared`` spacing),
-    else indices."""
+    """One :class:`Coords` per grid axis, from the grid's coordinates (:mod:`geocnn.grids.coords`, the
+    one mapping of each format's geometry): header numbers (inline, crossline, offset), two-way time
+    from the sample interval and delay, a netCDF's coordinates (depth, latitude, time... in their
+    units), a GeoTIFF's easting/northing, a TIFF stack's positions in µm; else time or depth of the
+    last axis from the model's ``declared`` spacing; else indices."""
     spacing = {**(declared or {}), **grid.spacing()}
     out = []
-    for a, (name, n) in enumerate(zip(grid.axes, grid.shape)):
-        numbers = getattr(grid.meta, _NUMBERS[name], None) if name in _NUMBERS else None
-        if numbers is not None and len(numbers) == n:
-            out.append(Coords(name, np.asarray(numbers, dtype=np.float64)))
-        elif a == grid.ndim - 1 and name in spacing:
-            step, unit = spacing[name]
+    for a, c in enumerate(grid.coordinates()):
+        n = len(c.values)
+        if c.axis in NUMBERED and c.long_name == f"{c.axis} number":
+            out.append(Coords(c.axis, np.asarray(c.values, dtype=np.float64)))
+        elif not c.long_name.endswith(" index"):
+            out.append(Coords(c.long_name or c.axis, np.asarray(c.values, dtype=np.float64), c.units))
+        elif a == grid.ndim - 1 and c.axis in spacing and spacing[c.axis][1] in ("ms", "m", "ft"):
+            step, unit = spacing[c.axis]
             start = grid.meta.sample_start_ms if unit == "ms" else 0.0
             out.append(Coords("time" if unit == "ms" else "depth", start + step * np.arange(n), unit))
         else:
-            out.append(index_coords(name, n))
+            out.append(index_coords(c.axis, n))
     return tuple(out)
 
 
 @dataclass(frozen=True)
 class Frame:
     """Where a picture lies in the survey: the line it shows and the coordinates of its drawn axes
-    (horizontal, vertical) of an image, or (along the trace,) of a 1D picture. A 3D patch is drawn
+    in grid order (the image's two axes, or (along the trace,) of a 1D picture). A 3D patch is drawn
     one slice along its first axis (the middle one unless a picture picks another): ``slices``
     names the line of each."""
 
@@ -150,6 +155,26 @@ class Frame:
     def slice(self, k: int | None) -> Frame:
         """The frame of slice ``k`` of a 3D patch (None, or a 2D patch: this frame)."""
         return Frame(self.slices[k], self.axes, self.slices) if k is not None and self.slices else self
+
+    @property
+    def north_up(self) -> bool:
+        """The image is a map (:func:`geocnn.grids.coords.is_map`, in known coordinates): drawn with
+        easting across and northing up, not as a section (first axis across, second down)."""
+        return (len(self.axes) == 2 and is_map(self.axes[0].name, self.axes[1].name)
+                and not (self.axes[0].indexed or self.axes[1].indexed))
+
+    @property
+    def horizontal(self) -> Coords:
+        return self.axes[1] if self.north_up else self.axes[0]
+
+    @property
+    def vertical(self) -> Coords:
+        return self.axes[0] if self.north_up else self.axes[-1]
+
+    def points(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(horizontal, vertical) coordinates of the image's cells at grid indices ``(i, j)``."""
+        first, second = self.axes[0].values[i], self.axes[1].values[j]
+        return (second, first) if self.north_up else (first, second)
 
 
 def patch_frame(coords: Sequence[Coords], geom, origin: Sequence[int]) -> Frame:
@@ -216,20 +241,39 @@ def clip_text(clip: float) -> str:
     return f"clip ±{value} ({CLIP_PERCENTILE}th percentile)"
 
 
-def _extent(frame: Frame) -> tuple[float, float, float, float]:
-    x0, x1 = frame.axes[0].edges()
-    y0, y1 = frame.axes[1].edges()
-    return x0, x1, y1, y0  # time grows downward
+def show(ax, img: np.ndarray, frame: Frame, **style):
+    """Draw the 2D ``img`` (grid order: ``frame.axes``) at its pixel edges in survey coordinates; the
+    one place that decides which axis goes across and which down. A section: its first axis across
+    and its second down, time growing downward. A map (:attr:`Frame.north_up`): easting across
+    increasing to the right and northing up increasing upwards, row 0 at the top when northing falls
+    along the rows (a GeoTIFF's negative y pixel size) and at the bottom when it rises (south-up
+    rasters, a netCDF's rising latitude); equal aspect when both axes share a unit, as in a GIS."""
+    style = {"aspect": "auto", "interpolation": "nearest", **style}
+    if not frame.north_up:
+        (x0, x1), (y0, y1) = frame.axes[0].edges(), frame.axes[1].edges()
+        return ax.imshow(img.T, extent=(x0, x1, y1, y0), **style)
+    (n0, n1), (e0, e1) = frame.axes[0].edges(), frame.axes[1].edges()
+    if frame.axes[0].unit and frame.axes[0].unit == frame.axes[1].unit:
+        style["aspect"] = "equal"
+    im = ax.imshow(img, origin="upper" if n0 > n1 else "lower", extent=(e0, e1, min(n0, n1), max(n0, n1)),
+                   **style)
+    ax.set_xlim(min(e0, e1), max(e0, e1))  # east to the right even when the columns run westward
+    return im
 
 
 def _axes_labels(ax, frame: Frame, left: bool = True) -> None:
-    ax.set_xlabel(frame.axes[0].label, fontsize=7)
+    ax.set_xlabel(frame.horizontal.label, fontsize=7)
     if left:
-        ax.set_ylabel(frame.axes[-1].label if len(frame.axes) == 1 else frame.axes[1].label, fontsize=7)
+        ax.set_ylabel(frame.vertical.label, fontsize=7)
     ax.tick_params(labelsize=7)
-    for axis, coords in zip((ax.xaxis, ax.yaxis), frame.axes):
+    for axis, coords in zip((ax.xaxis, ax.yaxis), (frame.horizontal, frame.vertical)):
         if not coords.unit:
             axis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        elif frame.north_up:  # map coordinates in full (4650000, not 4.65 + 1e6), few enough not to collide
+            axis.set_major_locator(MaxNLocator(nbins=3))
+            plain = ScalarFormatter(useOffset=False)
+            plain.set_scientific(False)
+            axis.set_major_formatter(plain)
 
 
 def _image(patch: np.ndarray, k: int | None = None) -> np.ndarray:
@@ -242,16 +286,14 @@ def _image(patch: np.ndarray, k: int | None = None) -> np.ndarray:
 
 def seismic_panel(ax, img: np.ndarray, frame: Frame, title: str, clip: float, left: bool = True):
     """A 2D amplitude panel on a symmetric clip; returns the image for its colorbar."""
-    im = ax.imshow(img.T, cmap=SEISMIC, vmin=-clip, vmax=clip, aspect="auto", extent=_extent(frame),
-                   interpolation="nearest")
+    im = show(ax, img, frame, cmap=SEISMIC, vmin=-clip, vmax=clip)
     ax.set_title(title, fontsize=8)
     _axes_labels(ax, frame, left)
     return im
 
 
 def probability_panel(ax, img: np.ndarray, frame: Frame, title: str, left: bool = False):
-    im = ax.imshow(img.T, cmap=PROBABILITY, vmin=0, vmax=1, aspect="auto", extent=_extent(frame),
-                   interpolation="nearest")
+    im = show(ax, img, frame, cmap=PROBABILITY, vmin=0, vmax=1)
     ax.set_title(title, fontsize=8)
     _axes_labels(ax, frame, left)
     return im
@@ -268,8 +310,7 @@ def palette(k: int) -> tuple[ListedColormap, BoundaryNorm]:
 
 def class_panel(ax, img: np.ndarray, frame: Frame, title: str, k: int, left: bool = False):
     cmap, norm = palette(k)
-    im = ax.imshow(np.asarray(img).T, cmap=cmap, norm=norm, aspect="auto", extent=_extent(frame),
-                   interpolation="nearest")
+    im = show(ax, np.asarray(img), frame, cmap=cmap, norm=norm)
     ax.set_title(title, fontsize=8)
     _axes_labels(ax, frame, left)
     return im
@@ -418,7 +459,7 @@ def trace_fill_examples(ex: Examples, names: Names) -> Figure:
         _one_scale_row(fig, axes[i], frame, panels)
         axes[i][len(panels) - 1].set_facecolor(BLANK)
         for ax in axes[i]:
-            mark_traces(ax, frame.axes[0].values[hidden.any(axis=1)])
+            mark_traces(ax, frame, hidden.any(axis=1))
     fig.suptitle("validation examples", fontsize=10)
     return fig
 
@@ -436,11 +477,18 @@ def busiest(counts: np.ndarray) -> tuple[int, ...]:
     return tuple(int(v) for v in best[np.argmin(distance)])
 
 
-def mark_traces(ax, positions: np.ndarray) -> None:
-    """A tick above the panel at each of ``positions`` (its horizontal axis's coordinates): the traces
-    that were filled."""
-    if len(positions):
-        ax.plot(positions, np.ones(len(positions)), ls="none", marker="v", ms=4, color=FILL_COLOR, clip_on=False,
+def mark_traces(ax, frame: Frame, traces: np.ndarray) -> None:
+    """A tick at the edge of the panel beside each filled trace (``traces``: bool along the image's
+    first grid axis): above a section, left of a map, whose first axis runs up."""
+    positions = frame.axes[0].values[np.asarray(traces)]
+    if not len(positions):
+        return
+    edge = np.ones(len(positions))
+    if frame.north_up:
+        ax.plot(0 * edge, positions, ls="none", marker=">", ms=4, color=FILL_COLOR, clip_on=False,
+                transform=ax.get_yaxis_transform(), label=FILLED)
+    else:
+        ax.plot(positions, edge, ls="none", marker="v", ms=4, color=FILL_COLOR, clip_on=False,
                 transform=ax.get_xaxis_transform(), label=FILLED)
 
 
@@ -761,7 +809,7 @@ def values_preview(p: Preview) -> Figure:
     for row, (frame, window) in zip(axes, views):
         x, y = _section(p.grid, window), _section(p.pred, window)
         clip = clip_of(x)
-        im = seismic_panel(row[0], x, frame, f"{label} — {frame.line}", clip)
+        im = seismic_panel(row[0], x, frame, _with_line(frame, label), clip)
         if same:
             seismic_panel(row[1], y, frame, "prediction", clip, False)
             im = seismic_panel(row[2], x - y, frame, "residual (input − prediction)", clip, False)
@@ -800,11 +848,11 @@ def fill_preview(p: Preview) -> Figure:
 def _mark_filled(ax, frame: Frame, filled: np.ndarray, section: bool) -> None:
     """The filled traces of a panel: ticks above a section, a hollow square on each in a time slice."""
     if section:
-        mark_traces(ax, frame.axes[0].values[filled.any(axis=1)])
+        mark_traces(ax, frame, filled.any(axis=1))
         return
     i, j = np.nonzero(filled)
     if len(i):
-        ax.plot(frame.axes[0].values[i], frame.axes[1].values[j], ls="none", marker="s", ms=3, mfc="none",
+        ax.plot(*frame.points(i, j), ls="none", marker="s", ms=3, mfc="none",
                 mew=0.6, color=FILL_COLOR, label=FILLED)
 
 
@@ -822,7 +870,7 @@ def class_preview(p: Preview) -> Figure:
     for row, (frame, window) in zip(axes, views):
         x = _section(p.grid, window)
         clip = clip_of(x)
-        im = seismic_panel(row[0], x, frame, f"input — {frame.line}", clip)
+        im = seismic_panel(row[0], x, frame, _with_line(frame, "input"), clip)
         _amplitude_bar(fig, im, [row[0]], clip)
         if p.output.categorical:
             class_panel(row[1], _section(p.pred, window), frame, p.output.label, k)
@@ -888,7 +936,7 @@ def map_preview(p: Preview) -> Figure:
             im = probability_panel(ax, img, frame, "", True)
             _probability_bar(fig, im, [ax])
         else:
-            im = ax.imshow(img.T, aspect="auto", cmap="viridis", extent=_extent(frame), interpolation="nearest")
+            im = show(ax, img, frame, cmap="viridis")
             _axes_labels(ax, frame)
             fig.colorbar(im, ax=ax, label="value")
     ax.set_title(f"{p.output.label} per window", fontsize=9)

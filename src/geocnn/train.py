@@ -33,7 +33,8 @@ from geocnn.atomic import check_folder
 from geocnn.config import Config
 from geocnn.errors import ConfigError, GeocnnError
 from geocnn.losses import make_loss
-from geocnn.metrics import ACCUMULATORS
+from geocnn.metric_names import pick_metric
+from geocnn.metrics import ACCUMULATORS, PickMetrics
 from geocnn.model import infer
 from geocnn.model.blind import apply_posterior, posterior_applied
 from geocnn.model.budget import check_fits
@@ -297,6 +298,8 @@ def _set_up(cfg: Config, run: Path, resume: bool, force: bool, rt: device.Runtim
     # data: grids, checks, split, normalisation (reused from the checkpoint on resume)
     d = data_mod.build(cfg, stored=start.normalization())
     headline = cfg.task.headline(d.classes, clean=cfg.data.clean is not None)
+    if d.picks is not None:  # phase picks: the field's figure, the first phase's pick F1, heads every view
+        headline = pick_metric("f1", d.picks.phases[0])
     tracker = BestTracker.of(cfg.train.best_metric, headline.name, cfg.train.early_stop)
     net, init_report = _network(cfg, d, rt, start, tracker, reset_optimizer, run)
     writer = RunWriter(run, cfg, d, rt, replacement, tracker.headline)
@@ -555,11 +558,14 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
     if len(d.val_origins) == 0:
         return None, {}, None
     metric = _metrics(d)
+    picks = PickMetrics(d.picks) if d.picks is not None else None
+    origins = iter(d.val_origins[rt.rank::rt.world_size])
     loss_sum = torch.zeros(2, dtype=torch.float64)
     examples = None
     model.eval()
     with torch.no_grad():
         for x, y in loader:
+            batch_origins = [next(origins) for _ in range(len(x))]
             xd, yd = place.batch(x), place.target(y)
             with rt.autocast():
                 out = model(xd)
@@ -570,13 +576,27 @@ def _validate(model, d: data_mod.TrainingData, loader, loss_fn, rt: device.Runti
                 selfsup.score(metric, x, y, pred, d, predict)
             else:
                 metric.update(pred, _target_units(y, d), _input_baseline(x, y, d))
+            if picks is not None:
+                picks.update(class_probabilities(out.float()), batch_origins)
             if examples is None and n_examples:
                 part = slice(0, n_examples)
                 examples = _examples(x[part], y[part], out[part], pred[part], d, rt, predict)
     device.all_reduce_(loss_sum, rt)
     device.all_reduce_(metric.sums, rt)
+    scores = metric.compute()
+    if picks is not None:
+        device.all_reduce_(picks.sums, rt)
+        scores = _with_picks(scores, picks.compute())
     model.train()
-    return float(loss_sum[0] / max(loss_sum[1], 1)), metric.compute(), examples
+    return float(loss_sum[0] / max(loss_sum[1], 1)), scores, examples
+
+
+def _with_picks(scores: dict, picks: dict) -> dict:
+    """The task's scores with the pick scores after its metrics, STA/LTA's as the ``classical`` method."""
+    methods = {k: v for k, v in scores.items() if isinstance(v, dict)}
+    numbers = {k: v for k, v in scores.items() if k not in methods}
+    return {**numbers, **{k: v for k, v in picks.items() if k != "classical"}, **methods,
+            "classical": picks["classical"]}
 
 
 def _predict_batch(model, x: torch.Tensor, d: data_mod.TrainingData, rt: device.Runtime,

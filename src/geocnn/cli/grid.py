@@ -130,7 +130,8 @@ def inspect_cmd(
 
 def convert_cmd(
     src: Path = typer.Argument(..., help="Input: SEG-Y, .mdio, .npy/.npz/.zarr or netCDF/HDF5 (.nc/.h5)."),
-    dst: Path = typer.Argument(..., help="Output: .npy, .zarr, .mdio, .nc, or .sgy/.segy (from an array: needs --template)."),
+    dst: Path = typer.Argument(..., help="Output: .npy, .zarr, .mdio, .nc, .tif (DIR/slice_{:04d}.tif: a folder of "
+                              "2D slices), or .sgy/.segy (from an array: needs --template)."),
     template: Path | None = typer.Option(None, "--template",
                                          help="SEG-Y whose headers and geometry a NumPy input is "
                                               "written with."),

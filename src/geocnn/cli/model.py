@@ -169,7 +169,7 @@ def schema_cmd(
     out: Path = typer.Option(None, "--out", "-o", help="Write to this file instead of standard output."),
     force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the config reference instead: every "
-                                  "section's keys as Markdown tables (docs/config.md)."),
+                                  "section's keys as Markdown tables (the site's Reference → Config page)."),
 ) -> None:
     """Print the JSON Schema of geocnn config files, for editor validation and completion.
 

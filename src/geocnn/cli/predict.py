@@ -19,8 +19,9 @@ def predict_cmd(
                                         show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Output: .sgy/.segy (with the input's headers), .npy "
                              "(+ JSON sidecar), a .mdio/.zarr store (chunked; torchrun ranks write their "
-                             "own chunks), or .mseed for earthquake records (one probability trace per station "
-                             "and class).", show_default=False),
+                             "own chunks), .tif (a GeoTIFF of a GeoTIFF input, else an OME-TIFF; DIR/slice_{:04d}.tif: a "
+                             "folder of 2D slices), .nc, or .mseed for earthquake records (one probability trace per "
+                             "station and class).", show_default=False),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.95, metavar="<share>", help="Share of each window shared "
                                   "with its neighbours."),
     blend: str = typer.Option("gaussian", "--blend", help="Weights of overlapping windows: gaussian | linear | none."),

@@ -32,7 +32,7 @@ import numpy as np
 from geocnn import extras, machine
 from geocnn.errors import ConfigError, DataError
 from geocnn.fmt import fmt_shape
-from geocnn.grids.coords import Coordinate, coordinates
+from geocnn.grids.coords import Coordinate, coordinates, located
 from geocnn.grids.kinds import open_source
 from geocnn.grids.segy import SegyFile
 from geocnn.grids.sidecar import MARK, number_range
@@ -246,11 +246,13 @@ class Grid:
             part.source.release()
 
     def coordinates(self) -> tuple[Coordinate, ...]:
-        """Survey coordinates of the spatial axes: inline/crossline/offset numbers, sample times in ms
-        (an axis the files say nothing about: its index). See :mod:`geocnn.grids.coords`."""
+        """Coordinates of the spatial axes: inline/crossline/offset numbers, sample times in ms, a netCDF's
+        coordinate values, a GeoTIFF's easting/northing, a TIFF stack's positions in µm (an axis the
+        files say nothing about: its index). See :mod:`geocnn.grids.coords`."""
         first = self._parts[0].source
         described = getattr(first, "sidecar", None) or getattr(first, "attrs", None)
-        return coordinates(self.axes, self.shape, self.meta, described if isinstance(described, dict) else None)
+        return coordinates(self.axes, self.shape, self.meta, described if isinstance(described, dict) else None,
+                           located(first, self.axes, self.shape))
 
     def to_xarray(self, window: tuple[slice, ...] | None = None, max_bytes: int | None = None) -> Any:
         """The grid (or a ``window`` of it) read into an ``xarray.DataArray`` with survey coordinates.

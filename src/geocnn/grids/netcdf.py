@@ -8,6 +8,12 @@ the input's ``axes`` override them), its regularly spaced dimension coordinates 
 the coordinate's ``units``); an irregular coordinate gives no spacing but its values are kept for the
 output. ``_FillValue`` (and NaN) read as zeros, and a trace whose samples are all fill is dead.
 
+When the last two axes are a map (``northing``/``latitude`` then ``easting``/``longitude``) with regularly
+spaced coordinates, the variable is a raster (:func:`georef_of_variable`): its pixel-centre coordinates
+give an affine transform, and its CF ``grid_mapping`` variable the CRS (``crs_wkt``, GDAL's
+``spatial_ref``, or an ``epsg_code``), so a 2D prediction written as ``.tif`` is a GeoTIFF placed where
+the model lies. Without a grid mapping the GeoTIFF has the transform and no CRS (one warning says so).
+
 Reads are lazy: xarray's h5netcdf backend asks HDF5 for one hyperslab per window, and HDF5 reads
 only the chunks it touches. Values are xarray's own (``scale_factor``/``add_offset`` applied), as
 float32. netCDF3 classic files are read through SciPy (xarray's ``scipy`` engine).
@@ -30,11 +36,13 @@ import numpy as np
 
 from geocnn import schema
 from geocnn.errors import DataError, GeocnnError
+from geocnn.grids.coords import is_map
 from geocnn.grids.npyfile import check_dtype
 from geocnn.grids.sidecar import MARK
 from geocnn.grids.sources import DEFAULT_AXES, GridMeta, Source
 from geocnn.grids.spec import InputSpec
 from geocnn.grids.stores import MAX_CHUNK_BYTES, MissingExtra, check_traces
+from geocnn.grids.tiff import GeoRef
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,7 @@ EXTRA = "pip install 'geocnn[xarray]'"
 # Dimension names as files spell them -> the field's words (others keep their own name).
 AXIS_ALIASES = {"x": "easting", "east": "easting", "y": "northing", "north": "northing", "z": "depth",
                 "t": "time", "lat": "latitude", "lon": "longitude", "long": "longitude"}
+CRS_ATTRIBUTES = ("crs_wkt", "spatial_ref", "epsg_code")  # where a CF grid mapping holds its CRS, first found
 PHONY = "phony_dim_"  # h5netcdf's name for an HDF5 dimension without a dimension scale
 MAX_COORDINATE = 1 << 24  # values of a 1D dataset (xarray loads dimension coordinates whole at open)
 BLOCK_VALUES = 1 << 22  # values read at once while finding dead traces
@@ -202,6 +211,8 @@ class NetcdfSource(Source):
         self.geocnn_output = self.attrs.get("geocnn") == MARK
         self.axes, self.explicit_axes = self._axes(spec)
         self.coordinates = tuple(self._coordinate(ds, d) for d in self.dims)
+        self.grid_mapping = var.encoding.get("grid_mapping") or var.attrs.get("grid_mapping")
+        self.georef = georef_of_variable(self.axes, self.coordinates, crs_of(ds, self.grid_mapping))
         self._live: np.ndarray | None = None  # found on first use: it reads every value
         dtype = np.dtype(var.encoding.get("dtype", var.dtype))
         endian = {"=": sys.byteorder, "|": "n/a", "<": "little", ">": "big"}[dtype.byteorder]
@@ -313,6 +324,11 @@ class NetcdfSource(Source):
         """The step of each regularly spaced dimension coordinate, in its unit."""
         return {a: (c.step, c.unit) for a, c in zip(self.axes, self.coordinates) if c.step is not None}
 
+    def axis_values(self) -> dict[str, tuple[np.ndarray, str]]:
+        """The numeric dimension coordinates, in their ``units``."""
+        return {a: (c.values, c.unit) for a, c in zip(self.axes, self.coordinates)
+                if c.values is not None and c.values.dtype.kind in "iuf"}
+
     def label(self) -> str:
         stem = os.path.basename(self.path).rsplit(".", 1)[0]
         return f"{stem}:{self.key}"
@@ -324,6 +340,38 @@ class NetcdfSource(Source):
             return str(np.atleast_1d(names)[index])
         values = self.coordinates[a].values
         return f"{axis} {values[index]}" if values is not None else f"{axis} {index}"
+
+
+def crs_of(ds: Any, mapping: str | None) -> str | None:
+    """The CRS a CF grid-mapping variable holds (WKT or ``EPSG:n``), None without one."""
+    if not mapping or mapping not in ds.variables:
+        return None
+    attrs = ds.variables[mapping].attrs
+    text = next((str(attrs[k]).strip() for k in CRS_ATTRIBUTES if str(attrs.get(k, "")).strip()), None)
+    if text is not None and text.isdigit():  # a bare EPSG code
+        return f"EPSG:{text}"
+    return text
+
+
+def georef_of_variable(axes: tuple[str, ...], coordinates: tuple[Coordinate, ...], crs: str | None) -> GeoRef | None:
+    """Where a variable whose last two axes are a map lies: the affine transform of its regularly spaced
+    pixel-centre coordinates (pixel edges half a step out), and ``crs``; None for any other variable.
+
+    Examples
+    --------
+    >>> rows = Coordinate("y", np.array([4200095.0, 4200085.0]), "m", {})
+    >>> cols = Coordinate("x", np.array([500005.0, 500015.0, 500025.0]), "m", {})
+    >>> georef_of_variable(("northing", "easting"), (rows, cols), "EPSG:32633").transform
+    (10.0, 0.0, 500000.0, 0.0, -10.0, 4200100.0)
+    """
+    if len(axes) < 2 or not is_map(axes[-2], axes[-1]):
+        return None
+    rows, cols = coordinates[-2], coordinates[-1]
+    if rows.step is None or cols.step is None:
+        return None
+    a, e = cols.step, rows.step
+    c, f = float(cols.values[0]) - a / 2, float(rows.values[0]) - e / 2
+    return GeoRef(crs, (a, 0.0, c, 0.0, e, f), None, False)
 
 
 def _split_key(key: str | None) -> tuple[str | None, str | None]:

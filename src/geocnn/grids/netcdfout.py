@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from geocnn import atomic
+from geocnn.grids.coords import DEGREES, MAP_AXES, map_coordinate, north_up
 from geocnn.grids.grid import Grid
 from geocnn.grids.netcdf import NetcdfSource, require
 from geocnn.grids.pending import FileOutput, OutputSpec, check_present, fit_window
@@ -124,22 +125,17 @@ def _coordinates(spec: OutputSpec, source: NetcdfSource | None, dims: tuple[str,
             out[axis] = (np.asarray(known), {})
         elif axis == "sample" and spec.interval_us:
             out[axis] = (spec.start_ms + np.arange(n) * spec.interval_us / 1000.0, {"units": "ms"})
-        elif georef is not None and axis in MAP_AXES and georef.transform[1] == georef.transform[3] == 0:
+        elif georef is not None and axis in MAP_AXES and north_up(georef):
             out[axis] = _map_coordinate(georef, axis, n, spacing[axis][1] if axis in spacing else "")
         elif axis in spacing:  # a voxel size: positions from 0 in its unit
             out[axis] = (np.arange(n) * spacing[axis][0], {"units": spacing[axis][1]})
     return out
 
 
-# CF's name, and where the step and the origin are in the affine transform (a, b, c, d, e, f)
-MAP_AXES = {"x": ("projection_x_coordinate", 0, 2), "y": ("projection_y_coordinate", 4, 5)}
-
-
 def _map_coordinate(georef: GeoRef, axis: str, n: int, unit: str) -> tuple[np.ndarray, dict]:
     """Pixel-centre map coordinates of a north-up raster along ``x`` or ``y`` (CF's projection coordinates)."""
-    name, step, origin = MAP_AXES[axis]
-    step, origin = georef.transform[step], georef.transform[origin]
-    return origin + step * (np.arange(n) + 0.5), {"units": unit, "standard_name": name}
+    c = map_coordinate(georef, axis, n, unit)
+    return c.values, {"units": unit, "standard_name": c.long_name if unit == DEGREES else MAP_AXES[axis][4]}
 
 
 def _grid_mapping(f: Any, georef: GeoRef | None) -> str | None:
@@ -177,8 +173,8 @@ def _prediction_attrs(spec: OutputSpec, source: NetcdfSource | None) -> dict[str
         attrs["flag_values"] = np.arange(len(classes), dtype=spec.dtype)
         attrs["flag_meanings"] = " ".join(str(c).replace(" ", "_") for c in classes)
         attrs["class_names"] = _attr(list(classes))
-    if source is not None and "grid_mapping" in source.attrs:
-        attrs["grid_mapping"] = source.attrs["grid_mapping"]
+    if source is not None and source.grid_mapping:  # xarray keeps it in the variable's encoding
+        attrs["grid_mapping"] = source.grid_mapping
     return attrs
 
 

@@ -52,6 +52,13 @@ class Picks(Section, title="picks", shorthand="path"):
                                       default=("P", "S"), min_len=1)
     width: float = setting("seconds each pick marks, centred on it", default=0.2, min=0, exclusive_min=True)
     coda: float = setting("detection: the event lasts this many S−P times after the S pick", default=1.4, min=0)
+    tolerance: tuple[float, ...] = setting(
+        "validation: seconds within which a pick matches a true one, per phase in phases order (the last "
+        "value for further phases)", default=(0.1, 0.2), min=0, exclusive_min=True, min_len=1)
+    threshold: float = setting("validation: least probability of a pick (as predict --threshold)", default=0.5,
+                               min=0, exclusive_min=True, max=1)
+    min_separation: float = setting("validation: seconds between two picks of a phase (as predict --min-separation)",
+                                    default=0.5, min=0, exclusive_min=True)
 
     @property
     def classes(self) -> int:
@@ -164,6 +171,11 @@ class PickLabels(Source):
             self.at[st][k] = np.sort(np.asarray(positions))
         log.info("%s: %d picks labelled, %d of other phases, %d outside the records", spec.path, *counts.values())
         self.counts = counts
+
+    def picks_in(self, station: int, k: int, lo: int, hi: int) -> np.ndarray:
+        """Positions (fractional samples) of class ``k``'s picks of a station in samples ``lo .. hi - 1``."""
+        at = self.at[station][k]
+        return at[(at >= lo) & (at < hi)]
 
     def read(self, window: tuple[slice, ...]) -> np.ndarray:
         st_r, s_r = (range(*w.indices(n)) for w, n in zip(window, self.shape))

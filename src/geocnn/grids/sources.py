@@ -102,6 +102,11 @@ class Source(abc.ABC):
         """Physical spacing per axis the file declares (pixel size, voxel size), e.g. ``{"x": (10.0, "m")}``."""
         return {}
 
+    def axis_values(self) -> dict[str, tuple[np.ndarray, str]]:
+        """Positions the file itself gives its axes (a netCDF's coordinate variables): axis -> (values,
+        unit). Pictures and xarray label those axes with them (:func:`geocnn.grids.coords.located`)."""
+        return {}
+
     def geometry(self) -> dict:
         """What ``geocnn inspect`` adds for this format (CRS and bounds, voxel size...), JSON-able."""
         return {}

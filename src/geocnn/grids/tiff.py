@@ -15,6 +15,8 @@ libraries themselves are imported only when such a file is opened (:func:`requir
 
 An output ``.tif`` follows its input: a grid read from a georeferenced TIFF is written as a GeoTIFF with
 its CRS and transform, any other as a multi-page OME-TIFF with the input's voxel size (:func:`output_family`).
+A name with one number field, ``ct_pred/slice_{:04d}.tif``, asks for a folder of 2D slices instead
+(:func:`slice_pattern`): ``ct_pred/slice_0000.tif``, ``slice_0001.tif``... one per ``z``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ MAX_SIDE = 1 << 24  # pixels along one axis a TIFF may declare (16.7 million)
 MAX_VALUES = 1 << 40  # values a TIFF may declare in all (4 TiB of float32)
 MAX_SLICES = 1 << 20  # files of a folder of slices
 GLOB_CHARS = re.compile(r"[*?\[]")
+NUMBER_FIELD = re.compile(r"\{(:0?[1-9]?d)?\}")  # the slice number of a folder-of-slices output name
 
 
 class MissingExtra(GeocnnError):
@@ -86,6 +89,27 @@ def slice_paths(path: str | os.PathLike) -> list[str]:
     if len(names) > MAX_SLICES:
         raise DataError(f"{len(names):,} slices is more than geocnn reads ({MAX_SLICES:,})", where=p)
     return sorted(names, key=lambda n: natural_key(os.path.basename(n)))
+
+
+def slice_pattern(path: str | os.PathLike) -> tuple[str, str] | None:
+    """A folder-of-slices output name ``DIR/NAME{:04d}.tif`` as (``DIR``, ``NAME{:04d}.tif``); None for
+    a name without a ``{...}`` field (one file). DataError for a field that is not one slice number.
+
+    Examples
+    --------
+    >>> slice_pattern("ct_pred/slice_{:04d}.tif")
+    ('ct_pred', 'slice_{:04d}.tif')
+    >>> slice_pattern("ct_pred.ome.tif") is None
+    True
+    """
+    folder, name = os.path.split(os.fspath(path))
+    if "{" not in name and "}" not in name:
+        return None
+    if len(NUMBER_FIELD.findall(name)) != 1 or NUMBER_FIELD.sub("", name).count("{") + \
+            NUMBER_FIELD.sub("", name).count("}") or not folder:
+        raise DataError(f"'{name}' is not a slice name pattern with one number field",
+                        where=os.fspath(path), fix="name a folder of slices like ct_pred/slice_{:04d}.tif")
+    return folder, name
 
 
 def first_tags(path: str | os.PathLike) -> set[int]:

@@ -3,7 +3,8 @@
 * **Reading** (:class:`TiffStackSource`): the file's axes become ``(channel, z, y, x)`` without those it
   lacks — pages (``Z``, or ``I``/``Q``/``T``) are ``z``, a ``C`` or samples-per-pixel ``S`` axis is
   ``channel`` (channels are also several stacks given as inputs), a single page is ``(y, x)``. A folder
-  or glob of 2D slices is one page per file in natural order (``slice_2`` before ``slice_10``). An
+  or glob of 2D slices is one ``z`` per file in natural order (``slice_2`` before ``slice_10``), a slice's
+  pages its channels (an ImageJ ``CYX`` slice, as geocnn writes them). An
   uncompressed contiguous file is memory-mapped; any other is read page by page, only the pages a
   window touches. 8/16/32-bit integers and floats are read (the dtype rule of
   :func:`geocnn.grids.npyfile.check_dtype`).
@@ -105,10 +106,11 @@ class TiffStackSource(Source):
         if is_slices(spec.path):
             self.files = slice_paths(spec.path)
             tif = self._open(0)
-            page = tif.pages.first
-            file_axes, file_shape = "Z" + page.axes, (len(self.files), *page.shape)
+            series = tif.series[0]  # a slice's pages, if several, are its channels (ImageJ's CYX)
+            file_axes, file_shape = "Z" + series.axes, (len(self.files), *series.shape)
             self.voxel = voxel_size(tif)
             self.contiguous = False
+            page = series.keyframe
         else:
             self.files = [spec.path]
             tif = self._open(0)
@@ -189,13 +191,14 @@ class TiffStackSource(Source):
 
     def _page(self, at: tuple[int, ...]) -> np.ndarray:
         """One page's values (its own axes), a damaged one as a DataError naming the file."""
-        if len(self.files) > 1:
-            k, number = at[0], 0
+        if is_slices(self.path):  # one file per z, its pages the slice's other leading axes
+            k, rest, lead = at[0], at[1:], self.file_shape[1:len(at)]
         else:
-            k, number = 0, int(np.ravel_multi_index(at, self.file_shape[:len(at)])) if at else 0
+            k, rest, lead = 0, at, self.file_shape[:len(at)]
+        number = int(np.ravel_multi_index(rest, lead)) if rest else 0
         tif = self._open(k)
         try:
-            page = tif.pages[number] if len(self.files) > 1 else tif.series[0].pages[number]
+            page = tif.series[0].pages[number]
             if page is None:
                 return np.zeros(self.file_shape[len(at):], self.dtype)
             values = page.asarray()

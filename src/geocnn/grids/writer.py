@@ -45,18 +45,21 @@ from geocnn.grids.segyout import SegyOutput
 from geocnn.grids.seismoout import SeismoOutput
 from geocnn.grids.sidecar import path_for as sidecar_path
 from geocnn.grids.storeout import StoreOutput
-from geocnn.grids.tiff import output_family
-from geocnn.grids.tiffstackout import TiffStackOutput
+from geocnn.grids.tiff import output_family, slice_pattern
+from geocnn.grids.tiffstackout import TiffSlicesOutput, TiffStackOutput
 
 
 class TiffOutput:
-    """A ``.tif`` output: a GeoTIFF for a 2D grid read from a georeferenced TIFF, else an OME-TIFF stack
-    (:func:`geocnn.grids.tiff.output_family` says which)."""
+    """A ``.tif`` output: a folder of slices for a name with a number field (``ct/slice_{:04d}.tif``), a
+    GeoTIFF for a 2D grid read from a georeferenced TIFF, else an OME-TIFF stack
+    (:func:`geocnn.grids.tiff.slice_pattern` and :func:`~geocnn.grids.tiff.output_family` say which)."""
 
     FAMILIES: dict[str, type[PendingOutput]] = {"geotiff": GeoTiffOutput, "stack": TiffStackOutput}
 
     @classmethod
     def prepare(cls, spec: OutputSpec, attach: str | None = None) -> PendingOutput:
+        if slice_pattern(spec.path) is not None:
+            return TiffSlicesOutput.prepare(spec, attach)
         return cls.FAMILIES[output_family(spec.like, len(spec.shape))].prepare(spec, attach)
 
 

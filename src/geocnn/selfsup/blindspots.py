@@ -153,7 +153,7 @@ def auto_shape(noise: NoiseCorrelation | None, axes: Sequence[str]) -> tuple[Bli
     Along a lateral axis: 2k + 1 traces, k the largest lag whose noise correlation is at least
     CORRELATED (1/3): the nearest traces the network reads then share under 1/3 of their noise with
     the hidden one, so the two of them explain at most 2c²/(1 + c²) ≈ 20 % of it, while hiding one
-    more trace on each side costs the signal prediction more (README, "Field data"). Along the
+    more trace on each side costs the signal prediction more (docs/field-data.md). Along the
     samples: the whole patch when the noise is correlated there at all — noise that shares the
     signal's band can be predicted from samples further along the same trace, not only from the
     next ones — else one sample. An axis the measurement did not reach keeps one sample.
