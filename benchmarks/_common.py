@@ -221,6 +221,87 @@ def machine() -> str:
             f"NumPy {numpy.__version__}")
 
 
+@dataclass(frozen=True)
+class Peak:
+    """The CPU's fp32 peak, cores × FMA units × vector lanes × 2 FLOP per FMA × clock, with where each
+    number came from (``formula``); ``gflops`` is 0 where the clock cannot be read."""
+
+    cores: int
+    fma_units: int
+    lanes: int  # fp32 lanes of one FMA unit
+    ghz: float
+    formula: str
+
+    @property
+    def gflops(self) -> float:
+        return self.cores * self.fma_units * self.lanes * 2 * self.ghz
+
+
+def fp32_peak() -> Peak:
+    """The fp32 peak of the cores this process may use, read from ``/proc/cpuinfo`` (flags, cpu MHz,
+    family/model) and ``lscpu`` (max MHz where the kernel knows it).
+
+    The number of FMA units per core and their width are not in ``/proc/cpuinfo``: they are assumed
+    from the vendor's family and model and said so (AMD Zen 4, family 25 models 0x10–0x1f, 0x60–0x7f,
+    0xa0–0xaf, has AVX-512 on two 256-bit FMA pipes: 2 units × 8 lanes; Zen 5, family 26: two 512-bit
+    pipes; Intel with avx512f: two 512-bit FMA units (one on some Xeon Silver/Bronze parts); AVX2 with
+    fma: two 256-bit units).
+    """
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    bits = 512 if "avx512f" in flags else 256 if "avx2" in flags or "avx" in flags else 128
+    vendor, family, model = info.get("vendor_id", "?"), int(info.get("cpu family", 0)), int(info.get("model", 0))
+    units, pipe_bits, why = _fma_units(vendor, family, model, bits, "fma" in flags)
+    mhz, clock_from = _clock_mhz(info)
+    peak = Peak(cores, units, pipe_bits // 32, mhz / 1000, "")
+    formula = (f"fp32 peak = {cores} cores × {units} FMA units × {pipe_bits // 32} lanes ({pipe_bits}-bit) × "
+               f"2 FLOP/FMA × {mhz / 1000:.3f} GHz = {peak.gflops:.0f} GFLOP/s. Vector width: widest ISA in "
+               f"/proc/cpuinfo flags {bits} bits; clock: {clock_from}; FMA units: {why}")
+    return Peak(cores, units, pipe_bits // 32, mhz / 1000, formula)
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's ``key: value`` lines of ``/proc/cpuinfo``."""
+    out: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _fma_units(vendor: str, family: int, model: int, bits: int, fma: bool) -> tuple[int, int, str]:
+    """(FMA units per core, bits per unit, the assumption in words): not readable from the machine."""
+    where = f"not readable from /proc/cpuinfo or lscpu; assumed for {vendor} family {family} model {model}"
+    if not fma:
+        return 1, bits, f"{where}: no fma flag, one {bits}-bit multiply + add counted as one unit"
+    zen4 = vendor == "AuthenticAMD" and family == 25 and (0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F
+                                                         or 0xA0 <= model <= 0xAF)
+    if zen4:
+        return 2, 256, f"{where} (Zen 4): two 256-bit FMA pipes, AVX-512 runs as two 256-bit halves"
+    if vendor == "AuthenticAMD" and family >= 26:
+        return 2, bits, f"{where} (Zen 5): two {bits}-bit FMA pipes"
+    if vendor == "AuthenticAMD":
+        return 2, min(bits, 256), f"{where} (Zen 1–3): two 256-bit FMA pipes at most"
+    return 2, bits, f"{where}: two {bits}-bit FMA units (some Xeon Silver/Bronze parts have one: halve the peak)"
+
+
+def _clock_mhz(info: dict[str, str]) -> tuple[float, str]:
+    """The highest clock the machine states: lscpu's max MHz, else /proc/cpuinfo's cpu MHz."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in text.splitlines():
+            if line.startswith("CPU max MHz:"):
+                return float(line.split(":", 1)[1]), "lscpu 'CPU max MHz'"
+    with contextlib.suppress(KeyError, ValueError):
+        return float(info["cpu MHz"]), ("/proc/cpuinfo 'cpu MHz' (lscpu gives no max MHz: under a hypervisor "
+                                        "this is the nominal clock, boost can run above it)")
+    return 0.0, "unknown (no 'cpu MHz' in /proc/cpuinfo, no max MHz from lscpu)"
+
+
 def _ram_gib() -> str:
     with contextlib.suppress(OSError, IndexError, ValueError):
         return f"{int(Path('/proc/meminfo').read_text().split()[1]) / 2**20:.0f}"

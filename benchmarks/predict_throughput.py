@@ -12,20 +12,36 @@ with 64³ windows, overlap 0.25 (125 windows), Gaussian blending (σ = window / 
   ``sliding_window_inference`` call, the result de-normalised and saved with ``np.save`` (timed:
   normalise + inference + save); default = glibc's allocator and layout, tuned = the ``MALLOC_*``
   variables and a channels_last model (what geocnn does by default);
-- ``model alone``: ``compute_limit``'s forward pass on a fixed batch of four 64³ windows (tuned),
-  as volume voxels/s (÷ 1.95, the windows' overlap): the ceiling.
+- ``geocnn auto`` / ``geocnn onnxruntime``: the same call with ``engine="auto"`` (the fastest of
+  PyTorch in both layouts and ONNX Runtime, measured and cached on a first run that is timed apart:
+  ``first auto``, tracing and timing included) and ``engine="onnxruntime"``;
+- ``model alone <engine>``: the run's own network on one fixed batch of windows of the run's
+  shape, nothing else — PyTorch NCDHW, PyTorch channels_last and ONNX Runtime (its graph traced by
+  :mod:`geocnn.graph`), interleaved in one child — as volume voxels/s: the volume's voxels ÷ (the
+  windows geocnn ran ÷ batch × seconds per batch). The fastest of them is the ceiling, and the
+  headline ratio is geocnn ÷ that rate.
+
+``--model`` picks the network: ``net3d`` (the 3-layer CNN above, 64³ windows, batches of 4),
+``denoiser`` (``configs/denoise2d.yaml``'s DnCNN on inline sections of the cube, 32 × 64 windows,
+batches of 16: a whole-cube 2D run) or ``unet`` (``configs/faults3d.yaml``'s fault U-Net, 24 × 24 × 32
+windows, batches of 4, fault probabilities out). MONAI runs ``net3d`` only.
 
 Peak RSS is each child's own ``VmHWM`` (resident anonymous and file-backed pages, at their peak);
 peak anon is the highest ``RssAnon`` polled from ``/proc`` (private memory only). MONAI is a
 benchmark-only dependency (``pip install -e .[bench]``); without it, geocnn is reported alone.
-Targets: geocnn ≥ 1.8 × MONAI default, ≥ 0.95 × MONAI tuned, peak RSS below MONAI's.
+Targets: geocnn ≥ 1.8 × MONAI default, ≥ 0.95 × MONAI tuned, peak RSS below MONAI's; issue 19:
+geocnn auto ≥ 1.4 × geocnn torch (net3d, denoiser) and ≥ 0.8 × the fastest model-alone rate, ≥ 0.95 ×
+geocnn torch on the U-Net, peak RSS no higher than geocnn torch's.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import _common as C
@@ -35,19 +51,57 @@ import numpy as np
 ROI, OVERLAP, BATCH = 64, 0.25, 4
 
 
-def make_run(folder: Path) -> Path:
-    """A geocnn run of the 3D model (one optimizer step on a small cube: the weights only need to exist)."""
+@dataclass(frozen=True)
+class Bench:
+    """One network of the benchmark: its model section, task, window (the training patch) and batch."""
+
+    model: Callable[[], dict]
+    task: str
+    patch: tuple[int, ...]
+    batch: int
+    section: str | None = None  # a 2D model on inline sections of the cube
+
+
+def _config_model(name: str) -> Callable[[], dict]:
+    def read() -> dict:
+        import yaml
+
+        return yaml.safe_load((C.ROOT / "configs" / name).read_text())["model"]
+
+    return read
+
+
+def _yaml(text: str) -> Callable[[], dict]:
+    def read() -> dict:
+        import yaml
+
+        return yaml.safe_load(text)
+
+    return read
+
+
+BENCHES = {
+    "net3d": Bench(_yaml(M.NET3D_YAML), "regression", (ROI,) * 3, BATCH),
+    "denoiser": Bench(_config_model("denoise2d.yaml"), "regression", (32, 64), 16, section="inline"),
+    "unet": Bench(_config_model("faults3d.yaml"), "segmentation", (24, 24, 32), 4),
+}
+
+
+def make_run(folder: Path, bench: Bench) -> Path:
+    """A geocnn run of ``bench``'s model (one optimizer step on a small cube: the weights only need to exist)."""
     import yaml
 
-    shape = (ROI + 16,) * 3
+    shape = (max(bench.patch) + 16,) * 3
     clean = M.layered_volume(shape, seed=3)
     np.save(folder / "train_in.npy", clean + 0.3 * np.random.default_rng(4).standard_normal(shape, np.float32))
-    np.save(folder / "train_out.npy", clean)
-    cfg = {"name": "bench-predict", "task": "regression",
-           "data": {"inputs": ["train_in.npy"], "target": "train_out.npy", "patch": [ROI] * 3,
-                    "split": {"fraction": 0.0}, "sampling": {"patches_per_epoch": 2, "val_patches": 1}},
-           "model": yaml.safe_load(M.NET3D_YAML),
-           "train": {"epochs": 1, "batch_size": 2, "examples": 0, "seed": 0}}
+    np.save(folder / "train_out.npy", clean if bench.task == "regression" else (clean > 0.9).astype(np.uint8))
+    data = {"inputs": ["train_in.npy"], "target": "train_out.npy", "patch": list(bench.patch),
+            "split": {"fraction": 0.0}, "sampling": {"patches_per_epoch": 2, "val_patches": 1}}
+    if bench.section:
+        data["section"] = bench.section
+    cfg = {"name": "bench-predict", "task": bench.task, "data": data, "model": bench.model(),
+           "train": {"epochs": 1, "batch_size": 2, "examples": 0, "seed": 0,
+                     **({"loss": "dice"} if bench.task == "segmentation" else {})}}
     path = folder / "bench_predict.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     run = folder / "run"
@@ -66,8 +120,54 @@ def geocnn_child(payload: dict) -> None:
     from geocnn.predict import predict
 
     report = predict(payload["run"], [payload["volume"]], payload["out"], overlap=OVERLAP, blend="gaussian",
-                     batch_size=BATCH, device_name="cpu", force=True, pictures=False)
+                     batch_size=payload["batch"], device_name="cpu", force=True, pictures=False,
+                     engine=payload["engine"])
     C.report({"seconds": report.seconds, "windows": report.windows, "buffer_bytes": report.buffer_bytes})
+
+
+ALONE = ("torch", "torch channels_last", "onnxruntime")
+
+
+def alone_child(payload: dict) -> None:
+    """Seconds per batch of the run's network alone, each engine in turn (A B C A B C ...), medians."""
+    import statistics
+
+    import torch
+    from compute_limit import onnxruntime_forward
+
+    from geocnn import device
+    from geocnn.model.network import build
+    from geocnn.predict import load_trained
+
+    trained = load_trained(payload["run"])
+    spec = trained.cfg.model
+    device.setup("cpu", "fp32", None)
+    network, _ = build(spec, tuple(trained.cfg.patch))
+    network.load_state_dict(trained.state)
+    network.eval()
+    x = torch.randn((payload["batch"], spec.in_channels, *trained.cfg.patch), generator=torch.Generator().manual_seed(0))
+    fmt = device.memory_format(spec.dims)
+    last = copy.deepcopy(network).to(memory_format=fmt)
+    x_last = x.contiguous(memory_format=fmt)
+
+    def forward(model, batch):
+        def step() -> None:
+            with torch.no_grad():
+                model(batch)
+        return step
+
+    steps = {"torch": forward(network, x), "torch channels_last": forward(last, x_last),
+             "onnxruntime": onnxruntime_forward(network, x)}
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for step in steps.values():
+        step()  # warm-up
+    t_end = time.perf_counter() + payload["seconds"]
+    while time.perf_counter() < t_end or min(map(len, times.values())) < 3:
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    C.report({name: statistics.median(v) for name, v in times.items()})
 
 
 def monai_child(payload: dict) -> None:
@@ -97,10 +197,11 @@ def monai_child(payload: dict) -> None:
 
 # ----------------------------------------------------------------------------- main
 
-def run_side(side: str, folder: Path, run: Path, volume: Path) -> C.ChildResult:
+def run_side(side: str, folder: Path, run: Path, volume: Path, bench: Bench) -> C.ChildResult:
     out = str(folder / f"out_{side.replace(' ', '_')}.npy")
-    payload = {"side": side, "run": str(run), "volume": str(volume), "out": out,
-               "channels_last": side == "monai tuned"}
+    engine = side.split(" ", 1)[1] if side.startswith("geocnn ") else "torch"
+    payload = {"side": side, "run": str(run), "volume": str(volume), "out": out, "batch": bench.batch,
+               "engine": engine, "channels_last": side == "monai tuned"}
     regime = "tuned" if side == "monai tuned" else "default"
     return C.python_child("predict_throughput", payload, regime)
 
@@ -144,66 +245,104 @@ def reference_errors(folder: Path, run: Path, volume: Path, sides: list[str]) ->
 
 def main() -> None:
     p = C.parser(__doc__, rounds=3)
+    p.add_argument("--model", choices=list(BENCHES), default="net3d", help="the network (see above)")
     p.add_argument("--size", type=int, default=256, help="volume edge (cube), voxels")
-    p.add_argument("--no-limit", action="store_true", help="skip the model-alone row")
+    p.add_argument("--no-limit", action="store_true", help="skip the model-alone rows")
+    p.add_argument("--no-monai", action="store_true", help="skip MONAI even where it is installed")
+    p.add_argument("--engines", default="torch,auto,onnxruntime", help="geocnn engines, separated by commas")
     args = p.parse_args()
-    C.header(f"predict throughput: geocnn predict vs MONAI sliding_window_inference on {args.size}³", args)
-    monai = have_monai()
-    if not monai:
-        print("MONAI is not installed (pip install -e '.[bench]'): reporting geocnn alone")
-    sides = ["geocnn", *(("monai default", "monai tuned") if monai else ())]
+    bench = BENCHES[args.model]
+    C.header(f"predict throughput: geocnn predict ({args.model}) vs the model alone"
+             f"{' and MONAI sliding_window_inference' if args.model == 'net3d' else ''} on {args.size}³", args)
+    monai = have_monai() and args.model == "net3d" and not args.no_monai
+    if args.model == "net3d" and not have_monai():
+        print("MONAI is not installed (pip install -e '.[bench]'): no MONAI rows")
+    sides = [*(f"geocnn {e}" for e in args.engines.split(",")), *(("monai default", "monai tuned") if monai else ())]
+    alone_sides = [] if args.no_limit else [f"model alone {e}" for e in ALONE]
     voxels = args.size**3
-    rate = {s: C.Series() for s in [*sides, "model alone"]}
+    rate = {s: C.Series() for s in [*sides, *alone_sides]}
     rss = {s: C.Series() for s in sides}
     anon = {s: C.Series() for s in sides}
     errors: dict[str, float] = {}
+    first_auto = None
     with C.workdir(args, "predict") as folder:
-        run = make_run(folder)
+        run = make_run(folder, bench)
         volume = folder / "volume.npy"
         np.save(volume, M.layered_volume((args.size,) * 3, seed=5))
+        if "geocnn auto" in sides:  # traces the graph and times the candidates once; later runs read the cache
+            first_auto = run_side("geocnn auto", folder, run, volume, bench)
+        windows = 0
         for r in range(args.rounds):
             for side in sides:
-                res = run_side(side, folder, run, volume)
+                res = run_side(side, folder, run, volume, bench)
                 rate[side].add(voxels / res.data["seconds"] / 1e6)
                 rss[side].add(res.peak_rss / 2**20)
                 anon[side].add(res.peak_anon / 2**20)
-            if r == 0:
+                windows = res.data.get("windows", windows)
+            if r == 0 and args.model == "net3d":
                 errors = reference_errors(folder, run, volume, sides)
-            if not args.no_limit:
-                from compute_limit import OVERLAP_FACTOR, limits
-
-                alone = limits("tuned", seconds=1.0, workloads=("predict 3D",), size=min(ROI, args.size))
-                rate["model alone"].add(alone["predict 3D"]["voxels_per_s"] / OVERLAP_FACTOR / 1e6)
-    rows = []
-    regime = {"geocnn": "geocnn", "monai default": "default", "monai tuned": "tuned", "model alone": "tuned"}
-    for side, series in rate.items():
-        if not series.values:
-            continue
-        vs = C.ratios(rate["geocnn"], series) if side != "geocnn" else None
-        rows.append([side, regime[side], series.span("{:.2f}"), rss[side].span() if side in rss else "",
-                     anon[side].span() if side in anon else "", vs.span("{:.2f}") if vs else ""])
-    print(C.table(["side", "regime", "Mvoxel/s", "peak RSS MiB", "peak anon MiB", "geocnn / side"], rows))
+            if alone_sides:
+                alone = C.python_child("predict_throughput", {"side": "alone", "run": str(run), "batch": bench.batch,
+                                                              "seconds": 3.0}, "tuned").data
+                for name in ALONE:  # the volume's windows in batches, at this batch time
+                    rate[f"model alone {name}"].add(voxels / (windows / bench.batch * alone[name]) / 1e6)
+    print_table(rate, rss, anon, sides)
+    if first_auto is not None:
+        print(f"first auto run (traces the graph, times the candidates): {voxels / first_auto.data['seconds'] / 1e6:.2f} "
+              f"Mvoxel/s, {first_auto.wall_s:.1f} s wall; {windows} windows of {'×'.join(map(str, bench.patch))}, "
+              f"batches of {bench.batch}")
     print("regimes: " + "; ".join(f"{k}: {v}" for k, v in C.REGIMES.items()))
-    print("check, largest error against a whole-volume pass (share of the output range): "
-          + ", ".join(f"{side} {e:.1e}" for side, e in errors.items()))
+    if errors:
+        print("check, largest error against a whole-volume pass (share of the output range): "
+              + ", ".join(f"{side} {e:.1e}" for side, e in errors.items()))
     if "monai default" in errors:
         print("  (MONAI clamps its 3D Gaussian map at 1e-3 of the peak, so a window's corner, which its zero "
               "padding distorts, weighs about as much there as the neighbouring windows' interiors; geocnn's "
               "weights are products of 1D weights clamped per axis)")
     figures = {"rate": {k: v.values for k, v in rate.items()}, "peak_rss_mib": {k: v.values for k, v in rss.items()},
                "peak_anon_mib": {k: v.values for k, v in anon.items()}}
-    head = f"HEADLINE predict_throughput: geocnn {rate['geocnn'].median:.2f} Mvoxel/s, peak RSS {rss['geocnn'].median:.0f} MiB"
+    C.footer(headline(rate, rss, sides, alone_sides, monai), args, figures)
+
+
+def print_table(rate: dict[str, C.Series], rss: dict[str, C.Series], anon: dict[str, C.Series],
+                sides: list[str]) -> None:
+    """Every side's rate and memory, and geocnn torch and auto ÷ the side, round by round."""
+    rows = []
+    regime = {"monai default": "default", "monai tuned": "tuned"}
+    mine = [s for s in ("geocnn torch", "geocnn auto") if s in sides]
+    for side, series in rate.items():
+        if not series.values:
+            continue
+        vs = [C.ratios(rate[m], series).span("{:.2f}") if side != m else "" for m in mine]
+        rows.append([side, regime.get(side, "geocnn" if side.startswith("geocnn") else "tuned"), series.span("{:.2f}"),
+                     rss[side].span() if side in rss else "", anon[side].span() if side in anon else "", *vs])
+    print(C.table(["side", "regime", "Mvoxel/s", "peak RSS MiB", "peak anon MiB", *(f"{m} / side" for m in mine)],
+                  rows))
+
+
+def headline(rate: dict[str, C.Series], rss: dict[str, C.Series], sides: list[str], alone_sides: list[str],
+             monai: bool) -> str:
+    """geocnn (torch, auto) ÷ the fastest model-alone rate, auto ÷ torch, and MONAI where it ran."""
+    main = "geocnn auto" if "geocnn auto" in sides else sides[0]
+    head = f"HEADLINE predict_throughput: {main} {rate[main].median:.2f} Mvoxel/s, peak RSS {rss[main].median:.0f} MiB"
+    if alone_sides:
+        best = max(alone_sides, key=lambda s: rate[s].median)
+        head += f" = {C.ratios(rate[main], rate[best]).median:.2f}× the fastest model alone ({best.split(' ', 2)[2]})"
+    if main != "geocnn torch" and "geocnn torch" in sides:
+        head += (f"; {C.ratios(rate[main], rate['geocnn torch']).median:.2f}× geocnn torch "
+                 f"({rate['geocnn torch'].median:.2f} Mvoxel/s, peak RSS {rss['geocnn torch'].median:.0f} MiB)")
     if monai:
-        head += (f" = {C.ratios(rate['geocnn'], rate['monai default']).median:.2f}× MONAI default (target ≥ 1.8), "
-                 f"{C.ratios(rate['geocnn'], rate['monai tuned']).median:.2f}× MONAI tuned (target ≥ 0.95); "
+        head += (f"; {C.ratios(rate[main], rate['monai default']).median:.2f}× MONAI default (target ≥ 1.8), "
+                 f"{C.ratios(rate[main], rate['monai tuned']).median:.2f}× MONAI tuned (target ≥ 0.95); "
                  f"MONAI peak RSS {rss['monai default'].median:.0f} MiB")
-    else:
-        head += " (MONAI not installed: no comparison)"
-    C.footer(head, args, figures)
+    return head
 
 
 def child(payload: dict) -> None:
-    (geocnn_child if payload["side"] == "geocnn" else monai_child)(payload)
+    if payload["side"] == "alone":
+        alone_child(payload)
+    else:
+        (geocnn_child if payload["side"].startswith("geocnn") else monai_child)(payload)
 
 
 if __name__ == "__main__":

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
+import yaml
 
-from geocnn import device
+from geocnn import device, machine
 from geocnn.cli import console
+from geocnn.config import load_config
 from geocnn.progress import SILENT
+from geocnn.train import train
+from tests import trainkit
 
 CPU = device.Runtime(torch.device("cpu"), None)
 
@@ -74,3 +80,35 @@ def test_cpu_buffers_are_plain_and_copies_back_are_views():
     host[0] = 7.0
     assert t[0] == 7.0  # the CPU tensor's own memory: no copy
     assert free_memory(rt) is None
+
+
+@pytest.mark.parametrize(("flags", "amp", "training", "expected"), [
+    ("fpu avx512f avx512_bf16", "auto", True, None),             # fp32 by default, bf16 dot products or not
+    ("fpu avx512f avx512_bf16", "bf16", True, torch.bfloat16),   # asked for: training's autocast
+    ("fpu avx2", "bf16", True, torch.bfloat16),                  # asked for without the feature: given (slow)
+    ("fpu avx512f avx512_bf16", "bf16", False, None),            # prediction on the CPU stays fp32
+    ("fpu avx512f avx512_bf16", "fp16", True, None),             # fp16 is for CUDA
+    ("fpu avx512f avx512_bf16", "fp32", True, None),
+])
+def test_cpu_training_precision_is_fp32_unless_bf16_is_asked_for(flags, amp, training, expected, monkeypatch):
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset(flags.split()))
+    rt = device.setup("cpu", amp, training=training)
+    assert rt.amp_dtype is expected
+    assert rt.describe().endswith("bf16 autocast" if expected is torch.bfloat16 else "fp32")
+
+
+def test_the_cpus_bf16_feature_is_read_from_its_flags(monkeypatch):
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
+    assert machine.cpu_bf16() == "amx_bf16"
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert machine.cpu_bf16() is None
+
+
+@pytest.mark.parametrize(("amp", "said"), [("bf16", "bf16 autocast"), ("auto", "fp32")])
+def test_a_cpu_training_run_says_and_records_its_precision(amp, said, monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    cfg = trainkit.regression_config(tmp_path, max_steps=2, amp=amp, device="cpu")
+    with caplog.at_level(logging.INFO, logger="geocnn.runs.writer"):
+        run = train(load_config(cfg), tmp_path / "run")
+    assert any(r.getMessage().startswith("device: cpu") and r.getMessage().endswith(said) for r in caplog.records)
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["amp"] == amp

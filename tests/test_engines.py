@@ -8,14 +8,16 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
+import yaml
 
-from geocnn.config import load_config
+from geocnn.config import EngineName, load_config
 from geocnn.errors import ConfigError
 from geocnn.graph import TOLERANCE
-from geocnn.predict import predict
+from geocnn.predict import engines, predict
 from geocnn.predict.engines import ENGINES, cache_folder, check_engine
 from geocnn.predict.trained import load_trained
 from geocnn.train import train
@@ -102,6 +104,33 @@ def test_auto_measures_says_which_and_caches_the_graph_and_the_choice(runs, tmp_
     np.testing.assert_allclose(np.load(tmp_path / "b.npy"), np.load(tmp_path / "a.npy"), atol=TOLERANCE)
 
 
+def test_a_cached_choice_of_pytorch_builds_no_onnxruntime_session(runs, tmp_path, caplog, monkeypatch):
+    trainkit.copy_into(runs["values"].parent, tmp_path)  # a run of its own: its cache is written here
+    run = tmp_path / "reg"
+    predict(run, [tmp_path / "noisy.npy"], tmp_path / "a.npy", engine="auto", pictures=False)
+    choices_file = cache_folder(load_trained(run)) / "choices.json"
+    choices = json.loads(choices_file.read_text())
+    (key, choice), = choices.items()
+    choices_file.write_text(json.dumps({key: {**choice, "engine": "torch"}}))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # any import of onnxruntime would fail: none is made
+    with caplog.at_level(logging.INFO, logger="geocnn.predict.engines"):
+        predict(run, [tmp_path / "noisy.npy"], tmp_path / "b.npy", engine="auto", pictures=False)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("engine auto:")]
+    assert len(lines) == 1 and lines[0].startswith("engine auto: torch (measured before on this machine: ")
+    assert not any("left out" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("ort_ms", "chosen"), [(9.2, "torch channels_last"), (8.9, "onnxruntime")])
+def test_auto_leaves_the_runs_pytorch_only_for_a_clear_win(ort_ms, chosen, runs, tmp_path, monkeypatch, caplog):
+    trainkit.copy_into(runs["values"].parent, tmp_path)  # a run of its own: nothing cached yet
+    times = {"torch channels_last": 10.0, "torch": 12.0, "onnxruntime": ort_ms}  # channels_last: the run's layout
+    monkeypatch.setattr(engines, "_times", lambda candidates, ctx: {c.name: times[c.name] for c in candidates})
+    with caplog.at_level(logging.INFO, logger="geocnn.predict.engines"):
+        predict(tmp_path / "reg", [tmp_path / "noisy.npy"], tmp_path / "a.npy", engine="auto", pictures=False)
+    assert any(r.getMessage().startswith(f"engine auto: {chosen} (") for r in caplog.records)
+    assert engines.MARGIN == 1.10  # 9.2 ms is within 10 % of 10 ms: not worth leaving PyTorch; 8.9 ms is
+
+
 def test_a_damaged_cached_graph_is_left_out_by_auto_and_refused_by_onnxruntime(runs, tmp_path, caplog):
     trainkit.copy_into(runs["values"].parent, tmp_path)  # a run of its own: its cache is damaged here
     run = tmp_path / "reg"
@@ -137,6 +166,35 @@ def test_unknown_engines_are_refused_before_any_work(name, runs, tmp_path, cli):
 def test_the_cli_help_names_every_engine(cli):
     text = " ".join(cli("predict", "--help").output.split())
     assert " | ".join(ENGINES) in text
+
+
+def test_the_config_and_the_registry_name_the_same_engines():
+    assert tuple(ENGINES) == get_args(EngineName)
+
+
+def test_predict_engine_in_the_config_is_the_default_and_engine_overrides_it(runs, tmp_path, cli):
+    cfg = trainkit.regression_config(tmp_path, max_steps=1)
+    run = train(load_config(cfg, ["predict.engine=onnxruntime"]), tmp_path / "run")
+    assert yaml.safe_load((run / "config.yaml").read_text())["predict"] == {"engine": "onnxruntime"}
+    assert load_trained(run).cfg.predict.engine == "onnxruntime"
+    graphs = cache_folder(load_trained(run))
+    result = cli("predict", run, tmp_path / "noisy.npy", "--out", tmp_path / "t.npy", "--engine", "torch")
+    assert result.exit_code == 0 and not graphs.exists()  # --engine torch wins: no graph traced
+    result = cli("predict", run, tmp_path / "noisy.npy", "--out", tmp_path / "o.npy")
+    assert result.exit_code == 0 and len(list(graphs.glob("*.onnx"))) == 1  # the run's onnxruntime
+    scale = max(1.0, float(np.max(np.abs(np.load(tmp_path / "t.npy")))))
+    assert float(np.max(np.abs(np.load(tmp_path / "o.npy") - np.load(tmp_path / "t.npy")))) <= TOLERANCE * scale
+
+
+def test_a_config_that_leaves_predict_out_predicts_with_torch(runs):
+    trained = load_trained(runs["values"])
+    assert trained.cfg.predict.engine == "torch" and trained.cfg.raw["predict"] == {"engine": "torch"}
+
+
+def test_an_unknown_predict_engine_fails_when_the_config_is_read(tmp_path):
+    cfg = trainkit.regression_config(tmp_path, max_steps=1)
+    with pytest.raises(ConfigError, match="engine: unknown value 'onnx'"):
+        load_config(cfg, ["predict.engine=onnx"])
 
 
 @pytest.mark.slow

@@ -237,8 +237,9 @@ class Train(Section, title="train"):
         "validation metric that selects best.pt (e.g. val_loss, f1, miou, snr_db)", default="val_loss")
     device: Literal["auto", "cpu", "cuda", "mps"] = setting("auto: cuda, then mps, then cpu", default="auto")
     amp: Literal["auto", "fp32", "bf16", "fp16"] = setting(
-        "precision on CUDA: auto (bf16 autocast when supported, else fp16), bf16, fp16 (with a grad scaler),"
-        " fp32", default="auto")
+        "precision: auto = on CUDA bf16 autocast when supported, else fp16, on the CPU fp32; bf16 (on the CPU "
+        "too, for training: fast with avx512_bf16/AMX), fp16 (CUDA, with a grad scaler), fp32; prediction on "
+        "the CPU is always fp32", default="auto")
     compile: bool = setting("torch.compile the model", default=False)
     channels_last: Literal["auto"] | bool = setting(
         "channels-last memory layout for 2D/3D convolutions (auto: on, except on MPS)", default="auto")
@@ -262,6 +263,20 @@ class Train(Section, title="train"):
         "stop when best_metric has not improved by min_delta for patience epochs", default=None)
 
 
+# What runs the network in ``geocnn predict``; geocnn.predict.engines.ENGINES describes each (its
+# names are these, checked by tests/test_engines.py).
+EngineName = Literal["torch", "onnxruntime", "auto"]
+
+
+class Predict(Section, title="predict"):
+    """The ``predict`` section: how ``geocnn predict`` runs this run's model (its options override these)."""
+
+    engine: EngineName = setting(
+        "what runs the network: torch (PyTorch in the run's memory layout), onnxruntime (ONNX Runtime's CPU "
+        "provider), auto (the fastest of both, measured on the machine and cached); --engine overrides it",
+        default="torch")
+
+
 def mask_fields_of(task: Task) -> tuple[str, ...]:
     """The ``data.mask`` fields ``task`` reads: those declared for it, and those for every task."""
     return tuple(f.name for f in Mask.record.fields if not f.tasks or task.name in f.tasks)
@@ -273,6 +288,7 @@ CONFIG = Record([
     Field("data", Data.record, REQUIRED, "data section"),
     Field("model", AnyValue(), REQUIRED, "model section"),
     Field("train", Train.record, {}, "training section"),
+    Field("predict", Predict.record, {}, "prediction section: the defaults of geocnn predict for this run"),
 ], title="geocnn config")
 
 
@@ -291,6 +307,7 @@ class Config:
     target: InputSpec | None
     labels: str | None
     clean: InputSpec | None = None
+    predict: Predict = Predict()
 
     @property
     def patch(self) -> tuple[int, ...]:
@@ -553,9 +570,11 @@ def parse_config(data: Any, source: Source, overrides: list[str] | None = None) 
             raise ctx.at("data").at("labels").error("labels must be a file path (.npy or .csv)")
     clean = input_spec(d["clean"], ctx.at("data").at("clean")) if d["clean"] is not None else None
     name = cfg["name"] or Path(source.path).stem
-    raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"]}
+    raw = {"name": name, "task": cfg["task"], "data": d, "model": data["model"], "train": cfg["train"],
+           "predict": cfg["predict"]}
     return Config(source.path, name, TASKS[cfg["task"]], Data.from_checked(d), spec,
-                  Train.from_checked(cfg["train"]), _plain(raw, source), inputs, target, labels, clean)
+                  Train.from_checked(cfg["train"]), _plain(raw, source), inputs, target, labels, clean,
+                  Predict.from_checked(cfg["predict"]))
 
 
 def _plain(obj: Any, source: Source, keypath: KeyPath = ()) -> Any:

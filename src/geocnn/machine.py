@@ -21,6 +21,27 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+# CPU features under which bf16 autocast is training's fast path on the CPU (benchmarks/cpu_training.py):
+# bf16 dot products in the vector unit (AVX-512 BF16) or in tile units (AMX, whose CPUs have both flags).
+BF16_FEATURES = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            line = next((ln for ln in fh if ln.startswith("flags")), "")
+    except OSError:
+        return frozenset()
+    return frozenset(line.partition(":")[2].split())
+
+
+def cpu_bf16() -> str | None:
+    """The first of :data:`BF16_FEATURES` this CPU has, or None."""
+    flags = cpu_flags()
+    return next((f for f in BF16_FEATURES if f in flags), None)
+
+
 def host_available_bytes() -> int | None:
     """Bytes the kernel says can be allocated without swapping (MemAvailable), else free pages;
     None when neither is known."""

@@ -49,9 +49,10 @@ def predict_cmd(
     normalize: str = typer.Option("run", "--normalize", help="run: normalise with the training data's statistics "
                                   "(stored in the checkpoint); input: with this input's own (a model pretrained on "
                                   "other amplitudes, e.g. synthetic cubes)."),
-    engine: str = typer.Option("torch", "--engine", help="torch | onnxruntime | auto: what runs the network "
+    engine: str = typer.Option(None, "--engine", help="torch | onnxruntime | auto: what runs the network "
                                "(auto: the fastest of PyTorch in both memory layouts and ONNX Runtime, measured on "
-                               "this machine and cached beside the checkpoint)."),
+                               "this machine and cached beside the checkpoint; default: the run's predict.engine, "
+                               "else torch).", show_default=False),
     picks: Path = typer.Option(None, "--picks", help="Earthquake records: also write picks, the peaks of each phase's "
                                "probability, as CSV (station, phase, time UTC, probability) or QuakeML (.xml).",
                                show_default=False),

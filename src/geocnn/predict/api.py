@@ -30,7 +30,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             pictures: bool = True, threads: int | None = None, mask: str | Path | None = None,
             fill_all: bool = False, reporter: Reporter = SILENT,
             stride: int | Sequence[int] | Mapping[str, int] | None = None, split_classes: bool = False,
-            axes: Mapping[str, str] | None = None, normalize: str = "run", engine: str = "torch",
+            axes: Mapping[str, str] | None = None, normalize: str = "run", engine: str | None = None,
             picks: str | Path | None = None, threshold: float | Mapping[str, float] = 0.5,
             min_separation: float = 0.5) -> Report:
     """Apply a trained model to whole grids and write the result (see :mod:`geocnn.predict`).
@@ -42,7 +42,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
     input's own statistics instead of the training data's. ``picks`` (earthquake records): also write
     the peaks of each phase's probability at or above ``threshold`` (one, or ``{phase: value}``), at
     least ``min_separation`` seconds apart, as a CSV or QuakeML pick list (:mod:`geocnn.picking`). ``engine``: what runs the network
-    (:mod:`geocnn.predict.engines`: ``torch``, ``onnxruntime`` or ``auto``). Sanity checks on the input's amplitudes
+    (:mod:`geocnn.predict.engines`: ``torch``, ``onnxruntime`` or ``auto``; None: the run's ``predict.engine``). Sanity checks on the input's amplitudes
     are logged as warnings and listed in :attr:`Report.warnings`.
 
     Examples
@@ -74,7 +74,8 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
         t0 = time.perf_counter()
         # hidden traces are set in the input's units, before normalisation: decode on the host then
         raw = None if job.fill is not None else runners.device_decoding(rt, job.grid)
-        model = Runner(job.trained, rt, job.geom.size, request.batch_size, raw, request.engine)
+        engine = request.engine or trained.cfg.predict.engine  # --engine, else the run's predict.engine
+        model = Runner(job.trained, rt, job.geom.size, request.batch_size, raw, engine)
         if job.fill is not None:  # a guard-trained model fills in passes (geocnn.selfsup.guardband)
             model.model = guardband.wrap(model.model, trained.cfg.data.mask, job.geom.model_axes, request.fill_all)
         report = (predict_dense if trained.cfg.dense else predict_map)(job, model, reporter)

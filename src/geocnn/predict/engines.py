@@ -11,10 +11,13 @@ So ``auto`` decides by measurement, not by rule:
    (``checkpoints/engines/<checkpoint hash>-<window>-torch<v>-ort<v>.onnx``, written atomically).
 2. ONNX Runtime's graph must give PyTorch's scores on a seeded batch within
    :data:`geocnn.graph.TOLERANCE` of their scale, else it is left out (with the figure).
-3. Each candidate runs a warm-up and then timed batches of the real batch shape; the fastest is
-   kept, and the log names it with every candidate's milliseconds per batch.
+3. Each candidate runs a warm-up and then timed batches of the real batch shape, in turns (A B C
+   A B C ...); the fastest median is kept if it beats the run's PyTorch by :data:`MARGIN` (else the
+   run's PyTorch is), and the log names it with every candidate's milliseconds per batch.
 4. The choice is cached per checkpoint hash, window, batch size, thread count and machine
-   (``checkpoints/engines/choices.json``), so the next prediction skips the timing.
+   (``checkpoints/engines/choices.json``), so the next prediction builds the chosen candidate
+   alone: no timing, and no ONNX Runtime session (nor its import, graph check and memory) when
+   PyTorch won.
 
 ``torch`` is PyTorch in the run's layout (what prediction always did, and the default: every
 process of a torchrun job and every repeat gives the same bits); ``onnxruntime`` is ONNX Runtime
@@ -45,7 +48,11 @@ from geocnn.predict.trained import Trained
 log = logging.getLogger(__name__)
 
 Forward = Callable[[torch.Tensor], torch.Tensor]  # normalised (B, C, *window) → raw network output
-TIMED_BATCHES = 3  # timed runs per candidate, after one warm-up
+TIMED_BATCHES = 5  # timed runs per candidate, in turns, after one warm-up
+# Another engine replaces the run's PyTorch only when its median is this much faster: a choice is cached
+# for good, and on a shared machine a burst of load during the timing once made auto pick ONNX Runtime
+# for the fault U-Net at 0.3-0.5x the run's PyTorch (and +80 MiB of memory).
+MARGIN = 1.10
 
 
 @dataclass(frozen=True)
@@ -104,18 +111,17 @@ def choose(engine: str, ctx: Context) -> Candidate:
         return _torch(ctx, run_layout, own_copy=False)
     if engine == "onnxruntime":
         return _onnxruntime(ctx, strict=True)
-    candidates = [_torch(ctx, run_layout, own_copy=False)]
     if ctx.rt.device.type != "cpu":
         log.info("engine auto: PyTorch on %s (ONNX Runtime's CPU provider and layout timing are for CPUs)",
                  ctx.rt.device)
-        return candidates[0]
+        return _torch(ctx, run_layout, own_copy=False)
+    builders: dict[str, Callable[[], Candidate | None]] = {
+        _torch_name(run_layout): lambda: _torch(ctx, run_layout, own_copy=False)}
     if spec.dims in (2, 3):
         other = device.Placement(run_layout.device, not run_layout.channels_last, spec.dims)
-        candidates.append(_torch(ctx, other, own_copy=True))
-    ort = _onnxruntime(ctx, strict=False)
-    if ort is not None:
-        candidates.append(ort)
-    return _fastest(candidates, ctx)
+        builders[_torch_name(other)] = lambda: _torch(ctx, other, own_copy=True)
+    builders["onnxruntime"] = lambda: _onnxruntime(ctx, strict=False)
+    return _fastest(builders, ctx)
 
 
 # ----------------------------------------------------------------------------- candidates
@@ -134,8 +140,11 @@ def _torch(ctx: Context, place: device.Placement, own_copy: bool) -> Candidate:
             return model(x).float()
 
     forward.module = model  # type: ignore[attr-defined]  # what guard passes and tests wrap
-    name = "torch channels_last" if place.channels_last else "torch"
-    return Candidate(name, forward, place)
+    return Candidate(_torch_name(place), forward, place)
+
+
+def _torch_name(place: device.Placement) -> str:
+    return "torch channels_last" if place.channels_last else "torch"
 
 
 def _onnxruntime(ctx: Context, strict: bool) -> Candidate | None:
@@ -176,6 +185,9 @@ def _session(ctx: Context, path: Path):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # follows --threads
     options.inter_op_num_threads = 1
+    # No busy-waiting between batches: spinning ORT threads take the cores from geocnn's reader and
+    # blending (net3d on 192³, 2 cores, interleaved: 0.50× PyTorch's rate spinning, 0.79× not)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     x = _seeded_batch(ctx)
     with torch.no_grad():
@@ -233,34 +245,43 @@ def _seeded_batch(ctx: Context, batch: int | None = None) -> torch.Tensor:
     return torch.randn((batch or ctx.batch, ctx.trained.cfg.model.in_channels, *ctx.window), generator=gen)
 
 
-def _fastest(candidates: list[Candidate], ctx: Context) -> Candidate:
-    """The fastest candidate, from the cache or measured now (and cached)."""
-    if len(candidates) == 1:
-        return candidates[0]
+def _fastest(builders: dict[str, Callable[[], Candidate | None]], ctx: Context) -> Candidate:
+    """The fastest candidate: the cached choice, built alone (no ONNX Runtime session, graph check or
+    import when PyTorch won), or every candidate built and measured now (and the choice cached)."""
     key = choice_key(ctx)
     cached = _read_choices(ctx.trained).get(key)
-    by_name = {c.name: c for c in candidates}
-    if cached is not None and cached.get("engine") in by_name:
-        log.info("engine auto: %s (measured before on this machine: %s)", cached["engine"],
-                 _figures(cached.get("ms_per_batch", {})))
-        return by_name[cached["engine"]]
-    timings = {c.name: _time(c, ctx) for c in candidates}
+    if cached is not None and cached.get("engine") in builders:
+        chosen = builders[cached["engine"]]()
+        if chosen is not None:
+            log.info("engine auto: %s (measured before on this machine: %s)", chosen.name,
+                     _figures(cached.get("ms_per_batch", {})))
+            return chosen
+    candidates = [c for c in (build() for build in builders.values()) if c is not None]
+    if len(candidates) == 1:
+        return candidates[0]
+    timings = _times(candidates, ctx)
+    default = candidates[0].name  # the run's PyTorch: what --engine torch runs
     best = min(timings, key=timings.__getitem__)
+    if timings[best] * MARGIN > timings[default]:
+        best = default
     log.info("engine auto: %s (%s per batch of %d)", best, _figures(timings), ctx.batch)
     _write_choice(ctx.trained, key, {"engine": best, "ms_per_batch": {k: round(v, 2) for k, v in timings.items()}})
-    return by_name[best]
+    return next(c for c in candidates if c.name == best)
 
 
-def _time(candidate: Candidate, ctx: Context) -> float:
-    """Median milliseconds per batch of ``candidate`` (after one warm-up)."""
-    x = candidate.place.batch(_seeded_batch(ctx))
-    candidate.forward(x)
-    runs = []
+def _times(candidates: list[Candidate], ctx: Context) -> dict[str, float]:
+    """Median milliseconds per batch of each candidate, after one warm-up each, timed in turns
+    (A B C A B C ...) so that a burst of load elsewhere on the machine falls on all of them."""
+    batches = {c.name: c.place.batch(_seeded_batch(ctx)) for c in candidates}
+    for c in candidates:
+        c.forward(batches[c.name])
+    runs: dict[str, list[float]] = {c.name: [] for c in candidates}
     for _ in range(TIMED_BATCHES):
-        t0 = time.perf_counter()
-        candidate.forward(x)
-        runs.append(1000 * (time.perf_counter() - t0))
-    return float(np.median(runs))
+        for c in candidates:
+            t0 = time.perf_counter()
+            c.forward(batches[c.name])
+            runs[c.name].append(1000 * (time.perf_counter() - t0))
+    return {name: float(np.median(r)) for name, r in runs.items()}
 
 
 def _figures(ms: dict[str, float]) -> str:

@@ -59,7 +59,7 @@ class PredictRequest:
     force: bool = False  # replace an existing output
     pictures: bool = True  # write <out>.preview.png
     normalize: NormalizeFrom = "run"  # input: the input's own statistics (a model pretrained on other amplitudes)
-    engine: str = "torch"  # what runs the network: geocnn.predict.engines.ENGINES
+    engine: str | None = None  # what runs the network (geocnn.predict.engines.ENGINES); None: the run's predict.engine
     picks: str | Path | None = None  # earthquake records: a pick list (CSV, or QuakeML .xml) of the probabilities' peaks
     threshold: float | Mapping[str, float] = 0.5  # --picks: a phase's least peak probability (one, or per phase)
     min_separation: float = 0.5  # --picks: seconds between two picks of one phase at one station
@@ -82,7 +82,8 @@ class PredictRequest:
         if self.normalize not in get_args(NormalizeFrom):
             raise ConfigError(f"--normalize must be run or input, got {self.normalize}",
                               fix="run: the training data's statistics; input: the input's own")
-        check_engine(self.engine)
+        if self.engine is not None:
+            check_engine(self.engine)
         if self.output != AUTO:
             get_output(self.output)
         output_format(self.out)  # a bad output name fails before any work
