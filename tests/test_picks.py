@@ -185,3 +185,22 @@ def test_the_example_beats_sta_lta_on_held_out_stations(tmp_path):
     # P 0.71 vs STA/LTA's 0.08, S 0.61 (settings chosen on AB01–AB04: benchmarks/picking_settings.py)
     assert val["pick_f1_P"] > val["classical"]["pick_f1_P"] + 0.3
     assert val["pick_f1_S"] > 0.5 and abs(val["pick_residual_mean_P"]) < 0.05
+
+
+def test_best_metric_may_be_a_pick_figure_of_the_runs_phases(tmp_path):
+    path = ROOT / "configs" / "picking.yaml"
+    assert load_config(path, ["train.best_metric=pick_f1_S"]).train.best_metric == "pick_f1_S"
+    with pytest.raises(ConfigError, match="best_metric 'pick_f1_X' is not a validation metric of task "
+                                          "segmentation.*did you mean 'pick_f1_S'"):
+        load_config(path, ["train.best_metric=pick_f1_X"])
+    with pytest.raises(ConfigError, match="best_metric 'pick_f1_P' is not a validation metric"):
+        load_config(path, ["data.picks.labels=detection", "train.best_metric=pick_f1_P"])
+    few = ["train.epochs=3", "train.batch_size=8", "data.sampling.patches_per_epoch=64",
+           "data.sampling.val_patches=32", "train.examples=1", "train.threads=1", "train.best_metric=pick_f1_P"]
+    run = train(load_config(path, few), tmp_path / "run")
+    ends = [x for x in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "best" in x]
+    f1 = [x["val"]["pick_f1_P"] for x in ends]
+    assert len(f1) == 3 and all(0 <= v <= 1 for v in f1)
+    # best.pt holds the first epoch of the highest F1, and the checkpoint says so
+    assert [x["best"]["metric"] for x in ends] == ["pick_f1_P"] * 3
+    assert ends[-1]["best"]["epoch"] == 1 + f1.index(max(f1)) and ends[-1]["best"]["value"] == max(f1)

@@ -36,6 +36,7 @@ from geocnn.errors import ConfigError, GeocnnError
 from geocnn.grids.normalize import NormalizationMethod
 from geocnn.grids.picks import Picks
 from geocnn.grids.spec import INPUT_SPEC, InputSpec, input_spec
+from geocnn.metric_names import pick_metric_names
 from geocnn.model import ModelSpec, parse_model
 from geocnn.model.layers import KINDS
 from geocnn.model.spec import BLOCK, MODEL, REPEAT_ARGS, RESIDUAL_ARGS, frozen_layers
@@ -506,10 +507,13 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = 
             f"data.picks.shape gaussian gives class probabilities, which loss {loss['kind']} does not take",
             "use loss: cross_entropy, or data.picks.shape: box")
     best = train["best_metric"]
-    if best not in best_metric_names(task):
+    allowed = best_metric_names(task)
+    if picks is not None and picks["labels"] == "phases":
+        allowed += pick_metric_names(tuple(picks["phases"]))
+    if best not in allowed:
         raise ctx.at("train").at("best_metric").error(
             f"best_metric {best!r} is not a validation metric of task {task.name}, so best.pt would never be "
-            "written", suggest(best, list(best_metric_names(task))))
+            "written", suggest(best, list(allowed)))
     _check_freeze(train["freeze"], spec, ctx.at("train").at("freeze"))
     last = spec.layers[-1]
     if last.kind in ("softmax", "sigmoid") and task.raw_scores:

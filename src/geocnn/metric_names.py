@@ -50,6 +50,15 @@ def pick_metric(figure: str, phase: str) -> Metric:
     return Metric(f"pick_{figure}_{phase}", PICK_FIGURES[figure])
 
 
+def pick_metric_names(phases: tuple[str, ...]) -> tuple[str, ...]:
+    """The pick figures a run labelled by phases may choose ``best.pt`` by (``train.best_metric``).
+
+    >>> pick_metric_names(("P", "S"))[:3]
+    ('pick_precision_P', 'pick_precision_S', 'pick_recall_P')
+    """
+    return tuple(pick_metric(f, p).name for f in PICK_FIGURES for p in phases)
+
+
 def metric(name: str) -> Metric:
     """The record of a metric name, a phase's pick figure included (a KeyError here is a bug: names are
     checked at config load)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from geocnn.metric_names import METRICS, Metric
+from geocnn.metric_names import Metric, metric
 from geocnn.runs.metrics_log import Best, EarlyStopState, Validation
 
 
@@ -112,7 +112,7 @@ class BestTracker:
     @classmethod
     def of(cls, best_metric: str, headline: str, early_stop=None) -> BestTracker:
         """The tracker of ``train.best_metric``, with ``train.early_stop`` (its section, or None)."""
-        stopper = (EarlyStopping(METRICS[best_metric], early_stop.patience, early_stop.min_delta)
+        stopper = (EarlyStopping(metric(best_metric), early_stop.patience, early_stop.min_delta)
                    if early_stop is not None else None)
         return cls(best_metric, headline, stopper=stopper)
 
@@ -132,7 +132,7 @@ class BestTracker:
               partial: bool = False) -> Verdict:
         """Count ``epoch``: does ``best.pt`` move to it, and does training stop?"""
         value = self.score(val_loss, val, train_loss)
-        improved = value is not None and METRICS[self.metric_name].better(value, self.best)
+        improved = value is not None and metric(self.metric_name).better(value, self.best)
         if improved:
             self.best, self.best_epoch = value, epoch
         if self.stopper is None or partial or epoch == 0:
