@@ -21,7 +21,17 @@ from geocnn.grids.grid import open_grid  # noqa: E402
 from geocnn.grids.picks import Picks, pick_target  # noqa: E402
 from geocnn.grids.waveforms import WaveformSource  # noqa: E402
 from geocnn.metric_names import Metric, metric, pick_metric  # noqa: E402
-from geocnn.picking import Pick, Picker, PickValidation, figures, peaks, score, tally, thresholds  # noqa: E402
+from geocnn.picking import (  # noqa: E402
+    Pick,
+    Picker,
+    PickValidation,
+    figures,
+    peaks,
+    record_view,
+    score,
+    tally,
+    thresholds,
+)
 
 T0 = UTCDateTime("2024-03-01T10:00:00")
 N = 2000
@@ -152,3 +162,43 @@ def test_validation_windows_score_network_and_sta_lta_picks(tmp_path):
     wide = PickValidation(pick_target(grid, Picks.parse({"path": str(tmp_path / "p.csv"), "tolerance": [0.1, 0.3]}))
                           .inputs[0], grid)
     assert wide.tally(probs, 0, 800)[0, 1, 0] == 1 and wide.tolerance(5) == 0.3
+
+
+@pytest.fixture(scope="module")
+def long_source(tmp_path_factory) -> WaveformSource:
+    """Five stations of 120 s at 100 Hz (12,000 samples), all starting at T0."""
+    folder = tmp_path_factory.mktemp("long")
+    for sta in ("AAA", "BBB", "CCC", "DDD", "EEE"):
+        Stream([Trace(np.zeros(12_000, np.int32), header={"network": "XX", "station": sta, "channel": "HH" + c,
+                                                           "starttime": T0, "sampling_rate": 100.0})
+                for c in "ZNE"]).write(str(folder / f"{sta}.mseed"), format="MSEED")
+    (src,) = open_grid(folder).inputs
+    return src
+
+
+def at(station: str, phase: str, seconds: float, probability: float) -> Pick:
+    return Pick(f"XX.{station}.", phase, T0.ns + int(round(seconds * 1e9)), probability)
+
+
+def test_record_view_centres_a_minute_on_the_most_probable_pick(long_source):
+    picks = [at("AAA", "P", 40.0, 0.7), at("BBB", "S", 50.25, 0.9), at("AAA", "S", 85.0, 0.6),
+             at("EEE", "P", 30.0, 0.99)]  # EEE is the fifth station: not shown, not the centre
+    view = record_view(long_source, picks)
+    assert view.stations == ("XX.AAA.", "XX.BBB.", "XX.CCC.", "XX.DDD.")
+    assert (view.first, view.stop) == (5025 - 3000, 5025 + 3000)  # BBB's S at sample 5025, ±30 s
+    assert view.start_ns == (T0 + 20.25).ns and view.time_label == "seconds after 2024-03-01T10:00:20.25Z"
+    # AAA's S at 85 s is past the window's end (80.25 s)
+    assert [(ln.row, ln.phase, ln.seconds, ln.probability) for ln in view.lines] == [
+        (0, "P", 40.0 - 20.25, 0.7), (1, "S", 50.25 - 20.25, 0.9)]
+    assert view.window == (slice(0, 4), slice(2025, 8025)) and view.seconds[-1] == pytest.approx(59.99)
+
+
+def test_record_view_stays_inside_the_records_and_bounded(long_source):
+    late = record_view(long_source, [at("CCC", "P", 110.0, 0.8)])
+    assert (late.first, late.stop) == (6000, 12_000)  # pushed back inside the 120 s
+    assert late.time_label == "seconds after 2024-03-01T10:01:00Z" and late.lines[0].seconds == 50.0
+    none = record_view(long_source, [])
+    assert (none.first, none.stop, none.lines) == (0, 6000, ())  # no picks: the first minute
+    short = record_view(long_source, [at("AAA", "P", 40.0, 0.7)], stations=2, samples=1000)  # at most 1000 samples
+    assert short.stations == ("XX.AAA.", "XX.BBB.") and (short.first, short.stop) == (3500, 4500)
+    assert [ln.seconds for ln in short.lines] == [5.0]

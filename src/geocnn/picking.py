@@ -11,6 +11,9 @@
 * **Scores** (:func:`score`): the field's figures — a predicted pick of a station and phase matches a
   reference pick within ``tolerance`` seconds (each reference pick matches at most one, nearest first);
   precision, recall, F1 and the mean and standard deviation of the matched residuals (predicted − reference).
+* **What a records preview shows** (:func:`record_view`): the first few stations over a window of at most
+  a minute, centred on their most probable pick (else the records' first minute), with the picks in it as
+  seconds after the window's start; :mod:`geocnn.plots` draws it, reading only that window.
 * **Validation** (:class:`PickValidation`): during training on ``data.picks``, the same picks and scores on
   each validation window, beside the picks of a classic STA/LTA trigger (:mod:`geocnn.classical.stalta`)
   on the window's Z component; counts add up over windows as :func:`tally` rows, read by :func:`figures`.
@@ -141,6 +144,76 @@ def quakeml(picks: Sequence[Pick]) -> object:
                            waveform_id=ev.WaveformStreamID(network_code=net, station_code=sta, location_code=loc),
                            comments=[ev.Comment(text=f"probability {p.probability:.4f}")]))
     return ev.Catalog([ev.Event(picks=out)])
+
+
+# ----------------------------------------------------------------------------- what a preview shows
+
+PREVIEW_STATIONS = 4  # stations drawn, in the records' order
+PREVIEW_SECONDS = 60.0  # the window drawn is at most this long ...
+PREVIEW_SAMPLES = 6000  # ... and at most this many samples, whatever the records' length and rate
+
+
+@dataclass(frozen=True)
+class PickLine:
+    """A pick drawn in a preview: its station's row in the view, and its time in seconds after the view's start."""
+
+    row: int
+    phase: str
+    seconds: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """The bounded part of earthquake records a preview draws: stations ``0 .. len(stations)`` of the grid,
+    samples ``first .. stop``, and the picks in it."""
+
+    stations: tuple[str, ...]
+    first: int  # grid samples
+    stop: int
+    start_ns: int  # UTC of sample ``first``, nanoseconds since 1970
+    rate: float  # Hz
+    lines: tuple[PickLine, ...]
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        """The (station, sample) window to read from the input grid and the prediction."""
+        return slice(0, len(self.stations)), slice(self.first, self.stop)
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """Each drawn sample's time, seconds after the view's start."""
+        return np.arange(self.stop - self.first) / self.rate
+
+    @property
+    def time_label(self) -> str:
+        """The time axis' label, naming the window's start in UTC (``seconds after 2024-03-01T10:00:30Z``)."""
+        t = require_obspy().UTCDateTime(ns=self.start_ns)
+        text = t.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+        return f"seconds after {text}Z"
+
+
+def record_view(source: WaveformSource, picks: Sequence[Pick], stations: int = PREVIEW_STATIONS,
+                seconds: float = PREVIEW_SECONDS, samples: int = PREVIEW_SAMPLES) -> RecordView:
+    """What a records preview shows (see the module docstring): the window is centred on the most probable
+    pick of the stations shown (the earlier one on a tie), kept inside the records; without picks, their start.
+
+    Its size depends on ``seconds`` and ``samples`` only, never on the records' length: memory stays bounded.
+    """
+    shown = source.stations[:stations]
+    n = source.shape[-1]
+    length = max(1, min(n, samples, int(round(seconds * source.rate))))
+    mine = [p for p in picks if p.station in shown]
+    first = 0
+    if mine:
+        best = min(mine, key=lambda p: (-p.probability, p.time_ns))
+        first = min(max(source.sample_of(best.time_ns) - length // 2, 0), n - length)
+    start_ns = source.start_ns + int(round(first * NS / source.rate))
+    stop_ns = source.start_ns + int(round((first + length) * NS / source.rate))
+    lines = tuple(PickLine(shown.index(p.station), p.phase, (p.time_ns - start_ns) / NS, p.probability)
+                  for p in sorted(mine, key=lambda p: (shown.index(p.station), p.time_ns, p.phase))
+                  if start_ns <= p.time_ns < stop_ns)
+    return RecordView(tuple(shown), first, first + length, start_ns, source.rate, lines)
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -7,7 +7,8 @@ A section has its first axis across and its last down (time grows downward); a m
 scene, a netCDF's northing/easting or latitude/longitude, a depth slice of a model) is drawn north
 up, east to the right, as GIS tools show it (:meth:`Frame.north_up`, drawn by :func:`show`).
 Classes get a categorical palette with a legend of their names, and probabilities one map per
-class. Which pictures fit a task is the :class:`Pictures` its record names (:data:`PICTURES`).
+class. Earthquake records are drawn as traces against seconds from a stated UTC time, a panel group
+per station: its components over its phase probabilities and picks (:func:`records_figure`). Which pictures fit a task is the :class:`Pictures` its record names (:data:`PICTURES`).
 
 Builders (``*_figure`` and the renderers in :class:`Pictures`) return a matplotlib
 :class:`~matplotlib.figure.Figure`, so tests can look at its axes; the public savers wrap them in
@@ -36,6 +37,7 @@ from geocnn.grids import sidecar
 from geocnn.grids.coords import NUMBERED, is_map
 from geocnn.grids.grid import open_grid
 from geocnn.outputs import Output
+from geocnn.picking import RecordView
 from geocnn.runs.metrics_log import BASELINE, EpochRecord
 
 log = logging.getLogger(__name__)
@@ -1001,3 +1003,59 @@ def prediction_previews(grid, output: Path, task, what: Output, names: Names = N
     preview = Preview(grid, pred, what, names, same_units, classes, centres, declared_spacing(spec, model_axes),
                       filled)
     return [save(PICTURES[task.pictures].preview(preview), preview_path(output))]
+
+
+# ----------------------------------------------------------------------------- earthquake records
+
+COMPONENT_GAP = 2.2  # vertical distance between a station's component traces (each scaled to ±1)
+
+
+def phase_color(k: int) -> str:
+    """The colour of the ``k``-th phase (0-based, noise left out): its probability trace and its pick lines."""
+    return f"C{k}"
+
+
+def records_figure(view: RecordView, records: np.ndarray, probs: np.ndarray, components: Sequence[str],
+                   phases: Sequence[str]) -> Figure:
+    """A panel group per station of ``view``: its components (``records``: (components, stations, samples),
+    each trace scaled to its own largest |amplitude|) over the probability of each phase (``probs``:
+    (phases, stations, samples), 0–1), the picks as vertical lines coloured per phase on both."""
+    rows = len(view.stations)
+    fig = Figure(figsize=(9, 2.6 * rows), layout="constrained")
+    axes = np.asarray(fig.subplots(2 * rows, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2] * rows}))
+    t = view.seconds
+    for r, station in enumerate(view.stations):
+        top, bottom = axes[2 * r], axes[2 * r + 1]
+        for c in range(len(components)):
+            x = records[c, r]
+            top.plot(t, x / (np.abs(x).max() or 1) - COMPONENT_GAP * c, lw=0.6, color="0.15")
+        top.set_yticks([-COMPONENT_GAP * c for c in range(len(components))], list(components))
+        top.set_title(station, fontsize=9)
+        for k, phase in enumerate(phases):
+            bottom.plot(t, probs[k, r], lw=0.9, color=phase_color(k), label=f"P({phase})")
+        bottom.set_ylim(-0.02, 1.02)
+        bottom.set_ylabel("probability", fontsize=8)
+        for line in (ln for ln in view.lines if ln.row == r):
+            color = phase_color(list(phases).index(line.phase)) if line.phase in phases else "0.5"
+            for ax in (top, bottom):
+                ax.axvline(line.seconds, color=color, lw=1.0, ls="--", label=f"{line.phase} pick")
+            bottom.annotate(f"{line.phase} {line.probability:.2f}", (line.seconds, 1.0), fontsize=7, color=color,
+                            xytext=(2, -8), textcoords="offset points")
+        if r == 0:
+            bottom.legend(fontsize=7, loc="upper right")
+    axes[-1].set_xlabel(view.time_label)
+    axes[-1].set_xlim(t[0], t[-1] if len(t) > 1 else 1.0)
+    fig.suptitle(f"prediction preview: {len(view.lines)} pick(s) shown", fontsize=10)
+    return fig
+
+
+@never_fails
+def records_preview(grid, pred, view: RecordView, phase_channels: Sequence[int], phases: Sequence[str],
+                    output: Path) -> list[Path]:
+    """``<out>.preview.png`` of a prediction on earthquake records: reads only ``view``'s window of the
+    input ``grid`` and of the prediction ``pred`` (anything with ``read((station, sample) window)`` →
+    (channels, stations, samples)); ``phase_channels``: the prediction channel of each phase."""
+    records = grid.read(view.window)
+    probs = pred.read(view.window)[list(phase_channels)]
+    components = [grid.channel_names[c] for c in range(records.shape[0])]
+    return [save(records_figure(view, records, probs, components, phases), preview_path(Path(output)))]

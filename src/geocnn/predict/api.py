@@ -9,7 +9,10 @@ from pathlib import Path
 
 from geocnn import device, plots
 from geocnn.grids import formats
+from geocnn.grids.grid import open_grid
+from geocnn.grids.seismoout import WrittenTraces
 from geocnn.outputs import AUTO
+from geocnn.picking import record_view
 from geocnn.predict import runner as runners
 from geocnn.predict.dense import predict_dense
 from geocnn.predict.job import Job, Report, check_fits, open_job
@@ -81,18 +84,35 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
         report = (predict_dense if trained.cfg.dense else predict_map)(job, model, reporter)
         report.seconds = time.perf_counter() - t0
         report.warnings = list(job.warnings)
-        if request.pictures and rt.main and job.spec().format.previewed:  # miniSEED traces read back are no grid
-            report.pictures = _previews(job, report.output)
+        if request.pictures and rt.main:
+            report.pictures = _previews(job, report)
         return report
     finally:
         device.teardown(rt)
 
 
-def _previews(job: Job, output_path: Path) -> list[Path]:
+def _previews(job: Job, report: Report) -> list[Path]:
     """``<out>.preview.png`` (a picture never fails a run: none on an error); a reconstruction's
-    filled traces marked (not with ``--all``: every trace is then the model's)."""
-    trained, grid = job.trained, job.grid
+    filled traces marked (not with ``--all``: every trace is then the model's); earthquake records'
+    probabilities as traces with their picks (:func:`_records_preview`)."""
+    if job.records is not None and job.output.probability:
+        return _records_preview(job, report)
+    if not job.spec().format.previewed:  # miniSEED traces read back are no grid
+        return []
+    trained, grid, output_path = job.trained, job.grid, report.output
     filled = job.fill.missing if job.fill is not None and job.fill.keep_live else None
     return plots.prediction_previews(grid, output_path, trained.cfg.task, job.output, plots.Names.of(trained.cfg, grid),
                                      trained.same_units, trained.classes, trained.cfg.model, job.patch_axes,
                                      filled) or []
+
+
+def _records_preview(job: Job, report: Report) -> list[Path]:
+    """The first stations' components, phase probabilities and picks (``--picks``: those just found) over
+    a window of at most a minute (:func:`geocnn.picking.record_view`), read back from the written output:
+    a miniSEED's records in that window, else the output as a grid."""
+    spec = job.spec()
+    pred = open_grid(report.output) if spec.format.previewed else WrittenTraces.of(spec)
+    view = record_view(job.records, report.picked)
+    channels = [c for c, phase in enumerate(job.phases) if phase is not None]
+    return plots.records_preview(job.grid, pred, view, channels, [job.phases[c] for c in channels],
+                                 report.output) or []

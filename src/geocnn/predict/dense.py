@@ -89,7 +89,8 @@ def predict_dense(job: Job, runner: Runner, reporter: Reporter) -> Report:
         finally:
             task.close()
     picks = sink.picker.write(req.picks, req.force) if sink.picker is not None and job.rt.main else None
-    return Report(Path(pending.path), total, merger.nbytes, 0.0, [], pending.paths, picks=picks)
+    picked = tuple(sink.picker.picks) if sink.picker is not None else ()
+    return Report(Path(pending.path), total, merger.nbytes, 0.0, [], pending.paths, picks=picks, picked=picked)
 
 
 def _kept(job: Job, merger: Merger) -> KeptRows | None:

@@ -18,7 +18,7 @@ from geocnn.grids.pending import OutputSpec, output_spec
 from geocnn.grids.waveforms import WaveformSource
 from geocnn.outputs import Output
 from geocnn.patches import PatchGeometry
-from geocnn.picking import Picker, thresholds
+from geocnn.picking import Pick, Picker, thresholds
 from geocnn.predict.fill import TraceFill, trace_fill
 from geocnn.predict.plan import geometry
 from geocnn.predict.request import PredictRequest
@@ -53,6 +53,17 @@ class Job:
     def channels(self) -> int:
         """Channels written per position."""
         return self.output.channels(self.scores)
+
+    @property
+    def records(self) -> WaveformSource | None:
+        """The earthquake records predicted on (one such input), else None."""
+        sources = self.grid.inputs
+        return sources[0] if len(sources) == 1 and isinstance(sources[0], WaveformSource) else None
+
+    @property
+    def phases(self) -> tuple[str | None, ...]:
+        """The phase each written channel holds (its class name; None for class 0, noise)."""
+        return _phase_names(self.trained, self.output.class_numbers(self.channels))
 
     def spec(self, channels: int | None = None, **layout) -> OutputSpec:
         """The output of this job (``layout``: a score map's shape, trace positions, sample axis...);
@@ -115,12 +126,11 @@ def picker_for(job: Job) -> Picker | None:
     if job.rt.distributed:
         raise ConfigError("--picks collects the picks of every station in one process",
                           fix="run geocnn predict without torchrun to write picks")
-    sources = job.grid.inputs
-    if len(sources) != 1 or not isinstance(sources[0], WaveformSource):
+    if job.records is None:
         raise DataError("--picks needs one input of earthquake records (miniSEED, SAC ... read through ObsPy)",
                         where=", ".join(map(str, req.inputs)), fix="leave --picks out for other grids")
-    phases = _phase_names(job.trained, job.output.class_numbers(job.channels))
-    return Picker(sources[0], phases, thresholds(req.threshold, [p for p in phases if p]), req.min_separation)
+    phases = job.phases
+    return Picker(job.records, phases, thresholds(req.threshold, [p for p in phases if p]), req.min_separation)
 
 
 def _phase_names(trained: Trained, classes: Iterable[int]) -> tuple[str | None, ...]:
@@ -141,6 +151,7 @@ class Report:
     outputs: list[Path] = dataclasses.field(default_factory=list)  # every file written (one per class if split)
     warnings: list[str] = dataclasses.field(default_factory=list)  # the input sanity checks that fired
     picks: Path | None = None  # the pick list written (--picks)
+    picked: tuple[Pick, ...] = ()  # its picks, as found (for the preview)
 
 
 def normalized_on(trained: Trained, grid: Grid) -> Trained:
