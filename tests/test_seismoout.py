@@ -19,9 +19,10 @@ from obspy import Stream, Trace, UTCDateTime  # noqa: E402
 from geocnn.config import load_config  # noqa: E402
 from geocnn.errors import DataError  # noqa: E402
 from geocnn.grids.grid import open_grid  # noqa: E402
-from geocnn.grids.seismoout import channel_codes  # noqa: E402
+from geocnn.grids.seismoout import WrittenTraces, channel_codes  # noqa: E402
 from geocnn.grids.writer import prepare  # noqa: E402
-from geocnn.picking import peaks  # noqa: E402
+from geocnn.picking import PickLine, RecordView, peaks  # noqa: E402
+from geocnn.plots import records_figure  # noqa: E402
 from geocnn.predict.api import predict  # noqa: E402
 from geocnn.train import train  # noqa: E402
 
@@ -124,6 +125,7 @@ def test_predict_writes_picks_at_the_probability_peaks(picking_run, records, pre
                       for ph, k in phases.items() for i in peaks(probs[k, s], thr[ph], 30))
     got = sorted((r["station"], r["phase"], int(round((UTCDateTime(r["time"]) - T0) * 100))) for r in rows)
     assert got == expected and len(got) > 0
+    assert (tmp_path / "p.preview.png").stat().st_size > 10_000  # the records, probabilities and these picks
     for r in rows:  # each pick's probability is the trace's value at its sample
         s, k = ("AAA.00", "BBB.").index(r["station"][3:]), phases[r["phase"]]
         i = int(round((UTCDateTime(r["time"]) - T0) * 100))
@@ -141,3 +143,36 @@ def test_bad_pick_options_are_one_line(picking_run, records, cli, tmp_path, args
                  "--threads", "1", *args)
     assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "picks.csv").exists() and not (tmp_path / "p.npy").exists()
+
+
+def test_written_traces_read_a_window_back(predicted):
+    npy, mseed = predicted
+    probs = np.load(npy)
+    traces = WrittenTraces(str(mseed), ("XX.AAA.00", "XX.BBB."), ("XXN", "XXP", "XXS"), T0.ns, 100.0)
+    np.testing.assert_array_equal(traces.read((slice(0, 2), slice(300, 700))), probs[:, :, 300:700])
+    np.testing.assert_array_equal(traces.read((slice(1, 2), slice(1200, 1250))), probs[:, 1:, 1200:1250])
+    assert np.isnan(traces.read((slice(0, 1), slice(1240, 1260)))[:, :, 10:]).all()  # past the traces' end
+    assert (mseed.parent / "probs.preview.png").exists()  # no picks: the first minute (here all 12.5 s)
+
+
+def test_records_figure_draws_each_pick_at_its_time():
+    view = RecordView(("XX.AAA.00", "XX.BBB."), 200, 500, (T0 + 2).ns, 100.0,
+                      (PickLine(0, "P", 0.5, 0.9), PickLine(1, "S", 2.25, 0.6)))
+    rng = np.random.default_rng(1)
+    records = rng.normal(0, 1, (3, 2, 300)) * np.array([1, 10, 100])[:, None, None]
+    probs = np.stack([np.full((2, 300), 0.25), np.full((2, 300), 0.5)])
+    fig = records_figure(view, records, probs, ("Z", "N", "E"), ("P", "S"))
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes[::2]] == ["XX.AAA.00", "XX.BBB."]
+    assert axes[-1].get_xlabel() == "seconds after 2024-03-01T10:00:02Z"
+    for ax, want in zip(axes, ([0.5], [0.5], [2.25], [2.25])):  # on the records and the probabilities
+        picks = [ln for ln in ax.get_lines() if ln.get_label().endswith("pick")]
+        assert [ln.get_xdata()[0] for ln in picks] == want
+    top = axes[0].get_lines()[:3]  # Z, N, E of AAA, each scaled to its own largest |amplitude|
+    for c, ln in enumerate(top):
+        assert np.abs(ln.get_ydata() + 2.2 * c).max() == pytest.approx(1.0)
+    p, s = axes[1].get_lines()[:2]
+    assert p.get_ydata()[0] == 0.25 and s.get_ydata()[0] == 0.5 and axes[1].get_ylim() == (-0.02, 1.02)
+    assert p.get_color() != s.get_color()
+    assert ([ln.get_color() for ln in axes[1].get_lines() if ln.get_label() == "P pick"]
+            == [p.get_color()])  # a pick's colour is its phase's

@@ -1032,7 +1032,7 @@ def records_figure(view: RecordView, records: np.ndarray, probs: np.ndarray, com
         top.set_yticks([-COMPONENT_GAP * c for c in range(len(components))], list(components))
         top.set_title(station, fontsize=9)
         for k, phase in enumerate(phases):
-            bottom.plot(t, probs[k, r], lw=0.9, color=phase_color(k), label=f"P({phase})")
+            bottom.plot(t, probs[k, r], lw=0.9, color=phase_color(k), label=phase)
         bottom.set_ylim(-0.02, 1.02)
         bottom.set_ylabel("probability", fontsize=8)
         for line in (ln for ln in view.lines if ln.row == r):
@@ -1041,8 +1041,9 @@ def records_figure(view: RecordView, records: np.ndarray, probs: np.ndarray, com
                 ax.axvline(line.seconds, color=color, lw=1.0, ls="--", label=f"{line.phase} pick")
             bottom.annotate(f"{line.phase} {line.probability:.2f}", (line.seconds, 1.0), fontsize=7, color=color,
                             xytext=(2, -8), textcoords="offset points")
-        if r == 0:
-            bottom.legend(fontsize=7, loc="upper right")
+        if r == 0:  # one entry per label: each phase's trace and its picks
+            unique = dict(zip(*reversed(bottom.get_legend_handles_labels())))
+            bottom.legend(list(unique.values()), list(unique), fontsize=7, loc="upper right", ncols=2)
     axes[-1].set_xlabel(view.time_label)
     axes[-1].set_xlim(t[0], t[-1] if len(t) > 1 else 1.0)
     fig.suptitle(f"prediction preview: {len(view.lines)} pick(s) shown", fontsize=10)

@@ -65,7 +65,8 @@ def predict_cmd(
     """Apply a trained model to whole grids with blended sliding windows, in bounded memory.
 
     Writes the prediction as SEG-Y lined up trace for trace with the input (its headers, IEEE
-    floats) or as .npy, plus a PNG preview (middle inline, crossline and time slice).
+    floats) or as .npy, plus a PNG preview (middle inline, crossline and time slice; for
+    earthquake records, the first stations' components, phase probabilities and picks).
     """
     size = None
     if window:
