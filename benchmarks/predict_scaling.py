@@ -19,7 +19,7 @@ from pathlib import Path
 import _common as C
 import _models as M
 import numpy as np
-from predict_throughput import BATCH, OVERLAP, make_run
+from predict_throughput import BATCH, BENCHES, OVERLAP, make_run
 
 
 def child(payload: dict) -> None:
@@ -54,7 +54,7 @@ def main() -> None:
     C.header(f"predict scaling: geocnn predict on growing volumes (section {section[0]} × {section[1]})", args)
     rows, seconds, figures = [], {}, {}
     with C.workdir(args, "scaling") as folder:
-        run = make_run(folder)
+        run = make_run(folder, BENCHES["net3d"])
         for n in inlines:
             volume = folder / f"volume_{n}.npy"
             write_volume(volume, (n, *section))
