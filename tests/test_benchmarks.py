@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow  # long end-to-end runs: python -m pytest -m slow
 BENCH = ROOT / "benchmarks"
 
 TINY = {
+    "cpu_training": ["--steps", "4", "--warmup", "1", "--every", "2", "--pool", "2"],
     "compute_limit": ["--rounds", "1", "--seconds", "0.05", "--size", "16"],
     "train_throughput": ["--rounds", "1", "--epochs", "2", "--patches-per-epoch", "8", "--batch", "4",
                          "--patch", "16", "--shape", "8", "24", "24", "--no-limit"],
