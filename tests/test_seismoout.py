@@ -64,9 +64,10 @@ def test_traces_carry_the_input_codes_start_and_rate(predicted):
     stream = obspy.read(str(mseed))
     assert sorted(tr.id for tr in stream) == sorted(f"XX.{sta}.{ch}" for sta in ("AAA.00", "BBB.")
                                                     for ch in ("XXN", "XXP", "XXS"))
-    for tr in stream:
-        assert tr.stats.starttime == T0 and tr.stats.sampling_rate == 100.0
-        assert tr.stats.npts == N + 50 and tr.data.dtype == np.float32  # BBB ends 0.5 s after AAA
+    for tr in stream:  # the grid spans T0 to BBB's end; each station's traces span its own records
+        delay = 0.5 if tr.stats.station == "BBB" else 0.0
+        assert tr.stats.starttime == T0 + delay and tr.stats.sampling_rate == 100.0
+        assert tr.stats.npts == N and tr.data.dtype == np.float32
         assert tr.stats.mseed.encoding == "FLOAT32"
     assert not list(mseed.parent.glob(".*geocnn-tmp*"))  # nothing left beside it
 
@@ -79,7 +80,7 @@ def test_values_equal_the_npy_prediction(predicted):
     for s, sta in enumerate(("AAA", "BBB")):
         for k, ch in enumerate(("XXN", "XXP", "XXS")):
             (tr,) = stream.select(station=sta, channel=ch)
-            np.testing.assert_array_equal(tr.data, probs[k, s])
+            np.testing.assert_array_equal(tr.data, probs[k, s, 50 * s:50 * s + N])  # BBB's starts 0.5 s later
         total = sum(tr.data.astype(np.float64) for tr in stream.select(station=sta))
         np.testing.assert_allclose(total, 1.0, atol=1e-5)  # noise, P and S of a sample sum to one
 
@@ -121,8 +122,10 @@ def test_predict_writes_picks_at_the_probability_peaks(picking_run, records, pre
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((tmp_path / "picks.csv").open()))
     phases = {"P": 1, "S": 2}
+    recorded = np.ones(probs.shape[1:], bool)
+    recorded[0, N:], recorded[1, :50] = False, False  # AAA ends 0.5 s before BBB, which starts 0.5 s late
     expected = sorted((f"XX.{sta}", ph, int(i)) for s, sta in enumerate(("AAA.00", "BBB."))
-                      for ph, k in phases.items() for i in peaks(probs[k, s], thr[ph], 30))
+                      for ph, k in phases.items() for i in peaks(np.where(recorded[s], probs[k, s], 0), thr[ph], 30))
     got = sorted((r["station"], r["phase"], int(round((UTCDateTime(r["time"]) - T0) * 100))) for r in rows)
     assert got == expected and len(got) > 0
     assert (tmp_path / "p.preview.png").stat().st_size > 10_000  # the records, probabilities and these picks
@@ -176,3 +179,27 @@ def test_records_figure_draws_each_pick_at_its_time():
     assert p.get_color() != s.get_color()
     assert ([ln.get_color() for ln in axes[1].get_lines() if ln.get_label() == "P pick"]
             == [p.get_color()])  # a pick's colour is its phase's
+
+
+def test_a_gap_in_every_component_stays_a_gap_and_is_never_picked(picking_run, tmp_path):
+    """Records of one station with a 2 s gap (samples 400-599) in all three components: the output holds
+    two stretches per class, on the records' own samples, and a pick list with the lowest threshold
+    has no pick in the gap (the model's output there is on the zeros a gap reads as)."""
+    rng = np.random.default_rng(3)
+    header = {"network": "XX", "station": "GAP", "location": "", "sampling_rate": 100.0}
+    Stream([Trace(rng.normal(0, 100, n).astype(np.int32), header={**header, "channel": "HH" + c, "starttime": T0 + t})
+            for c in "ZNE" for t, n in ((0.0, 400), (6.0, 600))]).write(str(tmp_path / "gap.mseed"), format="MSEED")
+    kw = {"device_name": "cpu", "threads": 1}
+    probs = np.load(predict(picking_run, [tmp_path / "gap.mseed"], tmp_path / "p.npy", output="probabilities",
+                            **kw).output)
+    predict(picking_run, [tmp_path / "gap.mseed"], tmp_path / "p.mseed", picks=tmp_path / "picks.csv",
+            threshold=1e-6, min_separation=0.01, **kw)
+    stream = obspy.read(str(tmp_path / "p.mseed")).sort(["channel", "starttime"])
+    assert [(tr.stats.channel, tr.stats.starttime - T0, tr.stats.npts) for tr in stream] == [
+        (ch, t, n) for ch in ("XXN", "XXP", "XXS") for t, n in ((0.0, 400), (6.0, 600))]
+    for tr in stream:
+        first = int(round((tr.stats.starttime - T0) * 100))
+        k = ("XXN", "XXP", "XXS").index(tr.stats.channel)
+        np.testing.assert_array_equal(tr.data, probs[k, 0, first:first + tr.stats.npts])
+    samples = [int(round((UTCDateTime(r["time"]) - T0) * 100)) for r in csv.DictReader((tmp_path / "picks.csv").open())]
+    assert samples and not any(400 <= i < 600 for i in samples)

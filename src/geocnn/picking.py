@@ -92,7 +92,8 @@ def thresholds(value: float | Mapping[str, float], phases: Sequence[str]) -> dic
 class Picker:
     """Picks of released rows of probability traces ``(channels, stations, samples)`` on records' time axis.
 
-    ``phases`` names the phase each written channel holds (None: noise, not picked).
+    ``phases`` names the phase each written channel holds (None: noise, not picked). Where no component
+    was recorded (a gap, read as zeros) the probabilities are the model's on nothing: no pick there.
     """
 
     source: WaveformSource
@@ -104,11 +105,12 @@ class Picker:
     def add(self, first: int, values: np.ndarray) -> None:
         """Pick every phase channel of stations ``first ..`` (whole rows)."""
         distance = max(1, int(round(self.min_separation * self.source.rate)))
+        recorded = self.source.recorded(range(first, first + values.shape[1]))  # never a pick in a gap
         for c, phase in enumerate(self.phases):
             if phase is None:
                 continue
             for r in range(values.shape[1]):
-                prob = values[c, r]
+                prob = np.where(recorded[r], values[c, r], 0.0)
                 for i in peaks(prob, self.threshold[phase], distance):
                     t = self.source.start_ns + int(round(int(i) * NS / self.source.rate))
                     self.picks.append(Pick(self.source.stations[first + r], phase, t, float(prob[i])))

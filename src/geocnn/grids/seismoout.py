@@ -7,7 +7,9 @@ written channel (class), carrying the input's network, station and location code
 does, but within SEED's three letters (:func:`channel_codes`): ``XX`` and the class name's first letter,
 upper case (noise, P, S → ``XXN``, ``XXP``, ``XXS``); when two class names share a first letter, or the
 run has none, ``XX`` and the class number (``XX0``, ``XX1`` ...). Noise is written too: the probabilities
-of a sample sum to one over the traces of its station.
+of a sample sum to one over the traces of its station. The input's gaps stay gaps: where no component of a
+station was recorded (:meth:`~geocnn.grids.waveforms.WaveformSource.recorded`) nothing is written, so a
+station's traces are one per recorded stretch, as SeisBench's annotate gives them.
 
 miniSEED is a sequence of independent records, so a file made of several written one after the other is
 one miniSEED file. Each station's traces are encoded as soon as its row is written and appended to the
@@ -94,6 +96,7 @@ class SeismoOutput(FileOutput):
     codes: tuple[str, ...]  # channel code of each written channel
     start_ns: int  # UTC of sample 0, nanoseconds since 1970
     rate: float  # Hz
+    records: WaveformSource  # the input: where no component was recorded, nothing is written
 
     @classmethod
     def prepare(cls, spec: OutputSpec, attach: str | None = None) -> SeismoOutput:
@@ -109,7 +112,7 @@ class SeismoOutput(FileOutput):
         codes = channel_codes(names, classes)
         tmp = attach if attach is not None else str(atomic.temp_path(final))
         return cls(str(final), tmp, tuple(spec.shape), spec.channels, "float32", spec.force, src.stations, codes,
-                   src.start_ns, src.rate)
+                   src.start_ns, src.rate, src)
 
     def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
         """Append whole station rows (``(channels, stations, samples)``) to the file, one station at a time."""
@@ -118,18 +121,25 @@ class SeismoOutput(FileOutput):
         if (window[1].start, window[1].stop) != (0, self.shape[1]):
             raise ValueError(f"a miniSEED output is written in whole station rows; got samples "
                              f"{window[1].start}:{window[1].stop} of {self.shape[1]}")
-        for i, row in enumerate(range(window[0].start, window[0].stop)):
-            self._append(self._encode(row, values[:, i]))
+        rows = range(window[0].start, window[0].stop)
+        recorded = self.records.recorded(rows)
+        for i, row in enumerate(rows):
+            self._append(self._encode(row, values[:, i], recorded[i]))
 
-    def _encode(self, row: int, traces: np.ndarray) -> bytes:
-        """One station's traces ``(channels, samples)`` as miniSEED records (float32)."""
+    def _encode(self, row: int, traces: np.ndarray, recorded: np.ndarray) -> bytes:
+        """One station's traces ``(channels, samples)`` as miniSEED records (float32), one trace per
+        recorded stretch: the input's gaps stay gaps (an empty bytes when nothing was recorded)."""
         obspy = require_obspy()
         net, sta, loc = self.stations[row].split(".")
-        start = obspy.UTCDateTime(ns=self.start_ns)
-        stream = obspy.Stream([obspy.Trace(np.ascontiguousarray(trace, dtype=np.float32),
-                                           header={"network": net, "station": sta, "location": loc,
-                                                   "channel": code, "starttime": start, "sampling_rate": self.rate})
-                               for code, trace in zip(self.codes, traces)])
+        stream = obspy.Stream()
+        for lo, hi in runs(recorded):
+            start = obspy.UTCDateTime(ns=self.start_ns + int(round(lo * NS / self.rate)))
+            stream.extend([obspy.Trace(np.ascontiguousarray(trace[lo:hi], dtype=np.float32),
+                                       header={"network": net, "station": sta, "location": loc,
+                                               "channel": code, "starttime": start, "sampling_rate": self.rate})
+                           for code, trace in zip(self.codes, traces)])
+        if not len(stream):
+            return b""
         buf = io.BytesIO()
         stream.write(buf, format="MSEED", encoding="FLOAT32")
         return buf.getvalue()
@@ -138,6 +148,16 @@ class SeismoOutput(FileOutput):
         with open(self.tmp, "ab") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)  # torchrun ranks append whole stations, one at a time
             fh.write(data)
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each stretch of True in a 1D mask.
+
+    >>> runs(np.array([0, 1, 1, 0, 1], bool))
+    [(1, 3), (4, 5)]
+    """
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 @dataclass(frozen=True)

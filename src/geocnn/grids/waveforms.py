@@ -265,6 +265,14 @@ class WaveformSource(Source):
         self._fill(window, None, covered)
         return covered
 
+    def recorded(self, stations: range) -> np.ndarray:
+        """bool ``(station, sample)`` of whole station rows: True where any component was recorded.
+
+        A prediction there is the model's on data; in a gap of every component it is the model's on the
+        zeros a gap reads as, which a miniSEED output leaves out and ``--picks`` never picks."""
+        window = (slice(stations.start, stations.stop), slice(None), slice(None))
+        return self.coverage(window).any(axis=1)
+
     def read_traces(self, index: tuple[np.ndarray, ...]) -> np.ndarray:
         out = np.empty((len(index[0]), self.shape[-1]), dtype=np.float32)
         for k, (st, c) in enumerate(zip(*index)):
