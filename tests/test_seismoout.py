@@ -163,6 +163,8 @@ def test_records_figure_draws_each_pick_at_its_time():
                       (PickLine(0, "P", 0.5, 0.9), PickLine(1, "S", 2.25, 0.6)))
     rng = np.random.default_rng(1)
     records = rng.normal(0, 1, (3, 2, 300)) * np.array([1, 10, 100])[:, None, None]
+    records[:, 0, 100:150] = np.nan  # a gap of AAA: drawn as a gap, the scaling taken from the rest
+    records[:, 1, :] = np.nan  # BBB recorded nothing in the window
     probs = np.stack([np.full((2, 300), 0.25), np.full((2, 300), 0.5)])
     fig = records_figure(view, records, probs, ("Z", "N", "E"), ("P", "S"))
     axes = fig.axes
@@ -173,7 +175,9 @@ def test_records_figure_draws_each_pick_at_its_time():
         assert [ln.get_xdata()[0] for ln in picks] == want
     top = axes[0].get_lines()[:3]  # Z, N, E of AAA, each scaled to its own largest |amplitude|
     for c, ln in enumerate(top):
-        assert np.abs(ln.get_ydata() + 2.2 * c).max() == pytest.approx(1.0)
+        assert np.nanmax(np.abs(ln.get_ydata() + 2.2 * c)) == pytest.approx(1.0)
+        assert np.isnan(ln.get_ydata()[100:150]).all() and np.isfinite(ln.get_ydata()[:100]).all()
+    assert all(np.isnan(ln.get_ydata()).all() for ln in axes[2].get_lines()[:3])
     p, s = axes[1].get_lines()[:2]
     assert p.get_ydata()[0] == 0.25 and s.get_ydata()[0] == 0.5 and axes[1].get_ylim() == (-0.02, 1.02)
     assert p.get_color() != s.get_color()
@@ -189,6 +193,8 @@ def test_a_gap_in_every_component_stays_a_gap_and_is_never_picked(picking_run, t
     header = {"network": "XX", "station": "GAP", "location": "", "sampling_rate": 100.0}
     Stream([Trace(rng.normal(0, 100, n).astype(np.int32), header={**header, "channel": "HH" + c, "starttime": T0 + t})
             for c in "ZNE" for t, n in ((0.0, 400), (6.0, 600))]).write(str(tmp_path / "gap.mseed"), format="MSEED")
+    valid = open_grid(tmp_path / "gap.mseed").valid()  # from the headers: dead sample by sample in training too
+    assert valid.shape == (1, 1200) and valid[0, :400].all() and not valid[0, 400:600].any() and valid[0, 600:].all()
     kw = {"device_name": "cpu", "threads": 1}
     probs = np.load(predict(picking_run, [tmp_path / "gap.mseed"], tmp_path / "p.npy", output="probabilities",
                             **kw).output)

@@ -1027,8 +1027,9 @@ def records_figure(view: RecordView, records: np.ndarray, probs: np.ndarray, com
     for r, station in enumerate(view.stations):
         top, bottom = axes[2 * r], axes[2 * r + 1]
         for c in range(len(components)):
-            x = records[c, r]
-            top.plot(t, x / (np.abs(x).max() or 1) - COMPONENT_GAP * c, lw=0.6, color="0.15")
+            x = records[c, r]  # NaN in a gap
+            peak = float(np.nanmax(np.abs(x))) if np.isfinite(x).any() else 0.0
+            top.plot(t, x / (peak or 1) - COMPONENT_GAP * c, lw=0.6, color="0.15")
         top.set_yticks([-COMPONENT_GAP * c for c in range(len(components))], list(components))
         top.set_title(station, fontsize=9)
         for k, phase in enumerate(phases):
@@ -1057,6 +1058,9 @@ def records_preview(grid, pred, view: RecordView, phase_channels: Sequence[int],
     input ``grid`` and of the prediction ``pred`` (anything with ``read((station, sample) window)`` →
     (channels, stations, samples)); ``phase_channels``: the prediction channel of each phase."""
     records = grid.read(view.window)
+    recorded = grid.valid(view.window)
+    if recorded is not None:  # a gap is drawn as a gap, not as the zeros it reads as
+        records[:, ~recorded] = np.nan
     probs = pred.read(view.window)[list(phase_channels)]
     components = [grid.channel_names[c] for c in range(records.shape[0])]
     return [save(records_figure(view, records, probs, components, phases), preview_path(Path(output)))]

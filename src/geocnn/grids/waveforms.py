@@ -11,8 +11,9 @@
   (its anti-alias filter on when going down). A record starting between two samples of the grid is
   placed at the nearest one.
 * **Gaps and missing components** read as zeros; :meth:`WaveformSource.coverage` says per sample which
-  values came from a record, and :meth:`WaveformSource.live` marks a station/component without any
-  record dead.
+  values came from a record, :meth:`WaveformSource.live` marks a station/component without any
+  record dead, and :meth:`WaveformSource.valid` marks the samples no component recorded dead sample
+  by sample (from the headers), as a GeoTIFF's nodata is.
 * **Bounded memory**: opening reads headers only (``headonly``); a window is read with ObsPy's
   ``read(starttime=, endtime=)`` per file it touches. miniSEED files are memory-mapped by ObsPy and only
   the records in the window are decoded; other formats (SAC, GSE2) are read whole per window and
@@ -162,6 +163,7 @@ class WaveformSource(Source):
         self.meta = GridMeta(kind="records", format="seismo", sample_interval_us=1e6 / self.rate,
                              sample_format="int32" if integer else "ObsPy", endian="n/a", n_traces=len(self.stations),
                              dead_traces=0)
+        self._spans = self._recorded_spans()
 
     # --- the index
     def _known(self, segments: list[Segment]) -> list[Segment]:
@@ -177,6 +179,20 @@ class WaveformSource(Source):
             raise DataError(f"no channel with a Z, N, E, 1 or 2 component (channels: {', '.join(unknown[:8])})",
                             where=self.path, fix="give records of seismometer channels (e.g. HHZ, HHN, HHE)")
         return known
+
+    def _recorded_spans(self) -> list[list[tuple[int, int]]]:
+        """Per station, the merged sample ranges ``[lo, hi)`` that some component's record covers (from
+        the headers: no sample is read)."""
+        index, n = {st: i for i, st in enumerate(self.stations)}, self.shape[-1]
+        spans: list[list[tuple[int, int]]] = [[] for _ in self.stations]
+        for s in sorted(self.segments, key=lambda s: s.start_ns):
+            lo, hi = max(self.sample_of(s.start_ns), 0), min(self.sample_of(s.end_ns) + 1, n)
+            row = spans[index[_station(s.seed_id)]]
+            if row and lo <= row[-1][1]:
+                row[-1] = (row[-1][0], max(row[-1][1], hi))
+            elif hi > lo:
+                row.append((lo, hi))
+        return spans
 
     def _channel_codes(self) -> dict[str, tuple[str, ...]]:
         """Per station, the channel code giving each component; two channels for one component are refused."""
@@ -265,13 +281,32 @@ class WaveformSource(Source):
         self._fill(window, None, covered)
         return covered
 
+    @property
+    def masked(self) -> bool:
+        """Some station has a gap in all its components, or starts or ends inside the grid's time axis."""
+        return any(row != [(0, self.shape[-1])] for row in self._spans)
+
+    def valid(self, window: tuple[slice, ...]) -> np.ndarray | None:
+        """bool ``(station, sample)`` of a window: True where any component was recorded (a gap in every
+        component is dead sample by sample: never a patch centre, never scored); from the headers."""
+        if not self.masked:
+            return None
+        stations, samples = (range(*w.indices(n)) for w, n in zip(window, (self.shape[0], self.shape[-1])))
+        out = np.zeros((len(stations), len(samples)), dtype=bool)
+        for i, st in enumerate(stations):
+            for lo, hi in self._spans[st]:
+                a, b = max(lo, samples.start), min(hi, samples.stop)
+                if b > a:
+                    out[i, a - samples.start:b - samples.start] = True
+        return out
+
     def recorded(self, stations: range) -> np.ndarray:
-        """bool ``(station, sample)`` of whole station rows: True where any component was recorded.
+        """:meth:`valid` of whole station rows (all True when nothing is missing).
 
         A prediction there is the model's on data; in a gap of every component it is the model's on the
         zeros a gap reads as, which a miniSEED output leaves out and ``--picks`` never picks."""
-        window = (slice(stations.start, stations.stop), slice(None), slice(None))
-        return self.coverage(window).any(axis=1)
+        mask = self.valid((slice(stations.start, stations.stop), slice(None)))
+        return np.ones((len(stations), self.shape[-1]), dtype=bool) if mask is None else mask
 
     def read_traces(self, index: tuple[np.ndarray, ...]) -> np.ndarray:
         out = np.empty((len(index[0]), self.shape[-1]), dtype=np.float32)
