@@ -355,3 +355,31 @@ def test_class_names_must_match_the_classes(tmp_path):
                                  section="inline", classes=3, class_names=["low", "high"])
     with pytest.raises(ConfigError, match="class_names gives 2 names for 3 classes"):
         load_config(path)
+
+
+def test_a_picture_draws_at_most_max_drawn_samples_per_axis():
+    """A long axis (a day of records, a 100,000-pixel scene) is drawn around its middle, MAX_DRAWN samples,
+    with the coordinates of the part drawn: the preview's read stays bounded whatever the grid."""
+    coords = (plots.index_coords("trace", 6), plots.Coords("time", np.arange(10_000) * 4.0, "ms"))
+    ((frame, window),) = plots._views(coords, (6, 10_000))
+    assert window == (slice(0, 6), slice(2952, 7048)) and plots.MAX_DRAWN == 4096
+    assert frame.axes[1].values[0] == 2952 * 4.0 and len(frame.axes[1].values) == 4096
+    assert frame.axes[0].values.tolist() == list(range(6))
+
+
+def test_prediction_preview_of_a_long_grid_reads_a_bounded_window(identity_run, tmp_path, monkeypatch):
+    run = identity_run(tmp_path)
+    cube = np.random.default_rng(0).normal(size=(2, 8, 9000)).astype(np.float32)
+    np.save(tmp_path / "long.npy", cube)
+    widest = []
+    real_read = type(open_grid(tmp_path / "long.npy")).read
+
+    def read(self, window):
+        widest.append(max(s.stop - s.start for s in window))
+        return real_read(self, window)
+
+    monkeypatch.setattr(type(open_grid(tmp_path / "long.npy")), "read", read)
+    report = predict(run, [tmp_path / "long.npy"], tmp_path / "out.npy", threads=1)
+    assert report.pictures and report.pictures[0].stat().st_size > 10_000
+    assert np.allclose(np.load(tmp_path / "out.npy"), cube, atol=1e-4)  # the identity: the whole grid written
+    assert max(widest) == plots.MAX_DRAWN  # the preview's sections: 4,096 of the 9,000 samples, never the whole

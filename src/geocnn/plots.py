@@ -746,10 +746,28 @@ def _views(coords: Sequence[Coords], shape: Sequence[int], place: Callable[[tupl
     out = []
     for pair in pairs:
         at = place(pair) if place is not None else [s // 2 for s in shape]
-        window = tuple(slice(0, s) if a in pair else slice(at[a], at[a] + 1) for a, s in enumerate(shape))
+        window = tuple(drawn_span(s, at[a]) if a in pair else slice(at[a], at[a] + 1) for a, s in enumerate(shape))
         line = ", ".join(coords[a].at(at[a]) for a in range(n) if a not in pair)
-        out.append((Frame(line, tuple(coords[a] for a in pair)), window))
+        out.append((Frame(line, tuple(coords[a].window(window[a].start, window[a].stop) for a in pair)), window))
     return out
+
+
+MAX_DRAWN = 4096
+"""Samples a picture draws along one axis at most: more than its pixels show, and a preview of a
+scene of 100,000² pixels or a day of records reads 4,096² values, never the whole grid."""
+
+
+def drawn_span(size: int, centre: int) -> slice:
+    """The part of an axis of ``size`` a picture draws: all of it, or :data:`MAX_DRAWN` samples
+    around ``centre`` kept inside the axis.
+
+    >>> drawn_span(100, 50), drawn_span(10_000, 5_000), drawn_span(10_000, 100)
+    (slice(0, 100, None), slice(2952, 7048, None), slice(0, 4096, None))
+    """
+    if size <= MAX_DRAWN:
+        return slice(0, size)
+    start = min(max(centre - MAX_DRAWN // 2, 0), size - MAX_DRAWN)
+    return slice(start, start + MAX_DRAWN)
 
 
 def _most_filled(filled: np.ndarray, shape: Sequence[int]) -> Callable[[tuple[int, int]], list[int]]:
