@@ -112,7 +112,7 @@ class Picker:
             for r in range(values.shape[1]):
                 prob = np.where(recorded[r], values[c, r], 0.0)
                 for i in peaks(prob, self.threshold[phase], distance):
-                    t = self.source.start_ns + int(round(int(i) * NS / self.source.rate))
+                    t = self.source.time_of(int(i))
                     self.picks.append(Pick(self.source.stations[first + r], phase, t, float(prob[i])))
 
     def write(self, path: str | Path, force: bool = False) -> Path:
@@ -210,8 +210,8 @@ def record_view(source: WaveformSource, picks: Sequence[Pick], stations: int = P
     if mine:
         best = min(mine, key=lambda p: (-p.probability, p.time_ns))
         first = min(max(source.sample_of(best.time_ns) - length // 2, 0), n - length)
-    start_ns = source.start_ns + int(round(first * NS / source.rate))
-    stop_ns = source.start_ns + int(round((first + length) * NS / source.rate))
+    start_ns = source.time_of(first)
+    stop_ns = source.time_of(first + length)
     lines = tuple(PickLine(shown.index(p.station), p.phase, (p.time_ns - start_ns) / NS, p.probability)
                   for p in sorted(mine, key=lambda p: (shown.index(p.station), p.time_ns, p.phase))
                   if start_ns <= p.time_ns < stop_ns)

@@ -92,11 +92,8 @@ class SeismoOutput(FileOutput):
     channels: int
     dtype: str
     force: bool
-    stations: tuple[str, ...]  # NET.STA.LOC of each row
     codes: tuple[str, ...]  # channel code of each written channel
-    start_ns: int  # UTC of sample 0, nanoseconds since 1970
-    rate: float  # Hz
-    records: WaveformSource  # the input: where no component was recorded, nothing is written
+    records: WaveformSource  # the input: its stations' codes, time axis and rate; nothing written where it has none
 
     @classmethod
     def prepare(cls, spec: OutputSpec, attach: str | None = None) -> SeismoOutput:
@@ -111,8 +108,7 @@ class SeismoOutput(FileOutput):
         names, classes = _written_classes(spec)
         codes = channel_codes(names, classes)
         tmp = attach if attach is not None else str(atomic.temp_path(final))
-        return cls(str(final), tmp, tuple(spec.shape), spec.channels, "float32", spec.force, src.stations, codes,
-                   src.start_ns, src.rate, src)
+        return cls(str(final), tmp, tuple(spec.shape), spec.channels, "float32", spec.force, codes, src)
 
     def write(self, window: tuple[slice, ...], values: np.ndarray) -> None:
         """Append whole station rows (``(channels, stations, samples)``) to the file, one station at a time."""
@@ -130,13 +126,13 @@ class SeismoOutput(FileOutput):
         """One station's traces ``(channels, samples)`` as miniSEED records (float32), one trace per
         recorded stretch: the input's gaps stay gaps (an empty bytes when nothing was recorded)."""
         obspy = require_obspy()
-        net, sta, loc = self.stations[row].split(".")
+        net, sta, loc = self.records.stations[row].split(".")
         stream = obspy.Stream()
         for lo, hi in runs(recorded):
-            start = obspy.UTCDateTime(ns=self.start_ns + int(round(lo * NS / self.rate)))
+            start = obspy.UTCDateTime(ns=self.records.time_of(lo))
             stream.extend([obspy.Trace(np.ascontiguousarray(trace[lo:hi], dtype=np.float32),
-                                       header={"network": net, "station": sta, "location": loc,
-                                               "channel": code, "starttime": start, "sampling_rate": self.rate})
+                                       header={"network": net, "station": sta, "location": loc, "channel": code,
+                                               "starttime": start, "sampling_rate": self.records.rate})
                            for code, trace in zip(self.codes, traces)])
         if not len(stream):
             return b""

@@ -215,6 +215,10 @@ class WaveformSource(Source):
         """The grid sample nearest a time (integer nanoseconds)."""
         return int(round((ns - self.start_ns) * self.rate / NS))
 
+    def time_of(self, sample: int) -> int:
+        """The time of a grid sample (integer nanoseconds, UTC): the inverse of :meth:`sample_of`."""
+        return self.start_ns + int(round(sample * NS / self.rate))
+
     # --- reading
     def _touching(self, stations: range, start: int, stop: int) -> dict[str, list[Segment]]:
         t0 = self.start_ns + int(start * NS / self.rate)
