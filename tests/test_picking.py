@@ -32,6 +32,7 @@ from geocnn.picking import (  # noqa: E402
     tally,
     thresholds,
 )
+from tests.recordkit import write_silent_records  # noqa: E402
 
 T0 = UTCDateTime("2024-03-01T10:00:00")
 N = 2000
@@ -43,12 +44,7 @@ def bump(n: int, centre: int, height: float, sigma: float = 5.0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> WaveformSource:
-    folder = tmp_path_factory.mktemp("records")
-    for sta in ("AAA", "BBB"):
-        Stream([Trace(np.zeros(N, np.int32), header={"network": "XX", "station": sta, "channel": "HH" + c,
-                                                      "starttime": T0, "sampling_rate": 100.0})
-                for c in "ZNE"]).write(str(folder / f"{sta}.mseed"), format="MSEED")
-    (src,) = open_grid(folder).inputs
+    (src,) = open_grid(write_silent_records(tmp_path_factory.mktemp("records"), N, T0)).inputs
     return src
 
 

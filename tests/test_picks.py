@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 obspy = pytest.importorskip("obspy")
-from obspy import Stream, Trace, UTCDateTime  # noqa: E402
+from obspy import UTCDateTime  # noqa: E402
 from obspy.core.event import Catalog, Event, Pick, WaveformStreamID  # noqa: E402
 
 from geocnn.config import load_config  # noqa: E402
@@ -22,6 +22,7 @@ from geocnn.grids.grid import open_grid  # noqa: E402
 from geocnn.grids.picks import Picks, pick_target  # noqa: E402
 from geocnn.tasks import hard_labels  # noqa: E402
 from geocnn.train import train  # noqa: E402
+from tests.recordkit import write_silent_records  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = UTCDateTime("2024-03-01T10:00:00")
@@ -30,12 +31,7 @@ N = 1000  # 10 s at 100 Hz
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("records")
-    for sta in ("AAA", "BBB"):
-        Stream([Trace(np.zeros(N, np.int32), header={"network": "XX", "station": sta, "channel": "HH" + c,
-                                                      "starttime": T0, "sampling_rate": 100.0})
-                for c in "ZNE"]).write(str(folder / f"{sta}.mseed"), format="MSEED")
-    return folder
+    return write_silent_records(tmp_path_factory.mktemp("records"), N, T0)
 
 
 def picks_csv(path: Path, rows: list[tuple[str, str, float]]) -> str:
