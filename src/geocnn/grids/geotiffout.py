@@ -44,12 +44,6 @@ def _nodata(dtype: np.dtype) -> float | None:
 class GeoTiffOutput(FileOutput):
     """A GeoTIFF being written: rows land in the temporary ``.npy`` :attr:`tmp`; :meth:`commit` makes the GeoTIFF."""
 
-    path: str
-    tmp: str
-    shape: tuple[int, ...]
-    channels: int
-    dtype: str
-    force: bool
     georef: GeoRef
     mask_from: str | None  # the input whose dead pixels are written as nodata
     names: tuple[str, ...]

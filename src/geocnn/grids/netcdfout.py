@@ -50,11 +50,6 @@ MAX_COPIED = 1 << 22  # values of a non-dimension coordinate copied to the outpu
 class NetcdfOutput(FileOutput):
     """A netCDF file being written: ``prediction`` shaped ``(channel, *shape)``, or ``shape`` for one channel."""
 
-    path: str
-    tmp: str
-    shape: tuple[int, ...]
-    channels: int
-    dtype: str
     force: bool = False
     variable: str = VARIABLE
 

@@ -22,11 +22,6 @@ from geocnn.grids.sidecar import path_for as sidecar_path
 class NpyOutput(FileOutput):
     """A ``.npy`` being written: ``(channels, *shape)``, or ``shape`` for one channel."""
 
-    path: str
-    tmp: str
-    shape: tuple[int, ...]
-    channels: int
-    dtype: str
     force: bool = False
     data_offset: int = 0  # where the values start in the file (after the .npy header)
     sidecar: dict = field(default_factory=dict)

@@ -209,10 +209,17 @@ class PendingOutput(abc.ABC):
         return [Path(self.path)]
 
 
+@dataclass(frozen=True, eq=False)
 class FileOutput(PendingOutput):
     """An output that is one file (``.npy``, SEG-Y): committed by flushing it and renaming the temporary
-    file onto :attr:`path`, aborted by removing it. Subclasses have ``force`` too."""
+    file onto :attr:`path`, aborted by removing it. Its fields come first in every subclass; a
+    subclass (a frozen dataclass too) adds what its format needs."""
 
+    path: str
+    tmp: str
+    shape: tuple[int, ...]
+    channels: int
+    dtype: str
     force: bool
 
     def commit(self) -> Path:

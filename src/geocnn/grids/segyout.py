@@ -122,14 +122,10 @@ def trace_selection(like: Grid, positions: tuple[np.ndarray, ...] | None = None,
 
 @dataclass(frozen=True, eq=False)
 class SegyOutput(FileOutput):
-    """A SEG-Y being written: where the traces are, and which trace each output position writes."""
+    """A SEG-Y being written: where the traces are, and which trace each output position writes.
+    ``shape`` is the spatial shape (the sample axis may differ from the source's); ``dtype`` is ``'>f4'``
+    or ``'<f4'``, IEEE float in the source's byte order."""
 
-    path: str
-    tmp: str
-    shape: tuple[int, ...]  # spatial shape (the sample axis may differ from the source's)
-    channels: int
-    dtype: str  # '>f4' or '<f4': IEEE float in the source's byte order
-    force: bool
     data_offset: int
     n_traces: int
     geometry: Geometry

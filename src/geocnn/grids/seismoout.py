@@ -86,12 +86,6 @@ def _written_classes(spec: OutputSpec) -> tuple[tuple[str, ...], tuple[int, ...]
 class SeismoOutput(FileOutput):
     """A miniSEED file being written: rows are stations, channels the written classes (one trace each)."""
 
-    path: str
-    tmp: str
-    shape: tuple[int, ...]
-    channels: int
-    dtype: str
-    force: bool
     codes: tuple[str, ...]  # channel code of each written channel
     records: WaveformSource  # the input: its stations' codes, time axis and rate; nothing written where it has none
 

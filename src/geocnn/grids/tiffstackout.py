@@ -62,12 +62,6 @@ def _ome_metadata(axes: tuple[str, ...], voxel: dict[str, tuple[float, str]], na
 class TiffStackOutput(FileOutput):
     """A contiguous OME-TIFF being written: ``(channels, *shape)``, or ``shape`` for one channel."""
 
-    path: str
-    tmp: str
-    shape: tuple[int, ...]
-    channels: int
-    dtype: str
-    force: bool
     offset: int
 
     @classmethod
