@@ -80,6 +80,9 @@ def test_site_renders_in_chromium(tmp_path):
     with serving(tmp_path / "site") as base, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        outside: list[str] = []  # the site must read offline: no fonts, scripts or styles from elsewhere
+        page.on("request", lambda request: outside.append(request.url)
+                if not request.url.startswith((base, "data:", "blob:")) else None)
 
         page.goto(base + "/")
         expect(page).to_have_title("geocnn")
@@ -98,11 +101,15 @@ def test_site_renders_in_chromium(tmp_path):
 
         page.goto(base + "/")
         page.locator("label.md-search__icon, .md-search__input").first.click()
-        page.locator("input.md-search__input").fill("receptive")
+        # The search worker builds its index after the page loads: wait for its prompt, then type key by key
+        # as a reader does (on a busy CI machine a query set in one go by fill() was never searched).
+        expect(page.locator(".md-search-result__meta")).to_have_text("Type to start searching", timeout=30_000)
+        page.locator("input.md-search__input").press_sequentially("receptive", delay=30)
         results = page.locator(".md-search-result__item")
         expect(results.first).to_be_visible(timeout=15_000)
         expect(page.locator(".md-search-result__meta")).to_have_text(re.compile(r"[1-9]\d* matching documents?"))
         expect(page.locator(".md-search-result mark").first).to_have_text(re.compile("receptive", re.I))
         page.screenshot(path=shots / "search.png", full_page=False)
+        assert outside == [], f"the site asked for {outside[:3]}"
         browser.close()
     assert {p.name for p in shots.iterdir()} >= {"home.png", "reference-layers.png", "search.png"}
