@@ -55,14 +55,6 @@ def test_prediction_amp_follows_the_run_only_for_auto(precision, train_amp, expe
     assert device.prediction_amp(precision, train_amp) == expected
 
 
-@pytest.mark.parametrize(("amp", "cpu_bf16", "dtype"), [
-    ("auto", False, None), ("bf16", False, None), ("fp16", True, None), ("fp32", True, None),
-    ("bf16", True, torch.bfloat16),
-])
-def test_the_cpu_runs_bf16_only_when_asked_for(amp, cpu_bf16, dtype):
-    assert device.setup("cpu", amp, cpu_bf16=cpu_bf16).amp_dtype is dtype
-
-
 @pytest.mark.parametrize(("run", "inputs", "output"), [
     ("values", ["noisy.npy"], "values"),
     ("seg", ["seis.npy"], "probabilities"),
