@@ -38,7 +38,7 @@ import numpy as np
 from geocnn import schema
 from geocnn.errors import DataError, GeocnnError
 from geocnn.grids.coords import is_map
-from geocnn.grids.gridmapping import crs_of
+from geocnn.grids.gridmapping import crs_of, plain
 from geocnn.grids.npyfile import check_dtype
 from geocnn.grids.sidecar import MARK
 from geocnn.grids.sources import DEFAULT_AXES, GridMeta, Source
@@ -392,8 +392,5 @@ def describe_file(source: NetcdfSource) -> dict:
 
 def _plain(attrs: dict) -> dict:
     """Attributes as JSON-ready values (NumPy numbers and arrays -> Python)."""
-    out = {}
-    for k, v in attrs.items():
-        v = v.tolist() if isinstance(v, (np.ndarray, np.generic)) else v
-        out[str(k)] = v if isinstance(v, (str, int, float, bool, list)) or v is None else str(v)
-    return out
+    return {k: v if isinstance(v, (str, int, float, bool, list)) or v is None else str(v)
+            for k, v in plain(attrs).items()}
