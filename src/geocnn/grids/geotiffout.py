@@ -59,7 +59,7 @@ class GeoTiffOutput(FileOutput):
             raise DataError(f"a GeoTIFF output is a raster of its input's size {spec.like.shape}, not {spec.shape}",
                             where=spec.path, fix="write this output as .npy")
         if georef.crs is None and attach is None:
-            log.warning("%s: the input gives no CRS (a netCDF without a grid_mapping variable, a TIFF with a "
+            log.warning("%s: the input gives no CRS (a netCDF without a usable grid mapping, a TIFF with a "
                         "transform only); the GeoTIFF has its transform and no CRS", spec.path)
         tmp = Path(attach) if attach is not None else create_temp(final, spec.stored_shape, spec.dtype, ".npy")
         source = next(s for s in spec.like.inputs if getattr(s, "georef", None) is georef)

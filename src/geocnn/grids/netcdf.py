@@ -11,8 +11,9 @@ output. ``_FillValue`` (and NaN) read as zeros, and a trace whose samples are al
 When the last two axes are a map (``northing``/``latitude`` then ``easting``/``longitude``) with regularly
 spaced coordinates, the variable is a raster (:func:`georef_of_variable`): its pixel-centre coordinates
 give an affine transform, and its CF ``grid_mapping`` variable the CRS (``crs_wkt``, GDAL's
-``spatial_ref``, or an ``epsg_code``), so a 2D prediction written as ``.tif`` is a GeoTIFF placed where
-the model lies. Without a grid mapping the GeoTIFF has the transform and no CRS (one warning says so).
+``spatial_ref``, an ``epsg_code``, or CF projection parameters: :mod:`geocnn.grids.gridmapping`), so a
+2D prediction written as ``.tif`` is a GeoTIFF placed where the model lies. Without a grid mapping the
+GeoTIFF has the transform and no CRS (one warning says so).
 
 Reads are lazy: xarray's h5netcdf backend asks HDF5 for one hyperslab per window, and HDF5 reads
 only the chunks it touches. Values are xarray's own (``scale_factor``/``add_offset`` applied), as
@@ -37,6 +38,7 @@ import numpy as np
 from geocnn import schema
 from geocnn.errors import DataError, GeocnnError
 from geocnn.grids.coords import is_map
+from geocnn.grids.gridmapping import crs_of, plain
 from geocnn.grids.npyfile import check_dtype
 from geocnn.grids.sidecar import MARK
 from geocnn.grids.sources import DEFAULT_AXES, GridMeta, Source
@@ -50,7 +52,6 @@ EXTRA = "pip install 'geocnn[xarray]'"
 # Dimension names as files spell them -> the field's words (others keep their own name).
 AXIS_ALIASES = {"x": "easting", "east": "easting", "y": "northing", "north": "northing", "z": "depth",
                 "t": "time", "lat": "latitude", "lon": "longitude", "long": "longitude"}
-CRS_ATTRIBUTES = ("crs_wkt", "spatial_ref", "epsg_code")  # where a CF grid mapping holds its CRS, first found
 PHONY = "phony_dim_"  # h5netcdf's name for an HDF5 dimension without a dimension scale
 MAX_COORDINATE = 1 << 24  # values of a 1D dataset (xarray loads dimension coordinates whole at open)
 BLOCK_VALUES = 1 << 22  # values read at once while finding dead traces
@@ -212,7 +213,7 @@ class NetcdfSource(Source):
         self.axes, self.explicit_axes = self._axes(spec)
         self.coordinates = tuple(self._coordinate(ds, d) for d in self.dims)
         self.grid_mapping = var.encoding.get("grid_mapping") or var.attrs.get("grid_mapping")
-        self.georef = georef_of_variable(self.axes, self.coordinates, crs_of(ds, self.grid_mapping))
+        self.georef = georef_of_variable(self.axes, self.coordinates, crs_of(ds, self.grid_mapping, self.where))
         self._live: np.ndarray | None = None  # found on first use: it reads every value
         dtype = np.dtype(var.encoding.get("dtype", var.dtype))
         endian = {"=": sys.byteorder, "|": "n/a", "<": "little", ">": "big"}[dtype.byteorder]
@@ -342,17 +343,6 @@ class NetcdfSource(Source):
         return f"{axis} {values[index]}" if values is not None else f"{axis} {index}"
 
 
-def crs_of(ds: Any, mapping: str | None) -> str | None:
-    """The CRS a CF grid-mapping variable holds (WKT or ``EPSG:n``), None without one."""
-    if not mapping or mapping not in ds.variables:
-        return None
-    attrs = ds.variables[mapping].attrs
-    text = next((str(attrs[k]).strip() for k in CRS_ATTRIBUTES if str(attrs.get(k, "")).strip()), None)
-    if text is not None and text.isdigit():  # a bare EPSG code
-        return f"EPSG:{text}"
-    return text
-
-
 def georef_of_variable(axes: tuple[str, ...], coordinates: tuple[Coordinate, ...], crs: str | None) -> GeoRef | None:
     """Where a variable whose last two axes are a map lies: the affine transform of its regularly spaced
     pixel-centre coordinates (pixel edges half a step out), and ``crs``; None for any other variable.
@@ -402,8 +392,5 @@ def describe_file(source: NetcdfSource) -> dict:
 
 def _plain(attrs: dict) -> dict:
     """Attributes as JSON-ready values (NumPy numbers and arrays -> Python)."""
-    out = {}
-    for k, v in attrs.items():
-        v = v.tolist() if isinstance(v, (np.ndarray, np.generic)) else v
-        out[str(k)] = v if isinstance(v, (str, int, float, bool, list)) or v is None else str(v)
-    return out
+    return {k: v if isinstance(v, (str, int, float, bool, list)) or v is None else str(v)
+            for k, v in plain(attrs).items()}
