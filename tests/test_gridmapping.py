@@ -158,3 +158,20 @@ def test_predict_of_a_2d_model_writes_a_geotiff_with_the_crs_of_the_parameters(t
         assert_same_crs(pyproj.CRS.from_wkt(ds.crs.to_wkt()), epsg, lon_lat)
         assert tuple(ds.transform)[:6] == (10.0, 0.0, 500_000.0, 0.0, -10.0, 4_200_100.0)
         np.testing.assert_allclose(ds.read(1), map_dataset(None)["porosity"].values, atol=1e-4)
+
+
+def test_without_pyproj_a_damaged_wkt_gives_a_geotiff_without_crs_and_one_warning(tmp_path, monkeypatch, cli,
+                                                                                    identity_run):
+    """Nothing checks a WKT on reading without pyproj: the GeoTIFF output does, before any window runs."""
+    rasterio = pytest.importorskip("rasterio")
+    run = identity_run(tmp_path)
+    monkeypatch.setitem(sys.modules, "pyproj", None)
+    write_map(tmp_path / "m.nc", {"grid_mapping_name": "transverse_mercator", "crs_wkt": "PROJCS[garbage"})
+    result = cli("predict", run, tmp_path / "m.nc", "--out", tmp_path / "pred.tif",
+                 "--axes", "northing=crossline,easting=sample", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "m.nc: its CRS cannot be written to a GeoTIFF" in said and "the CRS is left out" in said
+    assert "gives no CRS" not in said  # one warning, not two
+    with rasterio.open(tmp_path / "pred.tif") as ds:
+        assert ds.crs is None and tuple(ds.transform)[:6] == (10.0, 0.0, 500_000.0, 0.0, -10.0, 4_200_100.0)

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,21 @@ def _nodata(dtype: np.dtype) -> float | None:
     return LABEL_NODATA if dtype == np.uint8 else None
 
 
+def _writable_crs(rasterio, crs: str | None, source: str, warn: bool) -> str | None:
+    """The input's CRS if GDAL can write it, else None (with one warning): a damaged ``crs_wkt`` that
+    nothing checked on reading (pyproj missing) must not fail the GeoTIFF after the whole prediction."""
+    if crs is None:
+        return None
+    try:
+        rasterio.crs.CRS.from_user_input(crs)
+    except rasterio.errors.CRSError as exc:
+        if warn:
+            first = (str(exc).strip().splitlines() or ["not a CRS"])[0][:160]
+            log.warning("%s: its CRS cannot be written to a GeoTIFF (%s); the CRS is left out", source, first)
+        return None
+    return crs
+
+
 @dataclass(frozen=True, eq=False)
 class GeoTiffOutput(FileOutput):
     """A GeoTIFF being written: rows land in the temporary ``.npy`` :attr:`tmp`; :meth:`commit` makes the GeoTIFF."""
@@ -52,17 +67,19 @@ class GeoTiffOutput(FileOutput):
 
     @classmethod
     def prepare(cls, spec: OutputSpec, attach: str | None = None) -> GeoTiffOutput:
-        require("rasterio")
+        rasterio = require("rasterio")
         final = atomic.check_new(spec.path, spec.force) if attach is None else Path(spec.path)
         georef = georef_of(spec.like)
         if len(spec.shape) != 2 or spec.shape != spec.like.shape or georef is None:
             raise DataError(f"a GeoTIFF output is a raster of its input's size {spec.like.shape}, not {spec.shape}",
                             where=spec.path, fix="write this output as .npy")
-        if georef.crs is None and attach is None:
+        source = next(s for s in spec.like.inputs if getattr(s, "georef", None) is georef)
+        given = georef.crs
+        georef = replace(georef, crs=_writable_crs(rasterio, given, source.path, warn=attach is None))
+        if given is None and attach is None:  # (a damaged one was named by _writable_crs)
             log.warning("%s: the input gives no CRS (a netCDF without a usable grid mapping, a TIFF with a "
                         "transform only); the GeoTIFF has its transform and no CRS", spec.path)
         tmp = Path(attach) if attach is not None else create_temp(final, spec.stored_shape, spec.dtype, ".npy")
-        source = next(s for s in spec.like.inputs if getattr(s, "georef", None) is georef)
         names = spec.channel_names or tuple(f"channel {c}" for c in range(spec.channels))
         return cls(str(final), str(tmp), spec.shape, spec.channels, str(np.dtype(spec.dtype)), spec.force, georef,
                    source.path if georef.masked else None, tuple(names), data_offset(tmp), tuple(spec.class_names))
