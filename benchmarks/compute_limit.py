@@ -95,18 +95,19 @@ def onnxruntime_forward(model, x):
     from pathlib import Path
 
     import onnxruntime
-    import torch
 
     from geocnn import graph
+    from geocnn.predict.engines import session_options
 
     folder = Path(tempfile.mkdtemp(prefix="geocnn-bench-onnx-"))
     path = folder / "model.onnx"
     layout = ["batch", "channel", *("ilxt"[: x.dim() - 2])]
     graph.write_onnx(graph.trace_fixed(model, x[:2].contiguous()), path,
                      {"task": "benchmark", "layout": json.dumps(layout), "output": "raw"})
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
-    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # geocnn's own options (no spinning): spinning ORT threads would also slow the PyTorch runs timed
+    # in turns with it in this process (the denoiser's PyTorch rates fell below geocnn's own)
+    session = onnxruntime.InferenceSession(str(path), session_options(onnxruntime),
+                                           providers=["CPUExecutionProvider"])
     feed = {graph.INPUT_NAME: x.contiguous().numpy()}
 
     def step() -> None:

@@ -21,6 +21,10 @@ with 64³ windows, overlap 0.25 (125 windows), Gaussian blending (σ = window / 
   windows geocnn ran ÷ batch × seconds per batch). The fastest of them is the ceiling, and the
   headline ratio is geocnn ÷ that rate.
 
+``--bf16`` adds ``geocnn torch bf16`` and ``geocnn auto bf16`` (``precision="bf16"``: bf16
+autocast on the CPU, see ``geocnn predict --precision``) and PyTorch channels_last under bf16
+autocast alone; the net3d check below then gives bf16's error against the fp32 whole-volume pass.
+
 ``--model`` picks the network: ``net3d`` (the 3-layer CNN above, 64³ windows, batches of 4),
 ``denoiser`` (``configs/denoise2d.yaml``'s DnCNN on inline sections of the cube, 32 × 64 windows,
 batches of 16: a whole-cube 2D run) or ``unet`` (``configs/faults3d.yaml``'s fault U-Net, 24 × 24 × 32
@@ -121,11 +125,12 @@ def geocnn_child(payload: dict) -> None:
 
     report = predict(payload["run"], [payload["volume"]], payload["out"], overlap=OVERLAP, blend="gaussian",
                      batch_size=payload["batch"], device_name="cpu", force=True, pictures=False,
-                     engine=payload["engine"])
+                     engine=payload["engine"], precision=payload.get("precision"))
     C.report({"seconds": report.seconds, "windows": report.windows, "buffer_bytes": report.buffer_bytes})
 
 
 ALONE = ("torch", "torch channels_last", "onnxruntime")
+ALONE_BF16 = "torch channels_last bf16"  # --bf16: PyTorch channels_last under bf16 autocast
 
 
 def alone_child(payload: dict) -> None:
@@ -158,6 +163,11 @@ def alone_child(payload: dict) -> None:
 
     steps = {"torch": forward(network, x), "torch channels_last": forward(last, x_last),
              "onnxruntime": onnxruntime_forward(network, x)}
+    if payload.get("bf16"):
+        def bf16_step() -> None:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                last(x_last)
+        steps[ALONE_BF16] = bf16_step
     times: dict[str, list[float]] = {k: [] for k in steps}
     for step in steps.values():
         step()  # warm-up
@@ -199,9 +209,11 @@ def monai_child(payload: dict) -> None:
 
 def run_side(side: str, folder: Path, run: Path, volume: Path, bench: Bench) -> C.ChildResult:
     out = str(folder / f"out_{side.replace(' ', '_')}.npy")
-    engine = side.split(" ", 1)[1] if side.startswith("geocnn ") else "torch"
+    engine, precision = "torch", None
+    if side.startswith("geocnn "):  # geocnn ENGINE [bf16]
+        engine, _, precision = side.split(" ", 1)[1].partition(" ")
     payload = {"side": side, "run": str(run), "volume": str(volume), "out": out, "batch": bench.batch,
-               "engine": engine, "channels_last": side == "monai tuned"}
+               "engine": engine, "precision": precision or None, "channels_last": side == "monai tuned"}
     regime = "tuned" if side == "monai tuned" else "default"
     return C.python_child("predict_throughput", payload, regime)
 
@@ -250,6 +262,8 @@ def main() -> None:
     p.add_argument("--no-limit", action="store_true", help="skip the model-alone rows")
     p.add_argument("--no-monai", action="store_true", help="skip MONAI even where it is installed")
     p.add_argument("--engines", default="torch,auto,onnxruntime", help="geocnn engines, separated by commas")
+    p.add_argument("--bf16", action="store_true", help="also geocnn torch and auto with --precision bf16, and "
+                   "PyTorch channels_last under bf16 autocast alone")
     args = p.parse_args()
     bench = BENCHES[args.model]
     C.header(f"predict throughput: geocnn predict ({args.model}) vs the model alone"
@@ -257,8 +271,11 @@ def main() -> None:
     monai = have_monai() and args.model == "net3d" and not args.no_monai
     if args.model == "net3d" and not have_monai():
         print("MONAI is not installed (pip install -e '.[bench]'): no MONAI rows")
-    sides = [*(f"geocnn {e}" for e in args.engines.split(",")), *(("monai default", "monai tuned") if monai else ())]
-    alone_sides = [] if args.no_limit else [f"model alone {e}" for e in ALONE]
+    engines = args.engines.split(",")
+    bf16 = [f"geocnn {e} bf16" for e in engines if e != "onnxruntime"] if args.bf16 else []
+    sides = [*(f"geocnn {e}" for e in engines), *bf16, *(("monai default", "monai tuned") if monai else ())]
+    alone_names = [*ALONE, *([ALONE_BF16] if args.bf16 else [])]
+    alone_sides = [] if args.no_limit else [f"model alone {e}" for e in alone_names]
     voxels = args.size**3
     rate = {s: C.Series() for s in [*sides, *alone_sides]}
     rss = {s: C.Series() for s in sides}
@@ -269,8 +286,10 @@ def main() -> None:
         run = make_run(folder, bench)
         volume = folder / "volume.npy"
         np.save(volume, M.layered_volume((args.size,) * 3, seed=5))
-        if "geocnn auto" in sides:  # traces the graph and times the candidates once; later runs read the cache
-            first_auto = run_side("geocnn auto", folder, run, volume, bench)
+        for side in sides:  # auto traces the graph and times the candidates once per precision; later runs
+            if side.startswith("geocnn auto"):  # read the cache
+                first = run_side(side, folder, run, volume, bench)
+                first_auto = first if first_auto is None else first_auto
         windows = 0
         for r in range(args.rounds):
             for side in sides:
@@ -283,8 +302,8 @@ def main() -> None:
                 errors = reference_errors(folder, run, volume, sides)
             if alone_sides:
                 alone = C.python_child("predict_throughput", {"side": "alone", "run": str(run), "batch": bench.batch,
-                                                              "seconds": 3.0}, "tuned").data
-                for name in ALONE:  # the volume's windows in batches, at this batch time
+                                                              "seconds": 3.0, "bf16": args.bf16}, "tuned").data
+                for name in alone_names:  # the volume's windows in batches, at this batch time
                     rate[f"model alone {name}"].add(voxels / (windows / bench.batch * alone[name]) / 1e6)
     print_table(rate, rss, anon, sides)
     if first_auto is not None:
@@ -325,12 +344,19 @@ def headline(rate: dict[str, C.Series], rss: dict[str, C.Series], sides: list[st
     """geocnn (torch, auto) ÷ the fastest model-alone rate, auto ÷ torch, and MONAI where it ran."""
     main = "geocnn auto" if "geocnn auto" in sides else sides[0]
     head = f"HEADLINE predict_throughput: {main} {rate[main].median:.2f} Mvoxel/s, peak RSS {rss[main].median:.0f} MiB"
-    if alone_sides:
-        best = max(alone_sides, key=lambda s: rate[s].median)
+    fp32_alone = [s for s in alone_sides if not s.endswith(" bf16")]
+    if fp32_alone:
+        best = max(fp32_alone, key=lambda s: rate[s].median)
         head += f" = {C.ratios(rate[main], rate[best]).median:.2f}× the fastest model alone ({best.split(' ', 2)[2]})"
     if main != "geocnn torch" and "geocnn torch" in sides:
         head += (f"; {C.ratios(rate[main], rate['geocnn torch']).median:.2f}× geocnn torch "
                  f"({rate['geocnn torch'].median:.2f} Mvoxel/s, peak RSS {rss['geocnn torch'].median:.0f} MiB)")
+    for side in ("geocnn torch bf16", "geocnn auto bf16"):
+        if side in sides and "geocnn torch" in sides:
+            head += f"; {side} {C.ratios(rate[side], rate['geocnn torch']).median:.2f}× geocnn torch"
+    if f"model alone {ALONE_BF16}" in alone_sides and "geocnn auto bf16" in sides:
+        head += (f" ({C.ratios(rate['geocnn auto bf16'], rate[f'model alone {ALONE_BF16}']).median:.2f}× "
+                 f"the model alone in bf16)")
     if monai:
         head += (f"; {C.ratios(rate[main], rate['monai default']).median:.2f}× MONAI default (target ≥ 1.8), "
                  f"{C.ratios(rate[main], rate['monai tuned']).median:.2f}× MONAI tuned (target ≥ 0.95); "

@@ -82,17 +82,17 @@ def test_cpu_buffers_are_plain_and_copies_back_are_views():
     assert free_memory(rt) is None
 
 
-@pytest.mark.parametrize(("flags", "amp", "training", "expected"), [
+@pytest.mark.parametrize(("flags", "amp", "cpu_bf16", "expected"), [
     ("fpu avx512f avx512_bf16", "auto", True, None),             # fp32 by default, bf16 dot products or not
-    ("fpu avx512f avx512_bf16", "bf16", True, torch.bfloat16),   # asked for: training's autocast
+    ("fpu avx512f avx512_bf16", "bf16", True, torch.bfloat16),   # asked for: train.amp / --precision bf16
     ("fpu avx2", "bf16", True, torch.bfloat16),                  # asked for without the feature: given (slow)
-    ("fpu avx512f avx512_bf16", "bf16", False, None),            # prediction on the CPU stays fp32
+    ("fpu avx512f avx512_bf16", "bf16", False, None),            # a prediction following train.amp: fp32
     ("fpu avx512f avx512_bf16", "fp16", True, None),             # fp16 is for CUDA
     ("fpu avx512f avx512_bf16", "fp32", True, None),
 ])
-def test_cpu_training_precision_is_fp32_unless_bf16_is_asked_for(flags, amp, training, expected, monkeypatch):
+def test_cpu_precision_is_fp32_unless_bf16_is_asked_for(flags, amp, cpu_bf16, expected, monkeypatch):
     monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset(flags.split()))
-    rt = device.setup("cpu", amp, training=training)
+    rt = device.setup("cpu", amp, cpu_bf16=cpu_bf16)
     assert rt.amp_dtype is expected
     assert rt.describe().endswith("bf16 autocast" if expected is torch.bfloat16 else "fp32")
 

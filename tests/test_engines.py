@@ -175,7 +175,7 @@ def test_the_config_and_the_registry_name_the_same_engines():
 def test_predict_engine_in_the_config_is_the_default_and_engine_overrides_it(runs, tmp_path, cli):
     cfg = trainkit.regression_config(tmp_path, max_steps=1)
     run = train(load_config(cfg, ["predict.engine=onnxruntime"]), tmp_path / "run")
-    assert yaml.safe_load((run / "config.yaml").read_text())["predict"] == {"engine": "onnxruntime"}
+    assert yaml.safe_load((run / "config.yaml").read_text())["predict"] == {"engine": "onnxruntime", "precision": "auto"}
     assert load_trained(run).cfg.predict.engine == "onnxruntime"
     graphs = cache_folder(load_trained(run))
     result = cli("predict", run, tmp_path / "noisy.npy", "--out", tmp_path / "t.npy", "--engine", "torch")
@@ -188,7 +188,7 @@ def test_predict_engine_in_the_config_is_the_default_and_engine_overrides_it(run
 
 def test_a_config_that_leaves_predict_out_predicts_with_torch(runs):
     trained = load_trained(runs["values"])
-    assert trained.cfg.predict.engine == "torch" and trained.cfg.raw["predict"] == {"engine": "torch"}
+    assert trained.cfg.predict.engine == "torch" and trained.cfg.raw["predict"] == {"engine": "torch", "precision": "auto"}
 
 
 def test_an_unknown_predict_engine_fails_when_the_config_is_read(tmp_path):

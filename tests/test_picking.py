@@ -101,6 +101,7 @@ def test_scores_match_nearest_first_within_the_tolerance():
     assert s.residuals == (-0.05,)  # the nearer one
     assert (s.precision, s.recall) == (0.25, 1 / 3) and s.f1 == pytest.approx(2 / 7)
     assert s.residual_mean == -0.05 and s.residual_std == 0.0
+    assert s.figures is s.figures and s == score(pred, ref, "P", 0.5)  # computed once; the cache is no field
     empty = score([], ref, "S", 0.5)
     assert (empty.recall, empty.f1) == (0.0, 0.0) and math.isnan(empty.precision) and math.isnan(empty.residual_mean)
     with pytest.raises(DataError, match="tolerance must be positive"):

@@ -149,10 +149,12 @@ def test_bad_pick_options_are_one_line(picking_run, records, cli, tmp_path, args
     assert not (tmp_path / "picks.csv").exists() and not (tmp_path / "p.npy").exists()
 
 
-def test_written_traces_read_a_window_back(predicted):
+def test_written_traces_read_a_window_back(predicted, records):
     npy, mseed = predicted
     probs = np.load(npy)
-    traces = WrittenTraces(str(mseed), ("XX.AAA.00", "XX.BBB."), ("XXN", "XXP", "XXS"), T0.ns, 100.0)
+    (source,) = open_grid(records).inputs  # the time axis the traces are read on: sample 0 at T0, 100 Hz
+    assert (source.stations, source.time_of(0), source.time_of(100)) == (("XX.AAA.00", "XX.BBB."), T0.ns, (T0 + 1).ns)
+    traces = WrittenTraces(str(mseed), ("XXN", "XXP", "XXS"), source)
     np.testing.assert_array_equal(traces.read((slice(0, 2), slice(300, 700))), probs[:, :, 300:700])
     np.testing.assert_array_equal(traces.read((slice(1, 2), slice(1200, 1250))), probs[:, 1:, 1200:1250])
     assert np.isnan(traces.read((slice(0, 1), slice(1240, 1260)))[:, :, 10:]).all()  # past the traces' end

@@ -333,7 +333,8 @@ def predict(run: PathLike, inputs: Any, out: PathLike | None = None, *, axes: Se
         ``geocnn predict``'s options by their Python names: ``overlap``, ``blend``, ``batch_size``,
         ``device_name``, ``output``, ``force``, ``window``, ``both_orientations``, ``threads``,
         ``mask``, ``fill_all``, ``stride``, ``split_classes``, ``axes_map`` (``--axes``),
-        ``normalize``, ``pictures``, ``engine`` (``torch``, ``onnxruntime``, ``auto``).
+        ``normalize``, ``pictures``, ``engine`` (``torch``, ``onnxruntime``, ``auto``), ``precision``
+        (``auto``, ``fp32``, ``bf16``).
 
     Examples
     --------

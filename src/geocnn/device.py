@@ -6,8 +6,10 @@
   EPYC with ``avx512_bf16`` (``benchmarks/cpu_training.py``, 300 interleaved steps, seed 0) bf16
   made the denoiser's step 1.8× faster with the same final loss, but the fault U-Net's step only
   1.07× (interquartile 0.95–1.17) with a final loss 9 % above fp32's: a default per CPU feature
-  would slow or change one of the two, so none is made. Prediction on the CPU stays fp32 (its
-  engines agree to 1e-4; bf16 does not).
+  would slow or change one of the two, so none is made. Prediction on the CPU is fp32 unless
+  ``predict.precision``/``--precision`` asks for bf16: its engines agree to 1e-4 in fp32, and bf16
+  runs a plain conv stack about twice as fast there but moves the scores by up to ~1 % of their
+  scale (``docs/predict.md`` has the figures).
 - On the CPU: glibc's allocator is told to keep large buffers (otherwise every conv output of
   32 MiB or more is a fresh mmap, page-faulted on every call — measured 2.5× slower convs
   here), and 2D/3D convs use the channels-last layout that oneDNN runs fastest.
@@ -118,13 +120,13 @@ def _pick(name: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def _amp_dtype(device: torch.device, amp: str, training: bool) -> torch.dtype | None:
+def _amp_dtype(device: torch.device, amp: str, cpu_bf16: bool) -> torch.dtype | None:
     if amp == "fp32" or device.type == "mps":
         return None
     if device.type == "cpu":  # bf16 only when asked for (see the module's docstring), and where it is fast
-        if training and amp == "bf16":
+        if cpu_bf16 and amp == "bf16":
             if machine.cpu_bf16() is None:
-                log.warning("train.amp bf16 on a CPU without bf16 dot products (%s): autocast runs, slowly",
+                log.warning("bf16 on a CPU without bf16 dot products (%s): autocast runs, slowly",
                             " or ".join(machine.BF16_FEATURES))
             return torch.bfloat16
         return None
@@ -133,6 +135,15 @@ def _amp_dtype(device: torch.device, amp: str, training: bool) -> torch.dtype | 
     if amp == "bf16" or torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float16
+
+
+def prediction_amp(precision: str, train_amp: str) -> tuple[str, bool]:
+    """``setup``'s ``amp`` and ``cpu_bf16`` for a prediction at ``precision`` (``predict.precision``):
+    ``auto`` follows the run's ``train.amp`` (CUDA's mixed precision; fp32 on the CPU, where the
+    engines agree to 1e-4), ``fp32`` and ``bf16`` hold on every device."""
+    if precision == "auto":
+        return train_amp, False
+    return precision, precision == "bf16"
 
 
 def set_threads(threads: int | None) -> None:
@@ -152,11 +163,12 @@ def set_threads(threads: int | None) -> None:
         log.debug("inter-op threads already in use; left at %d", torch.get_num_interop_threads())
 
 
-def setup(device: str = "auto", amp: str = "auto", threads: int | None = None, training: bool = False) -> Runtime:
+def setup(device: str = "auto", amp: str = "auto", threads: int | None = None, cpu_bf16: bool = False) -> Runtime:
     """Pick the device (joining the torchrun process group when there is one), precision and threads.
 
-    ``training``: ``amp`` bf16 means bf16 autocast on the CPU too; prediction on the CPU is fp32
-    whatever ``amp`` says."""
+    ``cpu_bf16``: ``amp`` bf16 means bf16 autocast on the CPU too (what ``train.amp: bf16`` and
+    ``--precision bf16`` ask for); without it the CPU runs fp32 whatever ``amp`` says (a prediction
+    that follows the run's ``train.amp``)."""
     set_threads(threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -171,7 +183,7 @@ def setup(device: str = "auto", amp: str = "auto", threads: int | None = None, t
         torch.backends.cudnn.allow_tf32 = True
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return Runtime(dev, _amp_dtype(dev, amp, training), rank, world, local)
+    return Runtime(dev, _amp_dtype(dev, amp, cpu_bf16), rank, world, local)
 
 
 def teardown(rt: Runtime) -> None:

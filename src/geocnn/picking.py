@@ -27,6 +27,7 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -266,25 +267,30 @@ class Score:
         r = np.asarray(self.residuals, dtype=np.float64)
         return np.array([self.true_positives, self.predicted, self.reference, r.sum(), (r * r).sum()])
 
+    @cached_property
+    def figures(self) -> dict[str, float]:
+        """Its figures, computed once (the module's :func:`figures` of :attr:`tally`)."""
+        return figures(self.tally)  # the module function: a method's body does not see the class's names
+
     @property
     def precision(self) -> float:
-        return figures(self.tally)["precision"]
+        return self.figures["precision"]
 
     @property
     def recall(self) -> float:
-        return figures(self.tally)["recall"]
+        return self.figures["recall"]
 
     @property
     def f1(self) -> float:
-        return figures(self.tally)["f1"]
+        return self.figures["f1"]
 
     @property
     def residual_mean(self) -> float:
-        return figures(self.tally)["residual_mean"]
+        return self.figures["residual_mean"]
 
     @property
     def residual_std(self) -> float:
-        return figures(self.tally)["residual_std"]
+        return self.figures["residual_std"]
 
 
 TALLY = ("matched", "predicted", "reference", "residual_sum", "residual_squares")

@@ -231,7 +231,7 @@ def train(cfg: Config, out: Path | None = None, resume: bool = False, force: boo
     """
     if cfg.train.tensorboard:
         tensorboard_log.require()
-    rt = device.setup(cfg.train.device, cfg.train.amp, cfg.train.threads, training=True)
+    rt = device.setup(cfg.train.device, cfg.train.amp, cfg.train.threads, cpu_bf16=True)
     default = default_run_folder(cfg)
     run = check_folder(Path(out) if out is not None else default)
     lock = replacement = None

@@ -143,9 +143,9 @@ def check_present(tmp: str) -> None:
 
 
 class PendingOutput(abc.ABC):
-    """An output being written (see the module docstring). Subclasses are frozen dataclasses
-    with at least ``path`` (final name), ``tmp`` (what other processes attach to), ``shape`` and
-    ``channels``."""
+    """An output being written (see the module docstring). Subclasses have at least ``path`` (final name),
+    ``tmp`` (what other processes attach to), ``shape`` and ``channels``: a format's output declares them
+    as :class:`SingleOutput`'s fields, a set of outputs derives them from its parts."""
 
     path: str
     tmp: str
@@ -210,17 +210,22 @@ class PendingOutput(abc.ABC):
 
 
 @dataclass(frozen=True, eq=False)
-class FileOutput(PendingOutput):
-    """An output that is one file (``.npy``, SEG-Y): committed by flushing it and renaming the temporary
-    file onto :attr:`path`, aborted by removing it. Its fields come first in every subclass; a
-    subclass (a frozen dataclass too) adds what its format needs."""
+class SingleOutput(PendingOutput):
+    """One output at one final name, written through one temporary file, folder or store — every format's
+    output, as opposed to a set of them (:class:`~geocnn.grids.writer.PendingSet`). Its fields come first
+    in every subclass; a subclass (a frozen dataclass too) adds what its format needs."""
 
-    path: str
-    tmp: str
-    shape: tuple[int, ...]
+    path: str  # the final name
+    tmp: str  # the temporary file or folder beside it (what other processes attach to)
+    shape: tuple[int, ...]  # spatial shape
     channels: int
-    dtype: str
-    force: bool
+    dtype: str  # NumPy dtype written
+    force: bool  # replace an existing output (checked at prepare and again at commit)
+
+
+class FileOutput(SingleOutput):
+    """An output that is one file (``.npy``, SEG-Y): committed by flushing it and renaming the temporary
+    file onto :attr:`path`, aborted by removing it."""
 
     def commit(self) -> Path:
         final = atomic.check_new(self.path, self.force)

@@ -34,7 +34,7 @@ import numpy as np
 from geocnn import atomic
 from geocnn.errors import DataError
 from geocnn.grids.pending import FileOutput, OutputSpec, check_present, fit_window
-from geocnn.grids.waveforms import MAX_SAMPLES, NS, WaveformSource, require_obspy
+from geocnn.grids.waveforms import MAX_SAMPLES, WaveformSource, require_obspy
 
 MINISEED_SUFFIXES = (".mseed", ".miniseed", ".ms")
 PREFIX = "XX"  # band and instrument letters of every written channel: not a sensor
@@ -156,31 +156,30 @@ class WrittenTraces:
     records' time axis (a sample no trace covers is NaN)."""
 
     path: str
-    stations: tuple[str, ...]  # NET.STA.LOC of each row
     codes: tuple[str, ...]  # channel code of each written channel
-    start_ns: int  # UTC of sample 0
-    rate: float  # Hz
+    records: WaveformSource  # the input: its stations' codes (one row each) and time axis
 
     @classmethod
     def of(cls, spec: OutputSpec) -> WrittenTraces:
         """The traces a prediction of ``spec`` wrote (its input's stations and time axis, its channel codes)."""
-        src = _records(spec.like.inputs, spec.path)
         names, classes = _written_classes(spec)
-        return cls(str(spec.path), src.stations, channel_codes(names, classes), src.start_ns, src.rate)
+        return cls(str(spec.path), channel_codes(names, classes), _records(spec.like.inputs, spec.path))
 
     def read(self, window: tuple[slice, slice]) -> np.ndarray:
         """The values of a (station, sample) window; only the records that touch it are decoded."""
-        rows, samples = (range(*w.indices(n)) for w, n in zip(window, (len(self.stations), MAX_SAMPLES)))
+        stations = self.records.stations
+        rows, samples = (range(*w.indices(n)) for w, n in zip(window, (len(stations), MAX_SAMPLES)))
         out = np.full((len(self.codes), len(rows), len(samples)), np.nan, dtype=np.float32)
         obspy = require_obspy()
-        t0 = obspy.UTCDateTime(ns=self.start_ns + int(round(samples.start * NS / self.rate)))
-        stream = obspy.read(self.path, format="MSEED", starttime=t0, endtime=t0 + (len(samples) - 1) / self.rate)
-        index = {st: i for i, st in enumerate(self.stations)}
+        t0 = obspy.UTCDateTime(ns=self.records.time_of(samples.start))
+        stream = obspy.read(self.path, format="MSEED", starttime=t0,
+                            endtime=t0 + (len(samples) - 1) / self.records.rate)
+        index = {st: i for i, st in enumerate(stations)}
         for tr in stream:
             row, code = index.get(tr.id.rsplit(".", 1)[0]), tr.stats.channel
             if row not in rows or code not in self.codes:
                 continue
-            first = int(round((tr.stats.starttime.ns - self.start_ns) * self.rate / NS)) - samples.start
+            first = self.records.sample_of(tr.stats.starttime.ns) - samples.start
             lo, hi = max(first, 0), min(first + tr.stats.npts, len(samples))
             if hi > lo:
                 out[self.codes.index(code), row - rows.start, lo:hi] = tr.data[lo - first:hi - first]

@@ -47,7 +47,7 @@ from geocnn.errors import OutputExistsError
 from geocnn.grids.formats import is_url
 from geocnn.grids.grid import Grid
 from geocnn.grids.mdioheaders import COORDINATES, carry_headers
-from geocnn.grids.pending import OutputSpec, PendingOutput, check_present, fit_window
+from geocnn.grids.pending import OutputSpec, SingleOutput, check_present, fit_window
 from geocnn.grids.stores import MASK, STATE, open_store, require
 
 log = logging.getLogger(__name__)
@@ -66,17 +66,12 @@ def row_block(rows: int) -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class StoreOutput(PendingOutput):
-    """A store being written (see the module docstring); small and picklable, like every pending output."""
+class StoreOutput(SingleOutput):
+    """A store being written (see the module docstring); small and picklable, like every pending output.
+    ``tmp`` is the temporary sibling folder, or the final URL (an object store is written in place)."""
 
-    path: str
-    tmp: str  # the temporary sibling folder, or the final URL (object stores)
     kind: str  # the format's name: mdio | zarr
     axes: tuple[str, ...]
-    shape: tuple[int, ...]
-    channels: int
-    dtype: str
-    force: bool = False
     variable: str | None = None  # array inside the group (MDIO); None: the store is the array
     row_block: int = 1
     sidecar: dict = field(default_factory=dict)
@@ -89,9 +84,9 @@ class StoreOutput(PendingOutput):
         url = is_url(target)
         if attach is None and not url:
             atomic.check_new(target, spec.force)
-        pending = cls(target, attach or "", kind, spec.like.axes, tuple(spec.shape), spec.channels,
-                      str(np.dtype(spec.dtype)), spec.force, VARIABLE if kind == "mdio" else None,
-                      row_block(spec.shape[0]), spec.sidecar())
+        pending = cls(target, attach or "", tuple(spec.shape), spec.channels, str(np.dtype(spec.dtype)), spec.force,
+                      kind, spec.like.axes, VARIABLE if kind == "mdio" else None, row_block(spec.shape[0]),
+                      spec.sidecar())
         if attach is not None:
             return pending
         if url and not spec.force and _exists(zarr, target):

@@ -30,7 +30,7 @@ import numpy as np
 from geocnn import atomic
 from geocnn.errors import DataError
 from geocnn.grids.npyout import write_mapped
-from geocnn.grids.pending import FileOutput, OutputSpec, PendingOutput, check_present, fit_window
+from geocnn.grids.pending import FileOutput, OutputSpec, SingleOutput, check_present, fit_window
 from geocnn.grids.storeout import make_folder, move_into_place
 from geocnn.grids.tiff import require, slice_pattern
 from geocnn.grids.tiffstack import MICRONS
@@ -108,16 +108,10 @@ def microns(voxel: dict[str, tuple[float, str]]) -> dict[str, float]:
 
 
 @dataclass(frozen=True, eq=False)
-class TiffSlicesOutput(PendingOutput):
+class TiffSlicesOutput(SingleOutput):
     """A folder of 2D slices being written: ``tmp`` (a hidden sibling folder) holds a file per ``z`` written
     so far; :meth:`commit` writes any slice not written (zeros) and renames the folder onto ``path``."""
 
-    path: str
-    tmp: str
-    shape: tuple[int, ...]
-    channels: int
-    dtype: str
-    force: bool
     pattern: str  # the slice file name, one number field: slice_{:04d}.tif
     voxel: tuple[tuple[str, float], ...]  # (axis, µm) of z, y, x where known
     class_names: tuple[str, ...] = ()

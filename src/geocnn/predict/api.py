@@ -35,7 +35,7 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
             stride: int | Sequence[int] | Mapping[str, int] | None = None, split_classes: bool = False,
             axes: Mapping[str, str] | None = None, normalize: str = "run", engine: str | None = None,
             picks: str | Path | None = None, threshold: float | Mapping[str, float] = 0.5,
-            min_separation: float = 0.5) -> Report:
+            min_separation: float = 0.5, precision: str | None = None) -> Report:
     """Apply a trained model to whole grids and write the result (see :mod:`geocnn.predict`).
 
     ``stride`` (patch/trace models): map step per grid axis — one number for every axis, one
@@ -45,7 +45,9 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
     input's own statistics instead of the training data's. ``picks`` (earthquake records): also write
     the peaks of each phase's probability at or above ``threshold`` (one, or ``{phase: value}``), at
     least ``min_separation`` seconds apart, as a CSV or QuakeML pick list (:mod:`geocnn.picking`). ``engine``: what runs the network
-    (:mod:`geocnn.predict.engines`: ``torch``, ``onnxruntime`` or ``auto``; None: the run's ``predict.engine``). Sanity checks on the input's amplitudes
+    (:mod:`geocnn.predict.engines`: ``torch``, ``onnxruntime`` or ``auto``; None: the run's ``predict.engine``). ``precision``: ``auto``
+    (the run's ``train.amp`` on CUDA, fp32 on the CPU), ``fp32`` or ``bf16`` (None: the run's
+    ``predict.precision``). Sanity checks on the input's amplitudes
     are logged as warnings and listed in :attr:`Report.warnings`.
 
     Examples
@@ -59,7 +61,8 @@ def predict(run_or_checkpoint: str | Path, inputs: Sequence[str | Path], out: st
                              both_orientations=both_orientations, mask=mask, fill_all=fill_all,
                              split_classes=split_classes, axes=axes or {}, device=device_name, threads=threads,
                              batch_size=batch_size, force=force, pictures=pictures, normalize=normalize,
-                             engine=engine, picks=picks, threshold=threshold, min_separation=min_separation)
+                             engine=engine, picks=picks, threshold=threshold, min_separation=min_separation,
+                             precision=precision)
     return apply(request, reporter)
 
 
@@ -70,7 +73,8 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
     output = trained.cfg.task.output(request.output, trained.classes, formats.match(request.out_path),
                                      probabilities=request.picks is not None)  # picks are found in them
     check_fits(request, trained, output)
-    rt = device.setup(request.device, trained.cfg.train.amp, request.threads or trained.cfg.train.threads)
+    amp, cpu_bf16 = device.prediction_amp(request.precision or trained.cfg.predict.precision, trained.cfg.train.amp)
+    rt = device.setup(request.device, amp, request.threads or trained.cfg.train.threads, cpu_bf16=cpu_bf16)
     try:
         job = open_job(request, trained, output, rt)
         log.info("model from %s", trained.description)  # once the input fits it

@@ -19,6 +19,9 @@ So ``auto`` decides by measurement, not by rule:
    alone: no timing, and no ONNX Runtime session (nor its import, graph check and memory) when
    PyTorch won.
 
+PyTorch runs at the prediction's precision (``--precision``: bf16 autocast where asked); ONNX
+Runtime always runs fp32, so under bf16 ``auto`` weighs bf16 PyTorch against fp32 ONNX Runtime.
+
 ``torch`` is PyTorch in the run's layout (what prediction always did, and the default: every
 process of a torchrun job and every repeat gives the same bits); ``onnxruntime`` is ONNX Runtime
 or a one-line error saying why it cannot run. Only the model call changes: windows, blending,
@@ -160,6 +163,8 @@ def _onnxruntime(ctx: Context, strict: bool) -> Candidate | None:
         log.info("engine auto: ONNX Runtime left out (%s)", why.problem)
         return None
     place = device.Placement(torch.device("cpu"), False, ctx.trained.cfg.model.dims)
+    if strict and ctx.rt.amp_dtype is not None:
+        log.info("engine onnxruntime runs fp32 (the %s precision applies to PyTorch)", ctx.rt.amp_dtype)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         out = session.run(None, {graph.INPUT_NAME: x.detach().contiguous().numpy()})[0]
@@ -182,18 +187,12 @@ def _session(ctx: Context, path: Path):
         import onnxruntime
     except ImportError:
         raise _NotHere("onnxruntime is not installed", "pip install 'geocnn[export]'") from None
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # follows --threads
-    options.inter_op_num_threads = 1
-    # No busy-waiting between batches: spinning ORT threads take the cores from geocnn's reader and
-    # blending (net3d on 192³, 2 cores, interleaved: 0.50× PyTorch's rate spinning, 0.79× not)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
     x = _seeded_batch(ctx)
     with torch.no_grad():
         expected = ctx.model(x).float().numpy()
     try:
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(str(path), session_options(onnxruntime),
+                                               providers=["CPUExecutionProvider"])
         got = session.run(None, {graph.INPUT_NAME: x.numpy()})[0]
     except Exception as exc:  # noqa: BLE001  onnxruntime's own exception types (a damaged cached graph)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
@@ -205,6 +204,19 @@ def _session(ctx: Context, path: Path):
         raise _NotHere(f"its graph differs from PyTorch by {diff:.3g} (scale {scale:.3g}) on a seeded batch",
                        "use --engine torch, and report the model section of the config as a geocnn bug")
     return session
+
+
+def session_options(onnxruntime):
+    """How geocnn runs ONNX Runtime (the engine, and the benchmarks that measure it): torch's thread
+    count (``--threads``), one inter-op thread, and no busy-waiting between runs — spinning ORT threads
+    take the cores from geocnn's reader and blending (net3d on 192³, 2 cores, interleaved: 0.50×
+    PyTorch's rate spinning, 0.79× not) and from PyTorch running in the same process."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
 
 
 def _graph(ctx: Context) -> Path:
@@ -316,9 +328,11 @@ def machine_name() -> str:
 
 
 def choice_key(ctx: Context) -> str:
-    """Checkpoint, window, batch size, threads and machine: what the fastest engine depends on."""
+    """Checkpoint, window, batch size, precision, threads and machine: what the fastest engine depends on
+    (a fp32 key is written as before precision was a choice, so earlier choices stay valid)."""
+    amp = "" if ctx.rt.amp_dtype is None else f"|{str(ctx.rt.amp_dtype).removeprefix('torch.')}"
     return "|".join((ctx.digest, "x".join(map(str, ctx.window)), f"batch {ctx.batch}",
-                     f"threads {torch.get_num_threads()}", machine_name()))
+                     f"threads {torch.get_num_threads()}", machine_name())) + amp
 
 
 def _read_choices(trained: Trained) -> dict:

@@ -57,7 +57,7 @@ def plan(cfg: Config, out: Path | None = None, resume: bool = False, force: bool
         ckpt = runs.load_checkpoint(runs.checkpoint_dir(run) / "last.pt")
         found = changes(ckpt.config, cfg.raw, run, ckpt.epoch, reset_optimizer)
         refuse_complete(ckpt, cfg, run)
-    rt = device.setup(cfg.train.device, cfg.train.amp, training=True)
+    rt = device.setup(cfg.train.device, cfg.train.amp, cpu_bf16=True)
     try:
         d = data_mod.build(cfg, random_access=False)  # no decoded SEG-Y cache is built for a look
         inf = infer(cfg.model, cfg.patch, receptive=False)
