@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from geocnn.losses import ClassLoss, HiddenLoss, ValueLoss, class_weights_from_frequencies
+from geocnn.losses import (
+    ClassLoss,
+    HiddenLoss,
+    ValueLoss,
+    class_weights_from_frequencies,
+    soft_balanced_bce,
+    soft_cross_entropy,
+    soft_dice,
+    soft_focal,
+)
+from geocnn.tasks import DEAD_LABEL
 
 LN3 = math.log(3.0)
 
@@ -133,3 +143,93 @@ def test_soft_cross_entropy_gradient_flows_to_every_score():
     w, y, p = torch.tensor([1.0, 5.0])[:, None], target[0], _two_samples()[0].softmax(0)
     expected = (p * (w * y).sum(0) - w * y) / (w * y).sum()
     torch.testing.assert_close(logits.grad[0], expected)
+
+
+# ----------------------------------------------------------------------------- soft targets of every class loss
+
+def _indices_and_one_hot(seed: int = 0, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B=2, K, N=6) logits, index targets with a missing (DEAD_LABEL) and an ignored (7) sample, and the
+    same targets one-hot, written out independently of geocnn.losses.one_hot: rows of 0 where not scored."""
+    logits = torch.randn(2, classes, 6, generator=torch.Generator().manual_seed(seed))
+    target = torch.randint(0, classes, (2, 6), generator=torch.Generator().manual_seed(seed + 1))
+    target[0, 2], target[1, 5] = DEAD_LABEL, 7
+    one_hot = torch.zeros(2, classes, 6)
+    for b in range(2):
+        for n in range(6):
+            if 0 <= target[b, n] < classes:
+                one_hot[b, target[b, n], n] = 1.0
+    return logits, target, one_hot
+
+
+@pytest.mark.parametrize("kind, classes, weights", [
+    ("cross_entropy", 3, [1.0, 4.0, 2.0]), ("focal", 3, [1.0, 4.0, 2.0]), ("focal", 3, None),
+    ("dice", 3, None), ("bce_balanced", 2, None)])
+def test_a_one_hot_target_scores_as_its_class_index(kind, classes, weights):
+    logits, target, one_hot = _indices_and_one_hot(classes=classes)
+    hard = ClassLoss(kind, weights, 7, 2.0)(logits, target)
+    soft = ClassLoss(kind, weights, 7, 2.0)(logits, one_hot)
+    assert hard.item() > 0
+    torch.testing.assert_close(soft, hard, rtol=1e-6, atol=0)
+    if kind == "bce_balanced":  # one logit channel x scores as (0, x)
+        torch.testing.assert_close(ClassLoss(kind, None, 7, 2.0)(logits[:, 1:] - logits[:, :1], one_hot), hard)
+
+
+# probabilities: sample 0 (0.2, 0.8), sample 1 (1, 0), sample 2 all 0 (missing); with _two_samples' logits
+# p = (1/4, 3/4), (1/4, 3/4), (3/4, 1/4)
+SOFT = torch.tensor([[[0.2, 1.0, 0.0], [0.8, 0.0, 0.0]]])
+
+
+def test_soft_focal_loss_by_hand():
+    # γ = 2, weights (1, 3): Σ_k −w_k·y_k·(1 − p_k)²·ln p_k per scored sample, mean over the 2 scored samples
+    #   sample 0: 1·0.2·(3/4)²·ln 4 + 3·0.8·(1/4)²·ln(4/3);  sample 1: 1·1·(3/4)²·ln 4
+    loss = ClassLoss("focal", [1.0, 3.0], None, 2.0)(_two_samples(), SOFT)
+    expected = (0.2 * 9 / 16 * math.log(4) + 2.4 / 16 * math.log(4 / 3) + 9 / 16 * math.log(4)) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_soft_dice_loss_by_hand():
+    # p = (3/4, 1/4), (1/4, 3/4), and a missing third sample (y all 0) whose p must count nowhere;
+    # y = (1/2, 1/2), (1, 0). Smoothed Dice (2·Σp·y + 1)/(Σp + Σy + 1):
+    #   class 0: Σp·y = 3/8 + 1/4 = 5/8, Σp = 1, Σy = 3/2 → (9/4)/(7/2) = 9/14
+    #   class 1: Σp·y = 1/8,             Σp = 1, Σy = 1/2 → (5/4)/(5/2) = 1/2
+    # loss = 1 − (9/14 + 1/2)/2 = 3/7
+    logits = torch.tensor([[[LN3, 0.0, 9.0], [0.0, LN3, 0.0]]])
+    target = torch.tensor([[[0.5, 1.0, 0.0], [0.5, 0.0, 0.0]]])
+    assert ClassLoss("dice", None, None, 2.0)(logits, target).item() == pytest.approx(3 / 7, rel=1e-6)
+
+
+def test_soft_balanced_bce_by_hand():
+    # one logit channel x = (0, ln 3, −ln 3, 9), y₁ = (1/2, 1/4, 0, ·), y₀ = (1/2, 3/4, 1, ·), the last sample
+    # missing (y all 0). β = Σy₀ / 3 scored = 9/4 / 3 = 3/4. −[β·y₁·ln σ(x) + (1 − β)·y₀·ln σ(−x)]:
+    #   x = 0:     3/4·1/2·ln 2 + 1/4·1/2·ln 2 = ln 2 / 2
+    #   x = ln 3:  3/4·1/4·ln(4/3) + 1/4·3/4·ln 4      (σ(ln 3) = 3/4)
+    #   x = −ln 3: 1/4·1·ln(4/3)
+    out = torch.tensor([[[0.0, LN3, -LN3, 9.0]]])
+    target = torch.tensor([[[0.5, 0.75, 1.0, 0.0], [0.5, 0.25, 0.0, 0.0]]])
+    expected = (math.log(2) / 2 + 3 / 16 * math.log(4 / 3) + 3 / 16 * math.log(4) + math.log(4 / 3) / 4) / 3
+    assert ClassLoss("bce_balanced", None, None, 2.0)(out, target).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind, gamma", [("focal", 2.0), ("focal", 0.5), ("dice", 2.0), ("bce_balanced", 2.0),
+                                         ("cross_entropy", 2.0)])
+def test_soft_losses_give_every_score_its_true_gradient(kind, gamma):
+    # soft targets of 3 classes (2 for bce_balanced) that sum to 1, one sample missing; the loss's autograd
+    # gradient equals central differences (in float64), and reaches every score of every scored sample
+    classes = 2 if kind == "bce_balanced" else 3
+    gen = torch.Generator().manual_seed(3)
+    target = torch.rand(2, classes, 5, generator=gen, dtype=torch.float64)
+    target = target / target.sum(1, keepdim=True)
+    target[1, :, 4] = 0.0
+    logits = torch.randn(2, classes, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    weights = torch.tensor([1.0, 3.0, 2.0][:classes], dtype=torch.float64)
+    loss = {"focal": lambda z: soft_focal(z, target, weights, gamma), "dice": lambda z: soft_dice(z, target),
+            "bce_balanced": lambda z: soft_balanced_bce(z, target),
+            "cross_entropy": lambda z: soft_cross_entropy(z, target, weights)}[kind]
+    assert torch.autograd.gradcheck(loss, (logits,))
+    loss(logits).backward()
+    moved = logits.grad.abs().sum(1) > 0  # (B, N): the missing sample alone gets no gradient
+    assert moved[0].all() and moved[1, :4].all() and not moved[1, 4]
+    # through ClassLoss (float32) every scored score moves too
+    z = logits.detach().float().requires_grad_()
+    ClassLoss(kind, weights.tolist(), None, gamma)(z, target.float()).backward()
+    assert (z.grad.abs().sum(1)[0] > 0).all() and torch.isfinite(z.grad).all()

@@ -22,10 +22,12 @@ from geocnn.grids.picks import Picks, pick_target  # noqa: E402
 from geocnn.grids.waveforms import WaveformSource  # noqa: E402
 from geocnn.metric_names import Metric, metric, pick_metric  # noqa: E402
 from geocnn.picking import (  # noqa: E402
+    LabelSpan,
     Pick,
     Picker,
     PickValidation,
     figures,
+    label_spans,
     peaks,
     record_view,
     score,
@@ -199,3 +201,16 @@ def test_record_view_stays_inside_the_records_and_bounded(long_source):
     short = record_view(long_source, [at("AAA", "P", 40.0, 0.7)], stations=2, samples=1000)  # at most 1000 samples
     assert short.stations == ("XX.AAA.", "XX.BBB.") and (short.first, short.stop) == (3500, 4500)
     assert [ln.seconds for ln in short.lines] == [5.0]
+
+
+def test_label_spans_are_the_runs_of_each_phase_in_seconds():
+    # at 100 Hz, a run of samples a..b−1 spans a/100..b/100 s: touching P and S share 0.80 s, a one-sample S
+    # spans one interval; noise (0) is never a span; 255 (a class beyond uint8's wrap) starts a row alike
+    labels = np.zeros((3, 100), np.uint8)
+    labels[0, 50:80], labels[0, 80:90], labels[0, 95] = 1, 2, 2
+    labels[1, :3], labels[1, 98:] = 1, 1
+    labels[2, 0] = 255
+    assert label_spans(labels, 100.0) == (
+        LabelSpan(0, 1, 0.5, 0.8), LabelSpan(0, 2, 0.8, 0.9), LabelSpan(0, 2, 0.95, 0.96),
+        LabelSpan(1, 1, 0.0, 0.03), LabelSpan(1, 1, 0.98, 1.0), LabelSpan(2, 255, 0.0, 0.01))
+    assert label_spans(np.zeros((2, 40), np.uint8), 50.0) == ()

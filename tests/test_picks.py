@@ -108,11 +108,19 @@ def test_gaussian_labels_are_class_probabilities_around_each_pick(records, tmp_p
     assert spans(hard[1]) == [(489, 511, 2), (788, 805, 1), (806, 822, 2)]
 
 
-def test_gaussian_labels_need_cross_entropy_and_phases(records, tmp_path):
+def test_gaussian_labels_take_every_loss_of_their_classes_and_need_phases(records, tmp_path):
     path = ROOT / "configs" / "picking.yaml"
-    with pytest.raises(ConfigError, match="data.picks.shape gaussian gives class probabilities, which loss focal "
-                                          "does not take"):
-        load_config(path, ["data.picks.shape=gaussian", "train.loss.kind=focal"])
+    for kind in ("cross_entropy", "focal", "dice"):
+        assert load_config(path, ["data.picks.shape=gaussian", f"train.loss.kind={kind}"]).train.loss.kind == kind
+    # bce_balanced scores one class against class 0: refused for noise, P and S, box or gaussian
+    for shape in ("gaussian", "box"):
+        with pytest.raises(ConfigError) as err:
+            load_config(path, [f"data.picks.shape={shape}", "train.loss.kind=bce_balanced"])
+        assert str(err.value) == ("--set train.loss.kind: loss bce_balanced scores two classes, but data.picks labels "
+                                  "3 (noise, P, S) — use train.loss.kind: cross_entropy, focal or dice, or "
+                                  "data.picks.phases with one phase")
+    one = load_config(path, ["data.picks.shape=gaussian", "data.picks.phases=[P]", "train.loss.kind=bce_balanced"])
+    assert one.data.picks.classes == 2
     with pytest.raises(DataError, match="detection labels are boxes"):
         soft_labels(records, picks_csv(tmp_path / "d.csv", [("AAA", "P", 1.0)]), labels="detection")
 
@@ -155,10 +163,12 @@ def test_picks_are_for_segmentation_and_not_with_a_target():
         load_config(path, ["data.target=../data_samples/faults.npy"])
 
 
-@pytest.mark.parametrize("shape", ["box", "gaussian"])
-def test_sample_records_train_a_few_steps(tmp_path, shape):
+@pytest.mark.parametrize("shape, loss", [("box", "cross_entropy"), ("gaussian", "cross_entropy"),
+                                         ("gaussian", "focal"), ("gaussian", "dice")])
+def test_sample_records_train_a_few_steps(tmp_path, shape, loss):
     few = ["train.max_steps=3", "train.batch_size=4", "data.sampling.patches_per_epoch=12",
-           "data.sampling.val_patches=4", "train.examples=1", "train.threads=1", f"data.picks.shape={shape}"]
+           "data.sampling.val_patches=4", "train.examples=1", "train.threads=1", f"data.picks.shape={shape}",
+           f"train.loss.kind={loss}"]
     run = train(load_config(ROOT / "configs" / "picking.yaml", few), tmp_path / "run")
     line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert line["step"] == 3 and np.isfinite(line["val_loss"]) and 0 <= line["val"]["miou"] <= 1

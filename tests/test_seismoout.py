@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 
 obspy = pytest.importorskip("obspy")
 from obspy import Stream, Trace, UTCDateTime  # noqa: E402
@@ -21,8 +22,8 @@ from geocnn.errors import DataError  # noqa: E402
 from geocnn.grids.grid import open_grid  # noqa: E402
 from geocnn.grids.seismoout import WrittenTraces, channel_codes  # noqa: E402
 from geocnn.grids.writer import prepare  # noqa: E402
-from geocnn.picking import PickLine, RecordView, peaks  # noqa: E402
-from geocnn.plots import records_figure  # noqa: E402
+from geocnn.picking import PickLine, RecordView, label_spans, peaks, record_view  # noqa: E402
+from geocnn.plots import DPI, labels_figure, records_figure  # noqa: E402
 from geocnn.predict.api import predict  # noqa: E402
 from geocnn.train import train  # noqa: E402
 
@@ -185,6 +186,49 @@ def test_records_figure_draws_each_pick_at_its_time():
     assert p.get_color() != s.get_color()
     assert ([ln.get_color() for ln in axes[1].get_lines() if ln.get_label() == "P pick"]
             == [p.get_color()])  # a pick's colour is its phase's
+
+
+def test_labels_figure_shades_each_labelled_stretch_in_its_phase_colour():
+    view = RecordView(("XX.AAA.00", "XX.BBB."), 200, 500, (T0 + 2).ns, 100.0, ())
+    labels = np.zeros((2, 300), np.uint8)
+    labels[0, 50:80], labels[0, 80:90], labels[1, 200] = 1, 2, 2  # P 0.5–0.8 s, S 0.8–0.9 s; S 2.00–2.01 s
+    records = np.random.default_rng(2).normal(0, 1, (3, 2, 300))
+    fig = labels_figure(view, records, label_spans(labels, 100.0), ("Z", "N", "E"), ("P", "S"))
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes[::2]] == ["XX.AAA.00", "XX.BBB."]
+    assert axes[-1].get_xlabel() == "seconds after 2024-03-01T10:00:02Z"
+    assert fig.get_suptitle() == "prediction preview: labels, 3 labelled stretch(es), 0.41 s"
+    p_color, s_color = "C0", "C1"  # as the probability preview draws P and S
+    shaded = [[(round(r.get_x(), 6), round(r.get_x() + r.get_width(), 6), to_hex(r.get_facecolor()[:3]))
+               for r in ax.patches] for ax in axes[::2]]
+    assert shaded == [[(0.5, 0.8, to_hex(p_color)), (0.8, 0.9, to_hex(s_color))], [(2.0, 2.01, to_hex(s_color))]]
+    # the strip: a lane per phase (P on top), each stretch a bar in its lane
+    for strip, want in zip(axes[1::2], ([(0.5, 0.8, 1), (0.8, 0.9, 0)], [(2.0, 2.01, 0)])):
+        assert [t.get_text() for t in strip.get_yticklabels()] == ["P", "S"]
+        bars = [(round(v[:, 0].min(), 6), round(v[:, 0].max(), 6), int(v[:, 1].min()))
+                for c in strip.collections for v in (path.vertices for path in c.get_paths())]
+        assert bars == want
+    top = axes[0].get_lines()  # the components as in the probability preview
+    assert len(top) == 3 and np.nanmax(np.abs(top[0].get_ydata())) == pytest.approx(1.0)
+
+
+def test_predicted_labels_of_records_get_a_records_preview(picking_run, records, tmp_path):
+    """``--output labels`` on records: the preview is the records over their labelled stretches (2 stations,
+    the records' first minute: here all of them), not a section picture."""
+    out = predict(picking_run, [records], tmp_path / "labels.npy", output="labels", device_name="cpu",
+                  threads=1)
+    labels = np.load(out.output)
+    assert labels.shape == (2, N + 50) and labels.dtype == np.uint8
+    png = tmp_path / "labels.preview.png"
+    assert out.pictures == [png]
+    head = png.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    assert (width, height) == (9 * DPI, round(0.52 * 4 * 2 * DPI))  # two stations of 3 + 1 panel heights
+    view = record_view(open_grid(records).inputs[0], ())
+    assert view.window == (slice(0, 2), slice(0, N + 50))  # what the picture drew: every sample's label
+    spans = label_spans(labels[:, view.first:view.stop], 100.0)
+    assert sum(s.stop - s.start for s in spans) == pytest.approx(np.count_nonzero(labels) / 100.0)
 
 
 def test_a_gap_in_every_component_stays_a_gap_and_is_never_picked(picking_run, tmp_path):

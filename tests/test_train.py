@@ -202,6 +202,15 @@ def test_segmentation_tasks(tmp_path, classes, loss):
         assert len(val["class_accuracy"]) == 4
 
 
+def test_balanced_bce_is_refused_for_more_than_two_classes(tmp_path):
+    # it scores class 1 against class 0: a third class would silently count as a negative
+    data = trainkit.write_segmentation(tmp_path, classes=3)
+    path = trainkit.write_config(tmp_path, "segmentation", data, trainkit.SMALL_2D % {"out": 3},
+                                 {"loss": "bce_balanced"}, patch=[8, 16], section="inline")
+    with pytest.raises(ConfigError, match="loss bce_balanced scores two classes, but the model outputs 3"):
+        train(load_config(path), tmp_path / "run")
+
+
 def test_classification_from_per_trace_labels(tmp_path):
     data = trainkit.write_traces(tmp_path)
     path = trainkit.write_config(tmp_path, "classification", data, trainkit.SMALL_1D_CLASSIFIER,

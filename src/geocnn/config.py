@@ -57,7 +57,7 @@ from geocnn.schema import (
 )
 from geocnn.selfsup.blindspots import BlindShape
 from geocnn.selfsup.masking import TIME_AXES
-from geocnn.tasks import TASKS, LossKind, Task, best_metric_names
+from geocnn.tasks import TASKS, TWO_CLASS_LOSSES, LossKind, Task, best_metric_names
 from geocnn.yamlsource import KeyPath, Source, load
 from geocnn.yamlsource import value as yaml_value
 
@@ -508,10 +508,8 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = 
         raise ctx.at("train").at("loss").error(f"loss {loss['kind']} does not fit task {task.name}",
                                                suggest(loss["kind"], list(task.losses)))
     picks = data["picks"]
-    if picks is not None and picks["shape"] == "gaussian" and loss["kind"] != "cross_entropy":
-        raise ctx.at("train").at("loss").error(
-            f"data.picks.shape gaussian gives class probabilities, which loss {loss['kind']} does not take",
-            "use loss: cross_entropy, or data.picks.shape: box")
+    if picks is not None and loss["kind"] in TWO_CLASS_LOSSES:
+        _check_two_classes(Picks.parse(picks), loss["kind"], ctx.at("train").at("loss").at("kind"))
     best = train["best_metric"]
     allowed = best_metric_names(task)
     if picks is not None and picks["labels"] == "phases":
@@ -526,6 +524,14 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = 
         raise ConfigError(f"the model ends with {last.kind}, but geocnn's losses take raw scores (logits)",
                           where=last.where, fix=f"remove the final {last.kind}; predict applies it to "
                           "give probabilities")
+
+
+def _check_two_classes(picks: Picks, loss: str, ctx: Ctx) -> None:
+    """A two-class loss (bce_balanced) cannot score the noise, P and S of phase picks (box or gaussian)."""
+    if picks.classes > 2:
+        raise ctx.error(f"loss {loss} scores two classes, but data.picks labels {picks.classes} "
+                        f"({', '.join(picks.class_names)})",
+                        "use train.loss.kind: cross_entropy, focal or dice, or data.picks.phases with one phase")
 
 
 def _check_names(task: Task, data: dict, spec: ModelSpec, d: Ctx) -> None:

@@ -41,7 +41,7 @@ from geocnn.patches import (
 from geocnn.picking import PickValidation
 from geocnn.selfsup import blindplan
 from geocnn.selfsup.blindspots import Blinding
-from geocnn.tasks import Task, hard_labels
+from geocnn.tasks import TWO_CLASS_LOSSES, Task, hard_labels
 
 log = logging.getLogger(__name__)
 
@@ -625,6 +625,9 @@ def build(cfg: Config, stored: tuple[Normalization, Normalization | None] | None
     classes = output_classes(cfg, out_channels)
     target_channels = grid.channels if cfg.task.self_supervised else target.channels if target is not None else None
     _check_model_output(cfg, target_channels, classes)
+    if cfg.train.loss.kind in TWO_CLASS_LOSSES and classes is not None and classes > 2:
+        raise ConfigError(f"loss {cfg.train.loss.kind} scores two classes, but the model outputs {classes}",
+                          where=where, fix="use train.loss.kind: cross_entropy, focal or dice")
     if d.picks is not None and classes != d.picks.classes:
         raise ConfigError(f"data.picks labels {d.picks.classes} classes ({', '.join(d.picks.class_names)}) but the "
                           f"model outputs {classes}", where=where, fix=f"end the model with {d.picks.classes} channels")

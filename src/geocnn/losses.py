@@ -3,16 +3,18 @@
 Dense and patch outputs share one convention: class scores are logits with the class axis at 1
 — K ≥ 2 channels for K classes, or a single channel for a binary problem (the score of class 1).
 Targets are class indices (int64), class probabilities (float32 ``(B, K, ...)``: soft labels such as
-Gaussian picks; cross-entropy only) or values (float32).
+Gaussian picks; every class loss takes them, and a one-hot target scores as its class index) or
+values (float32).
 
 - ``mse``, ``l1``, ``huber``: regression of values (dense or one per patch).
 - ``cross_entropy``: with optional class weights (``auto`` = median-frequency balancing from the
   training labels) and an ``ignore_index``; on class probabilities y, Σ −w_k·y_k·log p_k over samples
   divided by Σ w_k·y_k (:func:`soft_cross_entropy`).
 - ``bce_balanced``: FaultSeg3D's class-balanced binary cross-entropy, β = share of negatives in the
-  batch, so the rare fault class is not drowned.
-- ``dice``: 1 − mean soft Dice over classes.
-- ``focal``: (1 − p_t)^γ-weighted cross-entropy.
+  batch, so the rare fault class is not drowned; two classes only (:func:`soft_balanced_bce`).
+- ``dice``: 1 − mean soft Dice over classes (:func:`soft_dice`).
+- ``focal``: (1 − p_t)^γ-weighted cross-entropy, class weights scaling each sample's term; on probabilities
+  Σ_k −w_k·y_k·(1 − p_k)^γ·ln p_k (:func:`soft_focal`).
 - self-supervised tasks wrap the value losses in :class:`HiddenLoss`: scored on hidden samples only.
 """
 
@@ -48,11 +50,6 @@ def _two_class_logits(out: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(out), out], dim=1) if out.shape[1] == 1 else out
 
 
-def _valid(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
-    """Scored samples: neither ``ignore_index`` nor missing (:data:`~geocnn.tasks.DEAD_LABEL`)."""
-    return target != (DEAD_LABEL if ignore_index is None else ignore_index)
-
-
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Cross-entropy against class probabilities ``target`` (B, K, ...), weighted per class.
 
@@ -61,14 +58,75 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weights: torc
     are all 0 (missing) add nothing. (torch's own mean over probabilities divides by the sample count
     instead, which changes the loss's scale with the weights.)
     """
-    w = torch.ones(logits.shape[1], device=logits.device) if weights is None else weights
-    w = w.reshape(1, -1, *([1] * (logits.ndim - 2)))
+    w = _class_axis(weights, logits)
     total = F.cross_entropy(logits, target, weight=w.reshape(-1), reduction="sum")
     return total / (target * w).sum().clamp(min=torch.finfo(logits.dtype).tiny)
 
 
+def soft_focal(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None, gamma: float) -> torch.Tensor:
+    """Focal loss against class probabilities ``target`` (B, K, ...): Σ_k −w_k·y_k·(1 − p_k)^γ·ln p_k per
+    sample, averaged over the scored samples (those whose probabilities are not all 0).
+
+    The categorical focal loss with the one-hot target replaced by y (as cross-entropy's soft form): a
+    one-hot y gives −w_t·(1 − p_t)^γ·ln p_t, the class-index form, and the mean stays over the sample
+    count (class weights scale terms, not the divisor). 1 − p is kept ≥ the smallest normal float so
+    that γ < 1 gives no infinite gradient on a class the network is sure of.
+    """
+    logp = F.log_softmax(logits, dim=1)
+    rest = (-torch.expm1(logp)).clamp(min=torch.finfo(logp.dtype).tiny)  # 1 − p, accurately near p = 1
+    per_sample = -(_class_axis(weights, logits) * target * rest**gamma * logp).sum(1)
+    return per_sample.sum() / _scored(target).sum().clamp(min=1)
+
+
+def soft_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 − the mean over classes of the smoothed soft Dice (2·Σp·y + 1) / (Σp + Σy + 1) against class
+    probabilities ``target`` (B, K, ...): the Dice of the probabilities with y in place of the one-hot
+    labels (V-Net's form), unscored samples (probabilities all 0) left out of both sums."""
+    prob = torch.softmax(logits, dim=1) * _scored(target).unsqueeze(1)
+    dims = (0, *range(2, logits.ndim))
+    inter = (prob * target).sum(dims)
+    denom = prob.sum(dims) + target.sum(dims)
+    return 1 - ((2 * inter + 1.0) / (denom + 1.0)).mean()
+
+
+def soft_balanced_bce(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """FaultSeg3D's class-balanced binary cross-entropy against two class probabilities ``target``
+    (B, 2, ...): −[β·y₁·ln σ(x) + (1 − β)·y₀·ln σ(−x)] averaged over the scored samples, β = the share
+    of class 0 among them (Σy₀ / count), x the score of class 1. One-hot y gives the class-index form."""
+    logit = out[:, 0] if out.shape[1] == 1 else out[:, 1] - out[:, 0]
+    neg, pos = target[:, 0], target[:, 1]
+    count = _scored(target).sum().clamp(min=1)
+    beta = neg.sum() / count
+    loss = -(beta * pos * F.logsigmoid(logit) + (1 - beta) * neg * F.logsigmoid(-logit))
+    return loss.sum() / count
+
+
+def _class_axis(weights: torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
+    """Class weights (K,) shaped (1, K, 1, ...) to scale (B, K, ...) terms; all 1 when not given."""
+    w = torch.ones(logits.shape[1], device=logits.device) if weights is None else weights
+    return w.reshape(1, -1, *([1] * (logits.ndim - 2)))
+
+
+def _scored(target: torch.Tensor) -> torch.Tensor:
+    """(B, ...) True where a sample's class probabilities (B, K, ...) are not all 0 (missing, ignored)."""
+    return target.sum(1) > 0
+
+
+def one_hot(target: torch.Tensor, classes: int, ignore_index: int | None) -> torch.Tensor:
+    """Class indices (B, ...) → one-hot probabilities float32 (B, K, ...), all 0 on ``ignore_index`` and
+    missing samples: how focal, dice and balanced BCE score class indices (one code for both kinds)."""
+    valid = (target != DEAD_LABEL) & (target != (DEAD_LABEL if ignore_index is None else ignore_index))
+    t = torch.where(valid, target, torch.zeros_like(target))
+    return F.one_hot(t, classes).movedim(-1, 1).to(torch.float32) * valid.unsqueeze(1)
+
+
 class ClassLoss(nn.Module):
-    """Cross-entropy, focal or dice on class scores; ``bce_balanced`` for binary problems."""
+    """Cross-entropy, focal or dice on class scores; ``bce_balanced`` for binary problems.
+
+    Targets are class indices or class probabilities (soft labels); every kind takes both, and a
+    one-hot probability target scores exactly as its class index. Index targets go through
+    :func:`one_hot` into the probability forms (cross-entropy keeps torch's index form, the same number).
+    """
 
     def __init__(self, kind: str, weights: list[float] | None, ignore_index: int | None, gamma: float) -> None:
         super().__init__()
@@ -77,46 +135,23 @@ class ClassLoss(nn.Module):
 
     def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         out = out.float()
-        if target.is_floating_point():  # class probabilities (config: cross_entropy only)
-            return soft_cross_entropy(_two_class_logits(out), target, self.weights)
+        logits = _two_class_logits(out)
+        if self.kind == "cross_entropy" and not target.is_floating_point():
+            return self._index_cross_entropy(logits, target)
+        y = target.float() if target.is_floating_point() else one_hot(target, logits.shape[1], self.ignore_index)
+        if self.kind == "bce_balanced":
+            return soft_balanced_bce(out, y)
+        if self.kind == "cross_entropy":
+            return soft_cross_entropy(logits, y, self.weights)
+        if self.kind == "focal":
+            return soft_focal(logits, y, self.weights, self.gamma)
+        return soft_dice(logits, y)
+
+    def _index_cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ignore = DEAD_LABEL if self.ignore_index is None else self.ignore_index
         if self.ignore_index is not None:  # missing samples are ignored as the user's ignored class is
             target = torch.where(target == DEAD_LABEL, torch.full_like(target, ignore), target)
-        if self.kind == "bce_balanced":
-            return self._balanced_bce(out, target)
-        logits = _two_class_logits(out)
-        if self.kind == "cross_entropy":
-            return F.cross_entropy(logits, target, weight=self.weights, ignore_index=ignore)
-        if self.kind == "focal":
-            logp = F.log_softmax(logits, dim=1)
-            valid = _valid(target, self.ignore_index)
-            t = torch.where(valid, target, torch.zeros_like(target))
-            logp_t = logp.gather(1, t.unsqueeze(1)).squeeze(1)
-            loss = -((1 - logp_t.exp()) ** self.gamma) * logp_t
-            if self.weights is not None:
-                loss = loss * self.weights[t]
-            return (loss * valid).sum() / valid.sum().clamp(min=1)
-        return self._dice(logits, target)
-
-    def _balanced_bce(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logit = out[:, 0] if out.shape[1] == 1 else out[:, 1] - out[:, 0]
-        valid = _valid(target, self.ignore_index)
-        y = (target == 1) & valid
-        n_valid = valid.sum().clamp(min=1)
-        beta = ((~y) & valid).sum() / n_valid  # share of negatives
-        loss = -(beta * y * F.logsigmoid(logit) + (1 - beta) * ((~y) & valid) * F.logsigmoid(-logit))
-        return loss.sum() / n_valid
-
-    def _dice(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        valid = _valid(target, self.ignore_index).unsqueeze(1)
-        prob = torch.softmax(logits, dim=1) * valid
-        t = torch.where(valid.squeeze(1), target, torch.zeros_like(target))
-        onehot = F.one_hot(t, logits.shape[1]).movedim(-1, 1).to(prob.dtype) * valid
-        dims = (0, *range(2, logits.ndim))
-        inter = (prob * onehot).sum(dims)
-        denom = prob.sum(dims) + onehot.sum(dims)
-        dice = (2 * inter + 1.0) / (denom + 1.0)
-        return 1 - dice.mean()
+        return F.cross_entropy(logits, target, weight=self.weights, ignore_index=ignore)
 
 
 class ValueLoss(nn.Module):

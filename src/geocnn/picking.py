@@ -13,7 +13,8 @@
   precision, recall, F1 and the mean and standard deviation of the matched residuals (predicted − reference).
 * **What a records preview shows** (:func:`record_view`): the first few stations over a window of at most
   a minute, centred on their most probable pick (else the records' first minute), with the picks in it as
-  seconds after the window's start; :mod:`geocnn.plots` draws it, reading only that window.
+  seconds after the window's start; :mod:`geocnn.plots` draws it, reading only that window. Of a labels
+  output (``--output labels``: a class per sample) it draws the stretches each phase labels (:func:`label_spans`).
 * **Validation** (:class:`PickValidation`): during training on ``data.picks``, the same picks and scores on
   each validation window, beside the picks of a classic STA/LTA trigger (:mod:`geocnn.classical.stalta`)
   on the window's Z component; counts add up over windows as :func:`tally` rows, read by :func:`figures`.
@@ -194,6 +195,34 @@ class RecordView:
         t = require_obspy().UTCDateTime(ns=self.start_ns)
         text = t.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
         return f"seconds after {text}Z"
+
+
+@dataclass(frozen=True)
+class LabelSpan:
+    """A stretch a labels output gives one phase, as a preview draws it: its station's row in the view, its
+    class (1, 2, ...: noise, class 0, is never drawn), and its first sample's start and its last sample's
+    end in seconds after the view's start."""
+
+    row: int
+    label: int
+    start: float
+    stop: float
+
+
+def label_spans(labels: np.ndarray, rate: float) -> tuple[LabelSpan, ...]:
+    """The runs of equal non-noise class in ``labels`` (stations, samples: a view's window of a labels
+    output), row by row in time order: what the records preview of ``--output labels`` shades.
+
+    A run of samples a .. b−1 spans a/rate .. b/rate seconds: each sample covers one sample interval, so
+    a one-sample label stays visible and touching runs of two classes share their boundary.
+    """
+    spans = []
+    for row, classes in enumerate(np.asarray(labels, dtype=np.int64)):  # (uint8 differences would wrap)
+        starts = np.flatnonzero(np.diff(classes, prepend=-1))  # where the class changes (0: always a start)
+        stops = np.append(starts[1:], len(classes))
+        spans += [LabelSpan(row, int(classes[a]), float(a / rate), float(b / rate))
+                  for a, b in zip(starts, stops, strict=True) if classes[a] != 0]
+    return tuple(spans)
 
 
 def record_view(source: WaveformSource, picks: Sequence[Pick], stations: int = PREVIEW_STATIONS,

@@ -37,7 +37,7 @@ from geocnn.grids import sidecar
 from geocnn.grids.coords import NUMBERED, is_map
 from geocnn.grids.grid import open_grid
 from geocnn.outputs import Output
-from geocnn.picking import RecordView
+from geocnn.picking import LabelSpan, RecordView, label_spans
 from geocnn.runs.metrics_log import BASELINE, EpochRecord
 
 log = logging.getLogger(__name__)
@@ -1033,23 +1033,42 @@ def phase_color(k: int) -> str:
     return f"C{k}"
 
 
+def _station_traces(ax, t: np.ndarray, traces: np.ndarray, components: Sequence[str], station: str) -> None:
+    """One station's components (``traces``: (components, samples), NaN in a gap) stacked, each scaled to
+    its own largest |amplitude|: the upper panel of both records previews."""
+    for c in range(len(components)):
+        x = traces[c]
+        peak = float(np.nanmax(np.abs(x))) if np.isfinite(x).any() else 0.0
+        ax.plot(t, x / (peak or 1) - COMPONENT_GAP * c, lw=0.6, color="0.15")
+    ax.set_yticks([-COMPONENT_GAP * c for c in range(len(components))], list(components))
+    ax.set_title(station, fontsize=9)
+
+
+def _station_panels(view: RecordView, ratios: tuple[int, int]) -> tuple[Figure, np.ndarray]:
+    """A figure with two panels per station of ``view`` (records over what the network said), sharing time."""
+    rows = len(view.stations)
+    fig = Figure(figsize=(9, 0.52 * sum(ratios) * rows), layout="constrained")
+    axes = np.asarray(fig.subplots(2 * rows, 1, sharex=True, gridspec_kw={"height_ratios": list(ratios) * rows}))
+    return fig, axes
+
+
+def _time_axis(fig: Figure, axes: np.ndarray, view: RecordView, title: str) -> None:
+    t = view.seconds
+    axes[-1].set_xlabel(view.time_label)
+    axes[-1].set_xlim(t[0], t[-1] if len(t) > 1 else 1.0)
+    fig.suptitle(title, fontsize=10)
+
+
 def records_figure(view: RecordView, records: np.ndarray, probs: np.ndarray, components: Sequence[str],
                    phases: Sequence[str]) -> Figure:
     """A panel group per station of ``view``: its components (``records``: (components, stations, samples),
     each trace scaled to its own largest |amplitude|) over the probability of each phase (``probs``:
     (phases, stations, samples), 0–1), the picks as vertical lines coloured per phase on both."""
-    rows = len(view.stations)
-    fig = Figure(figsize=(9, 2.6 * rows), layout="constrained")
-    axes = np.asarray(fig.subplots(2 * rows, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2] * rows}))
+    fig, axes = _station_panels(view, (3, 2))
     t = view.seconds
     for r, station in enumerate(view.stations):
         top, bottom = axes[2 * r], axes[2 * r + 1]
-        for c in range(len(components)):
-            x = records[c, r]  # NaN in a gap
-            peak = float(np.nanmax(np.abs(x))) if np.isfinite(x).any() else 0.0
-            top.plot(t, x / (peak or 1) - COMPONENT_GAP * c, lw=0.6, color="0.15")
-        top.set_yticks([-COMPONENT_GAP * c for c in range(len(components))], list(components))
-        top.set_title(station, fontsize=9)
+        _station_traces(top, t, records[:, r], components, station)
         for k, phase in enumerate(phases):
             bottom.plot(t, probs[k, r], lw=0.9, color=phase_color(k), label=phase)
         bottom.set_ylim(-0.02, 1.02)
@@ -1063,10 +1082,43 @@ def records_figure(view: RecordView, records: np.ndarray, probs: np.ndarray, com
         if r == 0:  # one entry per label: each phase's trace and its picks
             unique = dict(zip(*reversed(bottom.get_legend_handles_labels())))
             bottom.legend(list(unique.values()), list(unique), fontsize=7, loc="upper right", ncols=2)
-    axes[-1].set_xlabel(view.time_label)
-    axes[-1].set_xlim(t[0], t[-1] if len(t) > 1 else 1.0)
-    fig.suptitle(f"prediction preview: {len(view.lines)} pick(s) shown", fontsize=10)
+    _time_axis(fig, axes, view, f"prediction preview: {len(view.lines)} pick(s) shown")
     return fig
+
+
+def labels_figure(view: RecordView, records: np.ndarray, spans: Sequence[LabelSpan], components: Sequence[str],
+                  phases: Sequence[str]) -> Figure:
+    """The records preview of ``--output labels``: per station of ``view``, its components (as
+    :func:`records_figure`) shaded where the network labels a phase, over a strip with one lane per phase
+    (``phases``: the names of classes 1, 2, ...) holding the same stretches (``spans``,
+    :func:`geocnn.picking.label_spans`), coloured as that phase's probability trace is."""
+    fig, axes = _station_panels(view, (3, 1))
+    t = view.seconds
+    lanes = len(phases)
+    for r, station in enumerate(view.stations):
+        top, strip = axes[2 * r], axes[2 * r + 1]
+        _station_traces(top, t, records[:, r], components, station)
+        for span in (s for s in spans if s.row == r):
+            color = phase_color(span.label - 1) if span.label <= lanes else "0.5"
+            top.axvspan(span.start, span.stop, color=color, alpha=0.25, lw=0)
+            lane = lanes - min(span.label, lanes)  # the first phase on top
+            strip.broken_barh([(span.start, span.stop - span.start)], (lane + 0.1, 0.8), color=color)
+        strip.set_ylim(0, max(lanes, 1))
+        strip.set_yticks([lanes - k - 0.5 for k in range(lanes)], list(phases), fontsize=7)
+        strip.set_ylabel("label", fontsize=8)
+    shaded = sum(s.stop - s.start for s in spans)
+    _time_axis(fig, axes, view, f"prediction preview: labels, {len(spans)} labelled stretch(es), {shaded:.2f} s")
+    return fig
+
+
+def _view_records(grid, view: RecordView) -> tuple[np.ndarray, list[str]]:
+    """The input records in ``view``'s window ((components, stations, samples), NaN in a gap: a gap is drawn
+    as a gap, not as the zeros it reads as) and the components' names."""
+    records = grid.read(view.window)
+    recorded = grid.valid(view.window)
+    if recorded is not None:
+        records[:, ~recorded] = np.nan
+    return records, [grid.channel_names[c] for c in range(records.shape[0])]
 
 
 @never_fails
@@ -1075,10 +1127,16 @@ def records_preview(grid, pred, view: RecordView, phase_channels: Sequence[int],
     """``<out>.preview.png`` of a prediction on earthquake records: reads only ``view``'s window of the
     input ``grid`` and of the prediction ``pred`` (anything with ``read((station, sample) window)`` →
     (channels, stations, samples)); ``phase_channels``: the prediction channel of each phase."""
-    records = grid.read(view.window)
-    recorded = grid.valid(view.window)
-    if recorded is not None:  # a gap is drawn as a gap, not as the zeros it reads as
-        records[:, ~recorded] = np.nan
+    records, components = _view_records(grid, view)
     probs = pred.read(view.window)[list(phase_channels)]
-    components = [grid.channel_names[c] for c in range(records.shape[0])]
     return [save(records_figure(view, records, probs, components, phases), preview_path(Path(output)))]
+
+
+@never_fails
+def labels_preview(grid, pred, view: RecordView, phases: Sequence[str], output: Path) -> list[Path]:
+    """``<out>.preview.png`` of ``--output labels`` on earthquake records: reads only ``view``'s window of the
+    input ``grid`` and of the labels ``pred`` ((1, stations, samples) class indices); ``phases``: the names of
+    classes 1, 2, ... (class 0 is noise)."""
+    records, components = _view_records(grid, view)
+    spans = label_spans(pred.read(view.window)[0], view.rate)
+    return [save(labels_figure(view, records, spans, components, phases), preview_path(Path(output)))]

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 # config checks that read them) need neither torch nor matplotlib:
 # the losses geocnn has (geocnn.losses); each task picks those that fit it
 LossKind = Literal["bce_balanced", "cross_entropy", "dice", "focal", "huber", "l1", "mse"]
+# the class losses that score one positive class against class 0, so take two classes only (indices
+# or probabilities); the others take any number of classes, as indices or as probabilities
+TWO_CLASS_LOSSES: frozenset[str] = frozenset({"bce_balanced"})
 # the validation accumulators (geocnn.metrics.ACCUMULATORS)
 AccumulatorName = Literal["values", "dense_classes", "patch_classes", "scalar", "hidden"]
 # the validation examples and prediction preview of a kind of answer (geocnn.plots.PICTURES)

@@ -13,8 +13,8 @@ when training reads it (nothing is held per sample):
   - ``gaussian`` (class probabilities, one channel per class — soft targets, PhaseNet's form): phase k at
     sample t is ``exp(-(t − p)² / 2σ²)`` of its nearest pick p (``sigma`` seconds; 1 on the pick, e^-½ at
     ±σ, 0 beyond ±3σ), and noise is ``1 − Σ phases``; where picks of different phases overlap so the
-    phases sum above 1, they are scaled to sum 1 (noise 0). Training scores them with cross-entropy on
-    probabilities (:mod:`geocnn.losses`); segmentation metrics take their most probable class; pick
+    phases sum above 1, they are scaled to sum 1 (noise 0). Every class loss scores them in its soft
+    form (:mod:`geocnn.losses`); segmentation metrics take their most probable class; pick
     scores always use the picks' own times.
 * ``labels: detection`` — class 1 (event) from each P pick to its S pick plus ``coda`` times S − P
   (EQTransformer's detection label), class 0 elsewhere; a P pick without an S pick marks ``width``.

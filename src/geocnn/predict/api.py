@@ -98,8 +98,8 @@ def apply(request: PredictRequest, reporter: Reporter = SILENT) -> Report:
 def _previews(job: Job, report: Report) -> list[Path]:
     """``<out>.preview.png`` (a picture never fails a run: none on an error); a reconstruction's
     filled traces marked (not with ``--all``: every trace is then the model's); earthquake records'
-    probabilities as traces with their picks (:func:`_records_preview`)."""
-    if job.records is not None and job.output.probability:
+    probabilities as traces with their picks, or their labels as shaded stretches (:func:`_records_preview`)."""
+    if job.records is not None and job.output.of_classes:
         return _records_preview(job, report)
     if not job.spec().format.previewed:  # miniSEED traces read back are no grid
         return []
@@ -113,10 +113,13 @@ def _previews(job: Job, report: Report) -> list[Path]:
 def _records_preview(job: Job, report: Report) -> list[Path]:
     """The first stations' components, phase probabilities and picks (``--picks``: those just found) over
     a window of at most a minute (:func:`geocnn.picking.record_view`), read back from the written output:
-    a miniSEED's records in that window, else the output as a grid."""
+    a miniSEED's records in that window, else the output as a grid. Of labels (``--output labels``): the
+    stretches each phase labels instead, over the records' first minute (no picks to centre on)."""
     spec = job.spec()
     pred = open_grid(report.output) if spec.format.previewed else WrittenTraces.of(spec)
     view = record_view(job.records, report.picked)
+    if job.output.categorical:
+        return plots.labels_preview(job.grid, pred, view, job.class_phases, report.output) or []
     channels = [c for c, phase in enumerate(job.phases) if phase is not None]
     return plots.records_preview(job.grid, pred, view, channels, [job.phases[c] for c in channels],
                                  report.output) or []

@@ -65,6 +65,12 @@ class Job:
         """The phase each written channel holds (its class name; None for class 0, noise)."""
         return _phase_names(self.trained, self.output.class_numbers(self.channels))
 
+    @property
+    def class_phases(self) -> tuple[str, ...]:
+        """The phase of each class but noise (classes 1, 2, ...: their class names): what labels mark."""
+        classes = self.trained.classes or max(self.scores, 2)
+        return tuple(str(name) for name in _phase_names(self.trained, range(1, classes)))
+
     def spec(self, channels: int | None = None, **layout) -> OutputSpec:
         """The output of this job (``layout``: a score map's shape, trace positions, sample axis...);
         one file per class with ``--split-classes``."""
