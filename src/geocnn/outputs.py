@@ -125,8 +125,8 @@ class Output:
         """Several classes per position fit only a format with channels (not one SEG-Y, even a pre-stack one);
         a format holding only some kinds (miniSEED: probability traces) refuses the others."""
         if fmt.outputs and self.name not in fmt.outputs:
-            raise DataError(f"a {fmt.help} output holds {' or '.join(fmt.outputs)}, not {self.name}", where=where,
-                            fix=f"pass --output {fmt.outputs[0]}, or write a .npy output")
+            raise DataError(f"this output format ({fmt.help}) holds {' or '.join(fmt.outputs)}, not {self.name}",
+                            where=where, fix=f"pass --output {fmt.outputs[0]}, or write a .npy output")
         if self.per_class and channels > 1 and not fmt.channels:
             raise DataError(f"{channels} class {self.name} per sample do not fit one {fmt.help}", where=where,
                             fix=f"pass --split-classes for one {fmt.help} per class (NAME.class-K{fmt.suffixes[0]}), "
