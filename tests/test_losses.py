@@ -233,3 +233,42 @@ def test_soft_losses_give_every_score_its_true_gradient(kind, gamma):
     z = logits.detach().float().requires_grad_()
     ClassLoss(kind, weights.tolist(), None, gamma)(z, target.float()).backward()
     assert (z.grad.abs().sum(1)[0] > 0).all() and torch.isfinite(z.grad).all()
+
+
+SEG_MODEL = """
+dims: 2
+in_channels: 1
+layers:
+  - conv: {out: 2, kernel: 3, padding: same}
+"""
+
+
+@pytest.mark.parametrize(("task", "kind", "weights", "refused"), [
+    ("segmentation", "cross_entropy", [1, 3], False),
+    ("segmentation", "focal", "auto", False),
+    ("segmentation", "dice", [1, 3], True),        # dice averages classes equally: weights would be ignored
+    ("segmentation", "dice", "auto", True),
+    ("segmentation", "bce_balanced", [1, 3], True),  # β from each batch balances the two classes itself
+    ("segmentation", "dice", "none", False),
+    ("regression", "mse", "auto", True),             # a value loss has no classes to weigh
+    ("regression", "huber", [1, 2], True),
+])
+def test_class_weights_are_refused_where_the_loss_would_ignore_them(tmp_path, task, kind, weights, refused):
+    from geocnn.config import load_config
+    from geocnn.errors import ConfigError
+    from tests import trainkit
+
+    if task == "segmentation":
+        data = trainkit.write_segmentation(tmp_path, classes=2)
+        path = trainkit.write_config(tmp_path, task, data, SEG_MODEL, {"max_steps": 1}, patch=[8, 16],
+                                     section="inline", classes=2)
+    else:
+        path = trainkit.regression_config(tmp_path, max_steps=1)
+    override = f"train.loss={{kind: {kind}, class_weights: {weights}}}"
+    if not refused:
+        assert load_config(path, [override]).train.loss.kind == kind
+        return
+    with pytest.raises(ConfigError, match=f"class_weights weigh cross_entropy and focal only; loss {kind} would "
+                                          "ignore them") as err:
+        load_config(path, [override])
+    assert "train.loss.class_weights" in str(err.value) and "remove train.loss.class_weights" in str(err.value)

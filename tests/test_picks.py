@@ -111,7 +111,9 @@ def test_gaussian_labels_are_class_probabilities_around_each_pick(records, tmp_p
 def test_gaussian_labels_take_every_loss_of_their_classes_and_need_phases(records, tmp_path):
     path = ROOT / "configs" / "picking.yaml"
     for kind in ("cross_entropy", "focal", "dice"):
-        assert load_config(path, ["data.picks.shape=gaussian", f"train.loss.kind={kind}"]).train.loss.kind == kind
+        weights = [] if kind != "dice" else ["train.loss.class_weights=none"]  # dice would ignore the config's
+        assert load_config(path, ["data.picks.shape=gaussian", f"train.loss.kind={kind}", *weights]
+                           ).train.loss.kind == kind
     # bce_balanced scores one class against class 0: refused for noise, P and S, box or gaussian
     for shape in ("gaussian", "box"):
         with pytest.raises(ConfigError) as err:
@@ -119,7 +121,8 @@ def test_gaussian_labels_take_every_loss_of_their_classes_and_need_phases(record
         assert str(err.value) == ("--set train.loss.kind: loss bce_balanced scores two classes, but data.picks labels "
                                   "3 (noise, P, S) — use train.loss.kind: cross_entropy, focal or dice, or "
                                   "data.picks.phases with one phase")
-    one = load_config(path, ["data.picks.shape=gaussian", "data.picks.phases=[P]", "train.loss.kind=bce_balanced"])
+    one = load_config(path, ["data.picks.shape=gaussian", "data.picks.phases=[P]", "train.loss.kind=bce_balanced",
+                             "train.loss.class_weights=none"])
     assert one.data.picks.classes == 2
     with pytest.raises(DataError, match="detection labels are boxes"):
         soft_labels(records, picks_csv(tmp_path / "d.csv", [("AAA", "P", 1.0)]), labels="detection")
@@ -171,7 +174,7 @@ def test_picks_are_for_segmentation_and_not_with_a_target():
 def test_sample_records_train_a_few_steps(tmp_path, shape, loss):
     few = ["train.max_steps=3", "train.batch_size=4", "data.sampling.patches_per_epoch=12",
            "data.sampling.val_patches=4", "train.examples=1", "train.threads=1", f"data.picks.shape={shape}",
-           f"train.loss.kind={loss}"]
+           f"train.loss.kind={loss}", *(["train.loss.class_weights=none"] if loss == "dice" else [])]
     run = train(load_config(ROOT / "configs" / "picking.yaml", few), tmp_path / "run")
     line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert line["step"] == 3 and np.isfinite(line["val_loss"]) and 0 <= line["val"]["miou"] <= 1

@@ -57,7 +57,7 @@ from geocnn.schema import (
 )
 from geocnn.selfsup.blindspots import BlindShape
 from geocnn.selfsup.masking import TIME_AXES
-from geocnn.tasks import TASKS, TWO_CLASS_LOSSES, LossKind, Task, best_metric_names
+from geocnn.tasks import CLASS_WEIGHTED_LOSSES, TASKS, TWO_CLASS_LOSSES, LossKind, Task, best_metric_names
 from geocnn.yamlsource import KeyPath, Source, load
 from geocnn.yamlsource import value as yaml_value
 
@@ -202,7 +202,8 @@ class Loss(Section, title="loss", shorthand="kind"):
     kind: LossKind | None = setting(
         "default: mse (regression, scalar), cross_entropy (segmentation, classification)", default=None)
     class_weights: Literal["auto", "none"] | tuple[float, ...] = setting(
-        "cross_entropy/focal: auto = from label frequencies (rare classes weigh more), or one per class",
+        "cross_entropy/focal (refused with dice and bce_balanced, which would ignore them): auto = from label "
+        "frequencies (rare classes weigh more), or one per class",
         default="none", min=0, min_len=2)
     ignore_index: int | None = setting("label value that is not scored (unlabelled samples)", default=None)
     delta: float = setting("huber: where the loss turns linear", default=1.0, min=0, exclusive_min=True)
@@ -510,6 +511,11 @@ def _check_task(cfg: dict, spec: ModelSpec, ctx: Ctx, given_mask: dict | None = 
     picks = data["picks"]
     if picks is not None and loss["kind"] in TWO_CLASS_LOSSES:
         _check_two_classes(Picks.parse(picks), loss["kind"], ctx.at("train").at("loss").at("kind"))
+    if loss["class_weights"] != "none" and loss["kind"] not in CLASS_WEIGHTED_LOSSES:
+        raise ctx.at("train").at("loss").at("class_weights").error(
+            f"class_weights weigh {' and '.join(sorted(CLASS_WEIGHTED_LOSSES))} only; loss {loss['kind']} would "
+            "ignore them", "remove train.loss.class_weights (dice averages the classes equally, bce_balanced "
+            "balances its two from each batch), or use train.loss.kind: cross_entropy or focal")
     best = train["best_metric"]
     allowed = best_metric_names(task)
     if picks is not None and picks["labels"] == "phases":

@@ -38,6 +38,9 @@ LossKind = Literal["bce_balanced", "cross_entropy", "dice", "focal", "huber", "l
 # the class losses that score one positive class against class 0, so take two classes only (indices
 # or probabilities); the others take any number of classes, as indices or as probabilities
 TWO_CLASS_LOSSES: frozenset[str] = frozenset({"bce_balanced"})
+# the class losses that take train.loss.class_weights (dice averages classes equally, bce_balanced
+# balances its two classes itself from each batch: weights given to them would be ignored)
+CLASS_WEIGHTED_LOSSES: frozenset[str] = frozenset({"cross_entropy", "focal"})
 # the validation accumulators (geocnn.metrics.ACCUMULATORS)
 AccumulatorName = Literal["values", "dense_classes", "patch_classes", "scalar", "hidden"]
 # the validation examples and prediction preview of a kind of answer (geocnn.plots.PICTURES)
