@@ -36,6 +36,7 @@ def assert_near_theory(m, lateral_tol: float, sample_tol: float) -> None:
     np.testing.assert_allclose(m.samples[1:5], THEORY["sample"][1:5], atol=sample_tol)
 
 
+@pytest.mark.slow  # about 4-6 s: the quick suite stays under 4 minutes on 2 cores
 def test_the_sample_survey_noise_is_measured_from_the_noisy_file_alone():
     m = measure_grid(open_grid(SAMPLES / "seismic_noisy.sgy"))
     assert m.lines == 48 + 64  # every crossline and every inline: fewer than MAX_LINES

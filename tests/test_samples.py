@@ -256,6 +256,7 @@ def _same_segy(a: Path, b: Path) -> None:
     assert raw_a[:3600] == raw_b[:3600]
 
 
+@pytest.mark.slow  # about 4-6 s: the quick suite stays under 4 minutes on 2 cores
 def test_script_reproduces_the_committed_files(tmp_path):
     subprocess.run(
         [sys.executable, str(SAMPLES / "make_samples.py"), "--out", str(tmp_path)],
