@@ -194,9 +194,31 @@ def test_the_example_beats_sta_lta_on_held_out_stations(tmp_path):
     run = train(load_config(ROOT / "configs" / "picking.yaml", ["train.seed=0", "train.threads=1"]), tmp_path / "run")
     val = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val"]
     # the last epoch's validation windows (held-out stations XG.AB05, XG.AB06), picks at 0.1 s (P) and 0.2 s (S):
-    # P 0.79 vs STA/LTA's 0.08, S 0.53 (settings chosen on AB01–AB04: benchmarks/picking_settings.py)
+    # P 0.73 vs STA/LTA's 0.08, S 0.76 (2026-12-07; settings chosen on AB01–AB04: benchmarks/picking_settings.py)
     assert val["pick_f1_P"] > val["classical"]["pick_f1_P"] + 0.3
     assert val["pick_f1_S"] > 0.5 and abs(val["pick_residual_mean_P"]) < 0.05
+    # docs/waveforms.md's walk-through on the trained example: every pick written is a peak of its phase's
+    # probability trace — the trace of the recorded stretch (between gaps) that holds the pick's time
+    import csv
+
+    import obspy
+
+    from geocnn.predict import predict
+
+    predict(run, [str(ROOT / "data_samples" / "records" / "*.mseed")], tmp_path / "probs.mseed",
+            picks=tmp_path / "picks.csv", threads=1, pictures=False)
+    probs = obspy.read(str(tmp_path / "probs.mseed"))
+    assert len(probs) > 6 * 3  # a trace per station and phase, and one more per stretch after a gap
+    picks = list(csv.DictReader((tmp_path / "picks.csv").read_text().splitlines()))
+    assert len(picks) > 50
+    for row in picks:
+        net, sta, loc = row["station"].split(".")
+        t = UTCDateTime(row["time"])
+        tr, = [tr for tr in probs.select(network=net, station=sta, location=loc, channel="XX" + row["phase"])
+               if tr.stats.starttime <= t <= tr.stats.endtime]
+        i = round((t - tr.stats.starttime) * tr.stats.sampling_rate)
+        assert tr.data[i] == tr.data[max(i - 1, 0):i + 2].max() and tr.data[i] >= 0.5
+        assert abs(tr.data[i] - float(row["probability"])) <= 5e-5
 
 
 def test_best_metric_may_be_a_pick_figure_of_the_runs_phases(tmp_path):
