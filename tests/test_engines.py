@@ -26,30 +26,12 @@ from tests import trainkit
 pytest.importorskip("onnxruntime")
 
 ROOT = Path(__file__).resolve().parents[1]
-UNET_2D = """
-dims: 2
-in_channels: 1
-layers:
-  - conv: {out: 4, kernel: 3, padding: same}
-  - relu
-  - {name: enc, conv: {out: 4, kernel: 3, padding: same}}
-  - pool: {size: 2}
-  - conv: {out: 8, kernel: 3, padding: same}
-  - upsample: {scale: 2}
-  - concat: enc
-  - conv: {out: 3, kernel: 1}
-"""
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """A denoiser (values) and a 3-class U-Net (probabilities, labels), one optimizer step each."""
-    tmp = tmp_path_factory.mktemp("engines")
-    reg = trainkit.regression_config(tmp, max_steps=1)
-    seg_data = trainkit.write_segmentation(tmp, classes=3)
-    seg = trainkit.write_config(tmp, "segmentation", seg_data, UNET_2D, {"max_steps": 1}, name="seg.yaml",
-                                patch=[8, 16], section="inline", classes=3)
-    return {"values": train(load_config(reg), tmp / "reg"), "seg": train(load_config(seg), tmp / "seg"), "tmp": tmp}
+    return trainkit.values_and_classes(tmp_path_factory.mktemp("engines"), max_steps=1)
 
 
 def both(run: Path, inputs: list[Path], folder: Path, output: str, **options) -> tuple[np.ndarray, np.ndarray]:

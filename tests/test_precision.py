@@ -20,7 +20,6 @@ from geocnn.predict.request import PredictRequest
 from geocnn.predict.trained import load_trained
 from geocnn.train import train
 from tests import trainkit
-from tests.test_engines import UNET_2D
 
 # bf16 keeps 8 bits of mantissa (a relative rounding of 2^-9 per value); through a few conv layers the
 # scores move by well under 5 % of their scale, and never by nothing (that would be fp32 again)
@@ -30,12 +29,7 @@ BF16_BOUND = 0.05
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """A denoiser (values) and a 3-class U-Net (probabilities), a few optimizer steps each."""
-    tmp = tmp_path_factory.mktemp("precision")
-    reg = trainkit.regression_config(tmp, max_steps=3)
-    seg_data = trainkit.write_segmentation(tmp, classes=3)
-    seg = trainkit.write_config(tmp, "segmentation", seg_data, UNET_2D, {"max_steps": 3}, name="seg.yaml",
-                                patch=[8, 16], section="inline", classes=3)
-    return {"values": train(load_config(reg), tmp / "reg"), "seg": train(load_config(seg), tmp / "seg"), "tmp": tmp}
+    return trainkit.values_and_classes(tmp_path_factory.mktemp("precision"), max_steps=3)
 
 
 def predicted(run: Path, inputs: list[Path], out: Path, **options) -> np.ndarray:

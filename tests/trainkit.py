@@ -96,6 +96,36 @@ def regression_config(folder: Path, **train) -> Path:
     return write_config(folder, "regression", data, SMALL_2D % {"out": 1}, train, patch=[8, 16], section="inline")
 
 
+# A small 3-class U-Net on 8 × 16 sections: one pooling, upsampling, a skip by concat.
+UNET_2D = """
+dims: 2
+in_channels: 1
+layers:
+  - conv: {out: 4, kernel: 3, padding: same}
+  - relu
+  - {name: enc, conv: {out: 4, kernel: 3, padding: same}}
+  - pool: {size: 2}
+  - conv: {out: 8, kernel: 3, padding: same}
+  - upsample: {scale: 2}
+  - concat: enc
+  - conv: {out: 3, kernel: 1}
+"""
+
+
+def values_and_classes(folder: Path, max_steps: int) -> dict[str, Path]:
+    """A denoiser (``values``) and a 3-class :data:`UNET_2D` (``seg``: probabilities, labels), ``max_steps``
+    optimizer steps each, trained in ``folder`` (``tmp``) beside their data (noisy.npy, seis.npy)."""
+    from geocnn.config import load_config
+    from geocnn.train import train
+
+    reg = regression_config(folder, max_steps=max_steps)
+    seg_data = write_segmentation(folder, classes=3)
+    seg = write_config(folder, "segmentation", seg_data, UNET_2D, {"max_steps": max_steps}, name="seg.yaml",
+                       patch=[8, 16], section="inline", classes=3)
+    return {"values": train(load_config(reg), folder / "reg"), "seg": train(load_config(seg), folder / "seg"),
+            "tmp": folder}
+
+
 IDENTITY_2D = """
 dims: 2
 in_channels: 1

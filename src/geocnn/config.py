@@ -268,7 +268,7 @@ class Train(Section, title="train"):
 # What runs the network in ``geocnn predict``; geocnn.predict.engines.ENGINES describes each (its
 # names are these, checked by tests/test_engines.py).
 EngineName = Literal["torch", "onnxruntime", "auto"]
-# The arithmetic of ``geocnn predict`` (geocnn.device.setup; checked by tests/test_engines.py).
+# The arithmetic of ``geocnn predict`` (geocnn.device.prediction_amp; tests/test_precision.py).
 PrecisionName = Literal["auto", "fp32", "bf16"]
 
 
